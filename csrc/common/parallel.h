@@ -1,0 +1,48 @@
+// Thread count and the one parallel-for every CPU kernel uses.
+//
+// The count lives in a process-wide atomic rather than in OpenMP's per-thread
+// ICV: omp_set_num_threads() only affects the calling thread, and fastnn's
+// kernels are called from whichever Python thread holds the array.  Every
+// parallel region passes num_threads(get_num_threads()) explicitly.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+
+#ifdef FASTNN_OPENMP
+#include <omp.h>
+#endif
+
+namespace fastnn {
+
+int get_num_threads();
+void set_num_threads(int n);   // n >= 1
+bool openmp_enabled();
+
+// Splits [begin, end) into at most get_num_threads() contiguous chunks of at
+// least `grain` iterations and calls fn(chunk_begin, chunk_end) on each.
+// Runs inline when there is only one chunk, so small calls pay no fork cost.
+template <typename F>
+void parallel_for(int64_t begin, int64_t end, int64_t grain, const F& fn) {
+  const int64_t total = end - begin;
+  if (total <= 0) return;
+  grain = std::max<int64_t>(grain, 1);
+  const int64_t max_chunks = (total + grain - 1) / grain;
+  const int64_t chunks = std::min<int64_t>(get_num_threads(), max_chunks);
+  if (chunks <= 1) {
+    fn(begin, end);
+    return;
+  }
+#ifdef FASTNN_OPENMP
+#pragma omp parallel for num_threads(static_cast<int>(chunks)) schedule(static, 1)
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int64_t lo = begin + total * c / chunks;
+    const int64_t hi = begin + total * (c + 1) / chunks;
+    fn(lo, hi);
+  }
+#else
+  fn(begin, end);
+#endif
+}
+
+}  // namespace fastnn
