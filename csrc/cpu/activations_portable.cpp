@@ -1,0 +1,3 @@
+// Activation kernels compiled for the portable instruction set (see CMakeLists.txt).
+#define FASTNN_ISA_NAMESPACE portable
+#include "cpu/activations_kernels.h"

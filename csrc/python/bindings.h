@@ -1,0 +1,10 @@
+// One bind_* function per op family; module_cpu.cpp calls each of them.
+#pragma once
+
+#include <pybind11/pybind11.h>
+
+namespace fastnn::python {
+
+void bind_activations(pybind11::module_& m);
+
+}  // namespace fastnn::python

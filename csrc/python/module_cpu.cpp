@@ -1,0 +1,23 @@
+// fastnn._C: the CPU kernels.  Each op family binds itself in its own
+// *_cpu.cpp file; this file holds the module and the runtime settings.
+#include <pybind11/pybind11.h>
+
+#include "common/cpu_features.h"
+#include "common/parallel.h"
+#include "python/bindings.h"
+
+namespace py = pybind11;
+
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "fastnn CPU kernels (C++, OpenMP)";
+  m.def("get_num_threads", &fastnn::get_num_threads, "Threads the CPU kernels use.");
+  m.def("set_num_threads", [](int n) {
+    if (n < 1) throw py::value_error("set_num_threads: n must be >= 1, got " + std::to_string(n));
+    fastnn::set_num_threads(n);
+  }, py::arg("n"));
+  m.def("openmp_enabled", &fastnn::openmp_enabled);
+  m.def("detected_isa", [] { return fastnn::isa_name(fastnn::detected_isa()); });
+  m.def("selected_isa", [] { return fastnn::isa_name(fastnn::selected_isa()); },
+        "The kernel ISA in use: detected_isa() lowered by FASTNN_ISA.");
+  fastnn::python::bind_activations(m);
+}

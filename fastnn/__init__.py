@@ -1,0 +1,28 @@
+"""fastnn: compiled-kernel neural networks with a NumPy-compatible layer API.
+
+* :mod:`fastnn.ops` - functional ops on plain arrays (the drop-in backend API);
+* :mod:`fastnn.backends` - the registry: ``reference`` (NumPy), ``cpu`` (C++), ``numba``,
+  ``cuda``;
+* :mod:`fastnn.nn` - Parameter, layers, Sequential, losses, optimizers, Learner.
+
+>>> import numpy as np, fastnn
+>>> fastnn.ops.relu(np.array([-2.0, 3.0]))
+array([0., 3.])
+"""
+
+from __future__ import annotations
+
+from fastnn import backends, ops
+from fastnn._threads import get_num_threads, set_num_threads
+
+__version__ = "0.1.0"
+__all__ = ["backends", "ops", "get_num_threads", "set_num_threads", "__version__"]
+
+
+def __getattr__(name):
+    # fastnn.nn and fastnn.data load on first use, keeping `import fastnn` light.
+    if name in ("nn", "data"):
+        import importlib
+
+        return importlib.import_module(f"fastnn.{name}")
+    raise AttributeError(f"module 'fastnn' has no attribute {name!r}")

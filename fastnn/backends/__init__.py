@@ -1,0 +1,180 @@
+"""The backend registry.
+
+A backend is an object with one method per op of :mod:`fastnn.ops` (same names, same
+signatures). ``reference`` (pure NumPy) always exists; ``cpu`` (fastnn._C), ``numba`` and
+``cuda`` (CuPy + fastnn._cuda) join when their parts load. Outside packages add backends
+through the ``fastnn.backends`` entry-point group (the entry point names a zero-argument
+callable returning the backend object).
+
+Example
+-------
+>>> import numpy as np
+>>> from fastnn import backends, ops
+>>> with backends.use("reference"):
+...     ops.relu(np.array([-1.0]))
+array([0.])
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import os
+from typing import Callable, Iterator, Optional
+
+from fastnn import _compat
+from fastnn.backends.base import Backend, BackendUnavailable
+
+__all__ = ["Backend", "BackendUnavailable", "available", "unavailable", "get", "use",
+           "current", "register", "names"]
+
+# Preference order for NumPy arrays; CuPy arrays always get "cuda".
+_NUMPY_PREFERENCE = ("cpu", "numba", "reference")
+
+
+def _load_reference():
+    from fastnn.backends.reference import ReferenceBackend
+    return ReferenceBackend()
+
+
+def _load_cpu():
+    module, why = _compat.native()
+    if module is None:
+        raise BackendUnavailable(why)
+    from fastnn.backends.cpu import CpuBackend
+    return CpuBackend(module)
+
+
+def _load_numba():
+    module, why = _compat.numba()
+    if module is None:
+        raise BackendUnavailable(why)
+    try:
+        from fastnn.backends.numba import NumbaBackend
+    except ImportError as exc:
+        raise BackendUnavailable(f"the numba backend is not part of this build: {exc}") from exc
+    return NumbaBackend()
+
+
+def _load_cuda():
+    cupy, why = _compat.cupy()
+    if cupy is None:
+        raise BackendUnavailable(why)
+    module, why = _compat.cuda_native()
+    if module is None:
+        raise BackendUnavailable(why)
+    from fastnn.backends.cuda import CudaBackend
+    return CudaBackend(module, cupy)
+
+
+_factories: dict[str, Callable[[], Backend]] = {
+    "reference": _load_reference,
+    "cpu": _load_cpu,
+    "numba": _load_numba,
+    "cuda": _load_cuda,
+}
+_instances: dict[str, Backend] = {}
+_failures: dict[str, str] = {}
+_entry_points_loaded = False
+_current: contextvars.ContextVar[Optional[Backend]] = contextvars.ContextVar(
+    "fastnn_backend", default=None)
+
+
+def register(name: str, factory: Callable[[], Backend]) -> None:
+    """Add a backend under ``name``; ``factory()`` builds it on first use (or raises
+    :class:`BackendUnavailable` with the reason)."""
+    _factories[name] = factory
+    _instances.pop(name, None)
+    _failures.pop(name, None)
+
+
+def _load_entry_points() -> None:
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    _entry_points_loaded = True
+    from importlib.metadata import entry_points
+
+    try:
+        found = entry_points(group="fastnn.backends")
+    except TypeError:  # Python < 3.10
+        found = entry_points().get("fastnn.backends", [])
+    for ep in found:
+        if ep.name not in _factories:
+            _factories[ep.name] = lambda ep=ep: ep.load()()
+
+
+def names() -> list[str]:
+    """Every registered backend name, available or not."""
+    _load_entry_points()
+    return list(_factories)
+
+
+def _try(name: str) -> Optional[Backend]:
+    if name in _instances:
+        return _instances[name]
+    if name in _failures:
+        return None
+    try:
+        backend = _factories[name]()
+    except BackendUnavailable as exc:
+        _failures[name] = str(exc)
+        return None
+    backend.name = name
+    _instances[name] = backend
+    return backend
+
+
+def available() -> list[str]:
+    """Names of the backends that load on this machine."""
+    return [name for name in names() if _try(name) is not None]
+
+
+def unavailable() -> dict[str, str]:
+    """Backends that do not load, with the reason for each."""
+    return {name: _failures[name] for name in names() if _try(name) is None}
+
+
+def get(name: str) -> Backend:
+    """The backend called ``name``; ``ValueError`` naming the reason if it cannot load."""
+    if name not in names():
+        raise ValueError(f"unknown backend {name!r}; registered: {', '.join(names())}")
+    backend = _try(name)
+    if backend is None:
+        raise ValueError(f"backend {name!r} is not available: {_failures[name]}")
+    return backend
+
+
+@contextlib.contextmanager
+def use(name: str) -> Iterator[Backend]:
+    """Run the enclosed ops on backend ``name`` (a context manager; thread- and task-local)."""
+    token = _current.set(get(name))
+    try:
+        yield _current.get()
+    finally:
+        _current.reset(token)
+
+
+def set_default(name: Optional[str]) -> None:
+    """Make ``name`` the backend outside any :func:`use` block (None: choose automatically)."""
+    _current.set(None if name is None else get(name))
+
+
+def default_for(array=None) -> Backend:
+    """The automatic choice: ``FASTNN_BACKEND`` if set, else the best for the array type."""
+    env = os.environ.get("FASTNN_BACKEND", "")
+    if env:
+        return get(env)
+    if array is not None and _compat.is_cupy_array(array):
+        return get("cuda")
+    for name in _NUMPY_PREFERENCE:
+        backend = _try(name)
+        if backend is not None:
+            return backend
+    raise RuntimeError("no backend available")  # unreachable: reference always loads
+
+
+def current(array=None) -> Backend:
+    """The backend ops run on now: the innermost :func:`use`, else :func:`default_for`."""
+    backend = _current.get()
+    return backend if backend is not None else default_for(array)

@@ -1,0 +1,25 @@
+"""What every backend shares: its name, which arrays it takes, and the unavailable error."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class BackendUnavailable(RuntimeError):
+    """A backend's parts are missing on this machine; the message says which."""
+
+
+class Backend:
+    """Base of every backend. Subclasses implement the ops of :mod:`fastnn.ops` as methods
+    (normally by inheriting :class:`~fastnn.backends.reference.ReferenceBackend`)."""
+
+    name = "base"
+    array_kind = "NumPy"
+    xp = np
+
+    def accepts(self, array) -> bool:
+        """Whether this backend computes on ``array``'s type."""
+        return isinstance(array, np.ndarray)
+
+    def __repr__(self) -> str:
+        return f"<fastnn backend {self.name!r}>"

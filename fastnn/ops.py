@@ -1,0 +1,908 @@
+"""Functional ops on plain arrays: the contract every backend implements.
+
+Each function here validates its arguments once (dtype, rank, shape, layout, options),
+normalises them (contiguous, aligned arrays; padding resolved to explicit pairs) and calls
+the current backend's method of the same name. Nothing below this module validates user
+input again, so every backend raises the same exception with the same message for the
+same bad input.
+
+Conventions
+-----------
+* Arrays are NumPy arrays (CuPy arrays on the ``cuda`` backend), float32 or float64; all
+  float inputs of one call share a dtype. Integer outputs (argmax indices) are int64.
+* Images are NHWC and conv weights HWIO ``(kh, kw, c_in, c_out)``; ``layout="NCHW"``
+  takes NCHW images and OIHW weights instead.
+* A forward op returns whatever its backward needs (argmax, LRN scale, probabilities);
+  a backward op is ``name_backward(dy, <saved>, ...)``.
+* ``out=`` (where offered) must be a C-contiguous array of the result's shape and dtype;
+  the op writes into it and returns that very object.
+* Backends receive normalised options: ``stride``/``dilation``/``kernel`` as ``(h, w)``
+  pairs and conv ``padding`` as ``((top, bottom), (left, right))``.
+
+Example
+-------
+>>> import numpy as np
+>>> from fastnn import ops
+>>> ops.relu(np.array([-1.0, 2.0]))
+array([0., 2.])
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any, Optional
+
+import numpy as np
+
+from fastnn import backends as _backends
+from fastnn._shapes import conv_output_size, pair, resolve_padding
+
+__all__ = [
+    "gemm", "linear",
+    "conv2d", "conv2d_backward_data", "conv2d_backward_weights", "bias_backward",
+    "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
+    "relu", "relu_backward", "sigmoid", "sigmoid_backward", "tanh", "tanh_backward",
+    "softmax", "log_softmax", "softmax_cross_entropy", "softmax_cross_entropy_backward",
+    "mse_loss",
+    "local_response_norm", "local_response_norm_backward",
+    "dropout", "dropout_backward",
+    "sgd_update", "adam_update",
+]
+
+ACTIVATIONS = (None, "relu", "sigmoid", "tanh")
+LAYOUTS = ("NHWC", "NCHW")
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+# --------------------------------------------------------------------------- validation
+
+def _array_module(x):
+    return type(x).__module__.split(".")[0]
+
+
+def _dispatch(op: str, *arrays):
+    """The backend for this call: the current one, checked against the array type."""
+    backend = _backends.current(arrays[0] if arrays else None)
+    for a in arrays:
+        if a is None:
+            continue
+        if not backend.accepts(a):
+            raise TypeError(
+                f"{op}: the {backend.name} backend takes {backend.array_kind} arrays, "
+                f"got {type(a).__module__}.{type(a).__name__}"
+            )
+    return backend
+
+
+def _as_array(op: str, name: str, x):
+    if hasattr(x, "__cuda_array_interface__") or isinstance(x, np.ndarray):
+        return x
+    if x is None:
+        raise TypeError(f"{op}: {name} must be an array, got None")
+    try:
+        return np.asarray(x)
+    except Exception as exc:  # noqa: BLE001 - report what came, whatever it was
+        raise TypeError(f"{op}: {name} must be an array, got {type(x).__name__}") from exc
+
+
+def _contiguous(x):
+    """C-contiguous and aligned: a copy only when the input is neither."""
+    if isinstance(x, np.ndarray):
+        if x.flags.c_contiguous and x.flags.aligned:
+            return x
+        return np.require(x, requirements=("C", "A"))
+    if getattr(x, "flags", None) is not None and x.flags.c_contiguous:
+        return x
+    import cupy  # only CuPy arrays reach here
+
+    return cupy.ascontiguousarray(x)
+
+
+def _float(op: str, name: str, x, *, ndim: Optional[int] = None, dtype=None,
+           layout: Optional[str] = None, min_ndim: int = 0):
+    """Validate a float array argument and return it contiguous."""
+    x = _as_array(op, name, x)
+    if x.dtype not in _FLOATS:
+        raise TypeError(f"{op}: {name} must be float32 or float64, got {x.dtype}")
+    if dtype is not None and x.dtype != dtype:
+        raise TypeError(f"{op}: {name} must have the dtype of x ({dtype}), got {x.dtype}")
+    if ndim is not None and x.ndim != ndim:
+        what = f"{ndim}-D {layout}" if layout else f"{ndim}-D"
+        raise ValueError(f"{op}: {name} must be {what}, got shape {tuple(x.shape)}")
+    if x.ndim < min_ndim:
+        raise ValueError(f"{op}: {name} must be at least {min_ndim}-D, got shape {tuple(x.shape)}")
+    return _contiguous(x)
+
+
+def _same_shape(op: str, name: str, x, shape) -> None:
+    if tuple(x.shape) != tuple(shape):
+        raise ValueError(f"{op}: {name} must have shape {tuple(shape)}, got {tuple(x.shape)}")
+
+
+def _out(op: str, out, shape, dtype, like):
+    """Check a caller's output buffer; None stays None (the backend allocates)."""
+    if out is None:
+        return None
+    if type(out) is not type(like):
+        raise TypeError(f"{op}: out must be a {type(like).__name__}, got {type(out).__name__}")
+    if out.dtype != dtype:
+        raise TypeError(f"{op}: out must have dtype {dtype}, got {out.dtype}")
+    if tuple(out.shape) != tuple(shape):
+        raise ValueError(f"{op}: out must have shape {tuple(shape)}, got {tuple(out.shape)}")
+    if not out.flags.c_contiguous:
+        raise ValueError(f"{op}: out must be C-contiguous")
+    if isinstance(out, np.ndarray) and not (out.flags.writeable and out.flags.aligned):
+        raise ValueError(f"{op}: out must be writeable and aligned")
+    return out
+
+
+def _layout(op: str, layout) -> str:
+    if layout not in LAYOUTS:
+        raise ValueError(f"{op}: layout must be 'NHWC' or 'NCHW', got {layout!r}")
+    return layout
+
+
+def _activation(op: str, activation):
+    if activation not in ACTIVATIONS:
+        raise ValueError(
+            f"{op}: activation must be None, 'relu', 'sigmoid' or 'tanh', got {activation!r}"
+        )
+    return activation
+
+
+def _number(op: str, name: str, value, *, low=None, high=None, low_open=False,
+            high_open=False) -> float:
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        raise TypeError(f"{op}: {name} must be a real number, got {value!r}")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{op}: {name} must be finite, got {value!r}")
+    if low is not None and (value <= low if low_open else value < low):
+        raise ValueError(f"{op}: {name} must be {'>' if low_open else '>='} {low}, got {value!r}")
+    if high is not None and (value >= high if high_open else value > high):
+        raise ValueError(f"{op}: {name} must be {'<' if high_open else '<='} {high}, got {value!r}")
+    return value
+
+
+def _shape_tuple(op: str, name: str, shape, ndim: int) -> tuple[int, ...]:
+    try:
+        shape = tuple(int(s) for s in shape)
+    except TypeError:
+        raise TypeError(f"{op}: {name} must be a tuple of {ndim} ints, got {shape!r}") from None
+    if len(shape) != ndim or min(shape) < 0:
+        raise ValueError(f"{op}: {name} must be a tuple of {ndim} non-negative ints, got {shape!r}")
+    return shape
+
+
+def _nhwc(shape, layout):
+    """(n, h, w, c) of a 4-D image shape in either layout."""
+    if layout == "NHWC":
+        return shape
+    n, c, h, w = shape
+    return (n, h, w, c)
+
+
+def _image_shape(nhwc, layout):
+    n, h, w, c = nhwc
+    return (n, h, w, c) if layout == "NHWC" else (n, c, h, w)
+
+
+def _hwio(shape, layout):
+    """(kh, kw, c_in, c_out) of a conv weight shape in either layout (HWIO or OIHW)."""
+    if layout == "NHWC":
+        return shape
+    o, i, kh, kw = shape
+    return (kh, kw, i, o)
+
+
+# --------------------------------------------------------------------------- GEMM, linear
+
+def gemm(a, b, *, trans_a: bool = False, trans_b: bool = False, alpha: float = 1.0,
+         beta: float = 0.0, out=None):
+    """General matrix product ``alpha * op(a) @ op(b) + beta * out``.
+
+    Parameters
+    ----------
+    a, b : 2-D float arrays
+        ``op(a)`` is ``a.T`` when ``trans_a`` (likewise ``b``); ``op(a)`` is (m, k), ``op(b)``
+        is (k, n).
+    alpha, beta : float
+        Scales. With ``beta == 0`` the old contents of ``out`` are ignored (even NaN), as in
+        BLAS; ``beta != 0`` needs ``out``.
+    out : (m, n) array, optional
+
+    Returns
+    -------
+    (m, n) array (``out`` when given).
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> gemm(np.eye(2), np.array([[1.0, 2.0], [3.0, 4.0]]), trans_b=True)
+    array([[1., 3.],
+           [2., 4.]])
+    """
+    op = "gemm"
+    a = _float(op, "a", a, ndim=2)
+    b = _float(op, "b", b, ndim=2, dtype=a.dtype)
+    m, k = a.shape[::-1] if trans_a else a.shape
+    k_b, n = b.shape[::-1] if trans_b else b.shape
+    if k != k_b:
+        raise ValueError(
+            f"{op}: inner dimensions differ: op(a) is {(m, k)} and op(b) is {(k_b, n)}"
+        )
+    alpha = _number(op, "alpha", alpha)
+    beta = _number(op, "beta", beta)
+    if beta != 0.0 and out is None:
+        raise ValueError(f"{op}: beta must be 0 when out is None, got {beta!r}")
+    out = _out(op, out, (m, n), a.dtype, a)
+    return _dispatch(op, a, b, out).gemm(a, b, trans_a=bool(trans_a), trans_b=bool(trans_b),
+                                          alpha=alpha, beta=beta, out=out)
+
+
+def linear(x, w, b=None, *, activation: Optional[str] = None, out=None):
+    """Dense layer ``activation(x @ w + b)`` with the bias and activation fused.
+
+    Parameters
+    ----------
+    x : (n, k) float array
+    w : (k, m) float array (inputs by outputs, as the seed's ``Linear``)
+    b : (m,) float array, optional
+    activation : None, "relu", "sigmoid" or "tanh"
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> linear(np.ones((1, 2)), np.ones((2, 3)), np.zeros(3), activation="relu")
+    array([[2., 2., 2.]])
+    """
+    op = "linear"
+    x = _float(op, "x", x, ndim=2)
+    w = _float(op, "w", w, ndim=2, dtype=x.dtype)
+    if w.shape[0] != x.shape[1]:
+        raise ValueError(f"{op}: w must have {x.shape[1]} rows to match x, got shape {w.shape}")
+    if b is not None:
+        b = _float(op, "b", b, ndim=1, dtype=x.dtype)
+        _same_shape(op, "b", b, (w.shape[1],))
+    activation = _activation(op, activation)
+    out = _out(op, out, (x.shape[0], w.shape[1]), x.dtype, x)
+    return _dispatch(op, x, w, b, out).linear(x, w, b, activation=activation, out=out)
+
+
+# --------------------------------------------------------------------------- convolution
+
+def _conv_args(op, x_shape, w_hwio, stride, padding, dilation, layout):
+    n, h, w, c = _nhwc(x_shape, layout)
+    kh, kw, c_in, c_out = w_hwio
+    if c_in != c:
+        raise ValueError(f"{op}: w must have {c} input channels to match x, got {c_in}")
+    if min(kh, kw, c_out) < 1:
+        raise ValueError(f"{op}: w must have a non-empty kernel and output channels, got "
+                         f"(kh, kw, c_in, c_out) = {tuple(w_hwio)}")
+    stride = pair(op, "stride", stride, minimum=1)
+    dilation = pair(op, "dilation", dilation, minimum=1)
+    pads = resolve_padding(op, padding, (h, w), (kh, kw), stride, dilation)
+    ho = conv_output_size(h, kh, stride[0], *pads[0], dilation[0])
+    wo = conv_output_size(w, kw, stride[1], *pads[1], dilation[1])
+    if ho < 1 or wo < 1:
+        raise ValueError(
+            f"{op}: the kernel (with dilation {dilation}) does not fit the padded input: "
+            f"input {(h, w)}, kernel {(kh, kw)}, padding {pads}"
+        )
+    return stride, pads, dilation, _image_shape((n, ho, wo, c_out), layout)
+
+
+def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1, layout: str = "NHWC",
+           activation: Optional[str] = None, out=None):
+    """2-D convolution (cross-correlation, as in every deep-learning library).
+
+    Parameters
+    ----------
+    x : (n, h, w, c_in) float array, or (n, c_in, h, w) with ``layout="NCHW"``
+    w : (kh, kw, c_in, c_out) weights (HWIO), or (c_out, c_in, kh, kw) (OIHW) with NCHW
+    b : (c_out,) bias, optional
+    stride, dilation : int or (h, w) pair
+    padding : int, (h, w) pair, ((top, bottom), (left, right)), "same" or "valid"
+    activation : None, "relu", "sigmoid" or "tanh", fused after the bias
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> conv2d(np.ones((1, 3, 3, 1)), np.ones((3, 3, 1, 1)), padding="same")[0, :, :, 0]
+    array([[4., 6., 4.],
+           [6., 9., 6.],
+           [4., 6., 4.]])
+    """
+    op = "conv2d"
+    layout = _layout(op, layout)
+    x = _float(op, "x", x, ndim=4, layout=layout)
+    w = _float(op, "w", w, ndim=4, dtype=x.dtype, layout="HWIO" if layout == "NHWC" else "OIHW")
+    w_hwio = _hwio(w.shape, layout)
+    stride, pads, dilation, y_shape = _conv_args(op, x.shape, w_hwio, stride, padding, dilation,
+                                                 layout)
+    if b is not None:
+        b = _float(op, "b", b, ndim=1, dtype=x.dtype)
+        _same_shape(op, "b", b, (w_hwio[3],))
+    activation = _activation(op, activation)
+    out = _out(op, out, y_shape, x.dtype, x)
+    return _dispatch(op, x, w, b, out).conv2d(
+        x, w, b, stride=stride, padding=pads, dilation=dilation, layout=layout,
+        activation=activation, out=out)
+
+
+def conv2d_backward_data(dy, w, x_shape, *, stride=1, padding=0, dilation=1,
+                         layout: str = "NHWC", out=None):
+    """Gradient of :func:`conv2d` with respect to its input ``x`` (of shape ``x_shape``).
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> dx = conv2d_backward_data(np.ones((1, 2, 2, 1)), np.ones((2, 2, 1, 1)), (1, 3, 3, 1))
+    >>> dx[0, :, :, 0]
+    array([[1., 2., 1.],
+           [2., 4., 2.],
+           [1., 2., 1.]])
+    """
+    op = "conv2d_backward_data"
+    layout = _layout(op, layout)
+    dy = _float(op, "dy", dy, ndim=4, layout=layout)
+    w = _float(op, "w", w, ndim=4, dtype=dy.dtype, layout="HWIO" if layout == "NHWC" else "OIHW")
+    x_shape = _shape_tuple(op, "x_shape", x_shape, 4)
+    stride, pads, dilation, y_shape = _conv_args(op, x_shape, _hwio(w.shape, layout), stride,
+                                                 padding, dilation, layout)
+    _same_shape(op, "dy", dy, y_shape)
+    out = _out(op, out, x_shape, dy.dtype, dy)
+    return _dispatch(op, dy, w, out).conv2d_backward_data(
+        dy, w, x_shape, stride=stride, padding=pads, dilation=dilation, layout=layout, out=out)
+
+
+def conv2d_backward_weights(dy, x, w_shape, *, stride=1, padding=0, dilation=1,
+                            layout: str = "NHWC", out=None):
+    """Gradient of :func:`conv2d` with respect to its weights (of shape ``w_shape``).
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> conv2d_backward_weights(np.ones((1, 2, 2, 1)), np.ones((1, 3, 3, 1)), (2, 2, 1, 1)).ravel()
+    array([4., 4., 4., 4.])
+    """
+    op = "conv2d_backward_weights"
+    layout = _layout(op, layout)
+    dy = _float(op, "dy", dy, ndim=4, layout=layout)
+    x = _float(op, "x", x, ndim=4, dtype=dy.dtype, layout=layout)
+    w_shape = _shape_tuple(op, "w_shape", w_shape, 4)
+    stride, pads, dilation, y_shape = _conv_args(op, x.shape, _hwio(w_shape, layout), stride,
+                                                 padding, dilation, layout)
+    _same_shape(op, "dy", dy, y_shape)
+    out = _out(op, out, w_shape, dy.dtype, dy)
+    return _dispatch(op, dy, x, out).conv2d_backward_weights(
+        dy, x, w_shape, stride=stride, padding=pads, dilation=dilation, layout=layout, out=out)
+
+
+def bias_backward(dy, *, layout: str = "NHWC", out=None):
+    """Gradient of a per-channel bias: ``dy`` summed over every axis but the channel axis.
+
+    The channel axis is the last one, except for 4-D ``dy`` with ``layout="NCHW"`` (axis 1).
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> bias_backward(np.ones((4, 3)))
+    array([4., 4., 4.])
+    """
+    op = "bias_backward"
+    layout = _layout(op, layout)
+    dy = _float(op, "dy", dy, min_ndim=1)
+    channels = dy.shape[1] if (layout == "NCHW" and dy.ndim == 4) else dy.shape[-1]
+    out = _out(op, out, (channels,), dy.dtype, dy)
+    return _dispatch(op, dy, out).bias_backward(dy, layout=layout, out=out)
+
+
+# --------------------------------------------------------------------------- pooling
+
+def _pool_args(op, x_shape, kernel, stride, padding, layout):
+    n, h, w, c = _nhwc(x_shape, layout)
+    kernel = pair(op, "kernel", kernel, minimum=1)
+    stride = kernel if stride is None else pair(op, "stride", stride, minimum=1)
+    padding = pair(op, "padding", padding, minimum=0)
+    if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
+        raise ValueError(f"{op}: padding must be at most half the kernel {kernel}, got {padding}")
+    ho = conv_output_size(h, kernel[0], stride[0], padding[0], padding[0])
+    wo = conv_output_size(w, kernel[1], stride[1], padding[1], padding[1])
+    if ho < 1 or wo < 1:
+        raise ValueError(f"{op}: kernel {kernel} does not fit the padded input {(h, w)} "
+                         f"(padding {padding})")
+    return kernel, stride, padding, _image_shape((n, ho, wo, c), layout)
+
+
+def max_pool2d(x, *, kernel, stride=None, padding=0, layout: str = "NHWC"):
+    """Max pooling. Returns ``(y, argmax)``.
+
+    ``argmax`` (int64, shape of ``y``) holds, for each output, the flat index into
+    ``x.reshape(-1)`` of the maximum; ties go to the first element in window order.
+    ``stride`` defaults to ``kernel``; padding (at most half the kernel) never wins.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> y, idx = max_pool2d(np.arange(16.0).reshape(1, 4, 4, 1), kernel=2)
+    >>> y[0, :, :, 0], idx.ravel()
+    (array([[ 5.,  7.],
+           [13., 15.]]), array([ 5,  7, 13, 15]))
+    """
+    op = "max_pool2d"
+    layout = _layout(op, layout)
+    x = _float(op, "x", x, ndim=4, layout=layout)
+    kernel, stride, padding, _ = _pool_args(op, x.shape, kernel, stride, padding, layout)
+    return _dispatch(op, x).max_pool2d(x, kernel=kernel, stride=stride, padding=padding,
+                                       layout=layout)
+
+
+def max_pool2d_backward(dy, argmax, x_shape, *, out=None):
+    """Gradient of :func:`max_pool2d`: scatter-add ``dy`` to ``argmax`` in an ``x_shape`` array.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> max_pool2d_backward(np.ones((1, 1, 1, 1)), np.array([[[[3]]]]), (1, 2, 2, 1)).ravel()
+    array([0., 0., 0., 1.])
+    """
+    op = "max_pool2d_backward"
+    dy = _float(op, "dy", dy, min_ndim=1)
+    argmax = _as_array(op, "argmax", argmax)
+    if argmax.dtype != np.int64:
+        raise TypeError(f"{op}: argmax must be int64, got {argmax.dtype}")
+    _same_shape(op, "argmax", argmax, dy.shape)
+    argmax = _contiguous(argmax)
+    x_shape = _shape_tuple(op, "x_shape", x_shape, dy.ndim)
+    if dy.shape[0] != x_shape[0]:
+        raise ValueError(f"{op}: dy and x_shape must have the same batch, got {dy.shape[0]} "
+                         f"and {x_shape[0]}")
+    out = _out(op, out, x_shape, dy.dtype, dy)
+    return _dispatch(op, dy, argmax, out).max_pool2d_backward(dy, argmax, x_shape, out=out)
+
+
+def avg_pool2d(x, *, kernel, stride=None, padding=0, layout: str = "NHWC",
+               count_include_pad: bool = True, out=None):
+    """Average pooling over ``kernel`` windows.
+
+    With ``count_include_pad`` (the default, as PyTorch) padded zeros count in the divisor;
+    otherwise each window is divided by its number of real pixels.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> avg_pool2d(np.arange(16.0).reshape(1, 4, 4, 1), kernel=2)[0, :, :, 0]
+    array([[ 2.5,  4.5],
+           [10.5, 12.5]])
+    """
+    op = "avg_pool2d"
+    layout = _layout(op, layout)
+    x = _float(op, "x", x, ndim=4, layout=layout)
+    kernel, stride, padding, y_shape = _pool_args(op, x.shape, kernel, stride, padding, layout)
+    out = _out(op, out, y_shape, x.dtype, x)
+    return _dispatch(op, x, out).avg_pool2d(x, kernel=kernel, stride=stride, padding=padding,
+                                            layout=layout,
+                                            count_include_pad=bool(count_include_pad), out=out)
+
+
+def avg_pool2d_backward(dy, x_shape, *, kernel, stride=None, padding=0, layout: str = "NHWC",
+                        count_include_pad: bool = True, out=None):
+    """Gradient of :func:`avg_pool2d` with respect to its input (of shape ``x_shape``).
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> avg_pool2d_backward(np.ones((1, 1, 1, 1)), (1, 2, 2, 1), kernel=2).ravel()
+    array([0.25, 0.25, 0.25, 0.25])
+    """
+    op = "avg_pool2d_backward"
+    layout = _layout(op, layout)
+    dy = _float(op, "dy", dy, ndim=4, layout=layout)
+    x_shape = _shape_tuple(op, "x_shape", x_shape, 4)
+    kernel, stride, padding, y_shape = _pool_args(op, x_shape, kernel, stride, padding, layout)
+    _same_shape(op, "dy", dy, y_shape)
+    out = _out(op, out, x_shape, dy.dtype, dy)
+    return _dispatch(op, dy, out).avg_pool2d_backward(
+        dy, x_shape, kernel=kernel, stride=stride, padding=padding, layout=layout,
+        count_include_pad=bool(count_include_pad), out=out)
+
+
+# --------------------------------------------------------------------------- activations
+
+def _unary(op: str, method: str, x, out):
+    x = _float(op, "x", x)
+    out = _out(op, out, x.shape, x.dtype, x)
+    return getattr(_dispatch(op, x, out), method)(x, out=out)
+
+
+def _unary_backward(op: str, dy, y, out):
+    dy = _float(op, "dy", dy)
+    y = _float(op, "y", y, dtype=dy.dtype)
+    _same_shape(op, "y", y, dy.shape)
+    out = _out(op, out, dy.shape, dy.dtype, dy)
+    return getattr(_dispatch(op, dy, y, out), op)(dy, y, out=out)
+
+
+def relu(x, *, out=None):
+    """``max(x, 0)`` elementwise; NaN stays NaN.
+
+    >>> import numpy as np
+    >>> relu(np.array([-1.0, 0.5]))
+    array([0. , 0.5])
+    """
+    return _unary("relu", "relu", x, out)
+
+
+def relu_backward(dy, y, *, out=None):
+    """Gradient of :func:`relu` from its output ``y``: ``dy * (y > 0)``.
+
+    >>> import numpy as np
+    >>> relu_backward(np.array([3.0, 3.0]), np.array([0.0, 2.0]))
+    array([0., 3.])
+    """
+    return _unary_backward("relu_backward", dy, y, out)
+
+
+def sigmoid(x, *, out=None):
+    """Logistic function ``1 / (1 + exp(-x))`` elementwise.
+
+    >>> import numpy as np
+    >>> float(sigmoid(np.array([7.0]))[0].round(5))
+    0.99909
+    """
+    return _unary("sigmoid", "sigmoid", x, out)
+
+
+def sigmoid_backward(dy, y, *, out=None):
+    """Gradient of :func:`sigmoid` from its output ``y``: ``dy * y * (1 - y)``.
+
+    >>> import numpy as np
+    >>> sigmoid_backward(np.array([1.0]), np.array([0.5]))
+    array([0.25])
+    """
+    return _unary_backward("sigmoid_backward", dy, y, out)
+
+
+def tanh(x, *, out=None):
+    """Hyperbolic tangent elementwise.
+
+    >>> import numpy as np
+    >>> tanh(np.array([0.0]))
+    array([0.])
+    """
+    return _unary("tanh", "tanh", x, out)
+
+
+def tanh_backward(dy, y, *, out=None):
+    """Gradient of :func:`tanh` from its output ``y``: ``dy * (1 - y**2)``.
+
+    >>> import numpy as np
+    >>> tanh_backward(np.array([2.0]), np.array([0.5]))
+    array([1.5])
+    """
+    return _unary_backward("tanh_backward", dy, y, out)
+
+
+def softmax(x, *, out=None):
+    """Softmax over the last axis (max-subtracted, so large logits do not overflow).
+
+    >>> import numpy as np
+    >>> softmax(np.array([[0.0, 0.0]]))
+    array([[0.5, 0.5]])
+    """
+    op = "softmax"
+    x = _float(op, "x", x, min_ndim=1)
+    out = _out(op, out, x.shape, x.dtype, x)
+    return _dispatch(op, x, out).softmax(x, out=out)
+
+
+def log_softmax(x, *, out=None):
+    """Log of :func:`softmax` over the last axis, computed stably.
+
+    >>> import numpy as np
+    >>> log_softmax(np.array([[0.0, 0.0]])).round(4)
+    array([[-0.6931, -0.6931]])
+    """
+    op = "log_softmax"
+    x = _float(op, "x", x, min_ndim=1)
+    out = _out(op, out, x.shape, x.dtype, x)
+    return _dispatch(op, x, out).log_softmax(x, out=out)
+
+
+# --------------------------------------------------------------------------- losses
+
+def _labels(op: str, labels, logits):
+    """Class indices (int64, validated range) or float targets of the logits' shape."""
+    labels = _as_array(op, "labels", labels)
+    n, classes = logits.shape
+    if labels.dtype.kind in "iu":
+        if labels.ndim != 1 or labels.shape[0] != n:
+            raise ValueError(f"{op}: integer labels must have shape ({n},), got "
+                             f"{tuple(labels.shape)}")
+        labels = _contiguous(labels.astype(np.int64, copy=False))
+        if n and (int(labels.min()) < 0 or int(labels.max()) >= classes):
+            raise ValueError(f"{op}: labels must be in [0, {classes}), got values in "
+                             f"[{int(labels.min())}, {int(labels.max())}]")
+        return labels
+    if labels.dtype in _FLOATS:
+        labels = _float(op, "labels", labels, dtype=logits.dtype)
+        _same_shape(op, "labels", labels, logits.shape)
+        return labels
+    raise TypeError(f"{op}: labels must be integer class indices or float targets, got "
+                    f"{labels.dtype}")
+
+
+def softmax_cross_entropy(logits, labels):
+    """Mean cross-entropy of ``softmax(logits)`` against ``labels``. Returns ``(loss, probs)``.
+
+    Parameters
+    ----------
+    logits : (n, classes) float array, n >= 1
+    labels : (n,) integer class indices, or (n, classes) float targets (one-hot or soft)
+
+    Returns
+    -------
+    loss : 0-d array of the logits' dtype, ``-sum(labels * log_softmax(logits)) / n``
+    probs : softmax(logits), which :func:`softmax_cross_entropy_backward` takes
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> loss, probs = softmax_cross_entropy(np.zeros((2, 4)), np.array([0, 3]))
+    >>> float(loss.round(4))
+    1.3863
+    """
+    op = "softmax_cross_entropy"
+    logits = _float(op, "logits", logits, ndim=2)
+    if logits.shape[0] == 0 or logits.shape[1] == 0:
+        raise ValueError(f"{op}: logits must have at least one row and one class, got shape "
+                         f"{tuple(logits.shape)}")
+    labels = _labels(op, labels, logits)
+    return _dispatch(op, logits, labels).softmax_cross_entropy(logits, labels)
+
+
+def softmax_cross_entropy_backward(dloss, probs, labels, *, out=None):
+    """Gradient of :func:`softmax_cross_entropy` with respect to the logits.
+
+    ``dloss * (probs * sum(labels, axis=1) - labels) / n``; for class indices or one-hot
+    labels that is ``dloss * (probs - onehot) / n``.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> softmax_cross_entropy_backward(1.0, np.full((1, 2), 0.5), np.array([1]))
+    array([[ 0.5, -0.5]])
+    """
+    op = "softmax_cross_entropy_backward"
+    probs = _float(op, "probs", probs, ndim=2)
+    if probs.shape[0] == 0:
+        raise ValueError(f"{op}: probs must have at least one row, got shape {probs.shape}")
+    dloss = _number(op, "dloss", float(dloss) if getattr(dloss, "ndim", 1) == 0 else dloss)
+    labels = _labels(op, labels, probs)
+    out = _out(op, out, probs.shape, probs.dtype, probs)
+    return _dispatch(op, probs, labels, out).softmax_cross_entropy_backward(
+        dloss, probs, labels, out=out)
+
+
+def mse_loss(prediction, target):
+    """Squared error summed over features and averaged over the batch: ``(loss, gradient)``.
+
+    ``loss = sum(diff**2) / len(diff)`` and ``gradient = 2 * diff / len(diff)`` with
+    ``diff = prediction - target``: the seed framework's gradient, with the loss it is the
+    exact gradient of (for one output column this is the plain mean squared error).
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> loss, grad = mse_loss(np.array([[1.0], [3.0]]), np.array([[0.0], [0.0]]))
+    >>> float(loss), grad.ravel()
+    (5.0, array([1., 3.]))
+    """
+    op = "mse_loss"
+    prediction = _float(op, "prediction", prediction, min_ndim=1)
+    target = _float(op, "target", target, dtype=prediction.dtype)
+    _same_shape(op, "target", target, prediction.shape)
+    if prediction.shape[0] == 0:
+        raise ValueError(f"{op}: prediction must have at least one row, got shape "
+                         f"{tuple(prediction.shape)}")
+    return _dispatch(op, prediction, target).mse_loss(prediction, target)
+
+
+# --------------------------------------------------------------------------- normalisation
+
+def _lrn_options(op, depth_radius, bias, alpha, beta):
+    if not isinstance(depth_radius, int) or isinstance(depth_radius, bool) or depth_radius < 0:
+        raise ValueError(f"{op}: depth_radius must be a non-negative int, got {depth_radius!r}")
+    return (depth_radius, _number(op, "bias", bias, low=0.0, low_open=True),
+            _number(op, "alpha", alpha, low=0.0), _number(op, "beta", beta, low=0.0))
+
+
+def local_response_norm(x, *, depth_radius: int = 5, bias: float = 1.0, alpha: float = 1e-4,
+                        beta: float = 0.75, layout: str = "NHWC"):
+    """Local response normalisation across channels, with TensorFlow's semantics.
+
+    ``scale[c] = bias + alpha * sum(x[c']**2 for |c' - c| <= depth_radius)`` and
+    ``y = x * scale**-beta``. Returns ``(y, scale)``.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> y, scale = local_response_norm(np.ones((1, 1, 1, 3)), depth_radius=1, alpha=1.0, beta=1.0)
+    >>> y.ravel()
+    array([0.33333333, 0.25      , 0.33333333])
+    """
+    op = "local_response_norm"
+    layout = _layout(op, layout)
+    x = _float(op, "x", x, ndim=4, layout=layout)
+    depth_radius, bias, alpha, beta = _lrn_options(op, depth_radius, bias, alpha, beta)
+    return _dispatch(op, x).local_response_norm(
+        x, depth_radius=depth_radius, bias=bias, alpha=alpha, beta=beta, layout=layout)
+
+
+def local_response_norm_backward(dy, x, y, scale, *, depth_radius: int = 5, bias: float = 1.0,
+                                 alpha: float = 1e-4, beta: float = 0.75,
+                                 layout: str = "NHWC", out=None):
+    """Gradient of :func:`local_response_norm` from its input, output and saved scale.
+
+    ``dx[c] = dy[c] * scale[c]**-beta
+    - 2 * alpha * beta * x[c] * sum(dy[j] * y[j] / scale[j] for |j - c| <= depth_radius)``
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> x = np.ones((1, 1, 1, 2))
+    >>> y, s = local_response_norm(x, depth_radius=0, alpha=1.0, beta=1.0)
+    >>> local_response_norm_backward(np.ones_like(x), x, y, s, depth_radius=0, alpha=1.0,
+    ...                              beta=1.0).ravel()
+    array([0., 0.])
+    """
+    op = "local_response_norm_backward"
+    layout = _layout(op, layout)
+    dy = _float(op, "dy", dy, ndim=4, layout=layout)
+    x = _float(op, "x", x, ndim=4, dtype=dy.dtype, layout=layout)
+    y = _float(op, "y", y, ndim=4, dtype=dy.dtype, layout=layout)
+    scale = _float(op, "scale", scale, ndim=4, dtype=dy.dtype, layout=layout)
+    for name, arr in (("x", x), ("y", y), ("scale", scale)):
+        _same_shape(op, name, arr, dy.shape)
+    depth_radius, bias, alpha, beta = _lrn_options(op, depth_radius, bias, alpha, beta)
+    out = _out(op, out, dy.shape, dy.dtype, dy)
+    return _dispatch(op, dy, x, y, scale, out).local_response_norm_backward(
+        dy, x, y, scale, depth_radius=depth_radius, bias=bias, alpha=alpha, beta=beta,
+        layout=layout, out=out)
+
+
+# --------------------------------------------------------------------------- dropout
+
+def _seed(op: str, seed) -> int:
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or not 0 <= seed < 2**64:
+        raise ValueError(f"{op}: seed must be an int in [0, 2**64), got {seed!r}")
+    return int(seed)
+
+
+def dropout(x, *, keep_prob: float, seed: int, out=None):
+    """Inverted dropout: keep each element with probability ``keep_prob`` and scale it by
+    ``1 / keep_prob``. Returns ``(y, mask)`` with ``mask`` a bool array (True = kept).
+
+    The mask is a pure function of ``(seed, element index)`` (a counter-based hash), so every
+    backend and every thread count draws the same mask for the same seed.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> y, mask = dropout(np.ones(4), keep_prob=1.0, seed=0)
+    >>> y, mask
+    (array([1., 1., 1., 1.]), array([ True,  True,  True,  True]))
+    """
+    op = "dropout"
+    x = _float(op, "x", x)
+    keep_prob = _number(op, "keep_prob", keep_prob, low=0.0, high=1.0, low_open=True)
+    seed = _seed(op, seed)
+    out = _out(op, out, x.shape, x.dtype, x)
+    return _dispatch(op, x, out).dropout(x, keep_prob=keep_prob, seed=seed, out=out)
+
+
+def dropout_backward(dy, mask, *, keep_prob: float, out=None):
+    """Gradient of :func:`dropout`: ``dy * mask / keep_prob``.
+
+    >>> import numpy as np
+    >>> dropout_backward(np.ones(2), np.array([True, False]), keep_prob=0.5)
+    array([2., 0.])
+    """
+    op = "dropout_backward"
+    dy = _float(op, "dy", dy)
+    mask = _as_array(op, "mask", mask)
+    if mask.dtype != np.bool_:
+        raise TypeError(f"{op}: mask must be bool, got {mask.dtype}")
+    _same_shape(op, "mask", mask, dy.shape)
+    mask = _contiguous(mask)
+    keep_prob = _number(op, "keep_prob", keep_prob, low=0.0, high=1.0, low_open=True)
+    out = _out(op, out, dy.shape, dy.dtype, dy)
+    return _dispatch(op, dy, mask, out).dropout_backward(dy, mask, keep_prob=keep_prob, out=out)
+
+
+# --------------------------------------------------------------------------- optimizers
+
+def _param_and_grad(op: str, param, grad, *states):
+    """In-place updates need the caller's own arrays: no silent copies."""
+    for name, arr in (("param", param), ("grad", grad)) + tuple(states):
+        if arr is None:
+            continue
+        if not hasattr(arr, "dtype") or arr.dtype not in _FLOATS:
+            raise TypeError(f"{op}: {name} must be a float32 or float64 array, got "
+                            f"{getattr(arr, 'dtype', type(arr).__name__)}")
+        if arr.dtype != param.dtype:
+            raise TypeError(f"{op}: {name} must have the dtype of param ({param.dtype}), got "
+                            f"{arr.dtype}")
+        if tuple(arr.shape) != tuple(param.shape):
+            raise ValueError(f"{op}: {name} must have shape {tuple(param.shape)}, got "
+                             f"{tuple(arr.shape)}")
+        if not arr.flags.c_contiguous or (isinstance(arr, np.ndarray)
+                                          and not (arr.flags.writeable and arr.flags.aligned)):
+            raise ValueError(f"{op}: {name} must be C-contiguous, aligned and writeable "
+                             "(it is updated in place)")
+
+
+def sgd_update(param, grad, velocity=None, *, lr: float, momentum: float = 0.0,
+               weight_decay: float = 0.0, nesterov: bool = False) -> None:
+    """One SGD step, in place: ``param``, ``velocity`` updated, ``grad`` zeroed.
+
+    ``g = grad + weight_decay * param``; with momentum ``velocity = momentum * velocity + g``
+    and the step is ``velocity`` (``g + momentum * velocity`` with ``nesterov``); then
+    ``param -= lr * step``. ``velocity`` is needed exactly when ``momentum != 0``.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> p, g = np.ones(2), np.full(2, 0.5)
+    >>> sgd_update(p, g, lr=0.1)
+    >>> p, g
+    (array([0.95, 0.95]), array([0., 0.]))
+    """
+    op = "sgd_update"
+    lr = _number(op, "lr", lr, low=0.0)
+    momentum = _number(op, "momentum", momentum, low=0.0)
+    weight_decay = _number(op, "weight_decay", weight_decay, low=0.0)
+    if (momentum != 0.0) != (velocity is not None):
+        raise ValueError(f"{op}: velocity must be given exactly when momentum != 0 "
+                         f"(momentum={momentum!r}, velocity={'None' if velocity is None else 'given'})")
+    _param_and_grad(op, param, grad, ("velocity", velocity))
+    _dispatch(op, param, grad, velocity).sgd_update(
+        param, grad, velocity, lr=lr, momentum=momentum, weight_decay=weight_decay,
+        nesterov=bool(nesterov))
+
+
+def adam_update(param, grad, m, v, *, step: int, lr: float = 1e-3, beta1: float = 0.9,
+                beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.0) -> None:
+    """One Adam step (Kingma and Ba), in place: ``param``, ``m``, ``v`` updated, ``grad`` zeroed.
+
+    ``g = grad + weight_decay * param`` (L2, as TFLearn's regularizer adds it);
+    ``m = beta1 * m + (1 - beta1) * g``; ``v = beta2 * v + (1 - beta2) * g**2``;
+    ``param -= lr * (m / (1 - beta1**step)) / (sqrt(v / (1 - beta2**step)) + eps)``.
+    ``step`` counts updates from 1.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> p, g, m, v = np.zeros(1), np.ones(1), np.zeros(1), np.zeros(1)
+    >>> adam_update(p, g, m, v, step=1, lr=0.1)
+    >>> p.round(6)
+    array([-0.1])
+    """
+    op = "adam_update"
+    if not isinstance(step, (int, np.integer)) or isinstance(step, bool) or step < 1:
+        raise ValueError(f"{op}: step must be an int >= 1, got {step!r}")
+    lr = _number(op, "lr", lr, low=0.0)
+    beta1 = _number(op, "beta1", beta1, low=0.0, high=1.0, high_open=True)
+    beta2 = _number(op, "beta2", beta2, low=0.0, high=1.0, high_open=True)
+    eps = _number(op, "eps", eps, low=0.0)
+    weight_decay = _number(op, "weight_decay", weight_decay, low=0.0)
+    _param_and_grad(op, param, grad, ("m", m), ("v", v))
+    _dispatch(op, param, grad, m, v).adam_update(
+        param, grad, m, v, step=int(step), lr=lr, beta1=beta1, beta2=beta2, eps=eps,
+        weight_decay=weight_decay)
+
+
+def _signature_table() -> dict[str, Any]:
+    """Name -> function, for the contract tests and for backends to check themselves."""
+    return {name: globals()[name] for name in __all__}
