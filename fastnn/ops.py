@@ -105,7 +105,7 @@ def _float(op: str, name: str, x, *, ndim: Optional[int] = None, dtype=None,
     if x.dtype not in _FLOATS:
         raise TypeError(f"{op}: {name} must be float32 or float64, got {x.dtype}")
     if dtype is not None and x.dtype != dtype:
-        raise TypeError(f"{op}: {name} must have the dtype of x ({dtype}), got {x.dtype}")
+        raise TypeError(f"{op}: {name} must be {dtype} like the other inputs, got {x.dtype}")
     if ndim is not None and x.ndim != ndim:
         what = f"{ndim}-D {layout}" if layout else f"{ndim}-D"
         raise ValueError(f"{op}: {name} must be {what}, got shape {tuple(x.shape)}")

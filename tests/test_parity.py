@@ -1,0 +1,419 @@
+"""Every op of every accelerated backend against the NumPy reference, forward and backward.
+
+Cases are built once per (op, configuration, dtype) from a seeded generator, run through
+``fastnn.ops`` under ``backends.use(name)`` and under ``backends.use("reference")``, and
+compared with the per-dtype tolerance from conftest. Only ops a backend implements itself
+are collected for it (an inherited reference method would be compared with itself), so the
+test ids list exactly what each backend accelerates.
+"""
+
+from __future__ import annotations
+
+import itertools
+import zlib
+from typing import Callable, NamedTuple
+
+import numpy as np
+import pytest
+from conftest import BACKEND_PARAMS, assert_close, overrides, to_backend, to_numpy
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fastnn import backends, ops
+
+
+class Case(NamedTuple):
+    id: str
+    op: str
+    build: Callable  # (rng, dtype) -> (args, kwargs)
+    inplace: bool = False  # compare the (mutated) arguments instead of the result
+
+
+CASES: list[Case] = []
+
+
+def case(id, op, inplace=False):
+    def register(build):
+        CASES.append(Case(f"{op}-{id}", op, build, inplace))
+        return build
+    return register
+
+
+def randn(rng, shape, dtype):
+    return rng.standard_normal(shape).astype(dtype)
+
+
+# ------------------------------------------------------------------ GEMM and linear
+
+GEMM_SHAPES = [(1, 1, 1), (7, 5, 3), (17, 33, 9), (64, 10, 256), (3, 1, 40), (0, 4, 3),
+               (4, 3, 0)]
+for (m, n, k), trans_a, trans_b in itertools.product(GEMM_SHAPES, (False, True), (False, True)):
+    def build(rng, dtype, m=m, n=n, k=k, ta=trans_a, tb=trans_b):
+        a = randn(rng, (k, m) if ta else (m, k), dtype)
+        b = randn(rng, (n, k) if tb else (k, n), dtype)
+        return (a, b), dict(trans_a=ta, trans_b=tb)
+    case(f"{m}x{n}x{k}-{'T' if trans_a else 'N'}{'T' if trans_b else 'N'}", "gemm")(build)
+
+
+@case("alpha-beta", "gemm")
+def _(rng, dtype):
+    return (randn(rng, (9, 11), dtype), randn(rng, (11, 13), dtype)), dict(
+        alpha=0.5, beta=-2.0, out=randn(rng, (9, 13), dtype))
+
+
+@case("beta0-ignores-nan-out", "gemm")
+def _(rng, dtype):
+    return (randn(rng, (5, 6), dtype), randn(rng, (6, 4), dtype)), dict(
+        out=np.full((5, 4), np.nan, dtype))
+
+
+for activation, bias in itertools.product(ops.ACTIVATIONS, (True, False)):
+    @case(f"{activation}-{'bias' if bias else 'nobias'}", "linear")
+    def _(rng, dtype, activation=activation, bias=bias):
+        x, w = randn(rng, (13, 31), dtype), randn(rng, (31, 19), dtype)
+        b = randn(rng, (19,), dtype) if bias else None
+        return (x, w, b), dict(activation=activation)
+
+
+# ------------------------------------------------------------------ convolution
+
+# (n, h, w, c_in, c_out, kh, kw, stride, padding, dilation)
+CONV_CONFIGS = [
+    (2, 7, 9, 3, 4, 3, 3, 1, "same", 1),
+    (1, 1, 1, 2, 3, 1, 1, 1, 0, 1),                 # 1x1 image, 1x1 kernel
+    (3, 8, 6, 1, 5, 3, 3, 2, 1, 1),                 # one input channel, stride 2
+    (2, 9, 7, 4, 3, 2, 3, (2, 1), "valid", 1),      # non-square kernel and stride
+    (1, 10, 11, 3, 2, 3, 3, 1, "same", 2),          # dilation
+    (2, 5, 5, 2, 2, 5, 5, 3, ((1, 2), (0, 1)), 1),  # kernel larger than stride, asymmetric pad
+    (2, 28, 28, 1, 8, 3, 3, 1, "same", 1),          # the seed's first layer, fewer filters
+    (1, 6, 6, 17, 7, 3, 3, 1, "same", 1),           # odd channel counts
+    (2, 4, 4, 3, 2, 3, 3, 2, "same", 1),            # "same" with stride: uneven padding
+]
+
+
+def _conv_inputs(rng, dtype, config, layout):
+    n, h, w, cin, cout, kh, kw, stride, padding, dilation = config
+    x = randn(rng, (n, h, w, cin) if layout == "NHWC" else (n, cin, h, w), dtype)
+    wt = randn(rng, (kh, kw, cin, cout) if layout == "NHWC" else (cout, cin, kh, kw), dtype)
+    options = dict(stride=stride, padding=padding, dilation=dilation, layout=layout)
+    return x, wt, options
+
+
+for index, config in enumerate(CONV_CONFIGS):
+    for layout in ("NHWC", "NCHW"):
+        tag = f"{index}-{layout}"
+
+        @case(tag, "conv2d")
+        def _(rng, dtype, config=config, layout=layout):
+            x, w, options = _conv_inputs(rng, dtype, config, layout)
+            return (x, w, randn(rng, (config[4],), dtype)), options
+
+        @case(tag, "conv2d_backward_data")
+        def _(rng, dtype, config=config, layout=layout):
+            x, w, options = _conv_inputs(rng, dtype, config, layout)
+            with backends.use("reference"):
+                y = ops.conv2d(x, w, **options)
+            return (randn(rng, y.shape, dtype), w, x.shape), options
+
+        @case(tag, "conv2d_backward_weights")
+        def _(rng, dtype, config=config, layout=layout):
+            x, w, options = _conv_inputs(rng, dtype, config, layout)
+            with backends.use("reference"):
+                y = ops.conv2d(x, w, **options)
+            return (randn(rng, y.shape, dtype), x, w.shape), options
+
+for activation in ("relu", "sigmoid", "tanh"):
+    @case(f"fused-{activation}", "conv2d")
+    def _(rng, dtype, activation=activation):
+        x, w, options = _conv_inputs(rng, dtype, CONV_CONFIGS[0], "NHWC")
+        return (x, w, randn(rng, (CONV_CONFIGS[0][4],), dtype)), dict(options,
+                                                                      activation=activation)
+
+
+@case("empty-batch", "conv2d")
+def _(rng, dtype):
+    return (np.zeros((0, 5, 5, 2), dtype), randn(rng, (3, 3, 2, 4), dtype)), dict(padding=1)
+
+
+for shape, layout in [((4, 7), "NHWC"), ((2, 5, 6, 3), "NHWC"), ((2, 5, 6, 3), "NCHW"),
+                      ((1, 1, 1, 1), "NHWC"), ((3,), "NHWC")]:
+    @case(f"{'x'.join(map(str, shape))}-{layout}", "bias_backward")
+    def _(rng, dtype, shape=shape, layout=layout):
+        return (randn(rng, shape, dtype),), dict(layout=layout)
+
+
+# ------------------------------------------------------------------ pooling
+
+# (n, h, w, c, kernel, stride, padding)
+POOL_CONFIGS = [
+    (2, 6, 6, 3, 2, None, 0),
+    (1, 7, 5, 2, 3, 2, 1),           # overlapping windows, padding
+    (2, 1, 1, 4, 1, None, 0),        # 1x1 image
+    (1, 9, 8, 5, (3, 2), (2, 1), (1, 0)),
+    (3, 28, 28, 8, 2, None, 0),      # the seed's pool shape, fewer channels
+]
+
+
+def _pool_input(rng, dtype, config, layout, ties=False):
+    n, h, w, c = config[:4]
+    shape = (n, h, w, c) if layout == "NHWC" else (n, c, h, w)
+    if ties:  # few distinct values: the first-in-window tie rule must agree everywhere
+        return rng.integers(0, 3, shape).astype(dtype)
+    return randn(rng, shape, dtype)
+
+
+for index, config in enumerate(POOL_CONFIGS):
+    kernel, stride, padding = config[4:]
+    for layout in ("NHWC", "NCHW"):
+        tag = f"{index}-{layout}"
+        options = dict(kernel=kernel, stride=stride, padding=padding, layout=layout)
+
+        for ties in (False, True):
+            @case(tag + ("-ties" if ties else ""), "max_pool2d")
+            def _(rng, dtype, config=config, layout=layout, options=options, ties=ties):
+                return (_pool_input(rng, dtype, config, layout, ties),), options
+
+        @case(tag, "max_pool2d_backward")
+        def _(rng, dtype, config=config, layout=layout, options=options):
+            x = _pool_input(rng, dtype, config, layout)
+            with backends.use("reference"):
+                y, argmax = ops.max_pool2d(x, **options)
+            return (randn(rng, y.shape, dtype), argmax, x.shape), {}
+
+        for include in (True, False):
+            tag2 = f"{tag}-{'incl' if include else 'excl'}"
+
+            @case(tag2, "avg_pool2d")
+            def _(rng, dtype, config=config, layout=layout, options=options, include=include):
+                return (_pool_input(rng, dtype, config, layout),), dict(
+                    options, count_include_pad=include)
+
+            @case(tag2, "avg_pool2d_backward")
+            def _(rng, dtype, config=config, layout=layout, options=options, include=include):
+                x = _pool_input(rng, dtype, config, layout)
+                with backends.use("reference"):
+                    y = ops.avg_pool2d(x, **options, count_include_pad=include)
+                return (randn(rng, y.shape, dtype), x.shape), dict(
+                    options, count_include_pad=include)
+
+
+# ------------------------------------------------------------------ activations
+
+ELEMENTWISE_SHAPES = [(0,), (1,), (7, 13), (3, 5, 7, 2), (100_003,)]
+
+
+def _with_specials(x):
+    flat = x.reshape(-1)
+    if flat.size >= 4:  # NaN and infinities pass through every backend the same way
+        flat[:4] = [np.nan, np.inf, -np.inf, 0.0]
+    return x
+
+
+for shape in ELEMENTWISE_SHAPES:
+    tag = "x".join(map(str, shape))
+    for name in ("relu", "sigmoid", "tanh"):
+        @case(tag, name)
+        def _(rng, dtype, shape=shape):
+            return (_with_specials(randn(rng, shape, dtype) * 4),), {}
+
+        @case(tag, f"{name}_backward")
+        def _(rng, dtype, shape=shape, name=name):
+            with backends.use("reference"):
+                y = getattr(ops, name)(randn(rng, shape, dtype) * 3)
+            return (randn(rng, shape, dtype), y), {}
+
+for shape in [(4, 10), (1, 1), (3, 5, 7), (64, 10)]:
+    for name in ("softmax", "log_softmax"):
+        @case("x".join(map(str, shape)), name)
+        def _(rng, dtype, shape=shape):
+            return (randn(rng, shape, dtype) * 10,), {}
+
+
+@case("large-logits", "softmax")
+def _(rng, dtype):
+    return (randn(rng, (5, 7), dtype) * 1e3,), {}
+
+
+# ------------------------------------------------------------------ losses
+
+def _labels(rng, dtype, n, classes, kind):
+    if kind == "index":
+        return rng.integers(0, classes, n)
+    if kind == "onehot":
+        return np.eye(classes, dtype=dtype)[rng.integers(0, classes, n)]
+    soft = rng.random((n, classes)).astype(dtype)
+    return soft / soft.sum(axis=1, keepdims=True)
+
+
+for kind in ("index", "onehot", "soft"):
+    for n, classes in [(1, 1), (7, 3), (64, 10)]:
+        @case(f"{kind}-{n}x{classes}", "softmax_cross_entropy")
+        def _(rng, dtype, kind=kind, n=n, classes=classes):
+            return (randn(rng, (n, classes), dtype) * 3, _labels(rng, dtype, n, classes, kind)), {}
+
+        @case(f"{kind}-{n}x{classes}", "softmax_cross_entropy_backward")
+        def _(rng, dtype, kind=kind, n=n, classes=classes):
+            with backends.use("reference"):
+                probs = ops.softmax(randn(rng, (n, classes), dtype))
+            return (0.7, probs, _labels(rng, dtype, n, classes, kind)), {}
+
+for shape in [(5,), (5, 3), (1, 1), (4, 2, 3)]:
+    @case("x".join(map(str, shape)), "mse_loss")
+    def _(rng, dtype, shape=shape):
+        return (randn(rng, shape, dtype), randn(rng, shape, dtype)), {}
+
+
+# ------------------------------------------------------------------ LRN
+
+LRN_CONFIGS = [((2, 4, 5, 7), 2), ((1, 3, 3, 12), 5), ((2, 2, 2, 3), 5), ((2, 3, 3, 32), 5),
+               ((1, 2, 2, 4), 0)]
+for (shape, radius), layout in itertools.product(LRN_CONFIGS, ("NHWC", "NCHW")):
+    tag = f"{'x'.join(map(str, shape))}-r{radius}-{layout}"
+    options = dict(depth_radius=radius, bias=1.0, alpha=0.1, beta=0.75, layout=layout)
+
+    def _lrn_x(rng, dtype, shape=shape, layout=layout):
+        n, h, w, c = shape
+        return randn(rng, (n, h, w, c) if layout == "NHWC" else (n, c, h, w), dtype)
+
+    @case(tag, "local_response_norm")
+    def _(rng, dtype, options=options, make=_lrn_x):
+        return (make(rng, dtype),), options
+
+    @case(tag, "local_response_norm_backward")
+    def _(rng, dtype, options=options, make=_lrn_x):
+        x = make(rng, dtype)
+        with backends.use("reference"):
+            y, scale = ops.local_response_norm(x, **options)
+        return (randn(rng, x.shape, dtype), x, y, scale), options
+
+
+# ------------------------------------------------------------------ dropout
+
+for shape, keep in [((1000,), 0.8), ((3, 7, 5), 0.5), ((2, 3), 1.0), ((0,), 0.5),
+                    ((64, 128), 0.8)]:
+    tag = f"{'x'.join(map(str, shape))}-keep{keep}"
+
+    @case(tag, "dropout")
+    def _(rng, dtype, shape=shape, keep=keep):
+        return (randn(rng, shape, dtype),), dict(keep_prob=keep, seed=int(rng.integers(2**63)))
+
+    @case(tag, "dropout_backward")
+    def _(rng, dtype, shape=shape, keep=keep):
+        return (randn(rng, shape, dtype), rng.random(shape) < keep), dict(keep_prob=keep)
+
+
+# ------------------------------------------------------------------ optimizers
+
+for momentum, nesterov, decay in [(0.0, False, 0.0), (0.9, False, 0.0), (0.9, True, 1e-2),
+                                  (0.0, False, 1e-3)]:
+    @case(f"m{momentum}-n{int(nesterov)}-wd{decay}", "sgd_update", inplace=True)
+    def _(rng, dtype, momentum=momentum, nesterov=nesterov, decay=decay):
+        shape = (37, 5)
+        velocity = randn(rng, shape, dtype) if momentum else None
+        return (randn(rng, shape, dtype), randn(rng, shape, dtype), velocity), dict(
+            lr=0.1, momentum=momentum, weight_decay=decay, nesterov=nesterov)
+
+for step, decay, size in [(1, 0.0, 1), (7, 1e-3, 1000), (3, 0.0, 100_003)]:
+    @case(f"step{step}-wd{decay}-{size}", "adam_update", inplace=True)
+    def _(rng, dtype, step=step, decay=decay, size=size):
+        return (randn(rng, (size,), dtype), randn(rng, (size,), dtype),
+                randn(rng, (size,), dtype) * 0.1, rng.random(size).astype(dtype) * 0.1), dict(
+            step=step, lr=0.01, weight_decay=decay)
+
+
+# ------------------------------------------------------------------ the tests
+
+def _run(name, case_, args, kwargs):
+    args = [to_backend(name, a) for a in args]
+    kwargs = {k: to_backend(name, v) for k, v in kwargs.items()}
+    with backends.use(name):
+        result = getattr(ops, case_.op)(*args, **kwargs)
+    if case_.inplace:
+        return tuple(to_numpy(a) for a in args if a is not None)
+    return to_numpy(result)
+
+
+def _copy(value):
+    return value.copy() if isinstance(value, np.ndarray) else value
+
+
+def _params():
+    for name_param in BACKEND_PARAMS:
+        name = name_param.values[0]
+        if name_param.marks:  # an absent GPU: one skipped entry, not one per case
+            yield pytest.param(name, CASES[0], id=name, marks=name_param.marks)
+            continue
+        for c in CASES:
+            if overrides(name, c.op):
+                yield pytest.param(name, c, id=f"{name}-{c.id}")
+
+
+@pytest.mark.parametrize("name, case_", list(_params()))
+def test_matches_reference(name, case_, dtype):
+    rng = np.random.default_rng(zlib.crc32(case_.id.encode()))
+    args, kwargs = case_.build(rng, dtype)
+    expected = _run("reference", case_, [_copy(a) for a in args],
+                    {k: _copy(v) for k, v in kwargs.items()})
+    actual = _run(name, case_, [_copy(a) for a in args], {k: _copy(v) for k, v in kwargs.items()})
+    assert_close(actual, expected, dtype)
+
+
+def _strided(x):
+    """A non-contiguous view of the same values (every other element of a wider array)."""
+    wide = np.empty(x.shape[:-1] + (2 * x.shape[-1],), x.dtype)
+    wide[..., ::2] = x
+    view = wide[..., ::2]
+    assert not view.flags.c_contiguous or x.shape[-1] <= 1
+    return view
+
+
+def _misaligned(x):
+    """The same values in a buffer that starts one byte past an aligned address."""
+    raw = np.zeros(x.nbytes + 1, np.uint8)
+    view = np.frombuffer(raw.data, dtype=x.dtype, count=x.size, offset=1).reshape(x.shape)
+    view[...] = x
+    return view
+
+
+@pytest.mark.parametrize("make", [_strided, _misaligned], ids=["strided", "misaligned"])
+@pytest.mark.parametrize("name", ["reference"] + [p.values[0] for p in BACKEND_PARAMS
+                                                  if not p.marks])
+@pytest.mark.parametrize("op", ["conv2d", "relu", "tanh_backward", "max_pool2d", "linear",
+                                "local_response_norm", "softmax_cross_entropy"])
+def test_odd_memory_layouts_are_read_correctly(op, name, make):
+    """Non-contiguous and misaligned inputs are copied, never misread."""
+    rng = np.random.default_rng(0)
+    c = next(c for c in CASES if c.op == op)
+    args, kwargs = c.build(rng, np.dtype(np.float32))
+    expected = _run("reference", c, args, kwargs)
+    odd = [make(a) if isinstance(a, np.ndarray) and a.dtype.kind == "f" and a.ndim else a
+           for a in args]
+    assert_close(_run(name, c, odd, kwargs), expected)
+
+
+@pytest.mark.parametrize("name", [p.values[0] for p in BACKEND_PARAMS if not p.marks])
+@settings(max_examples=8, deadline=None)
+@given(n=st.integers(1, 3), h=st.integers(1, 9), w=st.integers(1, 9), cin=st.integers(1, 5),
+       cout=st.integers(1, 5), k=st.integers(1, 3), stride=st.integers(1, 3),
+       dilation=st.integers(1, 2), padding=st.sampled_from(["same", "valid", 0, 1]),
+       layout=st.sampled_from(["NHWC", "NCHW"]))
+def test_conv_drawn_shapes(name, n, h, w, cin, cout, k, stride, dilation, padding, layout):
+    span = dilation * (k - 1) + 1
+    if padding == "valid" and span > min(h, w) or padding in (0, 1) and span > min(h, w) + 2 * padding:
+        return  # the kernel does not fit; test_bad_input covers that error
+    rng = np.random.default_rng(n * 1000 + h * 100 + w)
+    config = (n, h, w, cin, cout, k, k, stride, padding, dilation)
+    x, wt, options = _conv_inputs(rng, np.dtype(np.float64), config, layout)
+    for op in ("conv2d", "conv2d_backward_data", "conv2d_backward_weights"):
+        with backends.use("reference"):
+            y = ops.conv2d(x, wt, **options)
+        dy = randn(rng, y.shape, np.float64)
+        args = {"conv2d": (x, wt), "conv2d_backward_data": (dy, wt, x.shape),
+                "conv2d_backward_weights": (dy, x, wt.shape)}[op]
+        c = Case(op, op, None)
+        assert_close(_run(name, c, args, options), _run("reference", c, args, options))
+
+
+def test_every_op_has_parity_cases():
+    """The table above covers the whole contract (forward and backward of every op)."""
+    assert {c.op for c in CASES} == set(ops.__all__)
