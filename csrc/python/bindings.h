@@ -6,5 +6,6 @@
 namespace fastnn::python {
 
 void bind_activations(pybind11::module_& m);
+void bind_machine(pybind11::module_& m);
 
 }  // namespace fastnn::python

@@ -20,4 +20,5 @@ PYBIND11_MODULE(_C, m) {
   m.def("selected_isa", [] { return fastnn::isa_name(fastnn::selected_isa()); },
         "The kernel ISA in use: detected_isa() lowered by FASTNN_ISA.");
   fastnn::python::bind_activations(m);
+  fastnn::python::bind_machine(m);
 }

@@ -1,0 +1,65 @@
+"""``fastnn bench``: time each case for every implementation in one run and print ratios
+against plain NumPy, with the machine's measured peak and bandwidth."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import fnmatch
+import json
+import os
+import platform
+
+from fastnn import benchmarking
+
+
+def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threads", type=int, default=2, help="threads for every library")
+    parser.add_argument("--filter", default="*", help="glob over case names, e.g. 'relu*'")
+    parser.add_argument("--min-time", type=float, default=0.2, help="seconds per measurement")
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+
+
+def run(name: str, args: argparse.Namespace) -> int:
+    for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
+        if os.environ.get(var):
+            print(f"note: {var} is set; it slows NumPy's OpenBLAS. For a fair comparison run "
+                  f"`env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE fastnn bench`.")
+    limits = benchmarking.pin_threads(args.threads)
+    machine = benchmarking.measure_machine()
+    blas = [p for p in limits.get_original_num_threads() and limits._original_info
+            if p.get("user_api") == "blas"]
+    print(f"fastnn bench  {datetime.date.today()}  {platform.machine()}  threads={args.threads}")
+    for pool in blas:
+        print(f"  BLAS: {pool.get('internal_api')} {pool.get('version')} "
+              f"kernel={pool.get('architecture')}")
+    if machine["peak_gflops"]:
+        print(f"  measured peak {machine['peak_gflops']:.0f} GFLOP/s (float32 FMA), "
+              f"triad bandwidth {machine['bandwidth_gbs']:.1f} GB/s")
+    results = []
+    header = f"{'case':<28}{'impl':<16}{'time':>12}{'vs numpy':>10}{'rate':>16}"
+    print(header)
+    print("-" * len(header))
+    for case in benchmarking.all_cases():
+        if not fnmatch.fnmatch(case.name, args.filter):
+            continue
+        times = {}
+        for impl, factory in case.impls.items():
+            times[impl] = benchmarking.time_callable(factory(), min_time=args.min_time)
+        for impl, seconds in times.items():
+            ratio = times["numpy"] / seconds if "numpy" in times else float("nan")
+            if case.flops:
+                rate = f"{case.flops / seconds / 1e9:.1f} GFLOP/s"
+                fraction = case.flops / seconds / 1e9 / (machine["peak_gflops"] or float("nan"))
+            else:
+                rate = f"{case.bytes_moved / seconds / 1e9:.1f} GB/s"
+                fraction = case.bytes_moved / seconds / 1e9 / (machine["bandwidth_gbs"]
+                                                                or float("nan"))
+            print(f"{case.name:<28}{impl:<16}{seconds * 1e6:>10.1f}us{ratio:>9.2f}x"
+                  f"{rate:>16}  ({fraction:.0%} of peak)")
+            results.append(dict(case=case.name, group=case.group, impl=impl, seconds=seconds,
+                                ratio_vs_numpy=ratio, peak_fraction=fraction))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(dict(machine=machine, threads=args.threads, results=results), f, indent=2)
+    return 0
