@@ -45,4 +45,28 @@ void parallel_for(int64_t begin, int64_t end, int64_t grain, const F& fn) {
 #endif
 }
 
+// Sums fn(chunk_begin, chunk_end) -> double over the same chunks parallel_for
+// would use, adding the partial results in chunk order: deterministic for a
+// given thread count.
+template <typename F>
+double parallel_reduce_sum(int64_t begin, int64_t end, int64_t grain, const F& fn) {
+  constexpr int64_t kMaxChunks = 256;
+  const int64_t total = end - begin;
+  if (total <= 0) return 0.0;
+  grain = std::max<int64_t>(grain, 1);
+  const int64_t chunks =
+      std::min<int64_t>({static_cast<int64_t>(get_num_threads()), (total + grain - 1) / grain, kMaxChunks});
+  if (chunks <= 1) return fn(begin, end);
+  double partial[kMaxChunks];
+#ifdef FASTNN_OPENMP
+#pragma omp parallel for num_threads(static_cast<int>(chunks)) schedule(static, 1)
+#endif
+  for (int64_t c = 0; c < chunks; ++c) {
+    partial[c] = fn(begin + total * c / chunks, begin + total * (c + 1) / chunks);
+  }
+  double sum = 0.0;
+  for (int64_t c = 0; c < chunks; ++c) sum += partial[c];
+  return sum;
+}
+
 }  // namespace fastnn

@@ -10,6 +10,9 @@ namespace py = pybind11;
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "fastnn CPU kernels (C++, OpenMP)";
+  // Resolve the ISA (and reject a bad FASTNN_ISA) at import, so kernels, which call
+  // selected_isa() inside parallel regions, never see it throw.
+  fastnn::selected_isa();
   m.def("get_num_threads", &fastnn::get_num_threads, "Threads the CPU kernels use.");
   m.def("set_num_threads", [](int n) {
     if (n < 1) throw py::value_error("set_num_threads: n must be >= 1, got " + std::to_string(n));
@@ -20,5 +23,7 @@ PYBIND11_MODULE(_C, m) {
   m.def("selected_isa", [] { return fastnn::isa_name(fastnn::selected_isa()); },
         "The kernel ISA in use: detected_isa() lowered by FASTNN_ISA.");
   fastnn::python::bind_activations(m);
+  fastnn::python::bind_gemm(m);
   fastnn::python::bind_machine(m);
+  fastnn::python::bind_elementwise(m);
 }

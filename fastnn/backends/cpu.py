@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from fastnn.backends.cpu_kernels.elementwise import CpuElementwiseOps
 from fastnn.backends.reference import ReferenceBackend
 
 
@@ -16,7 +17,7 @@ def _alloc(out, shape, dtype):
     return np.empty(shape, dtype=dtype) if out is None else out
 
 
-class CpuBackend(ReferenceBackend):
+class CpuBackend(CpuElementwiseOps, ReferenceBackend):
     """C++ kernels through pybind11 (OpenMP, AVX-512/AVX2/portable chosen at run time)."""
 
     name = "cpu"

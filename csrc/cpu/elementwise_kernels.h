@@ -1,0 +1,190 @@
+// Chunk kernels for elementwise.h, written once as plain loops and compiled per
+// ISA (elementwise_portable.cpp, _avx2.cpp, _avx512.cpp) so the compiler
+// vectorises each for its instruction set.  elementwise.cpp splits the work
+// across threads and calls the selected ISA's chunk function.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "cpu/math_approx.h"
+
+#ifndef FASTNN_ISA_NAMESPACE
+#error "define FASTNN_ISA_NAMESPACE before including elementwise_kernels.h"
+#endif
+
+namespace fastnn::cpu::FASTNN_ISA_NAMESPACE {
+
+inline float exp_of(float x) { return exp_approx(x); }
+inline double exp_of(double x) { return std::exp(x); }
+
+// acc[c] += sum of rows [0, rows) of dy (rows x channels).
+template <typename T>
+void column_sum_chunk(const T* __restrict dy, int64_t rows, int64_t channels, double* __restrict acc) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* row = dy + r * channels;
+    for (int64_t c = 0; c < channels; ++c) acc[c] += static_cast<double>(row[c]);
+  }
+}
+
+// Softmax of each row: one pass for the max, one for exp and its sum (written
+// straight into y), one to normalise.  Log-softmax reuses the same exps.
+template <typename T>
+void softmax_chunk(const T* __restrict x, T* __restrict y, int64_t rows, int64_t cols, bool log) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* xr = x + r * cols;
+    T* yr = y + r * cols;
+    T max = xr[0];
+    for (int64_t c = 1; c < cols; ++c) max = xr[c] > max ? xr[c] : max;
+    T sum = 0;
+    for (int64_t c = 0; c < cols; ++c) {
+      const T e = exp_of(xr[c] - max);
+      yr[c] = e;
+      sum += e;
+    }
+    if (log) {
+      const T offset = max + static_cast<T>(std::log(static_cast<double>(sum)));
+      for (int64_t c = 0; c < cols; ++c) yr[c] = xr[c] - offset;
+    } else {
+      const T inv = T(1) / sum;
+      for (int64_t c = 0; c < cols; ++c) yr[c] *= inv;
+    }
+  }
+}
+
+// Writes probs for each row and returns the summed (not yet averaged) loss.
+template <typename T>
+double softmax_cross_entropy_chunk(const T* __restrict logits, const int64_t* labels, const T* targets,
+                                   T* __restrict probs, int64_t rows, int64_t cols) {
+  double total = 0.0;
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* xr = logits + r * cols;
+    T* pr = probs + r * cols;
+    T max = xr[0];
+    for (int64_t c = 1; c < cols; ++c) max = xr[c] > max ? xr[c] : max;
+    T sum = 0;
+    for (int64_t c = 0; c < cols; ++c) {
+      const T e = exp_of(xr[c] - max);
+      pr[c] = e;
+      sum += e;
+    }
+    const double log_sum = std::log(static_cast<double>(sum)) + static_cast<double>(max);
+    if (labels != nullptr) {
+      total += log_sum - static_cast<double>(xr[labels[r]]);
+    } else {
+      const T* tr = targets + r * cols;
+      double row = 0.0;
+      for (int64_t c = 0; c < cols; ++c) row += static_cast<double>(tr[c]) * (log_sum - static_cast<double>(xr[c]));
+      total += row;
+    }
+    const T inv = T(1) / sum;
+    for (int64_t c = 0; c < cols; ++c) pr[c] *= inv;
+  }
+  return total;
+}
+
+// dlogits = scale * (probs * sum(targets) - targets), scale = dloss / batch.
+template <typename T>
+void softmax_cross_entropy_backward_chunk(T scale, const T* __restrict probs, const int64_t* labels,
+                                          const T* targets, T* __restrict dx, int64_t rows, int64_t cols) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* pr = probs + r * cols;
+    T* dr = dx + r * cols;
+    if (labels != nullptr) {
+      for (int64_t c = 0; c < cols; ++c) dr[c] = pr[c] * scale;
+      dr[labels[r]] -= scale;
+    } else {
+      const T* tr = targets + r * cols;
+      T mass = 0;
+      for (int64_t c = 0; c < cols; ++c) mass += tr[c];
+      for (int64_t c = 0; c < cols; ++c) dr[c] = (pr[c] * mass - tr[c]) * scale;
+    }
+  }
+}
+
+// grad = two_over_batch * diff; returns sum(diff^2).
+template <typename T>
+double mse_chunk(const T* __restrict prediction, const T* __restrict target, T* __restrict grad, int64_t n,
+                 T two_over_batch) {
+  double total = 0.0;
+  for (int64_t i = 0; i < n; ++i) {
+    const T diff = prediction[i] - target[i];
+    grad[i] = diff * two_over_batch;
+    total += static_cast<double>(diff) * static_cast<double>(diff);
+  }
+  return total;
+}
+
+inline bool dropout_keep(uint64_t seed_mixed, uint64_t index, uint32_t threshold) {
+  uint64_t z = seed_mixed + index;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  z ^= z >> 31;
+  return (z >> 40) < threshold;
+}
+
+template <typename T>
+void dropout_chunk(const T* __restrict x, T* __restrict y, uint8_t* __restrict mask, int64_t n, int64_t first,
+                   uint64_t seed_mixed, uint32_t threshold, T scale) {
+  for (int64_t i = 0; i < n; ++i) {
+    const bool keep = dropout_keep(seed_mixed, static_cast<uint64_t>(first + i), threshold);
+    mask[i] = keep;
+    y[i] = keep ? x[i] * scale : T(0);
+  }
+}
+
+template <typename T>
+void dropout_backward_chunk(const T* __restrict dy, const uint8_t* __restrict mask, T* __restrict dx, int64_t n,
+                            T scale) {
+  for (int64_t i = 0; i < n; ++i) dx[i] = mask[i] ? dy[i] * scale : T(0);
+}
+
+template <typename T>
+void sgd_chunk(T* __restrict param, T* __restrict grad, T* __restrict velocity, int64_t n, T lr, T momentum,
+               T weight_decay, bool nesterov) {
+  if (velocity == nullptr) {
+    for (int64_t i = 0; i < n; ++i) {
+      const T g = grad[i] + weight_decay * param[i];
+      param[i] -= lr * g;
+      grad[i] = 0;
+    }
+    return;
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    const T g = grad[i] + weight_decay * param[i];
+    const T vel = momentum * velocity[i] + g;
+    velocity[i] = vel;
+    param[i] -= lr * (nesterov ? g + momentum * vel : vel);
+    grad[i] = 0;
+  }
+}
+
+template <typename T>
+void adam_chunk(T* __restrict param, T* __restrict grad, T* __restrict m, T* __restrict v, int64_t n, T lr,
+                T beta1, T beta2, T eps, T weight_decay, T m_scale, T v_scale) {
+  const T one_minus_beta1 = T(1) - beta1;
+  const T one_minus_beta2 = T(1) - beta2;
+  for (int64_t i = 0; i < n; ++i) {
+    const T g = grad[i] + weight_decay * param[i];
+    const T mi = beta1 * m[i] + one_minus_beta1 * g;
+    const T vi = beta2 * v[i] + one_minus_beta2 * (g * g);
+    m[i] = mi;
+    v[i] = vi;
+    param[i] -= lr * (mi * m_scale) / (std::sqrt(vi * v_scale) + eps);
+    grad[i] = 0;
+  }
+}
+
+#define FASTNN_INSTANTIATE_ELEMENTWISE(T)                                                                  \
+  template void column_sum_chunk<T>(const T*, int64_t, int64_t, double*);                                  \
+  template void softmax_chunk<T>(const T*, T*, int64_t, int64_t, bool);                                    \
+  template double softmax_cross_entropy_chunk<T>(const T*, const int64_t*, const T*, T*, int64_t, int64_t); \
+  template void softmax_cross_entropy_backward_chunk<T>(T, const T*, const int64_t*, const T*, T*, int64_t, \
+                                                        int64_t);                                          \
+  template double mse_chunk<T>(const T*, const T*, T*, int64_t, T);                                        \
+  template void dropout_chunk<T>(const T*, T*, uint8_t*, int64_t, int64_t, uint64_t, uint32_t, T);         \
+  template void dropout_backward_chunk<T>(const T*, const uint8_t*, T*, int64_t, T);                       \
+  template void sgd_chunk<T>(T*, T*, T*, int64_t, T, T, T, bool);                                          \
+  template void adam_chunk<T>(T*, T*, T*, T*, int64_t, T, T, T, T, T, T, T);
+
+}  // namespace fastnn::cpu::FASTNN_ISA_NAMESPACE

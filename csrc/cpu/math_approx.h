@@ -1,0 +1,66 @@
+// Vectorisable float approximations of exp, sigmoid and tanh.
+//
+// Cephes-style: range reduction plus a short polynomial, about 2 ulp, written
+// as branch-free scalar code so the compiler vectorises the calling loop for
+// the ISA of the including translation unit (libm's scalar calls would block
+// vectorisation).  float64 keeps libm for accuracy.  NaN passes through: clamps
+// are written as `x < lo ? lo : x`, which leaves NaN untouched, and the
+// polynomial then carries it.
+//
+// Include after defining FASTNN_ISA_NAMESPACE; the functions land in
+// fastnn::cpu::FASTNN_ISA_NAMESPACE, so each ISA's copy is distinct.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#ifndef FASTNN_ISA_NAMESPACE
+#error "define FASTNN_ISA_NAMESPACE before including math_approx.h"
+#endif
+
+namespace fastnn::cpu::FASTNN_ISA_NAMESPACE {
+
+inline float exp_approx(float x) {
+  x = x > 88.3762626647949f ? 88.3762626647949f : x;
+  x = x < -87.3365447504f ? -87.3365447504f : x;
+  // n = round(x / ln 2) with the 1.5 * 2^23 trick (no float->int rounding call).
+  const float shifter = 12582912.0f;
+  float n = x * 1.44269504088896341f + shifter;
+  n -= shifter;
+  float r = x - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, sizeof scale);
+  return p * scale;
+}
+
+inline float sigmoid_scalar(float x) { return 1.0f / (1.0f + exp_approx(-x)); }
+inline double sigmoid_scalar(double x) { return 1.0 / (1.0 + std::exp(-x)); }
+
+inline float tanh_scalar(float x) {
+  // |x| < 0.625: odd polynomial (no cancellation near 0); otherwise
+  // 1 - 2 / (exp(2|x|) + 1) with the sign restored.
+  const float ax = std::fabs(x);
+  const float z = x * x;
+  float small = -5.70498872745e-3f;
+  small = small * z + 2.06390887954e-2f;
+  small = small * z - 5.37397155531e-2f;
+  small = small * z + 1.33314422036e-1f;
+  small = small * z - 3.33332819422e-1f;
+  small = small * z * x + x;
+  float large = 1.0f - 2.0f / (exp_approx(2.0f * ax) + 1.0f);
+  large = std::copysign(large, x);
+  return ax < 0.625f ? small : large;
+}
+inline double tanh_scalar(double x) { return std::tanh(x); }
+
+}  // namespace fastnn::cpu::FASTNN_ISA_NAMESPACE
