@@ -1,0 +1,208 @@
+"""The layer base class: parameters, forward/backward, modes, buffers, configuration.
+
+Buffer reuse rule
+-----------------
+A layer computes into buffers it owns and reuses them for every batch of the same input
+shape (it keeps the buffers of the last few shapes, so a smaller last batch or a validation
+batch size does not make it reallocate every batch). Hence:
+
+* the output of ``forward`` (and of ``__call__``) is valid until the next forward of that
+  layer; copy it if you need it longer;
+* the array a ``backward`` returns is valid until the next backward of that layer;
+* a ``backward`` function may only run before the next forward of its layer. Calling a stale
+  one raises ``RuntimeError`` rather than silently computing with overwritten activations.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, ClassVar, Optional, Union
+
+import numpy as np
+
+from fastnn.nn._arrays import Array, empty
+from fastnn.nn.parameter import Parameter
+
+Backward = Callable[[Array], Array]
+PathLike = Union[str, "os.PathLike[str]"]
+
+# How many input shapes' buffers a layer keeps per buffer name.
+BUFFER_SHAPES_KEPT = 3
+
+
+class Layer:
+    """Base class of every layer: the seed framework's ``Layer``, with modes and buffers.
+
+    Subclasses implement :meth:`forward`, returning the output and a ``backward(D)``
+    function; ``backward`` takes the gradient of the loss with respect to the output, adds
+    the parameter gradients into each ``Parameter.gradient`` and returns the gradient with
+    respect to the input. Subclasses that take constructor arguments implement
+    :meth:`config` so the layer can be saved and rebuilt.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> from fastnn.nn import ReLU
+    >>> y, backward = ReLU().forward(np.array([[-1.0, 2.0]]))
+    >>> y, backward(np.array([[5.0, 5.0]]))
+    (array([[0., 2.]]), array([[0., 5.]]))
+    """
+
+    # Saved-file type name -> class; see type_name().
+    registry: ClassVar[dict[str, type[Layer]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        Layer.registry[type_name(cls)] = cls
+
+    def __init__(self) -> None:
+        self._parameters: dict[str, Parameter] = {}
+        self._buffers: dict[str, list[Array]] = {}
+        self._generation = 0
+        self.training = True
+
+    # ------------------------------------------------------------------ parameters
+
+    @property
+    def parameters(self) -> list[Parameter]:
+        """The layer's trainable parameters, in a fixed order."""
+        return list(self._parameters.values())
+
+    def named_parameters(self) -> list[tuple[str, Parameter]]:
+        """``(name, parameter)`` pairs; the names key the saved ``.npz`` arrays."""
+        return list(self._parameters.items())
+
+    def add_parameter(self, name: str, tensor: Array) -> Parameter:
+        """Register ``tensor`` as a trainable :class:`Parameter` called ``name``."""
+        parameter = Parameter(tensor)
+        self._parameters[name] = parameter
+        return parameter
+
+    def zero_grad(self) -> None:
+        """Zero every parameter's accumulated gradient."""
+        for parameter in self.parameters:
+            parameter.zero_grad()
+
+    def update(self, optimizer: Callable[[Parameter], None]) -> None:
+        """Hand each parameter to ``optimizer`` (which steps it and zeroes its gradient)."""
+        for parameter in self.parameters:
+            optimizer(parameter)
+
+    def regularization_loss(self) -> float:
+        """The L2 penalty ``0.5 * weight_decay * sum(W**2)`` this layer adds to the loss."""
+        return 0.0
+
+    # ------------------------------------------------------------------ computing
+
+    def forward(self, X: Array) -> tuple[Array, Backward]:
+        """Compute the output for ``X``; return it with its ``backward(D)`` function."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement forward")
+
+    def __call__(self, X: Array) -> Array:
+        """The forward output alone (inference), in the current train/eval mode."""
+        return self.forward(X)[0]
+
+    def train(self, mode: bool = True) -> Layer:
+        """Switch to training mode (``mode=False``: evaluation mode); returns ``self``."""
+        self.training = bool(mode)
+        return self
+
+    def eval(self) -> Layer:
+        """Switch to evaluation mode (dropout becomes the identity); returns ``self``."""
+        return self.train(False)
+
+    # ------------------------------------------------------------------ buffers
+
+    def _buffer(self, name: str, shape: tuple[int, ...], like: Array, dtype=None) -> Array:
+        """The layer's buffer ``name`` of this shape, dtype and array kind (allocated once)."""
+        dtype = np.dtype(dtype or like.dtype)
+        shape = tuple(int(s) for s in shape)
+        kept = self._buffers.setdefault(name, [])
+        for i, buffer in enumerate(kept):
+            if buffer.shape == shape and buffer.dtype == dtype and type(buffer) is type(like):
+                if i:
+                    kept.insert(0, kept.pop(i))
+                return buffer
+        buffer = empty(like, shape, dtype)
+        kept.insert(0, buffer)
+        del kept[BUFFER_SHAPES_KEPT:]
+        return buffer
+
+    def _begin_forward(self) -> int:
+        """Mark a new forward; returns the token its backward checks with :meth:`_check`."""
+        self._generation += 1
+        return self._generation
+
+    def _check(self, token: int) -> None:
+        if token != self._generation:
+            raise RuntimeError(
+                f"{type(self).__name__}: this backward belongs to an earlier forward; the layer "
+                "has run forward since and reused its buffers (call backward before the next "
+                "forward of the same layer)"
+            )
+
+    # ------------------------------------------------------------------ saving
+
+    def config(self) -> dict[str, Any]:
+        """The constructor arguments (JSON-serialisable) that rebuild this layer."""
+        return {}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Layer:
+        """Build a layer from :meth:`config`'s output."""
+        return cls(**config)
+
+    def save(self, path: PathLike) -> None:
+        """Save architecture and parameters to ``path`` (``.npz``); see :func:`fastnn.nn.save`."""
+        from fastnn.nn.serialize import save
+
+        save(self, path)
+
+    @classmethod
+    def load(cls, path: PathLike) -> Layer:
+        """Rebuild a saved layer; it must be an instance of ``cls``."""
+        from fastnn.nn.serialize import load
+
+        layer = load(path)
+        if not isinstance(layer, cls):
+            raise TypeError(f"{path}: holds a {type(layer).__name__}, not a {cls.__name__}")
+        return layer
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
+        return f"{type(self).__name__}({args})"
+
+
+def type_name(cls: type) -> str:
+    """The name a saved model records for a layer class.
+
+    fastnn's own layers go by their class name (``"Linear"``); any other layer by
+    ``"module:qualname"``, so a user's class never shadows a built-in one and loading can
+    import its module.
+    """
+    if cls.__module__.startswith("fastnn.nn."):
+        return cls.__name__
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def check_activation(layer: str, activation: Optional[str]) -> Optional[str]:
+    """Validate a fused-activation name early, at construction."""
+    if activation not in (None, "relu", "sigmoid", "tanh"):
+        raise ValueError(f"{layer}: activation must be None, 'relu', 'sigmoid' or 'tanh', "
+                         f"got {activation!r}")
+    return activation
+
+
+def check_weight_decay(layer: str, weight_decay: float) -> float:
+    weight_decay = float(weight_decay)
+    if not weight_decay >= 0.0:
+        raise ValueError(f"{layer}: weight_decay must be >= 0, got {weight_decay!r}")
+    return weight_decay
+
+
+def dtype_name(dtype) -> str:
+    """``np.float32`` -> ``"float32"`` (for configs), checking it is a float dtype."""
+    dtype = np.dtype(dtype)
+    if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+    return dtype.name

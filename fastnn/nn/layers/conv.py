@@ -1,0 +1,149 @@
+"""Conv2d: 2-D convolution with a fused bias and activation, NHWC/HWIO by default."""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Union
+
+import numpy as np
+
+from fastnn import ops
+from fastnn._shapes import conv_output_size, pair, resolve_padding
+from fastnn.nn._arrays import Array, axpy, sum_of_squares
+from fastnn.nn.layer import Backward, Layer, check_activation, check_weight_decay, dtype_name
+from fastnn.nn.layers.activations import ACTIVATION_BACKWARD
+
+Seed = Union[None, int, np.random.Generator]
+IntOrPair = Union[int, tuple[int, int]]
+
+
+def freeze(value: Any) -> Any:
+    """Lists (as JSON gives them back) to tuples, recursively."""
+    if isinstance(value, (list, tuple)):
+        return tuple(freeze(v) for v in value)
+    return value
+
+
+class Conv2d(Layer):
+    """2-D convolution ``activation(conv2d(X, W) + b)`` (cross-correlation, as TFLearn's).
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+    kernel_size : int or (kh, kw)
+    stride, dilation : int or (h, w)
+    padding : "same" (default, TensorFlow's rule), "valid", int, (h, w) or
+        ((top, bottom), (left, right))
+    activation : None, "relu", "sigmoid" or "tanh", fused into the forward
+    weight_decay : float
+        L2 regularisation of the weights, as :class:`Linear` (TFLearn's semantics).
+    bias : bool
+    layout : "NHWC" (weights HWIO, ``(kh, kw, c_in, c_out)``) or "NCHW" (weights OIHW)
+    rng : None, int or np.random.Generator
+    dtype : float32 or float64
+
+    Notes
+    -----
+    Weights start He-normal: ``randn * sqrt(2 / fan_in)`` with ``fan_in = kh * kw * c_in``
+    (suited to the ReLU convolutions of the seed network), drawn in HWIO order whatever the
+    layout, so the same ``rng`` gives the same filters in both layouts. The bias starts at 0.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> conv = Conv2d(1, 4, 3, activation="relu", rng=0)
+    >>> conv.weights.shape, conv(np.ones((2, 28, 28, 1), np.float32)).shape
+    ((3, 3, 1, 4), (2, 28, 28, 4))
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: IntOrPair, *,
+                 stride: IntOrPair = 1, padding: Any = "same", dilation: IntOrPair = 1,
+                 activation: Optional[str] = None, weight_decay: float = 0.0, bias: bool = True,
+                 layout: str = "NHWC", rng: Seed = None, dtype=np.float32) -> None:
+        super().__init__()
+        name = "Conv2d"
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        if self.in_channels < 1 or self.out_channels < 1:
+            raise ValueError(f"{name}: channels must be >= 1, got {in_channels}, {out_channels}")
+        self.kernel_size = pair(name, "kernel_size", freeze(kernel_size), minimum=1)
+        self.stride = pair(name, "stride", freeze(stride), minimum=1)
+        self.dilation = pair(name, "dilation", freeze(dilation), minimum=1)
+        self.padding = freeze(padding)
+        resolve_padding(name, self.padding, (1, 1), self.kernel_size, self.stride, self.dilation)
+        if layout not in ("NHWC", "NCHW"):
+            raise ValueError(f"{name}: layout must be 'NHWC' or 'NCHW', got {layout!r}")
+        self.layout = layout
+        self.activation = check_activation(name, activation)
+        self.weight_decay = check_weight_decay(name, weight_decay)
+        self.dtype = np.dtype(dtype_name(dtype))
+
+        kh, kw = self.kernel_size
+        fan_in = kh * kw * self.in_channels
+        generator = np.random.default_rng(rng)
+        hwio = generator.standard_normal((kh, kw, self.in_channels, self.out_channels))
+        hwio *= np.sqrt(2.0 / fan_in)
+        weights = hwio if layout == "NHWC" else hwio.transpose(3, 2, 0, 1)
+        self.weights = self.add_parameter("weights", np.ascontiguousarray(weights, self.dtype))
+        self.bias = (self.add_parameter("bias", np.zeros(self.out_channels, self.dtype))
+                     if bias else None)
+
+    def _output_shape(self, x_shape: tuple[int, ...]) -> Optional[tuple[int, ...]]:
+        """The output shape, or None when it does not fit (the op then raises its error)."""
+        if self.layout == "NHWC":
+            n, h, w, _ = x_shape
+        else:
+            n, _, h, w = x_shape
+        (top, bottom), (left, right) = resolve_padding(
+            "Conv2d", self.padding, (h, w), self.kernel_size, self.stride, self.dilation)
+        ho = conv_output_size(h, self.kernel_size[0], self.stride[0], top, bottom,
+                              self.dilation[0])
+        wo = conv_output_size(w, self.kernel_size[1], self.stride[1], left, right,
+                              self.dilation[1])
+        if ho < 1 or wo < 1:
+            return None
+        c = self.out_channels
+        return (n, ho, wo, c) if self.layout == "NHWC" else (n, c, ho, wo)
+
+    def forward(self, X: Array) -> tuple[Array, Backward]:
+        if X.ndim != 4:
+            raise ValueError(f"Conv2d: X must be 4-D {self.layout}, got shape {tuple(X.shape)}")
+        token = self._begin_forward()
+        W = self.weights.tensor
+        b = None if self.bias is None else self.bias.tensor
+        geometry = {"stride": self.stride, "padding": self.padding, "dilation": self.dilation,
+                    "layout": self.layout}
+        y_shape = self._output_shape(tuple(X.shape))
+        Y = ops.conv2d(X, W, b, activation=self.activation, **geometry,
+                       out=None if y_shape is None else self._buffer("y", y_shape, X, W.dtype))
+        x_shape = tuple(X.shape)
+
+        def backward(D: Array) -> Array:
+            self._check(token)
+            dZ = D
+            if self.activation is not None:
+                dZ = ACTIVATION_BACKWARD[self.activation](D, Y,
+                                                          out=self._buffer("dz", D.shape, D))
+            dW = ops.conv2d_backward_weights(dZ, X, W.shape, **geometry,
+                                             out=self._buffer("dw", W.shape, dZ))
+            axpy(1.0, dW, self.weights.gradient)
+            if self.weight_decay:
+                axpy(self.weight_decay, W, self.weights.gradient)
+            if self.bias is not None:
+                db = ops.bias_backward(dZ, layout=self.layout,
+                                       out=self._buffer("db", (self.out_channels,), dZ))
+                axpy(1.0, db, self.bias.gradient)
+            return ops.conv2d_backward_data(dZ, W, x_shape, **geometry,
+                                            out=self._buffer("dx", x_shape, dZ))
+
+        return Y, backward
+
+    def regularization_loss(self) -> float:
+        if not self.weight_decay:
+            return 0.0
+        return 0.5 * self.weight_decay * sum_of_squares(self.weights.tensor)
+
+    def config(self) -> dict[str, Any]:
+        return {"in_channels": self.in_channels, "out_channels": self.out_channels,
+                "kernel_size": self.kernel_size, "stride": self.stride,
+                "padding": self.padding, "dilation": self.dilation, "activation": self.activation,
+                "weight_decay": self.weight_decay, "bias": self.bias is not None,
+                "layout": self.layout, "dtype": self.dtype.name}

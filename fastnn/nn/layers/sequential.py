@@ -1,0 +1,89 @@
+"""Sequential: layers chained one after another."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from fastnn.nn._arrays import Array
+from fastnn.nn.layer import Backward, Layer
+from fastnn.nn.parameter import Parameter
+
+
+class Sequential(Layer):
+    """Chain layers: forward runs them in order, backward runs their backwards in reverse.
+
+    Its parameters are all its layers' parameters, in layer order; ``train()``/``eval()``
+    and ``update(optimizer)`` reach every layer.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> from fastnn.nn import Linear, Sigmoid
+    >>> model = Sequential(Linear(2, 10, rng=0), Sigmoid(), Linear(10, 1, rng=1))
+    >>> y, backward = model.forward(np.ones((5, 2), np.float32))
+    >>> y.shape, backward(np.ones((5, 1), np.float32)).shape, len(model.parameters)
+    ((5, 1), (5, 2), 4)
+    """
+
+    def __init__(self, *layers: Layer) -> None:
+        super().__init__()
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Layer):
+                raise TypeError(f"Sequential: layer {i} must be a Layer, got "
+                                f"{type(layer).__name__}")
+        self.layers: list[Layer] = list(layers)
+
+    @property
+    def parameters(self) -> list[Parameter]:
+        return [p for layer in self.layers for p in layer.parameters]
+
+    def named_parameters(self) -> list[tuple[str, Parameter]]:
+        return [(f"{i}.{name}", p) for i, layer in enumerate(self.layers)
+                for name, p in layer.named_parameters()]
+
+    def forward(self, X: Array) -> tuple[Array, Backward]:
+        backwards = []
+        for layer in self.layers:
+            X, backward = layer.forward(X)
+            backwards.append(backward)
+
+        def backward(D: Array) -> Array:
+            for step in reversed(backwards):
+                D = step(D)
+            return D
+
+        return X, backward
+
+    def train(self, mode: bool = True) -> Sequential:
+        super().train(mode)
+        for layer in self.layers:
+            layer.train(mode)
+        return self
+
+    def regularization_loss(self) -> float:
+        return sum((layer.regularization_loss() for layer in self.layers), 0.0)
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __getitem__(self, index: int) -> Layer:
+        return self.layers[index]
+
+    def __iter__(self) -> Iterator[Layer]:
+        return iter(self.layers)
+
+    def config(self) -> dict[str, Any]:
+        from fastnn.nn.serialize import layer_spec
+
+        return {"layers": [layer_spec(layer) for layer in self.layers]}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Sequential:
+        from fastnn.nn.serialize import build
+
+        return cls(*(build(spec) for spec in config["layers"]))
+
+    def __repr__(self) -> str:
+        inner = "".join(f"\n  {layer!r}," for layer in self.layers)
+        return f"Sequential({inner}\n)"

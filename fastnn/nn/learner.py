@@ -1,0 +1,282 @@
+"""Learner: the seed framework's training loop, with validation, metrics and callbacks."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any, Callable, Optional, Union
+
+import numpy as np
+
+from fastnn import _compat, ops
+from fastnn.nn._arrays import Array, empty, to_numpy
+from fastnn.nn.callbacks import Callback
+from fastnn.nn.layer import Layer
+from fastnn.nn.losses import softmax_cross_entropy
+
+LossFunction = Callable[[Array, Array], tuple[float, Array]]
+Metric = Callable[[Array, Array], float]
+
+
+def accuracy(output: Array, target: Array) -> float:
+    """Fraction of rows whose predicted class matches the target.
+
+    The predicted class is the argmax of each row (a single output column is thresholded
+    at 0.5); targets are class ids, one-hot rows, or a single 0/1 column.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> accuracy(np.array([[0.1, 0.9], [0.8, 0.2]]), np.array([1, 1]))
+    0.5
+    """
+    out, truth = to_numpy(output), to_numpy(target)
+    n = out.shape[0]
+    out = out.reshape(n, -1)
+    predicted = out.argmax(axis=1) if out.shape[1] > 1 else (out[:, 0] > 0.5)
+    truth = truth.reshape(n, -1)
+    if truth.shape[1] > 1:
+        truth = truth.argmax(axis=1)
+    else:
+        truth = truth[:, 0] if truth.dtype.kind in "iub" else truth[:, 0] > 0.5
+    return float(np.mean(predicted == truth))
+
+
+METRICS: dict[str, Metric] = {"accuracy": accuracy}
+
+
+def _rows(A: Array, index: Union[slice, np.ndarray]) -> Array:
+    """Rows ``index`` of ``A`` (a shuffled index array or a slice)."""
+    if isinstance(index, np.ndarray) and _compat.is_cupy_array(A):
+        import cupy
+
+        index = cupy.asarray(index)
+    return A[index]
+
+
+class Learner:
+    """Train a model with a loss and an optimizer: ``fit_batch``, ``fit``, ``predict``.
+
+    Parameters
+    ----------
+    model : Layer
+        Usually a :class:`~fastnn.nn.Sequential`; a classifier ends in logits.
+    loss : callable ``(prediction, target) -> (loss, gradient)``
+        e.g. :func:`~fastnn.nn.mse_loss` or :func:`~fastnn.nn.softmax_cross_entropy`.
+    optimizer : callable ``(Parameter) -> None``
+        e.g. :class:`~fastnn.nn.SGD` or :class:`~fastnn.nn.Adam`.
+    metrics : sequence of names ("accuracy") or callables ``(output, target) -> float``
+        Default: ``("accuracy",)`` with :func:`softmax_cross_entropy`, none otherwise.
+
+    Notes
+    -----
+    The reported loss (``fit_batch``, ``fit``, ``evaluate``) is the data loss plus the
+    layers' L2 ``regularization_loss()``, as TFLearn reports it. With
+    :func:`softmax_cross_entropy` as the loss, :meth:`predict` returns class probabilities
+    (softmax of the logits) and :meth:`predict_classes` class ids; with any other loss,
+    :meth:`predict` returns the model's output as it is.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> from fastnn.nn import Linear, SGD, mse_loss
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((100, 3)).astype(np.float32)
+    >>> Y = X @ np.array([[1.0], [-2.0], [0.5]], np.float32) + 1.0
+    >>> learner = Learner(Linear(3, 1, rng=0), mse_loss, SGD(0.1))
+    >>> losses = learner.fit(X, Y, epochs=20, bs=10, progress=False, seed=0)
+    >>> len(losses), losses[-1] < 1e-6
+    (20, True)
+    """
+
+    def __init__(self, model: Layer, loss: LossFunction, optimizer: Callable[..., None], *,
+                 metrics: Optional[Sequence[Union[str, Metric]]] = None) -> None:
+        self.model = model
+        self.loss = loss
+        self.optimizer = optimizer
+        self.metrics = self._resolve_metrics(metrics)
+        self.history: dict[str, list[float]] = {}
+        self.stop_training = False
+
+    # ------------------------------------------------------------------ helpers
+
+    def _resolve_metrics(self, metrics) -> dict[str, Metric]:
+        if metrics is None:
+            metrics = ("accuracy",) if self.loss is softmax_cross_entropy else ()
+        resolved = {}
+        for metric in metrics:
+            if isinstance(metric, str):
+                if metric not in METRICS:
+                    raise ValueError(f"Learner: unknown metric {metric!r}; known: "
+                                     f"{sorted(METRICS)}")
+                resolved[metric] = METRICS[metric]
+            else:
+                resolved[getattr(metric, "__name__", "metric")] = metric
+        return resolved
+
+    def _prepare(self, A: Any) -> Array:
+        """An array; float data cast to the model's dtype (integer labels stay as they are)."""
+        if not hasattr(A, "dtype"):
+            A = np.asarray(A)
+        parameters = self.model.parameters
+        if A.dtype.kind == "f" and parameters and A.dtype != parameters[0].dtype:
+            A = A.astype(parameters[0].dtype)
+        return A
+
+    def _outputs(self, X: Array, bs: int) -> Iterator[tuple[int, int, Array]]:
+        """``(start, stop, model output)`` per batch, in evaluation mode."""
+        if bs < 1:
+            raise ValueError(f"Learner: bs must be >= 1, got {bs!r}")
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            for start in range(0, len(X), bs):
+                stop = min(start + bs, len(X))
+                yield start, stop, self.model(X[start:stop])
+        finally:
+            self.model.train(was_training)
+
+    # ------------------------------------------------------------------ training
+
+    def _step(self, X: Array, Y: Array) -> tuple[float, Array]:
+        output, backward = self.model.forward(X)
+        loss, gradient = self.loss(output, Y)
+        loss += self.model.regularization_loss()
+        backward(gradient)
+        self.model.update(self.optimizer)
+        return loss, output
+
+    def fit_batch(self, X: Array, Y: Array) -> float:
+        """One step on a batch: forward, loss, backward, update. Returns the batch loss.
+
+        Runs in the model's current mode (``fit`` switches it to training mode).
+        """
+        return self._step(X, Y)[0]
+
+    def fit(self, X: Array, Y: Array, epochs: int, bs: int, *,
+            validation: Optional[tuple[Array, Array]] = None,
+            metrics: Optional[Sequence[Union[str, Metric]]] = None,
+            callbacks: Sequence[Callback] = (), progress: bool = True,
+            seed: Union[None, int, np.random.Generator] = None,
+            shuffle: bool = True) -> list[float]:
+        """Train for ``epochs`` epochs of batches of ``bs``; return each epoch's mean loss.
+
+        Every epoch visits the samples in a new random order (from ``seed``) when
+        ``shuffle``; the last batch of an epoch may be smaller. ``history`` then holds, per
+        epoch: ``loss``, each metric, ``samples_per_s`` (training throughput) and, with
+        ``validation=(X_val, Y_val)``, ``val_loss`` and ``val_<metric>``. Callbacks see the
+        same numbers; any of them can stop training (``learner.stop_training = True``).
+        ``progress`` shows a tqdm bar per epoch (loss, metrics, samples/s).
+        """
+        if metrics is not None:
+            self.metrics = self._resolve_metrics(metrics)
+        X, Y = self._prepare(X), self._prepare(Y)
+        if len(X) != len(Y) or len(X) == 0:
+            raise ValueError(f"Learner.fit: X and Y need the same, non-zero number of rows, got "
+                             f"{len(X)} and {len(Y)}")
+        if int(bs) < 1:
+            raise ValueError(f"Learner.fit: bs must be >= 1, got {bs!r}")
+        bs, n = int(bs), len(X)
+        if validation is not None:
+            validation = (self._prepare(validation[0]), self._prepare(validation[1]))
+        rng = np.random.default_rng(seed)
+        keys = ["loss", *self.metrics, "samples_per_s"]
+        if validation is not None:
+            keys += ["val_loss", *(f"val_{name}" for name in self.metrics)]
+        self.history = {key: [] for key in keys}
+        self.stop_training = False
+        from tqdm.auto import tqdm
+
+        self.model.train()
+        for callback in callbacks:
+            callback.on_train_begin(self)
+        try:
+            for epoch in range(int(epochs)):
+                order = rng.permutation(n) if shuffle else None
+                totals = dict.fromkeys(["loss", *self.metrics], 0.0)
+                bar = tqdm(total=n, unit="sample", desc=f"epoch {epoch + 1}/{epochs}",
+                           disable=not progress, leave=True)
+                with bar:
+                    start_time = time.perf_counter()
+                    for start in range(0, n, bs):
+                        index = (slice(start, start + bs) if order is None
+                                 else order[start:start + bs])
+                        xb, yb = _rows(X, index), _rows(Y, index)
+                        loss, output = self._step(xb, yb)
+                        m = len(xb)
+                        totals["loss"] += loss * m
+                        for name, metric in self.metrics.items():
+                            totals[name] += metric(output, yb) * m
+                        if progress:
+                            seen = min(start + bs, n)
+                            bar.set_postfix({k: f"{v / seen:.4g}" for k, v in totals.items()},
+                                            refresh=False)
+                        bar.update(m)
+                    elapsed = time.perf_counter() - start_time
+                    logs = {k: v / n for k, v in totals.items()}
+                    logs["samples_per_s"] = n / elapsed if elapsed > 0 else float("inf")
+                    if validation is not None:
+                        scores = self.evaluate(*validation, bs=bs)
+                        logs.update({f"val_{k}": v for k, v in scores.items()})
+                    if progress:
+                        bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items()})
+                for key in keys:
+                    self.history[key].append(float(logs[key]))
+                for callback in callbacks:
+                    callback.on_epoch_end(self, epoch, logs)
+                if self.stop_training:
+                    break
+        finally:
+            for callback in callbacks:
+                callback.on_train_end(self)
+        return list(self.history["loss"])
+
+    # ------------------------------------------------------------------ inference
+
+    def predict(self, X: Array, bs: int = 256) -> Array:
+        """The model's output for ``X`` in batches of ``bs``, in evaluation mode.
+
+        Class probabilities when the loss is :func:`softmax_cross_entropy` (the model
+        ends in logits), else the model's output itself.
+        """
+        X = self._prepare(X)
+        result = None
+        for start, stop, output in self._outputs(X, bs):
+            if self.loss is softmax_cross_entropy:
+                output = ops.softmax(output)
+            if result is None:
+                result = empty(output, (len(X), *output.shape[1:]))
+            result[start:stop] = output
+        if result is None:
+            raise ValueError("Learner.predict: X has no rows")
+        return result
+
+    def predict_classes(self, X: Array, bs: int = 256) -> np.ndarray:
+        """Predicted class ids (int64 NumPy array): the argmax of each output row."""
+        return to_numpy(self.predict(X, bs)).argmax(axis=-1).astype(np.int64)
+
+    def evaluate(self, X: Array, Y: Array, bs: int = 256) -> dict[str, float]:
+        """Mean loss (plus the L2 regularisation) and each metric over ``(X, Y)``.
+
+        Example
+        -------
+        >>> import numpy as np
+        >>> from fastnn.nn import Linear, SGD, softmax_cross_entropy
+        >>> learner = Learner(Linear(2, 3, rng=0), softmax_cross_entropy, SGD(0.1))
+        >>> sorted(learner.evaluate(np.zeros((4, 2), np.float32), np.array([0, 1, 2, 0])))
+        ['accuracy', 'loss']
+        """
+        X, Y = self._prepare(X), self._prepare(Y)
+        if len(X) != len(Y) or len(X) == 0:
+            raise ValueError(f"Learner.evaluate: X and Y need the same, non-zero number of "
+                             f"rows, got {len(X)} and {len(Y)}")
+        totals = dict.fromkeys(["loss", *self.metrics], 0.0)
+        for start, stop, output in self._outputs(X, bs):
+            target = _rows(Y, slice(start, stop))
+            loss, _ = self.loss(output, target)
+            totals["loss"] += loss * (stop - start)
+            for name, metric in self.metrics.items():
+                totals[name] += metric(output, target) * (stop - start)
+        scores = {k: v / len(X) for k, v in totals.items()}
+        scores["loss"] += self.model.regularization_loss()
+        return scores
