@@ -42,7 +42,8 @@ __all__ = [
     "conv2d", "conv2d_backward_data", "conv2d_backward_weights", "bias_backward",
     "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
     "relu", "relu_backward", "sigmoid", "sigmoid_backward", "tanh", "tanh_backward",
-    "softmax", "log_softmax", "softmax_cross_entropy", "softmax_cross_entropy_backward",
+    "softmax", "softmax_backward", "log_softmax",
+    "softmax_cross_entropy", "softmax_cross_entropy_backward",
     "mse_loss",
     "local_response_norm", "local_response_norm_backward",
     "dropout", "dropout_backward",
@@ -595,6 +596,21 @@ def softmax(x, *, out=None):
     x = _float(op, "x", x, min_ndim=1)
     out = _out(op, out, x.shape, x.dtype, x)
     return _dispatch(op, x, out).softmax(x, out=out)
+
+
+def softmax_backward(dy, y, *, out=None):
+    """Gradient of :func:`softmax` (last axis) from its output: ``y * (dy - sum(dy * y))``.
+
+    >>> import numpy as np
+    >>> softmax_backward(np.array([[1.0, 0.0]]), np.array([[0.5, 0.5]]))
+    array([[ 0.25, -0.25]])
+    """
+    op = "softmax_backward"
+    dy = _float(op, "dy", dy, min_ndim=1)
+    y = _float(op, "y", y, dtype=dy.dtype)
+    _same_shape(op, "y", y, dy.shape)
+    out = _out(op, out, dy.shape, dy.dtype, dy)
+    return _dispatch(op, dy, y, out).softmax_backward(dy, y, out=out)
 
 
 def log_softmax(x, *, out=None):

@@ -151,6 +151,9 @@ POOL_CONFIGS = [
     (2, 1, 1, 4, 1, None, 0),        # 1x1 image
     (1, 9, 8, 5, (3, 2), (2, 1), (1, 0)),
     (3, 28, 28, 8, 2, None, 0),      # the seed's pool shape, fewer channels
+    (2, 5, 5, 17, 3, 1, 1),          # channels past one vector, overlapping windows
+    (1, 4, 6, 33, 2, 1, 1),
+    (1, 3, 3, 64, 2, 1, 0),
 ]
 
 
@@ -229,6 +232,14 @@ for shape in [(4, 10), (1, 1), (3, 5, 7), (64, 10)]:
             return (randn(rng, shape, dtype) * 10,), {}
 
 
+for shape in [(4, 10), (1, 1), (3, 5, 7)]:
+    @case("x".join(map(str, shape)), "softmax_backward")
+    def _(rng, dtype, shape=shape):
+        with backends.use("reference"):
+            y = ops.softmax(randn(rng, shape, dtype))
+        return (randn(rng, shape, dtype), y), {}
+
+
 @case("large-logits", "softmax")
 def _(rng, dtype):
     return (randn(rng, (5, 7), dtype) * 1e3,), {}
@@ -266,7 +277,7 @@ for shape in [(5,), (5, 3), (1, 1), (4, 2, 3)]:
 # ------------------------------------------------------------------ LRN
 
 LRN_CONFIGS = [((2, 4, 5, 7), 2), ((1, 3, 3, 12), 5), ((2, 2, 2, 3), 5), ((2, 3, 3, 32), 5),
-               ((1, 2, 2, 4), 0)]
+               ((1, 2, 2, 4), 0), ((2, 3, 3, 17), 1), ((1, 2, 2, 33), 40), ((1, 2, 2, 64), 5)]
 for (shape, radius), layout in itertools.product(LRN_CONFIGS, ("NHWC", "NCHW")):
     tag = f"{'x'.join(map(str, shape))}-r{radius}-{layout}"
     options = dict(depth_radius=radius, bias=1.0, alpha=0.1, beta=0.75, layout=layout)

@@ -321,3 +321,12 @@ def test_linear_gradients_through_gemm_and_bias_backward(activation):
     assert_gradient(lambda v: loss(xv=v), x, dx)
     assert_gradient(lambda v: loss(wv=v), w, dw)
     assert_gradient(lambda v: loss(bv=v), b, db)
+
+
+@pytest.mark.parametrize("shape", [(4, 6), (1, 1), (2, 3, 5)])
+def test_softmax_gradient(shape):
+    rng = rng_for("softmax", shape)
+    x = rng.standard_normal(shape) * 2
+    dy = rng.standard_normal(shape)
+    dx = ops.softmax_backward(dy, ops.softmax(x))
+    assert_gradient(lambda v: np.sum(dy * ops.softmax(v)), x, dx)

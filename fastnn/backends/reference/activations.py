@@ -55,6 +55,13 @@ class ActivationOps:
         result /= result.sum(axis=-1, keepdims=True)
         return result
 
+    def softmax_backward(self, dy, y, *, out=None):
+        result = np.multiply(dy, y, out=empty(out, dy.shape, dy.dtype))
+        row_sums = result.sum(axis=-1, keepdims=True)
+        np.subtract(dy, row_sums, out=result)
+        result *= y
+        return result
+
     def log_softmax(self, x, *, out=None):
         result = empty(out, x.shape, x.dtype)
         np.subtract(x, x.max(axis=-1, keepdims=True) if x.size else 0, out=result)

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from typing import Callable
 
-import numpy as np
-
 from fastnn import ops
 from fastnn.nn._arrays import Array
 from fastnn.nn.layer import Backward, Layer
@@ -84,8 +82,7 @@ class Softmax(Layer):
 
     To train a classifier, end the network in logits and use
     :func:`fastnn.nn.softmax_cross_entropy` as the loss instead (fused and stable).
-    The backward ``S * (D - sum(D * S, axis=-1))`` is written with NumPy ufuncs, because
-    the op contract has no softmax backward (they dispatch to CuPy for CuPy arrays).
+    The backward is :func:`fastnn.ops.softmax_backward`, ``S * (D - sum(D * S, axis=-1))``.
 
     Example
     -------
@@ -100,11 +97,6 @@ class Softmax(Layer):
 
         def backward(D: Array) -> Array:
             self._check(token)
-            dX = self._buffer("dx", D.shape, D)
-            np.multiply(D, Y, out=dX)
-            row_sums = dX.sum(axis=-1, keepdims=True)
-            np.subtract(D, row_sums, out=dX)
-            np.multiply(dX, Y, out=dX)
-            return dX
+            return ops.softmax_backward(D, Y, out=self._buffer("dx", D.shape, D))
 
         return Y, backward
