@@ -7,7 +7,7 @@ import re
 
 import numpy as np
 import pytest
-from conftest import ALL_BACKEND_PARAMS, to_backend
+from support import ALL_BACKEND_PARAMS, to_backend
 
 from fastnn import backends, ops
 

@@ -15,7 +15,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 import pytest
-from conftest import BACKEND_PARAMS, assert_close, overrides, to_backend, to_numpy
+from support import BACKEND_PARAMS, assert_close, overrides, to_backend, to_numpy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -45,6 +45,28 @@ void parallel_for(int64_t begin, int64_t end, int64_t grain, const F& fn) {
 #endif
 }
 
+// Like parallel_for, but with at most max_chunks chunks and the chunk's index
+// passed along: fn(chunk, chunk_begin, chunk_end).  For kernels that give each
+// chunk its own slice of a caller-sized workspace.
+template <typename F>
+void parallel_chunks(int64_t begin, int64_t end, int64_t grain, int64_t max_chunks, const F& fn) {
+  const int64_t total = end - begin;
+  if (total <= 0) return;
+  grain = std::max<int64_t>(grain, 1);
+  const int64_t chunks = std::max<int64_t>(
+      1, std::min<int64_t>({static_cast<int64_t>(get_num_threads()), (total + grain - 1) / grain, max_chunks}));
+  if (chunks == 1) {
+    fn(int64_t{0}, begin, end);
+    return;
+  }
+#ifdef FASTNN_OPENMP
+#pragma omp parallel for num_threads(static_cast<int>(chunks)) schedule(static, 1)
+#endif
+  for (int64_t c = 0; c < chunks; ++c) {
+    fn(c, begin + total * c / chunks, begin + total * (c + 1) / chunks);
+  }
+}
+
 // Sums fn(chunk_begin, chunk_end) -> double over the same chunks parallel_for
 // would use, adding the partial results in chunk order: deterministic for a
 // given thread count.

@@ -25,5 +25,8 @@ PYBIND11_MODULE(_C, m) {
   fastnn::python::bind_activations(m);
   fastnn::python::bind_gemm(m);
   fastnn::python::bind_machine(m);
+  fastnn::python::bind_pool(m);
+  fastnn::python::bind_lrn(m);
   fastnn::python::bind_elementwise(m);
+  fastnn::python::bind_conv(m);
 }

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from fastnn.backends.cpu_kernels.conv import CpuConvOps
 from fastnn.backends.cpu_kernels.elementwise import CpuElementwiseOps
+from fastnn.backends.cpu_kernels.lrn import CpuLrnOps
+from fastnn.backends.cpu_kernels.pool import CpuPoolOps
 from fastnn.backends.reference import ReferenceBackend
 
 
@@ -17,7 +20,7 @@ def _alloc(out, shape, dtype):
     return np.empty(shape, dtype=dtype) if out is None else out
 
 
-class CpuBackend(CpuElementwiseOps, ReferenceBackend):
+class CpuBackend(CpuConvOps, CpuElementwiseOps, CpuPoolOps, CpuLrnOps, ReferenceBackend):
     """C++ kernels through pybind11 (OpenMP, AVX-512/AVX2/portable chosen at run time)."""
 
     name = "cpu"

@@ -1,0 +1,306 @@
+// Blocked GEMM driver (BLIS-style loop nest) with a fused epilogue.
+//
+//   for jc in N by NC:                      B block kc x nc  (shared, L3)
+//     for pc in K by KC:                    pack B panels (threads split them)
+//       for ic in this thread's rows by MC: A block mc x kc  (private, L2)
+//         macro-kernel over this thread's B panels (each kc x NR, L1)
+//
+// KC is sized so one B panel fills about half of L1, MC so the A block fills
+// about half of L2, NC so the B block stays a few MiB; K is split into equal
+// blocks rather than KC plus a remainder.  Threads form a tm x tn grid over
+// (row panels, column panels), chosen to minimise the tiles of the busiest
+// thread: big-M problems split rows (each core keeps its own A block in its
+// own L2, B is shared and needs a barrier per block), skinny ones (M = one
+// batch) split columns, so each thread packs only the B panels it uses and
+// no barrier is needed.  Tiny problems run on the calling thread: a fork
+// costs more than they do.
+#include "cpu/gemm/gemm.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+#include "common/cpu_features.h"
+#include "common/parallel.h"
+#include "cpu/gemm/gemm_kernels.h"
+
+namespace fastnn::cpu {
+namespace {
+
+using gemm_impl::KernelSet;
+
+// Below this many FLOPs one thread beats a fork/join (measured: bench_gemm.py).
+constexpr double kMinParallelFlops = 1.5e6;
+// A is read in place (not packed) when each A block meets at most this many
+// B panels per thread, and row-major B when each B panel meets at most this
+// many A row panels: packing costs about as much as that many passes.
+constexpr int64_t kInPlaceMaxPanels = 8;
+
+struct CacheSizes {
+  int64_t l1, l2;
+};
+
+const CacheSizes& cache_sizes() {
+  static const CacheSizes sizes = [] {
+    long l1 = sysconf(_SC_LEVEL1_DCACHE_SIZE);
+    long l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
+    if (l1 <= 0) l1 = 32 * 1024;
+    if (l2 <= 0) l2 = 1024 * 1024;
+    return CacheSizes{l1, l2};
+  }();
+  return sizes;
+}
+
+template <typename T> KernelSet<T> kernels_for(Isa isa, bool narrow);
+
+template <> KernelSet<float> kernels_for<float>(Isa isa, bool narrow) {
+  switch (isa) {
+    case Isa::avx512: return gemm_impl::avx512::gemm_kernels_f32(narrow);
+    case Isa::avx2: return gemm_impl::avx2::gemm_kernels_f32(narrow);
+    default: return gemm_impl::portable::gemm_kernels_f32(narrow);
+  }
+}
+
+template <> KernelSet<double> kernels_for<double>(Isa isa, bool narrow) {
+  switch (isa) {
+    case Isa::avx512: return gemm_impl::avx512::gemm_kernels_f64(narrow);
+    case Isa::avx2: return gemm_impl::avx2::gemm_kernels_f64(narrow);
+    default: return gemm_impl::portable::gemm_kernels_f64(narrow);
+  }
+}
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
+
+template <typename T>
+struct Plan {
+  KernelSet<T> ks;
+  int64_t kc, mc, nc;
+  int threads;
+  int64_t b_elems;  // per thread: packed B panels of one block
+  int64_t a_elems;  // per thread: packed A block (or the in-place tail panel)
+};
+
+struct Grid {
+  int tm, tn;
+  bool pack_a, pack_b;
+};
+
+// Packing cost per element, in units of one FMA-port cycle: a straight copy
+// is cheap, a transposing copy (row-major A, trans B) is not.
+constexpr double kCopyCost = 0.25;
+constexpr double kTransposeCost = 1.0;
+
+// The tm x tn split of `threads` that finishes soonest: the busiest thread's
+// tiles plus what it packs.  Every thread packs its own B panels and A rows,
+// so a column split repeats A's packing in every thread and a row split
+// repeats B's; no thread waits for another.
+template <typename T>
+Grid choose_grid(const GemmArgs<T>& g, const Plan<T>& p, int threads) {
+  const int64_t mr = p.ks.mr, nr = p.ks.nr;
+  const int64_t tiles_m = ceil_div(g.m, mr), tiles_n = ceil_div(g.n, nr);
+  const double fma_per_cycle = 2.0 * p.ks.lanes;
+  Grid best{1, 1, true, true};
+  double best_cost = -1;
+  for (int tm = threads; tm >= 1; --tm) {
+    if (threads % tm != 0) continue;
+    const int tn = threads / tm;
+    const int64_t my_tiles_m = ceil_div(tiles_m, tm), my_tiles_n = ceil_div(tiles_n, tn);
+    const bool pack_a = std::min(my_tiles_n, ceil_div(p.nc, nr)) > kInPlaceMaxPanels;
+    const bool pack_b = g.trans_b || my_tiles_m > kInPlaceMaxPanels;
+    const double rows = double(std::min(g.m, my_tiles_m * mr)), cols = double(std::min(g.n, my_tiles_n * nr));
+    double cost = double(my_tiles_m * my_tiles_n) * double(mr * nr) * double(g.k) / fma_per_cycle;
+    if (pack_b) cost += cols * double(g.k) * (g.trans_b ? kTransposeCost : kCopyCost);
+    if (pack_a) cost += rows * double(g.k) * (g.trans_a ? kCopyCost : kTransposeCost);
+    if (best_cost < 0 || cost < best_cost) {
+      best = Grid{tm, tn, pack_a, pack_b};
+      best_cost = cost;
+    }
+  }
+  return best;
+}
+
+int64_t env_or(const char* name, int64_t fallback) {
+  const char* v = std::getenv(name);
+  return v != nullptr && *v != '\0' ? std::atol(v) : fallback;
+}
+
+template <typename T>
+Plan<T> make_plan(const GemmArgs<T>& g, int num_threads) {
+  const Isa isa = selected_isa();
+  const KernelSet<T> narrow = kernels_for<T>(isa, true);
+  Plan<T> p{};
+  p.ks = g.n <= narrow.nr ? narrow : kernels_for<T>(isa, false);
+  const int64_t mr = p.ks.mr, nr = p.ks.nr;
+  const CacheSizes& cs = cache_sizes();
+  const int64_t k = std::max<int64_t>(g.k, 1);
+
+  static const int64_t kc_env = env_or("FASTNN_GEMM_KC", 0), mc_env = env_or("FASTNN_GEMM_MC", 0),
+                       nc_env = env_or("FASTNN_GEMM_NC", 0);
+  int64_t kc_max = std::max<int64_t>(64, cs.l1 / 2 / (nr * int64_t(sizeof(T))));
+  if (kc_env > 0) kc_max = kc_env;
+  p.kc = ceil_div(k, ceil_div(k, kc_max));
+  int64_t mc_max = std::max<int64_t>(mr, (cs.l2 / 2 / (p.kc * int64_t(sizeof(T)))) / mr * mr);
+  if (mc_env > 0) mc_max = round_up(mc_env, mr);
+  int64_t nc_max = std::max<int64_t>(nr, ((int64_t(4) << 20) / (p.kc * int64_t(sizeof(T)))) / nr * nr);
+  if (nc_env > 0) nc_max = round_up(nc_env, nr);
+  p.nc = std::min(round_up(g.n, nr), nc_max);
+  p.mc = std::min(mc_max, round_up(g.m, mr));
+
+  const int64_t tiles = ceil_div(g.m, mr) * ceil_div(g.n, nr);
+  const double flops = 2.0 * double(g.m) * double(g.n) * double(g.k);
+  p.threads = flops < kMinParallelFlops ? 1 : int(std::min<int64_t>(num_threads, tiles));
+  p.threads = std::max(p.threads, 1);
+
+  // Sized for the worst split (one thread doing a whole block), so a team
+  // smaller than planned still fits.
+  const int64_t align = 64 / int64_t(sizeof(T));
+  p.b_elems = round_up(p.kc * p.nc, align);
+  p.a_elems = round_up(p.kc * p.mc, align);
+  return p;
+}
+
+template <typename T>
+size_t plan_bytes(const Plan<T>& p) {
+  return sizeof(T) * size_t(p.threads * (p.b_elems + p.a_elems));
+}
+
+// K == 0: C = act(beta*C + bias), a plain pass.
+template <typename T>
+void scale_only(const GemmArgs<T>& g) {
+  for (int64_t i = 0; i < g.m; ++i) {
+    T* row = g.c + i * g.ldc;
+    for (int64_t j = 0; j < g.n; ++j) {
+      T v = g.beta == T(0) ? T(0) : g.beta * row[j];
+      if (g.bias != nullptr) v += g.bias[j];
+      switch (g.act) {
+        case Activation::relu: v = v < T(0) ? T(0) : v; break;
+        case Activation::sigmoid: v = T(1) / (T(1) + std::exp(-v)); break;
+        case Activation::tanh: v = std::tanh(v); break;
+        case Activation::none: break;
+      }
+      row[j] = v;
+    }
+  }
+}
+
+// One thread's share of the loop nest, on its own rows and column panels
+// with its own packed buffers.
+template <typename T>
+void run_thread(const GemmArgs<T>& g, const Plan<T>& p, T* workspace, int tid, int team) {
+  const int64_t mr = p.ks.mr, nr = p.ks.nr;
+  const Grid grid = choose_grid(g, p, team);
+  const int ti = tid / grid.tn, tj = tid % grid.tn;
+  const int64_t tiles_m = ceil_div(g.m, mr);
+  const int64_t row0 = std::min(g.m, tiles_m * ti / grid.tm * mr);
+  const int64_t row1 = std::min(g.m, tiles_m * (ti + 1) / grid.tm * mr);
+  if (row1 <= row0) return;
+  T* b_pack = workspace + int64_t(tid) * (p.b_elems + p.a_elems);
+  T* a_pack = b_pack + p.b_elems;
+
+  for (int64_t jc = 0; jc < g.n; jc += p.nc) {
+    const int64_t ncb = std::min(p.nc, g.n - jc);
+    const int64_t panels = ceil_div(ncb, nr);
+    const int64_t q0 = panels * tj / grid.tn, q1 = panels * (tj + 1) / grid.tn;
+    if (q1 <= q0) continue;
+    const int64_t col0 = jc + q0 * nr;
+    const int64_t cols = std::min(ncb, q1 * nr) - q0 * nr;
+    for (int64_t pc = 0; pc < g.k; pc += p.kc) {
+      const int64_t kcb = std::min(p.kc, g.k - pc);
+      const T* b_src = g.trans_b ? g.b + col0 * g.ldb + pc : g.b + pc * g.ldb + col0;
+      if (grid.pack_b) p.ks.pack_b(kcb, cols, b_src, g.ldb, g.trans_b, b_pack);
+
+      gemm_impl::MacroTask<T> task{};
+      task.kc = kcb;
+      task.nc = cols;
+      task.b = grid.pack_b ? b_pack : b_src;
+      task.b_stride = kcb * nr;
+      task.ldb = grid.pack_b ? 0 : g.ldb;
+      task.b_scratch = b_pack;
+      task.ldc = g.ldc;
+      task.scratch = a_pack;
+      task.ep = gemm_impl::Epilogue<T>{g.alpha, g.beta, pc == 0, pc + kcb == g.k,
+                                       g.bias != nullptr ? g.bias + col0 : nullptr, g.act};
+      for (int64_t ic = row0; ic < row1; ic += p.mc) {
+        task.mc = std::min(p.mc, row1 - ic);
+        task.c = g.c + ic * g.ldc + col0;
+        if (grid.pack_a) {
+          const T* a_src = g.trans_a ? g.a + pc * g.lda + ic : g.a + ic * g.lda + pc;
+          p.ks.pack_a(task.mc, kcb, a_src, g.lda, g.trans_a, a_pack);
+          task.a = a_pack;
+          task.lda = 0;
+        } else {
+          task.a = g.trans_a ? g.a + pc * g.lda + ic : g.a + ic * g.lda + pc;
+          task.lda = g.lda;
+          task.trans_a = g.trans_a;
+        }
+        p.ks.macro(task);
+      }
+    }
+  }
+}
+
+template <typename T>
+void check_args(const GemmArgs<T>& g) {
+  auto fail = [](const std::string& what) { throw std::invalid_argument("gemm: " + what); };
+  if (g.m < 0 || g.n < 0 || g.k < 0) fail("sizes must be non-negative");
+  const int64_t a_cols = g.trans_a ? g.m : g.k;
+  const int64_t b_cols = g.trans_b ? g.k : g.n;
+  if (g.lda < std::max<int64_t>(1, a_cols)) fail("lda is smaller than the row length of A");
+  if (g.ldb < std::max<int64_t>(1, b_cols)) fail("ldb is smaller than the row length of B");
+  if (g.ldc < std::max<int64_t>(1, g.n)) fail("ldc is smaller than n");
+  if (g.m > 0 && g.n > 0) {
+    if (g.c == nullptr) fail("C is null");
+    if (g.k > 0 && (g.a == nullptr || g.b == nullptr)) fail("A or B is null");
+  }
+}
+
+}  // namespace
+
+template <typename T>
+size_t gemm_workspace_bytes(const GemmArgs<T>& args, int num_threads) {
+  if (args.m <= 0 || args.n <= 0 || args.k <= 0) return 0;
+  return plan_bytes(make_plan(args, std::max(num_threads, 1)));
+}
+
+template <typename T>
+void gemm(const GemmArgs<T>& g, void* workspace, size_t workspace_bytes, int num_threads) {
+  check_args(g);
+  if (g.m == 0 || g.n == 0) return;
+  if (g.k == 0) {
+    scale_only(g);
+    return;
+  }
+  const Plan<T> p = make_plan(g, std::max(num_threads, 1));
+  if (workspace_bytes < plan_bytes(p) || workspace == nullptr) {
+    throw std::invalid_argument("gemm: workspace is smaller than gemm_workspace_bytes()");
+  }
+  T* ws = static_cast<T*>(workspace);
+  if (p.threads <= 1) {
+    run_thread(g, p, ws, 0, 1);
+    return;
+  }
+#ifdef FASTNN_OPENMP
+#pragma omp parallel num_threads(p.threads)
+  {
+    // A team smaller than asked for (nested parallelism) still covers all
+    // the work: the grid is recomputed for the team actually running.
+    run_thread(g, p, ws, omp_get_thread_num(), omp_get_num_threads());
+  }
+#else
+  run_thread(g, p, ws, 0, 1);
+#endif
+}
+
+const char* gemm_kernel_name() { return kernels_for<float>(selected_isa(), false).name; }
+
+template size_t gemm_workspace_bytes<float>(const GemmArgs<float>&, int);
+template size_t gemm_workspace_bytes<double>(const GemmArgs<double>&, int);
+template void gemm<float>(const GemmArgs<float>&, void*, size_t, int);
+template void gemm<double>(const GemmArgs<double>&, void*, size_t, int);
+
+}  // namespace fastnn::cpu

@@ -1,0 +1,52 @@
+// General matrix multiply on row-major buffers, with a fused epilogue:
+//
+//   C = act(alpha * op(A) @ op(B) + beta * C + bias)
+//
+// op(A) is m x k (A stored k x m when trans_a), op(B) is k x n (B stored n x k
+// when trans_b), C is m x n; every matrix is row-major with its own leading
+// dimension.  bias (n entries, one per output column) may be null; act is
+// applied last.  beta == 0 means C is write-only: its old contents, NaN
+// included, are never read (BLAS semantics).
+//
+// The kernel allocates nothing: the caller hands it a workspace of at least
+// gemm_workspace_bytes() bytes, aligned to 64 bytes, for the packed panels.
+// Results are deterministic for a given thread count and ISA.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "cpu/activations.h"
+
+namespace fastnn::cpu {
+
+template <typename T>
+struct GemmArgs {
+  int64_t m = 0, n = 0, k = 0;
+  const T* a = nullptr;
+  int64_t lda = 0;
+  bool trans_a = false;
+  const T* b = nullptr;
+  int64_t ldb = 0;
+  bool trans_b = false;
+  T* c = nullptr;
+  int64_t ldc = 0;
+  T alpha = T(1);
+  T beta = T(0);
+  const T* bias = nullptr;
+  Activation act = Activation::none;
+};
+
+// Bytes of workspace gemm() needs for these arguments and thread count.
+template <typename T>
+size_t gemm_workspace_bytes(const GemmArgs<T>& args, int num_threads);
+
+// Throws std::invalid_argument for negative sizes, leading dimensions that
+// do not fit, or a workspace smaller than gemm_workspace_bytes().
+template <typename T>
+void gemm(const GemmArgs<T>& args, void* workspace, size_t workspace_bytes, int num_threads);
+
+// Which micro-kernel the selected ISA uses (for `fastnn info` and the tests).
+const char* gemm_kernel_name();
+
+}  // namespace fastnn::cpu

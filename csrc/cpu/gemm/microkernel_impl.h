@@ -1,0 +1,285 @@
+// Packing routines, register-blocked micro-kernel and macro-kernel, written
+// once over a small SIMD trait and compiled per ISA: microkernel_<isa>.cpp
+// defines FASTNN_ISA_NAMESPACE (gemm::<isa>) and Simd<float>/Simd<double>
+// for its vector width, then includes this file.
+//
+// Micro-kernel: an MR x NR tile of C (NR = NV vectors) held in MR*NV vector
+// registers.  Each k step loads NV vectors of a packed B panel and broadcasts
+// MR scalars of A, so a tile costs NV + MR loads per MR*NV FMAs; MR*NV must
+// cover FMA latency x FMA ports (4 x 2 = 8) and MR*NV + NV + 1 must fit in the
+// register file.  A is either packed (k-major MR panels) or, for row-major
+// A that is read only a few times, read in place with a row stride: that
+// skips a transposing copy that would cost as much as the multiply for
+// skinny outputs.
+//
+// Macro-kernel: for each B panel (kc x NR, stays in L1) run every A row
+// panel of the block (mc x kc, stays in L2) through the micro-kernel.
+// Edge tiles compute the full register tile and store through a small
+// buffer, so the inner loop has no edge cases.
+#ifndef FASTNN_ISA_NAMESPACE
+#error "define FASTNN_ISA_NAMESPACE before including microkernel_impl.h"
+#endif
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+#include "cpu/activations.h"
+#include "cpu/gemm/gemm_kernels.h"
+
+#define FASTNN_GEMM_INLINE inline __attribute__((always_inline))
+
+namespace fastnn::cpu::FASTNN_ISA_NAMESPACE {
+
+template <typename T>
+FASTNN_GEMM_INLINE void activate_row(Activation act, T* y, int n) {
+  // Only sigmoid and tanh come here; relu is applied in registers.
+  if (act == Activation::sigmoid) {
+    for (int j = 0; j < n; ++j) y[j] = sigmoid_scalar(y[j]);
+  } else if (act == Activation::tanh) {
+    for (int j = 0; j < n; ++j) y[j] = tanh_scalar(y[j]);
+  }
+}
+
+template <typename T, int MR, int NV>
+struct Tile {
+  using S = Simd<T>;
+  using V = typename S::V;
+  static constexpr int W = S::kWidth;
+  static constexpr int NR = NV * W;
+
+  // acc += A(MR x kc) * B(kc x NR).  kRowsA: A row-major in place,
+  // a[i*stride + p]; otherwise k-major, a[p*stride + i] (a packed panel with
+  // stride MR, or a transposed A in place with stride lda).
+  // B: k-major with b_stride per k step (NR for a packed panel, ldb in place).
+  template <bool kRowsA>
+  static FASTNN_GEMM_INLINE void multiply(int64_t kc, const T* __restrict a, int64_t stride,
+                                          const T* __restrict b, int64_t b_stride, V (&acc)[MR][NV]) {
+    const T* rows[MR];
+    if (kRowsA) {
+#pragma GCC unroll 32
+      for (int i = 0; i < MR; ++i) rows[i] = a + i * stride;
+    }
+    for (int64_t p = 0; p < kc; ++p) {
+      V bv[NV];
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) bv[v] = S::load(b + p * b_stride + v * W);
+      const T* ap = a + p * stride;
+#pragma GCC unroll 32
+      for (int i = 0; i < MR; ++i) {
+        const V ai = S::set1(kRowsA ? rows[i][p] : ap[i]);
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) acc[i][v] = S::fmadd(ai, bv[v], acc[i][v]);
+      }
+    }
+  }
+
+  // C = epilogue(acc) straight to memory.  kFull: the whole MR x NR tile;
+  // otherwise the first m rows and n columns, through masked loads/stores.
+  template <bool kFull>
+  static FASTNN_GEMM_INLINE void store(V (&acc)[MR][NV], T* c, int64_t ldc, int m, int n,
+                                       const gemm_impl::Epilogue<T>& ep, const T* bias) {
+    const V alpha = S::set1(ep.alpha);
+    const V beta = S::set1(ep.beta);
+    const bool read_c = !ep.first || ep.beta != T(0);
+    const bool add_bias = ep.last && bias != nullptr;
+    const bool relu = ep.last && ep.act == Activation::relu;
+    int lanes[NV];
+    for (int v = 0; v < NV; ++v) lanes[v] = kFull ? W : std::max(0, std::min(W, n - v * W));
+    auto load = [&](const T* p, int v) { return kFull ? S::load(p) : S::load_partial(p, lanes[v]); };
+    V bias_v[NV] = {};
+    if (add_bias) {
+      for (int v = 0; v < NV; ++v) bias_v[v] = load(bias + v * W, v);
+    }
+#pragma GCC unroll 32
+    for (int i = 0; i < MR; ++i) {
+      if (!kFull && i >= m) break;
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) {
+        T* cp = c + i * ldc + v * W;
+        V r = S::mul(acc[i][v], alpha);
+        if (read_c) r = ep.first ? S::fmadd(beta, load(cp, v), r) : S::add(r, load(cp, v));
+        if (add_bias) r = S::add(r, bias_v[v]);
+        if (relu) r = S::relu(r);
+        if (kFull) {
+          S::store(cp, r);
+        } else {
+          S::store_partial(cp, r, lanes[v]);
+        }
+      }
+    }
+    if (ep.last && (ep.act == Activation::sigmoid || ep.act == Activation::tanh)) {
+      for (int i = 0; i < (kFull ? MR : m); ++i) activate_row(ep.act, c + i * ldc, kFull ? NR : n);
+    }
+  }
+};
+
+// dst[0, n) = src[0, n) for n <= NV*W, in vectors.
+template <typename T, int N>
+FASTNN_GEMM_INLINE void copy_short(T* __restrict dst, const T* __restrict src, int n) {
+  using S = Simd<T>;
+  constexpr int W = S::kWidth;
+#pragma GCC unroll 8
+  for (int j = 0; j < N; j += W) {
+    const int lanes = std::max(0, std::min(W, n - j));
+    if (j + W <= N && lanes == W) {
+      S::store(dst + j, S::load(src + j));
+    } else {
+      // Lanes past n come out as zero: the padding of a packed panel.
+      S::store_partial(dst + j, S::load_partial(src + j, lanes), std::min(W, N - j));
+    }
+  }
+}
+
+// ---------------------------------------------------------------- packing
+
+// A block (mc x kc of op(A)) -> k-major MR-row panels, zero-padded rows.
+template <typename T, int MR>
+void pack_a(int64_t mc, int64_t kc, const T* a, int64_t lda, bool trans_a, T* dst) {
+  for (int64_t ir = 0; ir < mc; ir += MR) {
+    const int mb = static_cast<int>(std::min<int64_t>(MR, mc - ir));
+    T* d = dst + (ir / MR) * kc * MR;
+    if (!trans_a) {
+      // op(A)(i, p) = a[i*lda + p]: a transpose.
+      const T* src = a + ir * lda;
+      if (pack_transposed(src, lda, mb, kc, d, MR, MR)) continue;
+      // Generic: read rows in chunks of 16 so the writes stay within a few lines.
+      constexpr int64_t kChunk = 16;
+      for (int64_t p0 = 0; p0 < kc; p0 += kChunk) {
+        const int64_t pn = std::min(kChunk, kc - p0);
+        for (int i = 0; i < MR; ++i) {
+          if (i < mb) {
+            const T* s = src + i * lda + p0;
+            for (int64_t p = 0; p < pn; ++p) d[(p0 + p) * MR + i] = s[p];
+          } else {
+            for (int64_t p = 0; p < pn; ++p) d[(p0 + p) * MR + i] = T(0);
+          }
+        }
+      }
+    } else {
+      // op(A)(i, p) = a[p*lda + i]: MR contiguous elements per k step.
+      const T* src = a + ir;
+      for (int64_t p = 0; p < kc; ++p) copy_short<T, MR>(d + p * MR, src + p * lda, mb);
+    }
+  }
+}
+
+// Rows [0, mb) of an A read in place -> one packed panel (the macro-kernel's
+// row tail, so no load runs past the last row).
+template <typename T, int MR>
+void pack_a_tail(int mb, int64_t kc, const T* a, int64_t lda, bool trans_a, T* dst) {
+  if (trans_a) {
+    for (int64_t p = 0; p < kc; ++p) copy_short<T, MR>(dst + p * MR, a + p * lda, mb);
+    return;
+  }
+  for (int64_t p = 0; p < kc; ++p) {
+    for (int i = 0; i < MR; ++i) dst[p * MR + i] = i < mb ? a[i * lda + p] : T(0);
+  }
+}
+
+// B block (kc x nc of op(B)) -> k-major NR-column panels, zero-padded columns.
+template <typename T, int NR>
+void pack_b(int64_t kc, int64_t nc, const T* b, int64_t ldb, bool trans_b, T* dst) {
+  for (int64_t jr = 0; jr < nc; jr += NR) {
+    const int nb = static_cast<int>(std::min<int64_t>(NR, nc - jr));
+    T* d = dst + (jr / NR) * kc * NR;
+    if (!trans_b) {
+      // op(B)(p, j) = b[p*ldb + j]: NR contiguous elements per k step.
+      const T* src = b + jr;
+      for (int64_t p = 0; p < kc; ++p) copy_short<T, NR>(d + p * NR, src + p * ldb, nb);
+    } else {
+      // op(B)(p, j) = b[j*ldb + p]: a transpose, in groups of W columns.
+      {
+        constexpr int W = Simd<T>::kWidth;
+        bool done = true;
+        for (int j0 = 0; j0 < NR && done; j0 += W) {
+          const int rows = std::max(0, std::min(W, nb - j0));
+          done = pack_transposed(b + (jr + std::min(j0, nb)) * ldb, ldb, rows, kc, d + j0, NR, W);
+        }
+        if (done) continue;
+      }
+      // Generic: chunks of 16 k.
+      const T* src = b + jr * ldb;
+      constexpr int64_t kChunk = 16;
+      for (int64_t p0 = 0; p0 < kc; p0 += kChunk) {
+        const int64_t pn = std::min(kChunk, kc - p0);
+        for (int j = 0; j < NR; ++j) {
+          if (j < nb) {
+            const T* s = src + j * ldb + p0;
+            for (int64_t p = 0; p < pn; ++p) d[(p0 + p) * NR + j] = s[p];
+          } else {
+            for (int64_t p = 0; p < pn; ++p) d[(p0 + p) * NR + j] = T(0);
+          }
+        }
+      }
+    }
+  }
+}
+
+// ------------------------------------------------------------ macro-kernel
+
+#ifndef FASTNN_GEMM_PREFETCH_C
+#define FASTNN_GEMM_PREFETCH_C 1
+#endif
+constexpr bool kPrefetchC = FASTNN_GEMM_PREFETCH_C;
+
+template <typename T, int MR, int NV>
+void macro_kernel(const gemm_impl::MacroTask<T>& t) {
+  using K = Tile<T, MR, NV>;
+  using V = typename K::V;
+  constexpr int NR = K::NR;
+  const bool packed = t.lda == 0;
+  const int64_t full_rows = packed ? t.mc : (t.mc / MR) * MR;
+  if (full_rows < t.mc) {
+    const T* tail = t.trans_a ? t.a + full_rows : t.a + full_rows * t.lda;
+    pack_a_tail<T, MR>(static_cast<int>(t.mc - full_rows), t.kc, tail, t.lda, t.trans_a, t.scratch);
+  }
+  // In-place B: the last partial column panel is packed, for the same reason.
+  const bool b_packed = t.ldb == 0;
+  const int64_t full_cols = b_packed ? t.nc : (t.nc / NR) * NR;
+  if (full_cols < t.nc) {
+    pack_b<T, NR>(t.kc, t.nc - full_cols, t.b + full_cols, t.ldb, false, t.b_scratch);
+  }
+  for (int64_t jr = 0; jr < t.nc; jr += NR) {
+    const int nb = static_cast<int>(std::min<int64_t>(NR, t.nc - jr));
+    const T* bp = b_packed ? t.b + (jr / NR) * t.b_stride : jr < full_cols ? t.b + jr : t.b_scratch;
+    const int64_t b_step = b_packed || jr >= full_cols ? NR : t.ldb;
+    const T* bias = t.ep.bias != nullptr ? t.ep.bias + jr : nullptr;
+    for (int64_t ir = 0; ir < t.mc; ir += MR) {
+      const int mb = static_cast<int>(std::min<int64_t>(MR, t.mc - ir));
+      T* cp = t.c + ir * t.ldc + jr;
+      // The tile's C rows are read (or written) after kc steps: start
+      // fetching them now so the epilogue does not wait on L2/L3.
+      for (int i = 0; i < (kPrefetchC ? mb : 0); ++i) {
+        __builtin_prefetch(cp + i * t.ldc, 1, 3);
+        __builtin_prefetch(cp + i * t.ldc + NR - 1, 1, 3);
+      }
+      V acc[MR][NV];
+      for (int i = 0; i < MR; ++i) {
+        for (int v = 0; v < NV; ++v) acc[i][v] = K::S::zero();
+      }
+      if (packed) {
+        K::template multiply<false>(t.kc, t.a + (ir / MR) * t.kc * MR, MR, bp, b_step, acc);
+      } else if (ir >= full_rows) {
+        K::template multiply<false>(t.kc, t.scratch, MR, bp, b_step, acc);
+      } else if (t.trans_a) {
+        K::template multiply<false>(t.kc, t.a + ir, t.lda, bp, b_step, acc);
+      } else {
+        K::template multiply<true>(t.kc, t.a + ir * t.lda, t.lda, bp, b_step, acc);
+      }
+      if (mb == MR && nb == NR) {
+        K::template store<true>(acc, cp, t.ldc, MR, NR, t.ep, bias);
+      } else {
+        K::template store<false>(acc, cp, t.ldc, mb, nb, t.ep, bias);
+      }
+    }
+  }
+}
+
+template <typename T, int MR, int NV>
+gemm_impl::KernelSet<T> make_kernel_set(const char* name) {
+  constexpr int NR = Tile<T, MR, NV>::NR;
+  return gemm_impl::KernelSet<T>{MR, NR, Tile<T, MR, NV>::W, name, &pack_a<T, MR>, &pack_b<T, NR>, &macro_kernel<T, MR, NV>};
+}
+
+}  // namespace fastnn::cpu::FASTNN_ISA_NAMESPACE

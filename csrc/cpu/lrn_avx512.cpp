@@ -1,0 +1,3 @@
+// LRN kernels compiled for the avx512 instruction set (see CMakeLists.txt).
+#define FASTNN_ISA_NAMESPACE avx512
+#include "cpu/lrn_kernels.h"

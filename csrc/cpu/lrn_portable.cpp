@@ -1,0 +1,3 @@
+// LRN kernels compiled for the portable instruction set (see CMakeLists.txt).
+#define FASTNN_ISA_NAMESPACE portable
+#include "cpu/lrn_kernels.h"

@@ -1,0 +1,142 @@
+// Pooling entry points: split rows across threads (parallel_for over batch x
+// rows, coarse enough that a chunk is worth a fork) and run the kernel
+// compiled for the selected ISA on each chunk.  The max-pool backward is a
+// scalar scatter-add (no gather/scatter ISA tricks pay off at these sizes) and
+// lives here.
+#include "cpu/pool.h"
+
+#include <algorithm>
+#include <atomic>
+#include <climits>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include "common/cpu_features.h"
+#include "common/parallel.h"
+
+namespace fastnn::cpu {
+
+#define FASTNN_DECLARE_POOL(ns)                                                                       \
+  namespace ns {                                                                                      \
+  template <typename T, typename Spatial>                                                             \
+  void max_pool2d_rows(const Pool2dShape&, const T*, T*, int64_t*, bool, int64_t, int64_t);           \
+  template <typename T> void avg_pool2d_rows(const Pool2dShape&, const T*, T*, bool, int64_t, int64_t); \
+  template <typename T>                                                                               \
+  void avg_pool2d_backward_rows(const Pool2dShape&, const T*, T*, bool, int64_t, int64_t);            \
+  }
+FASTNN_DECLARE_POOL(portable)
+FASTNN_DECLARE_POOL(avx2)
+FASTNN_DECLARE_POOL(avx512)
+#undef FASTNN_DECLARE_POOL
+
+// Rows per chunk so that a chunk reads at least ~32K values.
+static int64_t row_grain(int64_t values_per_row) {
+  constexpr int64_t kGrainValues = 1 << 15;
+  return values_per_row <= 0 ? 1 : (kGrainValues + values_per_row - 1) / values_per_row;
+}
+
+template <typename T, typename Spatial>
+static void max_pool2d_dispatch(const Pool2dShape& s, const T* x, T* y, int64_t* argmax, bool nchw) {
+  const Isa isa = selected_isa();
+  const int64_t rows = s.batch * s.out_height;
+  const int64_t grain = row_grain(s.out_width * s.channels * s.kernel_h * s.kernel_w);
+  parallel_for(0, rows, grain, [&](int64_t lo, int64_t hi) {
+    switch (isa) {
+      case Isa::avx512: avx512::max_pool2d_rows<T, Spatial>(s, x, y, argmax, nchw, lo, hi); break;
+      case Isa::avx2: avx2::max_pool2d_rows<T, Spatial>(s, x, y, argmax, nchw, lo, hi); break;
+      default: portable::max_pool2d_rows<T, Spatial>(s, x, y, argmax, nchw, lo, hi); break;
+    }
+  });
+}
+
+template <typename T>
+void max_pool2d_forward(const Pool2dShape& s, const T* x_nhwc, T* y_nhwc, int64_t* argmax, bool argmax_nchw) {
+  // float tracks the winning pixel as int32 (same lane width as the data) when
+  // an image's pixel count fits; anything else uses int64.
+  if (sizeof(T) == 4 && s.height * s.width <= INT32_MAX) {
+    max_pool2d_dispatch<T, int32_t>(s, x_nhwc, y_nhwc, argmax, argmax_nchw);
+  } else {
+    max_pool2d_dispatch<T, int64_t>(s, x_nhwc, y_nhwc, argmax, argmax_nchw);
+  }
+}
+
+template <typename T>
+void max_pool2d_backward(const T* dy, const int64_t* argmax, T* dx, int64_t batch, int64_t dy_per_batch,
+                         int64_t dx_per_batch) {
+  // Parallel over batch: an index produced by the forward points into its own
+  // batch block, so threads never share a dx element.  Any other valid index
+  // is left for a serial second pass; an invalid one raises after the join.
+  std::atomic<bool> stray{false};
+  const int64_t grain = row_grain(dx_per_batch + dy_per_batch);
+  parallel_for(0, batch, grain, [&](int64_t lo, int64_t hi) {
+    bool local_stray = false;
+    for (int64_t n = lo; n < hi; ++n) {
+      T* dx_n = dx + n * dx_per_batch;
+      const T* dy_n = dy + n * dy_per_batch;
+      const int64_t* a_n = argmax + n * dy_per_batch;
+      const int64_t base = n * dx_per_batch;
+      std::memset(dx_n, 0, sizeof(T) * static_cast<size_t>(dx_per_batch));
+      for (int64_t i = 0; i < dy_per_batch; ++i) {
+        const int64_t k = a_n[i] - base;
+        if (static_cast<uint64_t>(k) < static_cast<uint64_t>(dx_per_batch)) {
+          dx_n[k] += dy_n[i];
+        } else {
+          local_stray = true;
+        }
+      }
+    }
+    if (local_stray) stray.store(true, std::memory_order_relaxed);
+  });
+  if (!stray.load()) return;
+  const int64_t total = batch * dx_per_batch;
+  for (int64_t n = 0; n < batch; ++n) {
+    for (int64_t i = n * dy_per_batch; i < (n + 1) * dy_per_batch; ++i) {
+      const int64_t k = argmax[i];
+      if (k >= n * dx_per_batch && k < (n + 1) * dx_per_batch) continue;  // done above
+      if (k < 0 || k >= total) {
+        throw std::invalid_argument("max_pool2d_backward: argmax holds " + std::to_string(k) +
+                                    ", outside [0, " + std::to_string(total) + ")");
+      }
+      dx[k] += dy[i];
+    }
+  }
+}
+
+template <typename T>
+void avg_pool2d_forward(const Pool2dShape& s, const T* x_nhwc, T* y_nhwc, bool count_include_pad) {
+  const Isa isa = selected_isa();
+  const int64_t grain = row_grain(s.out_width * s.channels * s.kernel_h * s.kernel_w);
+  parallel_for(0, s.batch * s.out_height, grain, [&](int64_t lo, int64_t hi) {
+    switch (isa) {
+      case Isa::avx512: avx512::avg_pool2d_rows<T>(s, x_nhwc, y_nhwc, count_include_pad, lo, hi); break;
+      case Isa::avx2: avx2::avg_pool2d_rows<T>(s, x_nhwc, y_nhwc, count_include_pad, lo, hi); break;
+      default: portable::avg_pool2d_rows<T>(s, x_nhwc, y_nhwc, count_include_pad, lo, hi); break;
+    }
+  });
+}
+
+template <typename T>
+void avg_pool2d_backward(const Pool2dShape& s, const T* dy_nhwc, T* dx_nhwc, bool count_include_pad) {
+  const Isa isa = selected_isa();
+  const int64_t grain = row_grain(s.width * s.channels * s.kernel_h * s.kernel_w /
+                                  std::max<int64_t>(1, s.stride_h * s.stride_w) + s.width * s.channels);
+  parallel_for(0, s.batch * s.height, grain, [&](int64_t lo, int64_t hi) {
+    switch (isa) {
+      case Isa::avx512: avx512::avg_pool2d_backward_rows<T>(s, dy_nhwc, dx_nhwc, count_include_pad, lo, hi); break;
+      case Isa::avx2: avx2::avg_pool2d_backward_rows<T>(s, dy_nhwc, dx_nhwc, count_include_pad, lo, hi); break;
+      default: portable::avg_pool2d_backward_rows<T>(s, dy_nhwc, dx_nhwc, count_include_pad, lo, hi); break;
+    }
+  });
+}
+
+#define FASTNN_INSTANTIATE_POOL(T)                                                                  \
+  template void max_pool2d_forward<T>(const Pool2dShape&, const T*, T*, int64_t*, bool);            \
+  template void max_pool2d_backward<T>(const T*, const int64_t*, T*, int64_t, int64_t, int64_t);    \
+  template void avg_pool2d_forward<T>(const Pool2dShape&, const T*, T*, bool);                      \
+  template void avg_pool2d_backward<T>(const Pool2dShape&, const T*, T*, bool);
+FASTNN_INSTANTIATE_POOL(float)
+FASTNN_INSTANTIATE_POOL(double)
+#undef FASTNN_INSTANTIATE_POOL
+
+}  // namespace fastnn::cpu

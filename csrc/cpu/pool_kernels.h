@@ -1,0 +1,161 @@
+// Pooling kernels, written once as loops over a fixed-size channel block that
+// the compiler vectorises for the ISA of the including translation unit
+// (pool_portable.cpp, _avx2.cpp, _avx512.cpp).  Each kernel handles a range
+// of rows (batch x output rows, or batch x input rows for the avg backward);
+// pool.cpp splits the rows across threads.
+//
+// A channel block of kBlock values keeps the running max/sum and the winning
+// pixel in a small stack array that stays in L1 while every tap of the window
+// streams over it: one vertical compare/blend (or add) per channel vector and tap.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+
+#include "cpu/pool.h"
+
+#ifndef FASTNN_ISA_NAMESPACE
+#error "define FASTNN_ISA_NAMESPACE before including pool_kernels.h"
+#endif
+
+namespace fastnn::cpu::FASTNN_ISA_NAMESPACE {
+
+// Four 512-bit vectors: enough independent chains to hide compare latency.
+template <typename T>
+constexpr int64_t kBlock = 256 / static_cast<int64_t>(sizeof(T));
+
+struct WindowSpan { int64_t lo, hi; };  // real (unpadded) input cells [lo, hi)
+
+inline WindowSpan window_span(int64_t out, int64_t stride, int64_t pad, int64_t kernel, int64_t size) {
+  const int64_t start = out * stride - pad;
+  return {std::max<int64_t>(start, 0), std::min<int64_t>(start + kernel, size)};
+}
+
+// Spatial is the type of the winning pixel's index within one image (row * width +
+// col): int32 for float keeps the blend the same width as the compare.
+template <typename T, typename Spatial>
+void max_pool2d_rows(const Pool2dShape& s, const T* __restrict x, T* __restrict y,
+                     int64_t* __restrict argmax, bool argmax_nchw, int64_t row_begin, int64_t row_end) {
+  constexpr int64_t B = kBlock<T>;
+  const int64_t C = s.channels, W = s.width, HW = s.height * s.width;
+  for (int64_t row = row_begin; row < row_end; ++row) {
+    const int64_t n = row / s.out_height, oh = row % s.out_height;
+    const WindowSpan rows = window_span(oh, s.stride_h, s.pad_h, s.kernel_h, s.height);
+    const T* x_n = x + n * HW * C;
+    for (int64_t ow = 0; ow < s.out_width; ++ow) {
+      const WindowSpan cols = window_span(ow, s.stride_w, s.pad_w, s.kernel_w, s.width);
+      T* y_px = y + (row * s.out_width + ow) * C;
+      int64_t* a_px = argmax + (row * s.out_width + ow) * C;
+      for (int64_t c0 = 0; c0 < C; c0 += B) {
+        const int64_t nb = std::min(B, C - c0);
+        T best[B];
+        Spatial where[B];
+        // Start from the first real cell: padding never wins, and an all -inf
+        // window reports that cell.  Comparing it with itself changes nothing.
+        const Spatial first = static_cast<Spatial>(rows.lo * W + cols.lo);
+        const T* x_first = x_n + static_cast<int64_t>(first) * C + c0;
+        for (int64_t j = 0; j < nb; ++j) { best[j] = x_first[j]; where[j] = first; }
+        for (int64_t ih = rows.lo; ih < rows.hi; ++ih) {
+          for (int64_t iw = cols.lo; iw < cols.hi; ++iw) {
+            const Spatial here = static_cast<Spatial>(ih * W + iw);
+            const T* x_px = x_n + (ih * W + iw) * C + c0;
+            for (int64_t j = 0; j < nb; ++j) {
+              // Take v if it beats best, or if v is the window's first NaN
+              // (!(v <= b) also holds for a NaN v; b == b is false once best is NaN).
+              const T v = x_px[j], b = best[j];
+              const bool take = !(v <= b) & (b == b);
+              best[j] = take ? v : b;
+              where[j] = take ? here : where[j];
+            }
+          }
+        }
+        for (int64_t j = 0; j < nb; ++j) y_px[c0 + j] = best[j];
+        if (argmax_nchw) {
+          for (int64_t j = 0; j < nb; ++j) a_px[c0 + j] = (n * C + c0 + j) * HW + where[j];
+        } else {
+          for (int64_t j = 0; j < nb; ++j) a_px[c0 + j] = (n * HW + where[j]) * C + c0 + j;
+        }
+      }
+    }
+  }
+}
+
+inline int64_t window_divisor(const WindowSpan& rows, const WindowSpan& cols, const Pool2dShape& s,
+                              bool count_include_pad) {
+  return count_include_pad ? s.kernel_h * s.kernel_w : (rows.hi - rows.lo) * (cols.hi - cols.lo);
+}
+
+template <typename T>
+void avg_pool2d_rows(const Pool2dShape& s, const T* __restrict x, T* __restrict y, bool count_include_pad,
+                     int64_t row_begin, int64_t row_end) {
+  constexpr int64_t B = kBlock<T>;
+  const int64_t C = s.channels, W = s.width;
+  for (int64_t row = row_begin; row < row_end; ++row) {
+    const int64_t n = row / s.out_height, oh = row % s.out_height;
+    const WindowSpan rows = window_span(oh, s.stride_h, s.pad_h, s.kernel_h, s.height);
+    const T* x_n = x + n * s.height * W * C;
+    for (int64_t ow = 0; ow < s.out_width; ++ow) {
+      const WindowSpan cols = window_span(ow, s.stride_w, s.pad_w, s.kernel_w, s.width);
+      const T inv = T(1) / static_cast<T>(window_divisor(rows, cols, s, count_include_pad));
+      T* y_px = y + (row * s.out_width + ow) * C;
+      for (int64_t c0 = 0; c0 < C; c0 += B) {
+        const int64_t nb = std::min(B, C - c0);
+        T sum[B] = {};
+        for (int64_t ih = rows.lo; ih < rows.hi; ++ih) {
+          for (int64_t iw = cols.lo; iw < cols.hi; ++iw) {
+            const T* x_px = x_n + (ih * W + iw) * C + c0;
+            for (int64_t j = 0; j < nb; ++j) sum[j] += x_px[j];
+          }
+        }
+        for (int64_t j = 0; j < nb; ++j) y_px[c0 + j] = sum[j] * inv;
+      }
+    }
+  }
+}
+
+// Output windows [lo, hi) along one axis that contain input cell i.
+inline WindowSpan covering_windows(int64_t i, int64_t stride, int64_t pad, int64_t kernel, int64_t outs) {
+  const int64_t first = i + pad - kernel + 1;  // window o covers i iff o*stride in [first, i + pad]
+  const int64_t lo = first <= 0 ? 0 : (first + stride - 1) / stride;
+  return {lo, std::min<int64_t>((i + pad) / stride + 1, outs)};
+}
+
+template <typename T>
+void avg_pool2d_backward_rows(const Pool2dShape& s, const T* __restrict dy, T* __restrict dx,
+                              bool count_include_pad, int64_t row_begin, int64_t row_end) {
+  constexpr int64_t B = kBlock<T>;
+  const int64_t C = s.channels;
+  for (int64_t row = row_begin; row < row_end; ++row) {
+    const int64_t n = row / s.height, ih = row % s.height;
+    const WindowSpan out_rows = covering_windows(ih, s.stride_h, s.pad_h, s.kernel_h, s.out_height);
+    const T* dy_n = dy + n * s.out_height * s.out_width * C;
+    for (int64_t iw = 0; iw < s.width; ++iw) {
+      const WindowSpan out_cols = covering_windows(iw, s.stride_w, s.pad_w, s.kernel_w, s.out_width);
+      T* dx_px = dx + (row * s.width + iw) * C;
+      for (int64_t c0 = 0; c0 < C; c0 += B) {
+        const int64_t nb = std::min(B, C - c0);
+        T sum[B] = {};
+        for (int64_t oh = out_rows.lo; oh < out_rows.hi; ++oh) {
+          const WindowSpan rows = window_span(oh, s.stride_h, s.pad_h, s.kernel_h, s.height);
+          for (int64_t ow = out_cols.lo; ow < out_cols.hi; ++ow) {
+            const WindowSpan cols = window_span(ow, s.stride_w, s.pad_w, s.kernel_w, s.width);
+            const T inv = T(1) / static_cast<T>(window_divisor(rows, cols, s, count_include_pad));
+            const T* dy_px = dy_n + (oh * s.out_width + ow) * C + c0;
+            for (int64_t j = 0; j < nb; ++j) sum[j] += dy_px[j] * inv;
+          }
+        }
+        for (int64_t j = 0; j < nb; ++j) dx_px[c0 + j] = sum[j];
+      }
+    }
+  }
+}
+
+template void max_pool2d_rows<float, int32_t>(const Pool2dShape&, const float*, float*, int64_t*, bool, int64_t, int64_t);
+template void max_pool2d_rows<float, int64_t>(const Pool2dShape&, const float*, float*, int64_t*, bool, int64_t, int64_t);
+template void max_pool2d_rows<double, int64_t>(const Pool2dShape&, const double*, double*, int64_t*, bool, int64_t, int64_t);
+template void avg_pool2d_rows<float>(const Pool2dShape&, const float*, float*, bool, int64_t, int64_t);
+template void avg_pool2d_rows<double>(const Pool2dShape&, const double*, double*, bool, int64_t, int64_t);
+template void avg_pool2d_backward_rows<float>(const Pool2dShape&, const float*, float*, bool, int64_t, int64_t);
+template void avg_pool2d_backward_rows<double>(const Pool2dShape&, const double*, double*, bool, int64_t, int64_t);
+
+}  // namespace fastnn::cpu::FASTNN_ISA_NAMESPACE
