@@ -21,7 +21,7 @@ def _try_import(name: str) -> tuple[Optional[ModuleType], str]:
         return None, f"{type(exc).__name__}: {exc}"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def native() -> tuple[Optional[ModuleType], str]:
     """``(fastnn._C, "")`` or ``(None, why it is missing)``.
 
@@ -33,13 +33,13 @@ def native() -> tuple[Optional[ModuleType], str]:
     return module, (why and f"fastnn._C did not load ({why}); reinstall with a C++ compiler")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def numba() -> tuple[Optional[ModuleType], str]:
     module, why = _try_import("numba")
     return module, (why and f"numba is not installed (pip install 'fastnn[numba]'): {why}")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def cupy() -> tuple[Optional[ModuleType], str]:
     """``(cupy, "")`` when CuPy imports and sees at least one CUDA device."""
     module, why = _try_import("cupy")
@@ -54,13 +54,13 @@ def cupy() -> tuple[Optional[ModuleType], str]:
     return module, ""
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def cuda_native() -> tuple[Optional[ModuleType], str]:
     module, why = _try_import("fastnn._cuda")
     return module, (why and f"fastnn._cuda was not built ({why})")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def torch() -> tuple[Optional[ModuleType], str]:
     module, why = _try_import("torch")
     return module, (why and f"torch is not installed: {why}")

@@ -58,7 +58,8 @@ def resolve_padding(op: str, padding: PaddingArg, in_hw: Pair, kernel_hw: Pair, 
                 total = max((out - 1) * s + d * (k - 1) + 1 - size, 0)
                 result.append((total // 2, total - total // 2))
             return (result[0], result[1])
-        raise ValueError(f"{op}: padding must be an int, a pair, 'same' or 'valid', got {padding!r}")
+        raise ValueError(
+            f"{op}: padding must be an int, a pair, 'same' or 'valid', got {padding!r}")
     if (
         isinstance(padding, (tuple, list))
         and len(padding) == 2

@@ -7,7 +7,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 # subcommand -> (module in fastnn.commands, one-line help)
 COMMANDS = {

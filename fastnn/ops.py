@@ -880,8 +880,9 @@ def sgd_update(param, grad, velocity=None, *, lr: float, momentum: float = 0.0,
     momentum = _number(op, "momentum", momentum, low=0.0)
     weight_decay = _number(op, "weight_decay", weight_decay, low=0.0)
     if (momentum != 0.0) != (velocity is not None):
+        given = "None" if velocity is None else "given"
         raise ValueError(f"{op}: velocity must be given exactly when momentum != 0 "
-                         f"(momentum={momentum!r}, velocity={'None' if velocity is None else 'given'})")
+                         f"(momentum={momentum!r}, velocity={given})")
     _param_and_grad(op, param, grad, ("velocity", velocity))
     _dispatch(op, param, grad, velocity).sgd_update(
         param, grad, velocity, lr=lr, momentum=momentum, weight_decay=weight_decay,

@@ -20,7 +20,8 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import os
-from typing import Callable, Iterator, Optional
+from collections.abc import Iterator
+from typing import Callable, Optional
 
 from fastnn import _compat
 from fastnn.backends.base import Backend, BackendUnavailable
