@@ -1,0 +1,55 @@
+"""The ``numba`` backend: every op of :mod:`fastnn.ops` as ``@njit`` kernels.
+
+The fallback where fastnn._C is missing, and a place for quick kernel experiments. Each op
+family lives in its own module (``_conv``, ``_pool``, ``_lrn``, ``_dense``,
+``_activations``, ``_losses``, ``_dropout``, ``_optim``), kernels first, then the mixin
+whose methods allocate outputs and call them; :class:`NumbaBackend` is their union over
+:class:`~fastnn.backends.reference.ReferenceBackend`.
+
+Compilation is lazy: this package is imported only when the registry builds the backend
+(never by ``import fastnn``), the decorators carry no signatures, so each kernel compiles
+on its first call for the dtypes it meets, and ``cache=True`` keeps the machine code on
+disk (``__pycache__``, or ``NUMBA_CACHE_DIR``) for the next process. Kernels that use
+``prange`` run on numba's thread pool, sized from :func:`fastnn.get_num_threads` when the
+backend is built and re-checked on every call.
+
+Overridden: every op of the contract. Inherited from the reference: nothing. What is not
+a numba loop: the matrix product inside ``gemm`` and ``linear`` is NumPy's BLAS call
+(numba's in-kernel ``np.dot`` is the same BLAS but needs SciPy), with the scaling and the
+bias + activation epilogue in a numba pass; NCHW convolutions transpose to NHWC at the
+boundary (pooling and LRN run on NCHW directly).
+
+Example
+-------
+>>> import numpy as np
+>>> from fastnn import backends, ops
+>>> with backends.use("numba"):
+...     ops.relu(np.array([-1.0, 2.0]))
+array([0., 2.])
+"""
+
+from __future__ import annotations
+
+from fastnn.backends.numba._activations import ActivationOps
+from fastnn.backends.numba._common import sync_threads
+from fastnn.backends.numba._conv import ConvOps
+from fastnn.backends.numba._dense import DenseOps
+from fastnn.backends.numba._dropout import DropoutOps
+from fastnn.backends.numba._losses import LossOps
+from fastnn.backends.numba._lrn import LrnOps
+from fastnn.backends.numba._optim import OptimizerOps
+from fastnn.backends.numba._pool import PoolOps
+from fastnn.backends.reference import ReferenceBackend
+
+__all__ = ["NumbaBackend"]
+
+
+class NumbaBackend(DenseOps, ConvOps, PoolOps, ActivationOps, LossOps, LrnOps, DropoutOps,
+                   OptimizerOps, ReferenceBackend):
+    """numba ``@njit`` kernels for the whole op contract (float32 and float64, NHWC and
+    NCHW)."""
+
+    name = "numba"
+
+    def __init__(self):
+        sync_threads()  # honour a fastnn.set_num_threads made before numba was imported

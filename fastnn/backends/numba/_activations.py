@@ -1,0 +1,230 @@
+"""Pointwise activations and their gradients, softmax and log-softmax.
+
+Elementwise kernels run over the flat array in parallel chunks; the formulas are the
+reference's, term for term, so NaN and inf propagate the same way (no fastmath).
+Softmax and log-softmax work row by row over the last axis: max, sum of exponentials, then
+one pass that writes the result.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+from fastnn.backends.numba._common import JIT, PARALLEL, alloc, flat, sync_threads
+
+RELU, SIGMOID, TANH = 1, 2, 3
+ACTIVATION_CODES = {None: 0, "relu": RELU, "sigmoid": SIGMOID, "tanh": TANH}
+
+
+# Kernels take ``zero`` and ``one`` as scalars of the array dtype: numba would widen a
+# float32 expression with a Python int literal to float64.
+
+@njit(inline="always", **JIT)
+def activate(v, code, zero, one):
+    """One activation on a scalar; ``code`` from :data:`ACTIVATION_CODES`."""
+    if code == RELU:
+        return v if not v <= zero else zero  # NaN stays NaN, as np.maximum
+    if code == SIGMOID:
+        e = math.exp(-abs(v))  # exp of a non-positive number only: never overflows
+        return (one if v >= zero else e) / (one + e)
+    if code == TANH:
+        return math.tanh(v)
+    return v
+
+
+@njit(**PARALLEL)
+def _activation_kernel(x, y, code, zero, one):
+    for i in prange(x.size):
+        y[i] = activate(x[i], code, zero, one)
+
+
+# float32 sigmoid and tanh: libm's expf/tanhf are scalar calls that stop LLVM from
+# vectorising, so exp is computed here from arithmetic alone: Cody-Waite reduction
+# x = n*ln2 + r, a degree-6 polynomial for exp(r) (rel. error ~2e-7), and 2**n built from
+# its bits in a second loop (two int32 buffers viewed as float32: 2**n = 2**(n//2) *
+# 2**(n - n//2), so results down in the subnormal range come out right too). Inputs are
+# clamped below exp's underflow; NaN is put back at the end. float64 keeps libm's exp and
+# tanh.
+_CHUNK = 2048
+_LOG2E = np.float32(1.4426950408889634)
+_LN2_HI = np.float32(0.693359375)
+_LN2_LO = np.float32(-2.12194440e-4)
+_EXP_FLOOR = np.float32(-104.0)  # exp(-104) rounds to 0 in float32
+_C2, _C3, _C4 = np.float32(1 / 2), np.float32(1 / 6), np.float32(1 / 24)
+_C5, _C6 = np.float32(1 / 120), np.float32(1 / 720)
+_ZERO, _HALF, _ONE, _TWO = np.float32(0), np.float32(0.5), np.float32(1), np.float32(2)
+_TANH_SMALL = np.float32(0.25)
+_T3, _T5, _T7 = np.float32(-1 / 3), np.float32(2 / 15), np.float32(-17 / 315)
+_T9, _T11 = np.float32(62 / 2835), np.float32(-1382 / 155925)
+
+
+@njit(inline="always", **JIT)
+def _exp_parts(t, mantissa, bits_a, bits_b, i):
+    """exp(t) for t <= 0 as ``mantissa[i] * float(bits_a[i]) * float(bits_b[i])``."""
+    t = t if t > _EXP_FLOOR else _EXP_FLOOR  # also maps NaN to the floor (fixed later)
+    n = np.floor(t * _LOG2E + _HALF)  # np.floor keeps float32 (math.floor gives int64)
+    r = (t - n * _LN2_HI) - n * _LN2_LO
+    mantissa[i] = _ONE + r * (_ONE + r * (_C2 + r * (_C3 + r * (_C4 + r * (_C5 + r * _C6)))))
+    k = np.int32(n)
+    half = k >> np.int32(1)
+    bits_a[i] = (half + np.int32(127)) << np.int32(23)
+    bits_b[i] = (k - half + np.int32(127)) << np.int32(23)
+
+
+@njit(inline="always", **JIT)
+def _buffers():
+    mantissa = np.empty(_CHUNK, dtype=np.float32)
+    bits_a = np.empty(_CHUNK, dtype=np.int32)
+    bits_b = np.empty(_CHUNK, dtype=np.int32)
+    return mantissa, bits_a, bits_b
+
+
+@njit(**JIT)
+def _sigmoid32_serial(x, y):
+    for chunk in range((x.size + _CHUNK - 1) // _CHUNK):  # not range(0, size, step):
+        first = chunk * _CHUNK  # numba's stepped range defeats LLVM's vectoriser here
+        count = min(_CHUNK, x.size - first)
+        mantissa, bits_a, bits_b = _buffers()
+        power_a, power_b = bits_a.view(np.float32), bits_b.view(np.float32)
+        for i in range(count):
+            _exp_parts(-abs(x[first + i]), mantissa, bits_a, bits_b, i)
+        for i in range(count):
+            v = x[first + i]
+            e = mantissa[i] * power_a[i] * power_b[i]
+            s = (_ONE if v >= _ZERO else e) / (_ONE + e)
+            y[first + i] = s if v == v else v
+
+
+@njit(**JIT)
+def _tanh32_serial(x, y):
+    for chunk in range((x.size + _CHUNK - 1) // _CHUNK):  # not range(0, size, step):
+        first = chunk * _CHUNK  # numba's stepped range defeats LLVM's vectoriser here
+        count = min(_CHUNK, x.size - first)
+        mantissa, bits_a, bits_b = _buffers()
+        power_a, power_b = bits_a.view(np.float32), bits_b.view(np.float32)
+        for i in range(count):
+            _exp_parts(-_TWO * abs(x[first + i]), mantissa, bits_a, bits_b, i)
+        for i in range(count):
+            v = x[first + i]
+            a = abs(v)
+            e = mantissa[i] * power_a[i] * power_b[i]
+            big = (_ONE - e) / (_ONE + e)  # tanh|v| = (1 - exp(-2|v|)) / (1 + exp(-2|v|))
+            a2 = a * a
+            small = a + a * a2 * (_T3 + a2 * (_T5 + a2 * (_T7 + a2 * (_T9 + a2 * _T11))))
+            t = small if a < _TANH_SMALL else big  # Taylor where 1 - e would cancel
+            y[first + i] = math.copysign(t, v) if v == v else v
+
+
+# The loops above vectorise in a plain function but not inside a prange body, so the
+# parallel drivers hand each thread one contiguous slice and call them.
+
+@njit(**PARALLEL)
+def _sigmoid32_kernel(x, y, slots):
+    per = (x.size + slots - 1) // slots
+    for s in prange(slots):
+        first, stop = s * per, min(x.size, (s + 1) * per)
+        _sigmoid32_serial(x[first:stop], y[first:stop])
+
+
+@njit(**PARALLEL)
+def _tanh32_kernel(x, y, slots):
+    per = (x.size + slots - 1) // slots
+    for s in prange(slots):
+        first, stop = s * per, min(x.size, (s + 1) * per)
+        _tanh32_serial(x[first:stop], y[first:stop])
+
+
+@njit(**PARALLEL)
+def _relu_backward_kernel(dy, y, dx, zero, one):
+    for i in prange(dy.size):
+        dx[i] = dy[i] * (one if y[i] > zero else zero)  # inf * 0 = NaN, as the reference
+
+
+@njit(**PARALLEL)
+def _sigmoid_backward_kernel(dy, y, dx, zero, one):
+    for i in prange(dy.size):
+        dx[i] = dy[i] * y[i] * (one - y[i])
+
+
+@njit(**PARALLEL)
+def _tanh_backward_kernel(dy, y, dx, zero, one):
+    for i in prange(dy.size):
+        dx[i] = dy[i] * (one - y[i] * y[i])
+
+
+@njit(**PARALLEL)
+def _softmax_kernel(x, y, log, zero):
+    rows, cols = x.shape
+    for r in prange(rows):
+        top = x[r, 0]
+        for c in range(1, cols):
+            v = x[r, c]
+            if v > top or v != v:
+                top = v
+        total = zero
+        for c in range(cols):
+            y[r, c] = x[r, c] - top
+            total += math.exp(y[r, c])
+        if log:
+            shift = math.log(total)
+            for c in range(cols):
+                y[r, c] -= shift
+        else:
+            for c in range(cols):
+                y[r, c] = math.exp(y[r, c]) / total
+
+
+class ActivationOps:
+    def _activation(self, x, code, out):
+        sync_threads()
+        out = alloc(out, x.shape, x.dtype)
+        if x.dtype == np.float32 and code in (SIGMOID, TANH):
+            kernel = _sigmoid32_kernel if code == SIGMOID else _tanh32_kernel
+            kernel(flat(x), flat(out), max(1, min(numba.get_num_threads(), x.size // _CHUNK)))
+            return out
+        t = x.dtype.type
+        _activation_kernel(flat(x), flat(out), code, t(0), t(1))
+        return out
+
+    def relu(self, x, *, out=None):
+        return self._activation(x, RELU, out)
+
+    def sigmoid(self, x, *, out=None):
+        return self._activation(x, SIGMOID, out)
+
+    def tanh(self, x, *, out=None):
+        return self._activation(x, TANH, out)
+
+    def _backward(self, kernel, dy, y, out):
+        sync_threads()
+        out = alloc(out, dy.shape, dy.dtype)
+        t = dy.dtype.type
+        kernel(flat(dy), flat(y), flat(out), t(0), t(1))
+        return out
+
+    def relu_backward(self, dy, y, *, out=None):
+        return self._backward(_relu_backward_kernel, dy, y, out)
+
+    def sigmoid_backward(self, dy, y, *, out=None):
+        return self._backward(_sigmoid_backward_kernel, dy, y, out)
+
+    def tanh_backward(self, dy, y, *, out=None):
+        return self._backward(_tanh_backward_kernel, dy, y, out)
+
+    def _softmax(self, x, log, out):
+        sync_threads()
+        out = alloc(out, x.shape, x.dtype)
+        if x.size:
+            cols = x.shape[-1]
+            _softmax_kernel(x.reshape(-1, cols), out.reshape(-1, cols), log, x.dtype.type(0))
+        return out
+
+    def softmax(self, x, *, out=None):
+        return self._softmax(x, False, out)
+
+    def log_softmax(self, x, *, out=None):
+        return self._softmax(x, True, out)

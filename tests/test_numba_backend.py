@@ -1,0 +1,145 @@
+"""What is particular to the numba backend: lazy compilation, the on-disk cache, the
+thread count, and the dropout mask being the reference's bit for bit. (Op-by-op agreement
+with the reference is the parity suite's job: test_parity.py runs every backend.)"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+pytest.importorskip("numba")
+
+import fastnn  # noqa: E402
+from fastnn import backends, ops  # noqa: E402
+
+pytestmark = pytest.mark.skipif("numba" not in backends.available(),
+                                reason="numba backend unavailable")
+
+
+def _run(code: str, **env) -> dict:
+    """Run ``code`` in a fresh interpreter; it prints one JSON object, returned here."""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env={**os.environ, **env}, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+_FIRST_USE = """
+import json, sys
+import numpy as np
+import fastnn
+imported_at_start = "numba" in sys.modules
+from fastnn import backends, ops
+backend = backends.get("numba")
+from fastnn.backends.numba import _activations
+before = len(_activations._activation_kernel.signatures)
+with backends.use("numba"):
+    y = ops.relu(np.array([-1.0, 0.5, 2.0], dtype=np.float32))
+stats = _activations._activation_kernel.stats
+print(json.dumps(dict(
+    numba_on_import=imported_at_start, compiled_before=before,
+    compiled_after=len(_activations._activation_kernel.signatures), y=y.tolist(),
+    hits=sum(stats.cache_hits.values()), misses=sum(stats.cache_misses.values()))))
+"""
+
+
+def test_compiles_on_first_call_and_reuses_the_disk_cache(tmp_path):
+    cache = str(tmp_path / "numba-cache")
+    first = _run(_FIRST_USE, NUMBA_CACHE_DIR=cache)
+    assert first["numba_on_import"] is False  # import fastnn leaves numba alone
+    assert first["compiled_before"] == 0  # building the backend compiled nothing
+    assert first["compiled_after"] == 1
+    assert first["y"] == [0.0, 0.5, 2.0]
+    assert first["misses"] == 1 and first["hits"] == 0
+    assert any(name.endswith(".nbi") for _, _, files in os.walk(cache) for name in files)
+
+    second = _run(_FIRST_USE, NUMBA_CACHE_DIR=cache)
+    assert second["hits"] == 1 and second["misses"] == 0
+    assert second["y"] == first["y"]
+
+
+def test_backend_built_after_set_num_threads_uses_that_count():
+    code = """
+import json, fastnn
+fastnn.set_num_threads(1)  # numba is not imported yet, so only fastnn remembers it
+from fastnn import backends
+backends.get("numba")
+import numba
+print(json.dumps(dict(threads=numba.get_num_threads())))
+"""
+    assert _run(code)["threads"] == 1
+
+
+def test_ops_follow_set_num_threads_in_any_thread():
+    import numba
+
+    before = fastnn.get_num_threads()
+    seen = []
+
+    def work():
+        with backends.use("numba"):
+            ops.relu(np.ones(10))
+        seen.append(numba.get_num_threads())
+
+    try:
+        fastnn.set_num_threads(1)
+        worker = threading.Thread(target=work)
+        worker.start()
+        worker.join()
+        work()
+    finally:
+        fastnn.set_num_threads(before)
+    assert seen == [1, 1]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("size, keep_prob, seed", [
+    (1, 0.5, 0), (1000, 0.5, 1), (4097, 0.9, 2**64 - 1), (333, 0.1, 12345), (64, 1.0, 7)])
+def test_dropout_matches_the_reference_bit_for_bit(size, keep_prob, seed, dtype):
+    x = np.random.default_rng(seed % 1000).standard_normal((size, 3)).astype(dtype)
+    x[0, 0] = np.nan  # NaN * 0 stays NaN in both
+    with backends.use("reference"):
+        y_ref, mask_ref = ops.dropout(x, keep_prob=keep_prob, seed=seed)
+        dx_ref = ops.dropout_backward(x, mask_ref, keep_prob=keep_prob)
+    with backends.use("numba"):
+        y, mask = ops.dropout(x, keep_prob=keep_prob, seed=seed)
+        dx = ops.dropout_backward(x, mask, keep_prob=keep_prob)
+    assert mask.dtype == np.bool_
+    np.testing.assert_array_equal(mask, mask_ref)
+    assert y.tobytes() == y_ref.tobytes()
+    assert dx.tobytes() == dx_ref.tobytes()
+
+
+def test_dropout_mask_does_not_depend_on_the_thread_count():
+    import numba
+
+    x = np.ones(100_003, dtype=np.float32)
+    before = fastnn.get_num_threads()
+    masks = []
+    try:
+        for threads in sorted({1, numba.config.NUMBA_NUM_THREADS}):
+            fastnn.set_num_threads(threads)
+            with backends.use("numba"):
+                masks.append(ops.dropout(x, keep_prob=0.3, seed=99)[1])
+    finally:
+        fastnn.set_num_threads(before)
+    for mask in masks[1:]:
+        np.testing.assert_array_equal(mask, masks[0])
+
+
+def test_is_the_default_when_the_native_module_is_hidden():
+    code = """
+import json
+from fastnn import backends
+print(json.dumps(dict(available=backends.available(), default=backends.current().name)))
+"""
+    found = _run(code, FASTNN_DISABLE_NATIVE="1", FASTNN_BACKEND="")
+    assert "numba" in found["available"] and "reference" in found["available"]
+    assert "cpu" not in found["available"]
+    assert found["default"] == "numba"
