@@ -495,3 +495,22 @@ def _nn_modules():
 def test_docstring_examples(module, reference):
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0, f"{result.failed} of {result.attempted} examples failed"
+
+
+def test_first_layer_skips_its_input_gradient_under_learner():
+    """A model's input is data: Learner turns the first layer's input gradient off for the
+    step (saving conv1's backward-data pass) and restores the flag afterwards."""
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, rng=np.random.default_rng(0)), nn.Flatten(),
+                          nn.Linear(4 * 6 * 6, 3, rng=np.random.default_rng(1)))
+    x = np.random.default_rng(2).random((5, 6, 6, 1)).astype(np.float32)
+    _, backward = model.forward(x)
+    assert backward(np.ones((5, 3), np.float32)).shape == x.shape
+    model.requires_input_grad = False
+    _, backward = model.forward(x)
+    assert backward(np.ones((5, 3), np.float32)) is None
+    model.requires_input_grad = True
+    learner = nn.Learner(model, nn.softmax_cross_entropy, nn.SGD(0.1))
+    learner.fit_batch(x, np.array([0, 1, 2, 0, 1]))
+    assert model.requires_input_grad
+    _, backward = model.forward(x)  # the first layer follows the model again
+    assert backward(np.ones((5, 3), np.float32)).shape == x.shape

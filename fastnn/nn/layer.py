@@ -39,6 +39,11 @@ class Layer:
     respect to the input. Subclasses that take constructor arguments implement
     :meth:`config` so the layer can be saved and rebuilt.
 
+    ``requires_input_grad`` (default True) may be turned off for a model's first layer,
+    whose input is data: layers with an expensive input gradient (Linear, Conv2d) then
+    skip it and their backward returns None. :class:`~fastnn.nn.Learner` turns it off on
+    the model it trains, and :class:`~fastnn.nn.Sequential` hands it to its first layer.
+
     Example
     -------
     >>> import numpy as np
@@ -60,6 +65,7 @@ class Layer:
         self._buffers: dict[str, list[Array]] = {}
         self._generation = 0
         self.training = True
+        self.requires_input_grad = True
 
     # ------------------------------------------------------------------ parameters
 

@@ -139,10 +139,16 @@ class Learner:
     # ------------------------------------------------------------------ training
 
     def _step(self, X: Array, Y: Array) -> tuple[float, Array]:
-        output, backward = self.model.forward(X)
-        loss, gradient = self.loss(output, Y)
-        loss += self.model.regularization_loss()
-        backward(gradient)
+        # The data needs no gradient: the first layer skips its input gradient.
+        requires_input_grad = self.model.requires_input_grad
+        self.model.requires_input_grad = False
+        try:
+            output, backward = self.model.forward(X)
+            loss, gradient = self.loss(output, Y)
+            loss += self.model.regularization_loss()
+            backward(gradient)
+        finally:
+            self.model.requires_input_grad = requires_input_grad
         self.model.update(self.optimizer)
         return loss, output
 

@@ -131,6 +131,8 @@ class Conv2d(Layer):
                 db = ops.bias_backward(dZ, layout=self.layout,
                                        out=self._buffer("db", (self.out_channels,), dZ))
                 axpy(1.0, db, self.bias.gradient)
+            if not self.requires_input_grad:
+                return None
             return ops.conv2d_backward_data(dZ, W, x_shape, **geometry,
                                             out=self._buffer("dx", x_shape, dZ))
 

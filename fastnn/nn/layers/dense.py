@@ -85,6 +85,8 @@ class Linear(Layer):
             if self.bias is not None:
                 db = ops.bias_backward(dZ, out=self._buffer("db", (self.outputs,), dZ))
                 axpy(1.0, db, self.bias.gradient)
+            if not self.requires_input_grad:
+                return None
             return ops.gemm(dZ, W, trans_b=True, out=self._buffer("dx", X.shape, dZ))
 
         return Y, backward

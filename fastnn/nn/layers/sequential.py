@@ -43,6 +43,8 @@ class Sequential(Layer):
                 for name, p in layer.named_parameters()]
 
     def forward(self, X: Array) -> tuple[Array, Backward]:
+        if self.layers:
+            self.layers[0].requires_input_grad = self.requires_input_grad
         backwards = []
         for layer in self.layers:
             X, backward = layer.forward(X)
