@@ -58,3 +58,16 @@ class CpuBackend(CpuConvOps, CpuElementwiseOps, CpuPoolOps, CpuLrnOps, Reference
         out = _alloc(out, dy.shape, dy.dtype)
         self._C.tanh_backward(dy, y, out)
         return out
+
+    # ------------------------------------------------------------------ dense
+    def gemm(self, a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None):
+        m = a.shape[1] if trans_a else a.shape[0]
+        n = b.shape[0] if trans_b else b.shape[1]
+        out = _alloc(out, (m, n), a.dtype)
+        self._C.gemm(a, b, out, trans_a, trans_b, alpha, beta)
+        return out
+
+    def linear(self, x, w, b=None, *, activation=None, out=None):
+        out = _alloc(out, (x.shape[0], w.shape[1]), x.dtype)
+        self._C.linear(x, w, b, out, activation)
+        return out

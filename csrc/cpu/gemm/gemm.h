@@ -37,7 +37,9 @@ struct GemmArgs {
   Activation act = Activation::none;
 };
 
-// Bytes of workspace gemm() needs for these arguments and thread count.
+// Bytes of workspace gemm() needs.  Depends only on m, n, k, T and
+// num_threads, and does not decrease as m or n grow, so a caller can size
+// one buffer for its largest block and reuse it for smaller ones.
 template <typename T>
 size_t gemm_workspace_bytes(const GemmArgs<T>& args, int num_threads);
 

@@ -1,7 +1,10 @@
-// GEMM kernels for AVX-512 (see microkernel_impl.h).  Tiles: float 14 x 32,
-// double 14 x 16 (two zmm columns: 28 accumulators + 2 B vectors + 1
-// broadcast = 31 of 32 registers); the narrow sets keep one zmm column.
-// Measured on Sapphire Rapids (2 FMA ports): see benchmarks/bench_gemm.py.
+// GEMM kernels for AVX-512 (see microkernel_impl.h).  Tiles: float 6 x 64
+// (four zmm columns: 24 accumulators + 4 B vectors + 1 broadcast; 10 loads
+// per 24 FMAs), double 14 x 16 (two zmm columns: 28 + 2 + 1 = 31 of 32
+// registers); the narrow sets keep one zmm column for outputs <= 16 wide.
+// Float 6 x 64 against 14 x 32 on Sapphire Rapids (2 FMA ports), one
+// thread: equal at n = 1024, +7% at n = 256 and on the seed's x.T @ dy
+// (fewer wasted rows when M is not a multiple of 14).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -120,7 +123,7 @@ inline bool pack_transposed<float>(const float* src, int64_t lds, int rows, int6
 namespace fastnn::cpu::gemm_impl::avx512 {
 
 KernelSet<float> gemm_kernels_f32(bool narrow) {
-  return narrow ? make_kernel_set<float, 14, 1>("avx512 14x16") : make_kernel_set<float, 14, 2>("avx512 14x32");
+  return narrow ? make_kernel_set<float, 14, 1>("avx512 14x16") : make_kernel_set<float, 6, 4>("avx512 6x64");
 }
 
 KernelSet<double> gemm_kernels_f64(bool narrow) {

@@ -218,11 +218,6 @@ void pack_b(int64_t kc, int64_t nc, const T* b, int64_t ldb, bool trans_b, T* ds
 
 // ------------------------------------------------------------ macro-kernel
 
-#ifndef FASTNN_GEMM_PREFETCH_C
-#define FASTNN_GEMM_PREFETCH_C 1
-#endif
-constexpr bool kPrefetchC = FASTNN_GEMM_PREFETCH_C;
-
 template <typename T, int MR, int NV>
 void macro_kernel(const gemm_impl::MacroTask<T>& t) {
   using K = Tile<T, MR, NV>;
@@ -248,12 +243,6 @@ void macro_kernel(const gemm_impl::MacroTask<T>& t) {
     for (int64_t ir = 0; ir < t.mc; ir += MR) {
       const int mb = static_cast<int>(std::min<int64_t>(MR, t.mc - ir));
       T* cp = t.c + ir * t.ldc + jr;
-      // The tile's C rows are read (or written) after kc steps: start
-      // fetching them now so the epilogue does not wait on L2/L3.
-      for (int i = 0; i < (kPrefetchC ? mb : 0); ++i) {
-        __builtin_prefetch(cp + i * t.ldc, 1, 3);
-        __builtin_prefetch(cp + i * t.ldc + NR - 1, 1, 3);
-      }
       V acc[MR][NV];
       for (int i = 0; i < MR; ++i) {
         for (int v = 0; v < NV; ++v) acc[i][v] = K::S::zero();
