@@ -32,6 +32,7 @@ class BenchCase:
     impls: dict[str, Factory]
     bytes_moved: float = 0.0  # for memory-bound ops: GB/s against measured bandwidth
     flops: float = 0.0        # for compute-bound ops: GFLOP/s against measured peak
+    images: int = 0           # end-to-end cases: images per call, printed as images/s
 
 
 def _fastnn_impls(make: Callable[[str], Callable[[], object]]) -> dict[str, Factory]:
@@ -116,14 +117,341 @@ def _torch_activation(torch, name, backward, args):
     return factory
 
 
+def _shape_tag(shape):
+    return "x".join(map(str, shape))
+
+
+def pool_lrn_cases(pool_shapes=((64, 28, 28, 32), (64, 14, 14, 64)),
+                   lrn_shapes=((64, 14, 14, 32), (64, 7, 7, 64)), dtype=np.float32):
+    """max_pool2d (kernel 2) and LRN (TF defaults) forward and backward on NHWC float32.
+
+    ``numpy`` is the reference backend's code; ``torch`` is plain NCHW
+    (``F.max_pool2d``, ``F.local_response_norm`` with alpha scaled by the window to match
+    TensorFlow) and ``torch-cl`` the tuned channels-last form (channels_last max-pool; LRN
+    as a matmul of x*x with a 0/1 band matrix over channels).
+    """
+    torch, _ = _compat.torch()
+    rng = np.random.default_rng(0)
+    cases = []
+    for shape in pool_shapes:
+        x = rng.standard_normal(shape).astype(dtype)
+        with backends.use("reference"):
+            y, argmax = ops.max_pool2d(x, kernel=2)
+        dy = rng.standard_normal(y.shape).astype(dtype)
+        forward = dict(numpy=lambda x=x: _with_reference(lambda: ops.max_pool2d(x, kernel=2)))
+        forward.update(_fastnn_impls(lambda _b, x=x: lambda: ops.max_pool2d(x, kernel=2)))
+        backward = dict(numpy=lambda dy=dy, a=argmax, xs=x.shape: _with_reference(
+            lambda: ops.max_pool2d_backward(dy, a, xs)))
+        backward.update(_fastnn_impls(
+            lambda _b, dy=dy, a=argmax, xs=x.shape: lambda: ops.max_pool2d_backward(dy, a, xs)))
+        if torch is not None:
+            for name, cl in (("torch", False), ("torch-cl", True)):
+                forward[name] = _torch_max_pool(torch, x, dy, cl, backward=False)
+                backward[name] = _torch_max_pool(torch, x, dy, cl, backward=True)
+        size = x.itemsize * x.size
+        cases.append(BenchCase(f"max_pool2d/{_shape_tag(shape)}", "pool", forward,
+                               bytes_moved=size * 1.75))  # x in; y and int64 argmax out
+        cases.append(BenchCase(f"max_pool2d_backward/{_shape_tag(shape)}", "pool", backward,
+                               bytes_moved=size * 1.75))
+    for shape in lrn_shapes:
+        x = rng.standard_normal(shape).astype(dtype)
+        with backends.use("reference"):
+            y, scale = ops.local_response_norm(x)
+        dy = rng.standard_normal(shape).astype(dtype)
+        forward = dict(numpy=lambda x=x: _with_reference(lambda: ops.local_response_norm(x)))
+        forward.update(_fastnn_impls(lambda _b, x=x: lambda: ops.local_response_norm(x)))
+        args = (dy, x, y, scale)
+        backward = dict(numpy=lambda args=args: _with_reference(
+            lambda: ops.local_response_norm_backward(*args)))
+        backward.update(_fastnn_impls(
+            lambda _b, args=args: lambda: ops.local_response_norm_backward(*args)))
+        if torch is not None:
+            for name, cl in (("torch", False), ("torch-cl", True)):
+                forward[name] = _torch_lrn(torch, x, dy, cl, backward=False)
+                backward[name] = _torch_lrn(torch, x, dy, cl, backward=True)
+        size = x.itemsize * x.size
+        cases.append(BenchCase(f"local_response_norm/{_shape_tag(shape)}", "lrn", forward,
+                               bytes_moved=size * 3))
+        cases.append(BenchCase(f"local_response_norm_backward/{_shape_tag(shape)}", "lrn",
+                               backward, bytes_moved=size * 5))
+    return cases
+
+
+def _with_reference(fn):
+    def run():
+        with backends.use("reference"):
+            return fn()
+    return run
+
+
+def _torch_max_pool(torch, x, dy, channels_last, *, backward):
+    def factory():
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        xt = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(memory_format=fmt)
+        if not backward:
+            return lambda: torch.nn.functional.max_pool2d(xt, 2, return_indices=True)
+        _, indices = torch.nn.functional.max_pool2d(xt, 2, return_indices=True)
+        dyt = torch.from_numpy(dy).permute(0, 3, 1, 2).contiguous(memory_format=fmt)
+        # What autograd runs for max_pool2d's backward.
+        return lambda: torch.ops.aten.max_pool2d_with_indices_backward(
+            dyt, xt, [2, 2], [2, 2], [0, 0], [1, 1], False, indices)
+    return factory
+
+
+def _torch_lrn(torch, x, dy, channels_last, *, backward, depth_radius=5, bias=1.0,
+               alpha=1e-4, beta=0.75):
+    size = 2 * depth_radius + 1
+
+    def factory():
+        if not channels_last:
+            # torch averages the window: alpha * size gives TensorFlow's sum.
+            xt = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous().requires_grad_(backward)
+            yt = torch.nn.functional.local_response_norm(xt, size, alpha=alpha * size,
+                                                         beta=beta, k=bias)
+            if not backward:
+                return lambda: torch.nn.functional.local_response_norm(
+                    xt, size, alpha=alpha * size, beta=beta, k=bias)
+            dyt = torch.from_numpy(dy).permute(0, 3, 1, 2).contiguous()
+            return lambda: torch.autograd.grad(yt, xt, dyt, retain_graph=True)
+        c = x.shape[-1]
+        band = torch.from_numpy(
+            (np.abs(np.subtract.outer(np.arange(c), np.arange(c))) <= depth_radius)
+            .astype(x.dtype))
+        x2 = torch.from_numpy(x).reshape(-1, c)
+
+        def forward():
+            scale = torch.addmm(torch.full((1,), bias, dtype=x2.dtype), x2 * x2, band,
+                                alpha=alpha)
+            return x2 * scale.pow(-beta), scale
+        if not backward:
+            return forward
+        y2, scale = forward()
+        dy2 = torch.from_numpy(dy).reshape(-1, c)
+
+        def backward_fn():
+            spread = (dy2 * y2 / scale) @ band
+            return dy2 * scale.pow(-beta) - (2 * alpha * beta) * x2 * spread
+        return backward_fn
+    return factory
+
+
+# ------------------------------------------------------------------ convolution and GEMM
+
+def _nchw(torch, a, channels_last):
+    """An NHWC NumPy array as an NCHW-shaped tensor (``channels_last``: NHWC memory)."""
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    return torch.from_numpy(a).permute(0, 3, 1, 2).contiguous(memory_format=fmt)
+
+
+def conv_cases(shapes=(((64, 28, 28, 1), 32), ((64, 14, 14, 32), 64)), kernel=3,
+               dtype=np.float32):
+    """conv2d forward, backward-data and backward-weights ("same" padding, stride 1) on NHWC
+    input with HWIO weights, at the seed network's two convolutions (batch 64).
+
+    ``numpy`` is the reference backend (im2col + one matmul); ``torch`` is ``F.conv2d`` on
+    NCHW tensors and its backward passes through ``aten.convolution_backward`` (what autograd
+    runs) with one output selected; ``torch-cl`` is the same on channels-last tensors. Inputs
+    are made inside the factories, so listing the cases costs nothing.
+    """
+    torch, _ = _compat.torch()
+    cases = []
+    for x_shape, c_out in shapes:
+        n, h, w, c_in = x_shape
+        w_shape = (kernel, kernel, c_in, c_out)
+        flops = 2.0 * n * h * w * c_out * kernel * kernel * c_in
+
+        def inputs(x_shape=x_shape, w_shape=w_shape):
+            rng = np.random.default_rng(0)
+            x = rng.standard_normal(x_shape).astype(dtype)
+            weights = (rng.standard_normal(w_shape) * np.sqrt(2.0 / np.prod(w_shape[:3])))
+            bias = rng.standard_normal(w_shape[3]) * 0.1
+            dy = rng.standard_normal(x_shape[:3] + w_shape[3:]).astype(dtype)
+            return x, weights.astype(dtype), bias.astype(dtype), dy
+
+        def make(op, inputs=inputs):
+            x, weights, bias, dy = inputs()
+            if op == "conv2d":
+                out = np.empty(dy.shape, dtype)
+                return lambda: ops.conv2d(x, weights, bias, padding="same", out=out)
+            if op == "conv2d_backward_data":
+                out = np.empty(x.shape, dtype)
+                return lambda: ops.conv2d_backward_data(dy, weights, x.shape, padding="same",
+                                                        out=out)
+            out = np.empty(weights.shape, dtype)
+            return lambda: ops.conv2d_backward_weights(dy, x, weights.shape, padding="same",
+                                                       out=out)
+
+        tag = f"{_shape_tag(x_shape)}-{c_out}"
+        for op in ("conv2d", "conv2d_backward_data", "conv2d_backward_weights"):
+            impls: dict[str, Factory] = {
+                "numpy": lambda op=op, make=make: _with_reference(make(op))}
+            impls.update(_fastnn_impls(lambda _b, op=op, make=make: make(op)))
+            if torch is not None:
+                for name, cl in (("torch", False), ("torch-cl", True)):
+                    impls[name] = _torch_conv(torch, inputs, op, kernel // 2, cl)
+            cases.append(BenchCase(f"{op}/{tag}", "conv", impls, flops=flops))
+    return cases
+
+
+def _torch_conv(torch, inputs, op, pad, channels_last):
+    def factory():
+        x, weights, bias, dy = inputs()
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        xt = _nchw(torch, x, channels_last)
+        wt = torch.from_numpy(weights).permute(3, 2, 0, 1).contiguous(memory_format=fmt)
+        bt = torch.from_numpy(bias)
+        if op == "conv2d":
+            return lambda: torch.nn.functional.conv2d(xt, wt, bt, padding=pad)
+        dyt = _nchw(torch, dy, channels_last)
+        mask = [op == "conv2d_backward_data", op == "conv2d_backward_weights", False]
+        return lambda: torch.ops.aten.convolution_backward(
+            dyt, xt, wt, None, [1, 1], [pad, pad], [1, 1], False, [0, 0], 1, mask)
+    return factory
+
+
+SEED_DENSE = ((7 * 7 * 64, 128), (128, 256), (256, 10))
+
+
+def gemm_cases(square=(256, 512, 1024, 2048), batch=64, dense=SEED_DENSE, dtype=np.float32):
+    """Matrix products ``op(a) @ op(b)``, named ``gemm/<NN|TN|NT>/<m>x<k>x<n>``.
+
+    Square ``n x n`` products, then the seed network's dense layers at ``batch``: the forward
+    ``x @ W`` (NN), the weight gradient ``x.T @ dy`` (TN) and the data gradient ``dy @ W.T``
+    (NT). ``numpy`` is ``a @ b`` on the (transposed) views, fastnn ``ops.gemm(..., out=)``,
+    ``torch`` ``torch.mm(..., out=)`` on the same views.
+    """
+    shapes = [((n, n), (n, n), False, False) for n in square]
+    for inputs, outputs in dense:
+        x, w, dy = (batch, inputs), (inputs, outputs), (batch, outputs)
+        shapes += [(x, w, False, False), (x, dy, True, False), (dy, w, False, True)]
+    return [_gemm_case(a, b, ta, tb, dtype) for a, b, ta, tb in shapes]
+
+
+def _gemm_case(a_shape, b_shape, trans_a, trans_b, dtype):
+    m, k = a_shape[::-1] if trans_a else a_shape
+    n = b_shape[0] if trans_b else b_shape[1]
+
+    def inputs():
+        rng = np.random.default_rng(0)
+        a = rng.standard_normal(a_shape).astype(dtype)
+        b = rng.standard_normal(b_shape).astype(dtype)
+        return a, b, np.empty((m, n), dtype)
+
+    def make_numpy():
+        a, b, _ = inputs()
+        a, b = (a.T if trans_a else a), (b.T if trans_b else b)
+        return lambda: a @ b
+
+    def make_fastnn(_backend):
+        a, b, out = inputs()
+        return lambda: ops.gemm(a, b, trans_a=trans_a, trans_b=trans_b, out=out)
+
+    impls: dict[str, Factory] = {"numpy": make_numpy}
+    impls.update(_fastnn_impls(make_fastnn))
+    torch, _ = _compat.torch()
+    if torch is not None:
+        def make_torch():
+            a, b, out = (torch.from_numpy(t) for t in inputs())
+            a, b = (a.t() if trans_a else a), (b.t() if trans_b else b)
+            return lambda: torch.mm(a, b, out=out)
+        impls["torch"] = make_torch
+    form = ("T" if trans_a else "N") + ("T" if trans_b else "N")
+    return BenchCase(f"gemm/{form}/{m}x{k}x{n}", "gemm", impls, flops=2.0 * m * k * n)
+
+
+# ------------------------------------------------------------------ end-to-end training
+
+def seed_flops_per_image(training: bool) -> float:
+    """Multiply-add FLOPs of the seed convnet per 28x28 image (convolutions and dense layers;
+    pools, LRN and the elementwise ops are left out). Training is forward + backward-weights
+    + backward-data, less the first convolution's data gradient, which nothing needs."""
+    conv = [2.0 * 28 * 28 * 32 * 9 * 1, 2.0 * 14 * 14 * 64 * 9 * 32]
+    dense = [2.0 * i * o for i, o in SEED_DENSE]
+    forward = sum(conv) + sum(dense)
+    return 3 * forward - conv[0] if training else forward
+
+
+def _seed_batches(batch, count=4):
+    """``count`` batches of MNIST-like images (uniform [0, 1)) with random labels: nothing to
+    memorise, so the loss stays near log(10) and no denormals creep in while timing."""
+    rng = np.random.default_rng(batch)
+    images = rng.random((count, batch, 28, 28, 1), dtype=np.float32)
+    return images, rng.integers(0, 10, (count, batch))
+
+
+def _cycle(fn, *sequences):
+    """A zero-argument callable calling ``fn`` on the next item of each sequence in turn."""
+    state = [0]
+
+    def run():
+        i = state[0] = (state[0] + 1) % len(sequences[0])
+        return fn(*(s[i] for s in sequences))
+    return run
+
+
+def _fastnn_seed(batch, training):
+    from fastnn import models
+
+    model = models.seed_convnet(seed=0)
+    images, labels = _seed_batches(batch)
+    if training:
+        return _cycle(models.seed_learner(model.train()).fit_batch, images, labels)
+    model.eval()
+    return _cycle(model, images)
+
+
+def _torch_seed(form, batch, training):
+    def factory():
+        import torch
+
+        from fastnn import torch_models
+
+        net = torch_models.seed_convnet_torch(form, seed=0)
+        images, labels = _seed_batches(batch)
+        xs = [torch_models.to_input(x, net) for x in images]
+        if training:
+            return _cycle(torch_models.train_step_fn(net), xs,
+                          [torch.from_numpy(y) for y in labels])
+        return _cycle(torch_models.predict_fn(net), xs)
+    return factory
+
+
+def training_cases(batch_sizes=(32, 64, 128, 256)):
+    """The seed convnet end to end, as images/s: ``seed_train/bs<B>`` is one training step
+    (forward, loss, backward, Adam update, dropout on) on a batch of ``B`` 28x28 images,
+    ``seed_infer/bs<B>`` the forward in evaluation mode.
+
+    ``numpy`` is the fastnn network on the reference backend; ``fastnn-<backend>`` the same
+    network on each backend; ``torch-plain`` and ``torch-tuned`` the same network (same
+    initial weights, hyperparameters) in PyTorch, see :mod:`fastnn.torch_models`. Each
+    factory builds a fresh model (no pre-training) and cycles over four random batches.
+    """
+    torch, _ = _compat.torch()
+    cases = []
+    for training, kind in ((True, "train"), (False, "infer")):
+        for batch in batch_sizes:
+            impls: dict[str, Factory] = {
+                "numpy": lambda b=batch, t=training: _with_reference(_fastnn_seed(b, t))}
+            impls.update(_fastnn_impls(lambda _b, b=batch, t=training: _fastnn_seed(b, t)))
+            if torch is not None:
+                for form in ("plain", "tuned"):
+                    impls[f"torch-{form}"] = _torch_seed(form, batch, training)
+            cases.append(BenchCase(
+                f"seed_{kind}/bs{batch}", "training" if training else "inference", impls,
+                flops=batch * seed_flops_per_image(training), images=batch))
+    return cases
+
+
 def all_cases() -> list[BenchCase]:
-    return activation_cases()
+    return (activation_cases() + pool_lrn_cases() + conv_cases() + gemm_cases()
+            + training_cases())
 
 
 # ------------------------------------------------------------------ timing and machine
 
 def time_callable(fn: Callable[[], object], *, min_time=0.2, repeats=5) -> float:
-    """Best-of-``repeats`` seconds per call, each repeat looping for at least ``min_time / repeats``."""
+    """Best-of-``repeats`` seconds per call, each repeat looping for at least
+    ``min_time / repeats``."""
     fn()
     loops = 1
     while True:
@@ -145,8 +473,9 @@ def time_callable(fn: Callable[[], object], *, min_time=0.2, repeats=5) -> float
 
 def pin_threads(n: int):
     """Pin fastnn, BLAS/OpenMP (threadpoolctl) and torch to ``n`` threads."""
-    import fastnn
     from threadpoolctl import threadpool_limits
+
+    import fastnn
 
     fastnn.set_num_threads(n)
     limits = threadpool_limits(limits=n)

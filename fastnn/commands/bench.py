@@ -37,28 +37,34 @@ def run(name: str, args: argparse.Namespace) -> int:
         print(f"  measured peak {machine['peak_gflops']:.0f} GFLOP/s (float32 FMA), "
               f"triad bandwidth {machine['bandwidth_gbs']:.1f} GB/s")
     results = []
-    header = f"{'case':<28}{'impl':<16}{'time':>12}{'vs numpy':>10}{'rate':>16}"
+    cases = [c for c in benchmarking.all_cases() if fnmatch.fnmatch(c.name, args.filter)]
+    width = max([28] + [len(c.name) + 2 for c in cases])
+    header = f"{'case':<{width}}{'impl':<16}{'time':>12}{'vs numpy':>10}{'rate':>16}"
     print(header)
     print("-" * len(header))
-    for case in benchmarking.all_cases():
-        if not fnmatch.fnmatch(case.name, args.filter):
-            continue
+    for case in cases:
         times = {}
         for impl, factory in case.impls.items():
             times[impl] = benchmarking.time_callable(factory(), min_time=args.min_time)
         for impl, seconds in times.items():
             ratio = times["numpy"] / seconds if "numpy" in times else float("nan")
-            if case.flops:
+            extra = {}
+            if case.images:  # end to end: images/s, fraction of peak from the FLOP count
+                extra["images_per_s"] = case.images / seconds
+                rate = f"{case.images / seconds:,.0f} img/s"
+                fraction = case.flops / seconds / 1e9 / (machine["peak_gflops"] or float("nan"))
+            elif case.flops:
                 rate = f"{case.flops / seconds / 1e9:.1f} GFLOP/s"
                 fraction = case.flops / seconds / 1e9 / (machine["peak_gflops"] or float("nan"))
             else:
                 rate = f"{case.bytes_moved / seconds / 1e9:.1f} GB/s"
                 fraction = case.bytes_moved / seconds / 1e9 / (machine["bandwidth_gbs"]
                                                                 or float("nan"))
-            print(f"{case.name:<28}{impl:<16}{seconds * 1e6:>10.1f}us{ratio:>9.2f}x"
+            print(f"{case.name:<{width}}{impl:<16}{seconds * 1e6:>10.1f}us{ratio:>9.2f}x"
                   f"{rate:>16}  ({fraction:.0%} of peak)")
             results.append(dict(case=case.name, group=case.group, impl=impl, seconds=seconds,
-                                ratio_vs_numpy=ratio, peak_fraction=fraction))
+                                ratio_vs_numpy=ratio, peak_fraction=fraction,
+                                images=case.images, **extra))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(dict(machine=machine, threads=args.threads, results=results), f, indent=2)

@@ -1,0 +1,109 @@
+"""Time per op of one training step of the seed convnet on a fastnn backend.
+
+Every method of the backend object is wrapped with a timer (so each op is timed where it
+runs, whichever ``fastnn.ops`` entry or helper called it); what is left of the step is the
+Python around the kernels (op validation, layer bookkeeping, the loss). ``gemm`` calls of
+one row (``axpy`` and ``sum_of_squares`` in :mod:`fastnn.nn._arrays`: gradient accumulation,
+L2 terms) are reported apart from the dense layers' products.
+
+Usage::
+
+    python benchmarks/profile_training.py --backend cpu --batch 64 --threads 2
+
+``--clock cpu`` times with the process's CPU time instead of the wall clock: with
+``--threads 1`` that is each op's own compute, unaffected by other jobs on a busy machine
+(with more threads it also counts the OpenMP/BLAS workers' spinning, so use it with 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import time
+
+from fastnn import backends, benchmarking, models
+
+
+def _label(name, args):
+    if name.startswith("conv2d"):  # which layer: its (c_in -> c_out)
+        w_shape = args[2] if name == "conv2d_backward_weights" else args[1].shape
+        return f"{name} ({w_shape[2]}->{w_shape[3]})"
+    if name == "gemm":
+        a = args[0]
+        return "gemm (axpy / sum of squares)" if a.shape[0] == 1 else "gemm (dense backward)"
+    return name
+
+
+def profile(backend: str = "cpu", batch: int = 64, steps: int = 20, warmup: int = 3,
+            clock=time.perf_counter):
+    """``(rows, mean step seconds, best step seconds)``; rows of ``(op, calls per step,
+    seconds per step)``, the last one the time outside every op."""
+    target = backends.get(backend)
+    totals: dict[str, float] = collections.defaultdict(float)
+    calls: dict[str, int] = collections.defaultdict(int)
+    recording = [False]
+    wrapped = []
+    for name in dir(type(target)):
+        method = getattr(target, name)
+        if name.startswith("_") or not callable(method) or name in ("accepts",):
+            continue
+
+        def timed(*args, _name=name, _method=method, **kwargs):
+            if not recording[0]:
+                return _method(*args, **kwargs)
+            start = clock()
+            try:
+                return _method(*args, **kwargs)
+            finally:
+                label = _label(_name, args)
+                totals[label] += clock() - start
+                calls[label] += 1
+        setattr(target, name, timed)
+        wrapped.append(name)
+    try:
+        model = models.seed_convnet(seed=0)
+        learner = models.seed_learner(model.train())
+        images, labels = benchmarking._seed_batches(batch)
+        with backends.use(backend):
+            for i in range(warmup):
+                learner.fit_batch(images[i % len(images)], labels[i % len(labels)])
+            best, total = float("inf"), 0.0
+            recording[0] = True
+            for i in range(steps):
+                start = clock()
+                learner.fit_batch(images[i % len(images)], labels[i % len(labels)])
+                elapsed = clock() - start
+                best, total = min(best, elapsed), total + elapsed
+            recording[0] = False
+            mean = total / steps  # the same steps as the op totals (timer overhead: ~1 us/op)
+    finally:
+        for name in wrapped:
+            delattr(target, name)
+    rows = sorted(((op, calls[op] / steps, t / steps) for op, t in totals.items()),
+                  key=lambda row: -row[2])
+    kernels = sum(row[2] for row in rows)
+    rows.append(("(Python outside the kernels)", 0, max(mean - kernels, 0.0)))
+    return rows, mean, best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", default="cpu")
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall")
+    args = parser.parse_args()
+    benchmarking.pin_threads(args.threads)
+    clock = time.perf_counter if args.clock == "wall" else time.process_time
+    rows, mean, best = profile(args.backend, args.batch, args.steps, clock=clock)
+    print(f"seed convnet, one training step, backend={args.backend} batch={args.batch} "
+          f"threads={args.threads} clock={args.clock}: mean {mean * 1e3:.2f} ms "
+          f"({args.batch / mean:,.0f} img/s), best {best * 1e3:.2f} ms")
+    print(f"{'op':<34}{'calls':>6}{'ms/step':>10}{'%':>7}")
+    for op, count, seconds in rows:
+        print(f"{op:<34}{count:>6.0f}{seconds * 1e3:>10.3f}{seconds / mean:>7.1%}")
+
+
+if __name__ == "__main__":
+    main()
