@@ -2,15 +2,13 @@
 // the output; the packing workspace is a per-Python-thread buffer that only
 // grows, so repeated calls pay no allocation and concurrent calls (the GIL
 // is released while they run) never share one.
-#include <cstdlib>
-#include <memory>
-#include <new>
 #include <string>
 
 #include "common/parallel.h"
 #include "cpu/gemm/gemm.h"
 #include "python/array_utils.h"
 #include "python/bindings.h"
+#include "python/workspace.h"
 
 namespace fastnn::python {
 
@@ -19,35 +17,6 @@ namespace {
 using cpu::Activation;
 using cpu::GemmArgs;
 
-class Workspace {
- public:
-  void* get(size_t bytes) {
-    if (bytes > size_) {
-      constexpr size_t kAlign = 4096;
-      const size_t rounded = (bytes + bytes / 4 + kAlign - 1) / kAlign * kAlign;
-      buffer_.reset();  // free first: the new size may not fit beside the old one
-      size_ = 0;
-      void* p = std::aligned_alloc(kAlign, rounded);
-      if (p == nullptr) throw std::bad_alloc();
-      buffer_.reset(p);
-      size_ = rounded;
-    }
-    return buffer_.get();
-  }
-  size_t size() const { return size_; }
-
- private:
-  struct Free {
-    void operator()(void* p) const { std::free(p); }
-  };
-  std::unique_ptr<void, Free> buffer_;
-  size_t size_ = 0;
-};
-
-Workspace& thread_workspace() {
-  thread_local Workspace ws;
-  return ws;
-}
 
 void require_matrix(const py::array& a, const char* op, const char* name) {
   if (a.ndim() != 2) {
