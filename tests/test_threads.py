@@ -1,0 +1,83 @@
+"""Native kernels release the GIL: several Python threads call them at once and every
+result equals the serial one. Thread counts: set_num_threads reaches every pool, and
+results are deterministic for a given count."""
+
+from __future__ import annotations
+
+import concurrent.futures
+
+import numpy as np
+import pytest
+from support import BACKEND_PARAMS
+
+import fastnn
+from fastnn import backends, ops
+
+NAMES = [p.values[0] for p in BACKEND_PARAMS if not p.marks]
+
+
+def _workload(seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((4, 12, 12, 3)).astype(np.float32)
+    w = rng.standard_normal((3, 3, 3, 8)).astype(np.float32)
+    y = ops.conv2d(x, w, padding="same", activation="relu")
+    p, argmax = ops.max_pool2d(y, kernel=2)
+    n, s = ops.local_response_norm(p)
+    logits = ops.linear(n.reshape(4, -1), rng.standard_normal((288, 10)).astype(np.float32))
+    loss, probs = ops.softmax_cross_entropy(logits, np.arange(4))
+    dx = ops.conv2d_backward_data(ops.relu_backward(np.ones_like(y), y), w, x.shape,
+                                  padding="same")
+    return [y, argmax, n, logits, probs, np.asarray(loss), dx]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_concurrent_calls_match_serial(name):
+    with backends.use(name):
+        serial = [_workload(seed) for seed in range(8)]
+
+    def run(seed):
+        with backends.use(name):  # ContextVar: each worker thread sets its own backend
+            return _workload(seed)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+        concurrent_results = list(pool.map(run, range(8)))
+    for expected, actual in zip(serial, concurrent_results):
+        for e, a in zip(expected, actual):
+            np.testing.assert_array_equal(a, e)
+
+
+def test_set_num_threads_reaches_fastnn_and_blas():
+    from threadpoolctl import threadpool_info
+
+    before = fastnn.get_num_threads()
+    try:
+        fastnn.set_num_threads(1)
+        assert fastnn.get_num_threads() == 1
+        blas = [p for p in threadpool_info() if p["user_api"] == "blas"]
+        assert all(p["num_threads"] == 1 for p in blas)
+    finally:
+        fastnn.set_num_threads(before)
+    with pytest.raises(ValueError, match="set_num_threads: n must be an int >= 1, got 0"):
+        fastnn.set_num_threads(0)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_results_are_deterministic_for_a_thread_count(name):
+    before = fastnn.get_num_threads()
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((16, 14, 14, 32)).astype(np.float32)
+    dy = rng.standard_normal((16, 14, 14, 64)).astype(np.float32)
+    try:
+        results = {}
+        for threads in (1, 2, 2):
+            fastnn.set_num_threads(threads)
+            with backends.use(name):
+                dw = ops.conv2d_backward_weights(dy, x, (3, 3, 32, 64), padding="same")
+                db = ops.bias_backward(dy)
+            results.setdefault(threads, []).append((dw, db))
+        for a, b in zip(*results[2]):
+            np.testing.assert_array_equal(a, b)  # same thread count: bit-identical
+        for a, b in zip(results[1][0], results[2][0]):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-3)
+    finally:
+        fastnn.set_num_threads(before)
