@@ -1,0 +1,217 @@
+"""`fastnn train`, `fastnn evaluate`, `fastnn predict` and the seed convnet they use."""
+
+from __future__ import annotations
+
+import doctest
+import json
+
+import numpy as np
+import pytest
+
+from fastnn import backends, models, nn
+from fastnn.cli import main as cli
+from fastnn.commands import train as train_command
+from fastnn.data import load_mnist
+
+SMALL = ["--epochs", "1", "--limit", "96", "--batch-size", "32", "--threads", "1",
+         "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One small training run on the reference backend, shared by the tests below."""
+    out = tmp_path_factory.mktemp("run")
+    assert cli(["train", *SMALL, "--backend", "reference", "--out", str(out)]) == 0
+    return out
+
+
+def _history(out):
+    return json.loads((out / "history.json").read_text())
+
+
+# --------------------------------------------------------------------------- the model
+
+def test_seed_convnet_is_the_seed_network():
+    model = models.seed_convnet(seed=0)
+    kinds = [type(layer).__name__ for layer in model]
+    assert kinds == ["Conv2d", "MaxPool2d", "LocalResponseNorm", "Conv2d", "MaxPool2d",
+                     "LocalResponseNorm", "Flatten", "Linear", "Dropout", "Linear", "Dropout",
+                     "Linear"]
+    conv1, conv2 = model[0], model[3]
+    assert conv1.weights.shape == (3, 3, 1, 32) and conv2.weights.shape == (3, 3, 32, 64)
+    assert conv1.padding == conv2.padding == "same"
+    assert conv1.activation == conv2.activation == "relu"
+    assert conv1.weight_decay == conv2.weight_decay == 0.001
+    dense = [model[7], model[9], model[11]]
+    assert [d.weights.shape for d in dense] == [(3136, 128), (128, 256), (256, 10)]
+    assert [d.activation for d in dense] == ["tanh", "tanh", None]
+    assert all(d.weight_decay == 0.0 for d in dense)
+    assert model[8].keep_prob == model[10].keep_prob == 0.8
+    assert model[1].kernel == model[1].stride == (2, 2)
+    lrn = model[2].config()
+    assert (lrn["depth_radius"], lrn["bias"], lrn["alpha"], lrn["beta"]) == (5, 1.0, 1e-4, 0.75)
+    # TFLearn's initialisations: uniform scaling for convolutions, N(0, 0.02) truncated at 2σ
+    assert np.abs(conv2.weights.tensor).max() <= np.sqrt(3 / (3 * 3 * 32))
+    assert np.abs(dense[0].weights.tensor).max() <= 0.04
+    assert dense[0].weights.tensor.std() == pytest.approx(0.02 * 0.88, rel=0.05)
+    assert all(not layer.bias.tensor.any() for layer in (conv1, conv2, *dense))
+    logits = model.eval()(np.zeros((3, 28, 28, 1), np.float32))
+    assert logits.shape == (3, 10) and logits.dtype == np.float32
+
+
+def test_models_docstring_examples():
+    with backends.use("reference"):
+        result = doctest.testmod(models, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0 and result.attempted > 0
+
+
+def test_seed_convnet_is_a_function_of_its_seed():
+    a, b, c = (models.seed_convnet(seed=s) for s in (1, 1, 2))
+    for pa, pb in zip(a.parameters, b.parameters):
+        assert np.array_equal(pa.tensor, pb.tensor)
+    assert not np.array_equal(a[0].weights.tensor, c[0].weights.tensor)
+    assert a[8].seed == b[8].seed != a[10].seed
+
+
+def test_seed_learner_uses_adam_and_cross_entropy():
+    learner = models.seed_learner(models.seed_convnet())
+    assert isinstance(learner.optimizer, nn.Adam) and learner.optimizer.lr == 0.01
+    assert learner.loss is nn.softmax_cross_entropy and "accuracy" in learner.metrics
+
+
+# --------------------------------------------------------------------------- train
+
+def test_train_writes_model_history_and_curves(trained, capsys):
+    history = _history(trained)
+    assert history["epochs"] == 1 and history["train_digits"] == 96
+    assert history["evaluation_digits"] == 96 and history["backend"] == "reference"
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy", "samples_per_s"):
+        assert len(history[key]) == 1 and np.isfinite(history[key][0])
+    model = nn.load(trained / "model.npz")
+    assert [type(layer).__name__ for layer in model] == [
+        type(layer).__name__ for layer in models.seed_convnet()]
+    pytest.importorskip("matplotlib")
+    assert (trained / "curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_train_prints_epochs_and_final_accuracy(tmp_path, capsys):
+    assert cli(["train", *SMALL, "--limit", "40", "--backend", "reference",
+                "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "epoch 1/1: loss" in out and "images/s" in out
+    assert "final: validation accuracy" in out and "model.npz" in out
+
+
+@pytest.mark.parametrize("backend", sorted({"reference", backends.default_for().name}))
+def test_same_seed_same_numbers(tmp_path, backend):
+    runs = []
+    for name in ("a", "b", "c"):
+        seed = "7" if name != "c" else "8"
+        assert cli(["train", *SMALL, "--limit", "64", "--backend", backend, "--seed", seed,
+                    "--out", str(tmp_path / name)]) == 0
+        runs.append(_history(tmp_path / name))
+    a, b, c = runs
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        assert a[key] == b[key]
+    assert a["loss"] != c["loss"]
+    weights_a = np.load(tmp_path / "a" / "model.npz")
+    weights_b = np.load(tmp_path / "b" / "model.npz")
+    for key in weights_a.files:
+        assert np.array_equal(weights_a[key], weights_b[key])
+
+
+@pytest.mark.slow
+def test_training_learns(tmp_path, capsys):
+    """A real (short) run: 3 epochs on 1,000 digits reach well beyond chance."""
+    assert cli(["train", "--epochs", "3", "--limit", "1000", "--threads", "1",
+                "--no-progress", "--out", str(tmp_path)]) == 0
+    history = _history(tmp_path)
+    assert history["val_accuracy"][-1] > 0.8
+    assert history["loss"][-1] < history["loss"][0]
+
+
+# --------------------------------------------------------------------------- evaluate
+
+def test_evaluate_matches_the_learner(trained, capsys):
+    assert cli(["evaluate", str(trained / "model.npz"), "--limit", "200",
+                "--backend", "reference"]) == 0
+    out = capsys.readouterr().out
+    _, (x_eval, y_eval) = load_mnist()
+    with backends.use("reference"):
+        scores = models.seed_learner(nn.load(trained / "model.npz")).evaluate(
+            x_eval[:200], y_eval[:200])
+    assert f"accuracy {100 * scores['accuracy']:.2f}% on 200 evaluation digits" in out
+    assert f"loss {scores['loss']:.4f}" in out
+
+
+# --------------------------------------------------------------------------- predict
+
+@pytest.fixture(scope="module")
+def digit():
+    _, (x_eval, y_eval) = load_mnist(dtype=np.uint8, normalize=False)
+    return x_eval[0, :, :, 0], int(y_eval[0])
+
+
+def _predicted(out):
+    line = next(line for line in out.splitlines() if ": class " in line)
+    return int(line.split(": class ")[1].split()[0])
+
+
+def test_predict_npy(trained, digit, tmp_path, capsys):
+    pixels, _ = digit
+    np.save(tmp_path / "digit.npy", pixels)
+    assert cli(["predict", str(trained / "model.npz"), str(tmp_path / "digit.npy"),
+                "--backend", "reference"]) == 0
+    out = capsys.readouterr().out
+    probabilities = [float(p.split(": ")[1]) for p in
+                     out.split("probabilities:")[1].strip().split("  ")]
+    assert len(probabilities) == 10 and sum(probabilities) == pytest.approx(1, abs=0.01)
+    with backends.use("reference"):
+        expected = models.seed_learner(nn.load(trained / "model.npz")).predict_classes(
+            pixels[None, :, :, None].astype(np.float32) / 255)
+    assert _predicted(out) == int(expected[0])
+
+
+def test_predict_png_matches_npy(trained, digit, tmp_path, capsys):
+    plt = pytest.importorskip("matplotlib.pyplot")
+    pixels, _ = digit
+    plt.imsave(tmp_path / "digit.png", pixels, cmap="gray", vmin=0, vmax=255)
+    np.save(tmp_path / "digit.npy", pixels)
+    model = str(trained / "model.npz")
+    assert cli(["predict", model, str(tmp_path / "digit.png"), "--backend", "reference"]) == 0
+    png = capsys.readouterr().out
+    assert cli(["predict", model, str(tmp_path / "digit.npy"), "--backend", "reference"]) == 0
+    npy = capsys.readouterr().out
+    assert png.split(": class")[1] == npy.split(": class")[1]
+
+
+def test_read_digits_shapes_and_scaling(tmp_path):
+    pixels = np.arange(784, dtype=np.int64).reshape(28, 28) % 256
+    for name, array in (("u8", pixels.astype(np.uint8)),
+                        ("f", (pixels / 255.0).astype(np.float32)[:, :, None]),
+                        ("batch", np.stack([pixels.astype(np.uint8)] * 3))):
+        np.save(tmp_path / f"{name}.npy", array)
+        digits = train_command.read_digits(str(tmp_path / f"{name}.npy"))
+        assert digits.dtype == np.float32 and digits.shape[1:] == (28, 28, 1)
+        assert digits.shape[0] == (3 if name == "batch" else 1)
+        assert digits.max() == pytest.approx(1.0) and digits.min() == 0.0
+    inverted = train_command.read_digits(str(tmp_path / "u8.npy"), invert=True)
+    assert inverted[0, 0, 0, 0] == 1.0
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["evaluate", "{tmp}/missing.npz"], "no model file"),
+    (["predict", "{model}", "{tmp}/missing.npy"], "no such file"),
+    (["predict", "{model}", "{tmp}/wrong.npy"], "expected a 28x28 image"),
+    (["predict", "{model}", "{tmp}/digit.txt"], "expected a .png or .npy"),
+    (["train", "--backend", "no-such-backend", "--out", "{tmp}/o"], "not available"),
+    (["train", "--data", "{tmp}/nowhere", "--out", "{tmp}/o"], "does not exist"),
+    (["evaluate", "{model}", "--threads", "0"], "--threads must be >= 1"),
+])
+def test_user_errors_are_one_line(trained, tmp_path, capsys, argv, message):
+    np.save(tmp_path / "wrong.npy", np.zeros((27, 28)))
+    (tmp_path / "digit.txt").write_text("7")
+    argv = [a.format(tmp=tmp_path, model=trained / "model.npz") for a in argv]
+    assert cli(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
