@@ -88,6 +88,16 @@ CONV_CONFIGS = [
     (2, 28, 28, 1, 8, 3, 3, 1, "same", 1),          # the seed's first layer, fewer filters
     (1, 6, 6, 17, 7, 3, 3, 1, "same", 1),           # odd channel counts
     (2, 4, 4, 3, 2, 3, 3, 2, "same", 1),            # "same" with stride: uneven padding
+    # Few input channels: the direct path (kh*kw*c_in <= 72), odd out_c around its
+    # 32-float channel blocks, rows past its 8-pixel tiles.
+    (2, 9, 8, 1, 1, 3, 3, 1, "same", 1),            # one output channel
+    (1, 7, 10, 2, 7, 3, 3, 2, "same", 1),           # stride 2
+    (2, 11, 9, 3, 17, 3, 3, 1, "valid", 2),         # dilation 2, "valid"
+    (1, 6, 13, 1, 33, 3, 2, (1, 2), ((2, 0), (1, 3)), 1),  # asymmetric padding
+    (1, 5, 5, 2, 65, 3, 3, 1, ((0, 2), (2, 0)), (1, 2)),   # three channel blocks
+    (1, 1, 1, 3, 33, 3, 3, 1, "same", 1),           # 1x1 image: every tap but one is padding
+    (3, 20, 30, 1, 32, 5, 5, 1, "same", 1),         # 30 wide: tiles of 8, 4 and 1; 25 taps
+    (2, 6, 6, 8, 16, 3, 3, 1, "same", 1),           # 72 taps: the largest direct patch
 ]
 
 

@@ -1,0 +1,194 @@
+// Direct-convolution entry points: size and carve the workspace, pack the
+// weights into zero-padded channel blocks, split batch x out_h rows across
+// threads and run the row kernel compiled for the selected ISA on each chunk
+// (conv2d_direct_kernels.h says how the kernels block their registers).
+//
+// Workspace: [tap offsets | packed weights | packed bias], shared and read
+// only, then one slot per chunk: [padded input rows of one image | dw partial
+// (backward only)].  The weight gradient adds the chunks' partial sums in
+// chunk order: deterministic for a given thread count.
+#include "cpu/conv2d_direct.h"
+
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+
+#include "common/cpu_features.h"
+#include "common/parallel.h"
+
+namespace fastnn::cpu {
+
+#define FASTNN_DECLARE_DIRECT_CONV(ns)                                                                     \
+  namespace ns {                                                                                           \
+  template <typename T>                                                                                    \
+  void conv2d_direct_forward_rows(const DirectConvPlan&, const T*, const T*, const T*, Activation, T*,    \
+                                  int64_t, int64_t, T*);                                                   \
+  template <typename T>                                                                                    \
+  void conv2d_direct_backward_weights_rows(const DirectConvPlan&, const T*, const T*, int64_t, int64_t, T*, \
+                                           T*);                                                            \
+  }
+FASTNN_DECLARE_DIRECT_CONV(portable)
+FASTNN_DECLARE_DIRECT_CONV(avx2)
+FASTNN_DECLARE_DIRECT_CONV(avx512)
+#undef FASTNN_DECLARE_DIRECT_CONV
+
+namespace {
+
+constexpr size_t kAlign = 64;
+// A chunk should hold at least this many multiply-adds to be worth a fork.
+constexpr int64_t kGrainMacs = 1 << 16;
+
+size_t align_up(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
+
+struct Layout {
+  DirectConvPlan plan;
+  size_t offsets_bytes, weights_bytes, bias_bytes;  // shared
+  size_t pad_bytes, partial_bytes;                  // per chunk
+  size_t shared() const { return offsets_bytes + weights_bytes + bias_bytes; }
+  size_t slot() const { return pad_bytes + partial_bytes; }
+};
+
+template <typename T>
+Layout layout(const Conv2dShape& s, bool backward) {
+  Layout l{};
+  DirectConvPlan& p = l.plan;
+  p.shape = s;
+  p.taps = s.kernel_h * s.kernel_w * s.in_c;
+  p.padded_w = (s.out_w - 1) * s.stride_w + (s.kernel_w - 1) * s.dilation_w + 1;
+  p.padded_h = (s.out_h - 1) * s.stride_h + (s.kernel_h - 1) * s.dilation_h + 1;
+  p.oc_blocks = (s.out_c + kDirectOcBlock<T> - 1) / kDirectOcBlock<T>;
+  l.offsets_bytes = align_up(p.taps * sizeof(int64_t));
+  l.weights_bytes = backward ? 0 : align_up(p.oc_blocks * p.taps * kDirectOcBlock<T> * sizeof(T));
+  l.bias_bytes = backward ? 0 : align_up(p.oc_blocks * kDirectOcBlock<T> * sizeof(T));
+  l.pad_bytes = align_up(p.padded_h * p.padded_w * s.in_c * sizeof(T));
+  l.partial_bytes = backward ? align_up(p.taps * s.out_c * sizeof(T)) : 0;
+  return l;
+}
+
+int64_t row_grain(const Conv2dShape& s) {
+  const int64_t macs_per_row = std::max<int64_t>(s.out_w * s.out_c * s.kernel_h * s.kernel_w * s.in_c, 1);
+  return (kGrainMacs + macs_per_row - 1) / macs_per_row;
+}
+
+// Chunks the rows are split into; the workspace has a slot for each.
+int64_t chunk_count(const Conv2dShape& s, int threads) {
+  const int64_t rows = s.batch * s.out_h;
+  const int64_t grain = row_grain(s);
+  return std::max<int64_t>(1, std::min<int64_t>(std::max(threads, 1), (rows + grain - 1) / grain));
+}
+
+void fill_tap_offsets(const DirectConvPlan& p, int64_t* offsets) {
+  const Conv2dShape& s = p.shape;
+  int64_t t = 0;
+  for (int64_t i = 0; i < s.kernel_h; ++i) {
+    for (int64_t j = 0; j < s.kernel_w; ++j) {
+      for (int64_t c = 0; c < s.in_c; ++c) offsets[t++] = (i * s.dilation_h * p.padded_w + j * s.dilation_w) * s.in_c + c;
+    }
+  }
+}
+
+void require_workspace(size_t have, size_t need, const char* op) {
+  if (have < need) {
+    throw std::invalid_argument(std::string(op) + ": workspace of " + std::to_string(have) + " bytes, need " +
+                                std::to_string(need));
+  }
+}
+
+}  // namespace
+
+template <typename T>
+size_t conv2d_direct_forward_workspace_bytes(const Conv2dShape& s, int threads) {
+  const Layout l = layout<T>(s, false);
+  return l.shared() + l.slot() * static_cast<size_t>(chunk_count(s, threads));
+}
+
+template <typename T>
+size_t conv2d_direct_backward_weights_workspace_bytes(const Conv2dShape& s, int threads) {
+  const Layout l = layout<T>(s, true);
+  return l.shared() + l.slot() * static_cast<size_t>(chunk_count(s, threads));
+}
+
+template <typename T>
+void conv2d_direct_forward(const Conv2dShape& s, const T* x, const T* w, const T* bias, Activation act, T* y,
+                           void* workspace, size_t workspace_bytes, int threads) {
+  check_conv2d_shape(s);
+  require_workspace(workspace_bytes, conv2d_direct_forward_workspace_bytes<T>(s, threads), "conv2d");
+  Layout l = layout<T>(s, false);
+  DirectConvPlan& plan = l.plan;
+  auto* base = static_cast<unsigned char*>(workspace);
+  auto* offsets = reinterpret_cast<int64_t*>(base);
+  T* w_packed = reinterpret_cast<T*>(base + l.offsets_bytes);
+  T* bias_packed = reinterpret_cast<T*>(base + l.offsets_bytes + l.weights_bytes);
+  unsigned char* slots = base + l.shared();
+  fill_tap_offsets(plan, offsets);
+  plan.tap_offsets = offsets;
+
+  // w (taps x out_c) -> oc_blocks x taps x kDirectOcBlock, zero-padded.
+  constexpr int64_t B = kDirectOcBlock<T>;
+  std::fill(w_packed, w_packed + plan.oc_blocks * plan.taps * B, T(0));
+  std::fill(bias_packed, bias_packed + plan.oc_blocks * B, T(0));
+  for (int64_t t = 0; t < plan.taps; ++t) {
+    for (int64_t o = 0; o < s.out_c; ++o) w_packed[((o / B) * plan.taps + t) * B + o % B] = w[t * s.out_c + o];
+  }
+  if (bias != nullptr) std::copy(bias, bias + s.out_c, bias_packed);
+
+  const Isa isa = selected_isa();
+  parallel_chunks(0, s.batch * s.out_h, row_grain(s), chunk_count(s, threads),
+                  [&](int64_t chunk, int64_t r0, int64_t r1) {
+    T* pad = reinterpret_cast<T*>(slots + chunk * l.slot());
+    switch (isa) {
+      case Isa::avx512: avx512::conv2d_direct_forward_rows(plan, x, w_packed, bias_packed, act, y, r0, r1, pad); break;
+      case Isa::avx2: avx2::conv2d_direct_forward_rows(plan, x, w_packed, bias_packed, act, y, r0, r1, pad); break;
+      default: portable::conv2d_direct_forward_rows(plan, x, w_packed, bias_packed, act, y, r0, r1, pad); break;
+    }
+  });
+}
+
+template <typename T>
+void conv2d_direct_backward_weights(const Conv2dShape& s, const T* dy, const T* x, T* dw, void* workspace,
+                                    size_t workspace_bytes, int threads) {
+  check_conv2d_shape(s);
+  require_workspace(workspace_bytes, conv2d_direct_backward_weights_workspace_bytes<T>(s, threads),
+                    "conv2d_backward_weights");
+  Layout l = layout<T>(s, true);
+  DirectConvPlan& plan = l.plan;
+  auto* base = static_cast<unsigned char*>(workspace);
+  auto* offsets = reinterpret_cast<int64_t*>(base);
+  unsigned char* slots = base + l.shared();
+  fill_tap_offsets(plan, offsets);
+  plan.tap_offsets = offsets;
+
+  const int64_t dw_size = plan.taps * s.out_c;
+  const int64_t chunks = chunk_count(s, threads);
+  auto partial = [&](int64_t chunk) { return reinterpret_cast<T*>(slots + chunk * l.slot() + l.pad_bytes); };
+  for (int64_t c = 0; c < chunks; ++c) std::fill(partial(c), partial(c) + dw_size, T(0));
+  const Isa isa = selected_isa();
+  parallel_chunks(0, s.batch * s.out_h, row_grain(s), chunks, [&](int64_t chunk, int64_t r0, int64_t r1) {
+    T* pad = reinterpret_cast<T*>(slots + chunk * l.slot());
+    T* sum = partial(chunk);
+    switch (isa) {
+      case Isa::avx512: avx512::conv2d_direct_backward_weights_rows(plan, dy, x, r0, r1, pad, sum); break;
+      case Isa::avx2: avx2::conv2d_direct_backward_weights_rows(plan, dy, x, r0, r1, pad, sum); break;
+      default: portable::conv2d_direct_backward_weights_rows(plan, dy, x, r0, r1, pad, sum); break;
+    }
+  });
+  // parallel_chunks may use fewer chunks than reserved; unused partials stay zero.
+  std::copy(partial(0), partial(0) + dw_size, dw);
+  for (int64_t c = 1; c < chunks; ++c) {
+    const T* p = partial(c);
+    for (int64_t i = 0; i < dw_size; ++i) dw[i] += p[i];
+  }
+}
+
+#define FASTNN_INSTANTIATE(T)                                                                                  \
+  template size_t conv2d_direct_forward_workspace_bytes<T>(const Conv2dShape&, int);                           \
+  template size_t conv2d_direct_backward_weights_workspace_bytes<T>(const Conv2dShape&, int);                  \
+  template void conv2d_direct_forward<T>(const Conv2dShape&, const T*, const T*, const T*, Activation, T*,     \
+                                         void*, size_t, int);                                                  \
+  template void conv2d_direct_backward_weights<T>(const Conv2dShape&, const T*, const T*, T*, void*, size_t, \
+                                                  int);
+FASTNN_INSTANTIATE(float)
+FASTNN_INSTANTIATE(double)
+#undef FASTNN_INSTANTIATE
+
+}  // namespace fastnn::cpu

@@ -1,0 +1,46 @@
+// Direct convolution for layers with a short patch (few input channels: a
+// network's first layer), where im2col + GEMM spends its time on a K = 9..27
+// inner dimension far too short for a GEMM.  NHWC images, HWIO weights; same
+// contract as conv2d_forward / conv2d_backward_weights in conv2d.h.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "cpu/activations.h"
+#include "cpu/conv2d.h"
+
+namespace fastnn::cpu {
+
+// Output channels are processed in blocks of 128 bytes (32 floats, 16
+// doubles) on every ISA; the packed weights and bias are zero-padded to it.
+template <typename T>
+constexpr int64_t kDirectOcBlock = 128 / static_cast<int64_t>(sizeof(T));
+
+// What the per-ISA row kernels need besides the shape.  Each chunk of output
+// rows copies the input rows it reads into a zero-padded buffer (padded_w
+// columns, so every tap of every output pixel is in range), and tap t = (i, j,
+// c) of the pixel whose window starts at buffer offset p reads p +
+// tap_offsets[t], in the order of the rows of w (HWIO).
+struct DirectConvPlan {
+  Conv2dShape shape;
+  int64_t taps;            // kernel_h * kernel_w * in_c
+  int64_t padded_w;        // (out_w - 1) * stride_w + (kernel_w - 1) * dilation_w + 1
+  int64_t padded_h;        // the same for rows: a whole image
+  int64_t oc_blocks;       // ceil(out_c / kDirectOcBlock)
+  const int64_t* tap_offsets;
+};
+
+template <typename T> size_t conv2d_direct_forward_workspace_bytes(const Conv2dShape& s, int threads);
+template <typename T> size_t conv2d_direct_backward_weights_workspace_bytes(const Conv2dShape& s, int threads);
+
+// y = act(conv(x, w) + bias); bias may be null.
+template <typename T>
+void conv2d_direct_forward(const Conv2dShape& s, const T* x_nhwc, const T* w_hwio, const T* bias, Activation act,
+                           T* y_nhwc, void* workspace, size_t workspace_bytes, int threads);
+// dw = conv2d weight gradient (overwritten, not accumulated).
+template <typename T>
+void conv2d_direct_backward_weights(const Conv2dShape& s, const T* dy_nhwc, const T* x_nhwc, T* dw_hwio,
+                                    void* workspace, size_t workspace_bytes, int threads);
+
+}  // namespace fastnn::cpu

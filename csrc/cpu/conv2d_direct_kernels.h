@@ -1,0 +1,328 @@
+// Direct-convolution row kernels, written once over GCC vector types and
+// compiled per ISA (conv2d_direct_portable.cpp, _avx2.cpp, _avx512.cpp); the
+// vector width and the register blocking follow the including unit's flags.
+// conv2d_direct.cpp packs the weights, splits the rows across threads and
+// picks the ISA.
+//
+// Every chunk of output rows first copies the input rows it reads into a
+// zero-padded buffer (one image at most, L1/L2 sized for the small-channel
+// layers this path serves): then every tap of every pixel is in range and the
+// inner loops have no border cases, for any stride, dilation or padding.
+//
+// Forward: a tile of P output pixels x one 128-byte block of output channels
+// (NV vectors) stays in P*NV registers while the taps stream past: per tap,
+// NV loads of packed weights, P broadcasts of x and P*NV FMAs.  Bias is the
+// accumulators' start; the activation runs over the finished output row while
+// it is in L1.
+//
+// Backward-weights: a block of KB taps x one channel block of dw (KB*NV
+// registers) accumulates over every pixel of the chunk: per pixel, NV loads of
+// dy, KB broadcasts of x and KB*NV FMAs; dy is read once per tap block.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+#include "cpu/conv2d_direct.h"
+#include "cpu/math_approx.h"
+
+#ifndef FASTNN_ISA_NAMESPACE
+#error "define FASTNN_ISA_NAMESPACE before including conv2d_direct_kernels.h"
+#endif
+
+#define FASTNN_DIRECT_INLINE inline __attribute__((always_inline))
+
+namespace fastnn::cpu::FASTNN_ISA_NAMESPACE {
+namespace {
+
+// Register file: 32 zmm with AVX-512, 16 ymm/xmm otherwise.  P*NV (forward)
+// and KB*NV (backward) accumulators leave room for the operands.
+#if defined(__AVX512F__)
+constexpr int kVecBytes = 64;
+constexpr int kForwardPixels = 8;   // 16 accumulators
+constexpr int kMaxTapBlock = 12;    // 24 accumulators
+#elif defined(__AVX2__)
+constexpr int kVecBytes = 32;
+constexpr int kForwardPixels = 3;   // 12 accumulators
+constexpr int kMaxTapBlock = 3;
+#else
+constexpr int kVecBytes = 16;
+constexpr int kForwardPixels = 1;   // 8 accumulators
+constexpr int kMaxTapBlock = 1;
+#endif
+
+template <typename T> struct VectorOf;
+template <> struct VectorOf<float> { typedef float type __attribute__((vector_size(kVecBytes))); };
+template <> struct VectorOf<double> { typedef double type __attribute__((vector_size(kVecBytes))); };
+template <typename T> using Vec = typename VectorOf<T>::type;
+
+template <typename T> constexpr int kLanes = kVecBytes / static_cast<int>(sizeof(T));
+template <typename T> constexpr int kBlock = static_cast<int>(kDirectOcBlock<T>);
+constexpr int kVectors = 128 / kVecBytes;  // NV: vectors per channel block
+
+template <typename T>
+FASTNN_DIRECT_INLINE Vec<T> load(const T* p) {
+  Vec<T> v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+template <typename T>
+FASTNN_DIRECT_INLINE void store(T* p, Vec<T> v) {
+  std::memcpy(p, &v, sizeof v);
+}
+
+// Copies padded rows [row0, row1) of image x_image (padded row r is input row
+// r - pad_top) into buf, padded_w columns each, zeros outside the image.
+template <typename T>
+void pad_rows(const Conv2dShape& s, const T* x_image, int64_t row0, int64_t row1, int64_t padded_w, T* buf) {
+  const int64_t c = s.in_c;
+  const int64_t left = std::min(s.pad_left, padded_w);
+  const int64_t cols = std::clamp<int64_t>(padded_w - s.pad_left, 0, s.in_w);
+  for (int64_t r = row0; r < row1; ++r) {
+    T* dst = buf + (r - row0) * padded_w * c;
+    const int64_t ih = r - s.pad_top;
+    if (ih < 0 || ih >= s.in_h) {
+      std::fill(dst, dst + padded_w * c, T(0));
+      continue;
+    }
+    std::fill(dst, dst + left * c, T(0));
+    std::memcpy(dst + left * c, x_image + ih * s.in_w * c, sizeof(T) * static_cast<size_t>(cols * c));
+    std::fill(dst + (left + cols) * c, dst + padded_w * c, T(0));
+  }
+}
+
+template <typename T>
+void activate_row(Activation act, T* __restrict y, int64_t n) {
+  switch (act) {
+    case Activation::sigmoid:
+      for (int64_t i = 0; i < n; ++i) y[i] = sigmoid_scalar(y[i]);
+      break;
+    case Activation::tanh:
+      for (int64_t i = 0; i < n; ++i) y[i] = tanh_scalar(y[i]);
+      break;
+    default:  // none; relu is applied in registers
+      break;
+  }
+}
+
+// P output pixels (x_pixel + p * pixel_step) x one channel block: y[p * y_step
+// + j] for j < valid (a partial last block goes through a stack tile).  Relu
+// is applied in registers; sigmoid and tanh over the finished row.
+template <typename T, int P, bool Relu>
+FASTNN_DIRECT_INLINE void forward_tile(const T* __restrict x_pixel, int64_t pixel_step,
+                                       const int64_t* __restrict tap_offsets, int64_t taps,
+                                       const T* __restrict w_block, const T* __restrict bias_block,
+                                       T* __restrict y, int64_t y_step, int64_t valid) {
+  constexpr int L = kLanes<T>, NV = kVectors;
+  Vec<T> acc[P][NV];
+#pragma GCC unroll 16
+  for (int v = 0; v < NV; ++v) {
+    const Vec<T> b = load(bias_block + v * L);
+#pragma GCC unroll 16
+    for (int p = 0; p < P; ++p) acc[p][v] = b;
+  }
+  for (int64_t t = 0; t < taps; ++t) {
+    const T* xt = x_pixel + tap_offsets[t];
+    const T* wt = w_block + t * kBlock<T>;
+    Vec<T> wv[NV];
+#pragma GCC unroll 16
+    for (int v = 0; v < NV; ++v) wv[v] = load(wt + v * L);
+#pragma GCC unroll 16
+    for (int p = 0; p < P; ++p) {
+      const T xv = xt[p * pixel_step];
+#pragma GCC unroll 16
+      for (int v = 0; v < NV; ++v) acc[p][v] += xv * wv[v];
+    }
+  }
+  if (Relu) {
+#pragma GCC unroll 16
+    for (int p = 0; p < P; ++p) {
+#pragma GCC unroll 16
+      for (int v = 0; v < NV; ++v) acc[p][v] = acc[p][v] < Vec<T>{} ? Vec<T>{} : acc[p][v];
+    }
+  }
+  if (valid == kBlock<T>) {
+#pragma GCC unroll 16
+    for (int p = 0; p < P; ++p) {
+#pragma GCC unroll 16
+      for (int v = 0; v < NV; ++v) store(y + p * y_step + v * L, acc[p][v]);
+    }
+    return;
+  }
+  alignas(64) T tile[kBlock<T>];
+  for (int p = 0; p < P; ++p) {
+#pragma GCC unroll 16
+    for (int v = 0; v < NV; ++v) store(tile + v * L, acc[p][v]);
+    std::memcpy(y + p * y_step, tile, sizeof(T) * static_cast<size_t>(valid));
+  }
+}
+
+// dw[k * out_c + j] += sum over the chunk's pixels of x[pixel + tap_offsets[k]]
+// * dy[pixel, j], for k < KB and j < valid.  Full: valid is the whole block,
+// so dy is loaded in place; otherwise each dy row goes through a stack tile.
+template <typename T, int KB, bool Full>
+void backward_weights_taps(const Conv2dShape& s, int64_t padded_w, const T* __restrict x_rows, int64_t rows,
+                           const T* __restrict dy_rows, const int64_t* __restrict tap_offsets, int64_t valid,
+                           T* __restrict dw) {
+  constexpr int L = kLanes<T>, NV = kVectors;
+  Vec<T> acc[KB][NV];
+  int64_t offsets[KB];
+#pragma GCC unroll 16
+  for (int k = 0; k < KB; ++k) {
+    offsets[k] = tap_offsets[k];
+#pragma GCC unroll 16
+    for (int v = 0; v < NV; ++v) acc[k][v] = Vec<T>{};
+  }
+  const int64_t pixel_step = s.stride_w * s.in_c;
+  const int64_t x_row_step = s.stride_h * padded_w * s.in_c;
+  alignas(64) T tile[kBlock<T>] = {};
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* x_pixel = x_rows + r * x_row_step;
+    const T* dy_pixel = dy_rows + r * s.out_w * s.out_c;
+    for (int64_t ow = 0; ow < s.out_w; ++ow, x_pixel += pixel_step, dy_pixel += s.out_c) {
+      const T* d = dy_pixel;
+      if (!Full) {
+        std::memcpy(tile, dy_pixel, sizeof(T) * static_cast<size_t>(valid));
+        d = tile;
+      }
+      Vec<T> dv[NV];
+#pragma GCC unroll 16
+      for (int v = 0; v < NV; ++v) dv[v] = load(d + v * L);
+#pragma GCC unroll 16
+      for (int k = 0; k < KB; ++k) {
+        const T xv = x_pixel[offsets[k]];
+#pragma GCC unroll 16
+        for (int v = 0; v < NV; ++v) acc[k][v] += xv * dv[v];
+      }
+    }
+  }
+  for (int k = 0; k < KB; ++k) {
+#pragma GCC unroll 16
+    for (int v = 0; v < NV; ++v) store(tile + v * L, acc[k][v]);
+    T* dw_row = dw + k * s.out_c;
+    for (int64_t j = 0; j < valid; ++j) dw_row[j] += tile[j];
+  }
+}
+
+// Runs the kernel for a block of kb <= KB taps (kb known only at run time).
+template <typename T, int KB>
+void backward_weights_block(int kb, const Conv2dShape& s, int64_t padded_w, const T* x_rows, int64_t rows,
+                            const T* dy_rows, const int64_t* tap_offsets, int64_t valid, T* dw) {
+  if constexpr (KB > 1) {
+    if (kb < KB) {
+      backward_weights_block<T, KB - 1>(kb, s, padded_w, x_rows, rows, dy_rows, tap_offsets, valid, dw);
+      return;
+    }
+  }
+  if (valid == kBlock<T>) {
+    backward_weights_taps<T, KB, true>(s, padded_w, x_rows, rows, dy_rows, tap_offsets, valid, dw);
+  } else {
+    backward_weights_taps<T, KB, false>(s, padded_w, x_rows, rows, dy_rows, tap_offsets, valid, dw);
+  }
+}
+
+// Calls fn(n, oh0, oh1, padded rows) for each image's share of output rows
+// [row_begin, row_end), after copying the input rows they read into pad_buffer.
+template <typename T, typename F>
+void for_each_padded_segment(const DirectConvPlan& plan, const T* x, int64_t row_begin, int64_t row_end,
+                             T* pad_buffer, const F& fn) {
+  const Conv2dShape& s = plan.shape;
+  for (int64_t row = row_begin; row < row_end;) {
+    const int64_t n = row / s.out_h, oh0 = row % s.out_h;
+    const int64_t oh1 = std::min(s.out_h, oh0 + (row_end - row));
+    const int64_t first = oh0 * s.stride_h;
+    const int64_t last = (oh1 - 1) * s.stride_h + (s.kernel_h - 1) * s.dilation_h + 1;
+    pad_rows(s, x + n * s.in_h * s.in_w * s.in_c, first, last, plan.padded_w, pad_buffer);
+    fn(n, oh0, oh1);
+    row += oh1 - oh0;
+  }
+}
+
+}  // namespace
+
+// One output row, one channel block: tiles of P pixels, then of 4 and 1
+// (a 1-pixel tile runs at FMA latency, not throughput).
+template <typename T, bool Relu>
+void forward_row_block(const DirectConvPlan& plan, const T* x_row, const T* w_block, const T* bias_block, T* y,
+                       int64_t valid) {
+  const Conv2dShape& s = plan.shape;
+  constexpr int P = kForwardPixels;
+  const int64_t pixel_step = s.stride_w * s.in_c;
+  int64_t ow = 0;
+  for (; ow + P <= s.out_w; ow += P) {
+    forward_tile<T, P, Relu>(x_row + ow * pixel_step, pixel_step, plan.tap_offsets, plan.taps, w_block, bias_block,
+                             y + ow * s.out_c, s.out_c, valid);
+  }
+  if constexpr (P > 4) {
+    for (; ow + 4 <= s.out_w; ow += 4) {
+      forward_tile<T, 4, Relu>(x_row + ow * pixel_step, pixel_step, plan.tap_offsets, plan.taps, w_block,
+                               bias_block, y + ow * s.out_c, s.out_c, valid);
+    }
+  }
+  for (; ow < s.out_w; ++ow) {
+    forward_tile<T, 1, Relu>(x_row + ow * pixel_step, pixel_step, plan.tap_offsets, plan.taps, w_block, bias_block,
+                             y + ow * s.out_c, s.out_c, valid);
+  }
+}
+
+// Output rows [row_begin, row_end) of batch x out_h.  w_packed: oc_blocks
+// blocks of taps x kDirectOcBlock weights; bias_packed: oc_blocks x
+// kDirectOcBlock (zeros where there is no bias).
+template <typename T>
+void conv2d_direct_forward_rows(const DirectConvPlan& plan, const T* x, const T* w_packed, const T* bias_packed,
+                                Activation act, T* y, int64_t row_begin, int64_t row_end, T* pad_buffer) {
+  const Conv2dShape& s = plan.shape;
+  for_each_padded_segment(plan, x, row_begin, row_end, pad_buffer, [&](int64_t n, int64_t oh0, int64_t oh1) {
+    for (int64_t oh = oh0; oh < oh1; ++oh) {
+      const T* x_row = pad_buffer + (oh - oh0) * s.stride_h * plan.padded_w * s.in_c;
+      T* y_row = y + (n * s.out_h + oh) * s.out_w * s.out_c;
+      for (int64_t block = 0; block < plan.oc_blocks; ++block) {
+        const int64_t oc0 = block * kBlock<T>;
+        const int64_t valid = std::min<int64_t>(kBlock<T>, s.out_c - oc0);
+        const T* w_block = w_packed + block * plan.taps * kBlock<T>;
+        if (act == Activation::relu) {
+          forward_row_block<T, true>(plan, x_row, w_block, bias_packed + oc0, y_row + oc0, valid);
+        } else {
+          forward_row_block<T, false>(plan, x_row, w_block, bias_packed + oc0, y_row + oc0, valid);
+        }
+      }
+      if (act != Activation::relu) activate_row(act, y_row, s.out_w * s.out_c);
+    }
+  });
+}
+
+// Adds the weight gradient of output rows [row_begin, row_end) into dw (taps x out_c).
+template <typename T>
+void conv2d_direct_backward_weights_rows(const DirectConvPlan& plan, const T* dy, const T* x, int64_t row_begin,
+                                         int64_t row_end, T* pad_buffer, T* dw) {
+  const Conv2dShape& s = plan.shape;
+  // Balanced tap blocks: 27 taps run as 9 + 9 + 9, not 12 + 12 + 3.
+  const int64_t tap_blocks = (plan.taps + kMaxTapBlock - 1) / kMaxTapBlock;
+  const int64_t tap_block = (plan.taps + tap_blocks - 1) / tap_blocks;
+  for_each_padded_segment(plan, x, row_begin, row_end, pad_buffer, [&](int64_t n, int64_t oh0, int64_t oh1) {
+    const T* dy_rows = dy + (n * s.out_h + oh0) * s.out_w * s.out_c;
+    for (int64_t oc0 = 0; oc0 < s.out_c; oc0 += kBlock<T>) {
+      const int64_t valid = std::min<int64_t>(kBlock<T>, s.out_c - oc0);
+      for (int64_t t0 = 0; t0 < plan.taps; t0 += tap_block) {
+        const int kb = static_cast<int>(std::min(tap_block, plan.taps - t0));
+        backward_weights_block<T, kMaxTapBlock>(kb, s, plan.padded_w, pad_buffer, oh1 - oh0, dy_rows + oc0,
+                                                plan.tap_offsets + t0, valid, dw + t0 * s.out_c + oc0);
+      }
+    }
+  });
+}
+
+template void conv2d_direct_forward_rows<float>(const DirectConvPlan&, const float*, const float*, const float*,
+                                                Activation, float*, int64_t, int64_t, float*);
+template void conv2d_direct_forward_rows<double>(const DirectConvPlan&, const double*, const double*,
+                                                 const double*, Activation, double*, int64_t, int64_t, double*);
+template void conv2d_direct_backward_weights_rows<float>(const DirectConvPlan&, const float*, const float*, int64_t,
+                                                         int64_t, float*, float*);
+template void conv2d_direct_backward_weights_rows<double>(const DirectConvPlan&, const double*, const double*,
+                                                          int64_t, int64_t, double*, double*);
+
+}  // namespace fastnn::cpu::FASTNN_ISA_NAMESPACE
+
+#undef FASTNN_DIRECT_INLINE
