@@ -442,9 +442,87 @@ def training_cases(batch_sizes=(32, 64, 128, 256)):
     return cases
 
 
+def _numpy_adam(p, g, m, v, *, step, lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8):
+    """Adam as a NumPy user writes it: one temporary per line."""
+    m *= beta1
+    m += (1 - beta1) * g
+    v *= beta2
+    v += (1 - beta2) * g * g
+    p -= lr * (m / (1 - beta1**step)) / (np.sqrt(v / (1 - beta2**step)) + eps)
+    g[...] = 0
+
+
+def elementwise_cases(dtype=np.float32):
+    """The one-pass kernels at the seed network's sizes: Adam on the largest weight
+    (dense 3136x128) and on 1e6 values, dropout on a dense activation, softmax
+    cross-entropy on the logits, and the conv1 bias gradient."""
+    cases = []
+    torch, _ = _compat.torch()
+    rng = np.random.default_rng(0)
+    for size in (3136 * 128, 1_000_000):
+        state = [rng.standard_normal(size).astype(dtype) for _ in range(3)]
+        state.append(rng.random(size).astype(dtype))
+
+        def make_fastnn(_backend, state=state):
+            p, g, m, v = (a.copy() for a in state)
+            return lambda: ops.adam_update(p, g, m, v, step=3, lr=0.01)
+
+        def make_numpy(state=state):
+            p, g, m, v = (a.copy() for a in state)
+            return lambda: _numpy_adam(p, g, m, v, step=3)
+
+        impls: dict[str, Factory] = {"numpy": make_numpy}
+        impls.update(_fastnn_impls(make_fastnn))
+        if torch is not None:
+            impls["torch"] = _torch_adam(torch, state)
+        cases.append(BenchCase(f"adam_update/{size}", "optimizer", impls,
+                               bytes_moved=7 * size * np.dtype(dtype).itemsize))
+
+    x = rng.standard_normal((64, 256)).astype(dtype)
+    out = np.empty_like(x)
+    impls = {"numpy": lambda: (lambda: (lambda mask: (x * mask / 0.8, mask))(
+        np.random.default_rng(1).random(x.shape) < 0.8))}
+    impls.update(_fastnn_impls(lambda _b: lambda: ops.dropout(x, keep_prob=0.8, seed=7,
+                                                             out=out)))
+    cases.append(BenchCase("dropout/64x256", "elementwise", impls,
+                           bytes_moved=x.nbytes * 2 + x.size))
+
+    logits = rng.standard_normal((64, 10)).astype(dtype)
+    labels = rng.integers(0, 10, 64)
+
+    def numpy_sce():
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        return -log_probs[np.arange(64), labels].mean(), np.exp(log_probs)
+
+    impls = {"numpy": lambda: numpy_sce}
+    impls.update(_fastnn_impls(lambda _b: lambda: ops.softmax_cross_entropy(logits, labels)))
+    cases.append(BenchCase("softmax_cross_entropy/64x10", "loss", impls,
+                           bytes_moved=2 * logits.nbytes))
+
+    dy = rng.standard_normal((64, 28, 28, 32)).astype(dtype)
+    db = np.empty(32, dtype)
+    impls = {"numpy": lambda: (lambda: dy.sum(axis=(0, 1, 2)))}
+    impls.update(_fastnn_impls(lambda _b: lambda: ops.bias_backward(dy, out=db)))
+    cases.append(BenchCase("bias_backward/64x28x28x32", "elementwise", impls,
+                           bytes_moved=dy.nbytes))
+    return cases
+
+
+def _torch_adam(torch, state):
+    def factory():
+        p, g, m, v = (torch.from_numpy(a.copy()) for a in state)
+        step = torch.tensor(3.0)
+        # torch.optim.Adam's fused CPU path, on one parameter: the fastest torch form.
+        return lambda: torch._fused_adam_([p], [g], [m], [v], [], [step], lr=0.01,
+                                          beta1=0.9, beta2=0.999, weight_decay=0.0,
+                                          eps=1e-8, amsgrad=False, maximize=False)
+    return factory
+
+
 def all_cases() -> list[BenchCase]:
-    return (activation_cases() + pool_lrn_cases() + conv_cases() + gemm_cases()
-            + training_cases())
+    return (activation_cases() + elementwise_cases() + pool_lrn_cases() + conv_cases()
+            + gemm_cases() + training_cases())
 
 
 # ------------------------------------------------------------------ timing and machine
