@@ -35,9 +35,11 @@ def test_lower_isa_passes_cpu_parity(isa):
 def test_isa_override_is_reported_and_checked():
     code = "import fastnn._C as C; print(C.selected_isa())"
     # A bad value fails the import itself, before any kernel could run.
+    # Run from tests/: from the repository root, `fastnn` would be the source folder.
+    here = pathlib.Path(__file__).parent
     out = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, FASTNN_ISA="portable"),
-                         capture_output=True, text=True, timeout=60)
+                         cwd=here, capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "portable", out.stderr
     bad = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, FASTNN_ISA="sse9"),
-                         capture_output=True, text=True, timeout=60)
+                         cwd=here, capture_output=True, text=True, timeout=60)
     assert bad.returncode != 0 and "FASTNN_ISA must be portable, avx2 or avx512" in bad.stderr

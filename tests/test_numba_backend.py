@@ -24,8 +24,10 @@ pytestmark = pytest.mark.skipif("numba" not in backends.available(),
 
 def _run(code: str, **env) -> dict:
     """Run ``code`` in a fresh interpreter; it prints one JSON object, returned here."""
+    # cwd: tests/, so `fastnn` is the installed package, not the source folder.
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            env={**os.environ, **env}, timeout=300, check=False)
+                            env={**os.environ, **env}, timeout=300, check=False,
+                            cwd=os.path.dirname(__file__))
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
 
