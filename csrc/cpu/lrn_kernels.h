@@ -19,6 +19,8 @@
 #include <cstring>
 #include <limits>
 
+#include "cpu/math_approx.h"
+
 #ifndef FASTNN_ISA_NAMESPACE
 #error "define FASTNN_ISA_NAMESPACE before including lrn_kernels.h"
 #endif
@@ -26,64 +28,7 @@
 namespace fastnn::cpu::FASTNN_ISA_NAMESPACE {
 namespace lrn_math {
 
-// ln x for x > 0: x = m 2^e with m in [sqrt(1/2), sqrt(2)), ln m by Cephes'
-// logf polynomial (about 1 ulp).  Subnormals are rescaled; inf and NaN pass.
-inline float ln(float x) {
-  const bool tiny = x < std::numeric_limits<float>::min();
-  const float xs = tiny ? x * 8388608.0f : x;  // 2^23
-  int32_t bits;
-  std::memcpy(&bits, &xs, sizeof bits);
-  int32_t e = ((bits >> 23) & 0xff) - 127;
-  const int32_t mantissa_bits = (bits & 0x007fffff) | 0x3f800000;
-  float m;
-  std::memcpy(&m, &mantissa_bits, sizeof m);
-  const bool high = m > 1.41421356237f;
-  m = high ? m * 0.5f : m;
-  e = high ? e + 1 : e;
-  const float f = m - 1.0f, z = f * f;
-  float p = 7.0376836292e-2f;
-  p = p * f - 1.1514610310e-1f;
-  p = p * f + 1.1676998740e-1f;
-  p = p * f - 1.2420140846e-1f;
-  p = p * f + 1.4249322787e-1f;
-  p = p * f - 1.6668057665e-1f;
-  p = p * f + 2.0000714765e-1f;
-  p = p * f - 2.4999993993e-1f;
-  p = p * f + 3.3333331174e-1f;
-  p = p * f * z;
-  const float fe = static_cast<float>(e) - (tiny ? 23.0f : 0.0f);
-  p += fe * -2.12194440e-4f;
-  p -= 0.5f * z;
-  float result = f + p + fe * 0.693359375f;
-  result = x == std::numeric_limits<float>::infinity() ? x : result;
-  return x != x ? x : result;
-}
-
-// e^t, Cephes' expf polynomial after t = n ln2 + r; saturates to 0 and inf.
-inline float exp(float t) {
-  const float tc = t > 88.0f ? 88.0f : (t < -87.0f ? -87.0f : t);
-  const float shifter = 12582912.0f;  // 1.5 * 2^23: rounds to an integer in the add
-  float n = tc * 1.44269504088896341f + shifter;
-  n -= shifter;
-  float r = tc - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
-  float two_n;
-  std::memcpy(&two_n, &bits, sizeof two_n);
-  float result = p * two_n;
-  result = t > 88.7f ? std::numeric_limits<float>::infinity() : result;
-  result = t < -87.3f ? 0.0f : result;
-  return t != t ? t : result;
-}
-
-inline float pow_neg(float s, float beta) { return lrn_math::exp(-beta * lrn_math::ln(s)); }
+inline float pow_neg(float s, float beta) { return exp_approx(-beta * log_approx(s)); }
 inline double pow_neg(double s, double beta) { return std::pow(s, -beta); }
 
 }  // namespace lrn_math

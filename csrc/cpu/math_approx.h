@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 
 #ifndef FASTNN_ISA_NAMESPACE
 #error "define FASTNN_ISA_NAMESPACE before including math_approx.h"
@@ -41,6 +42,39 @@ inline float exp_approx(float x) {
   float scale;
   std::memcpy(&scale, &bits, sizeof scale);
   return p * scale;
+}
+
+// ln x for x > 0: x = m 2^e with m in [sqrt(1/2), sqrt(2)), ln m by Cephes'
+// logf polynomial (about 1 ulp).  Subnormals are rescaled; inf and NaN pass.
+inline float log_approx(float x) {
+  const bool tiny = x < std::numeric_limits<float>::min();
+  const float xs = tiny ? x * 8388608.0f : x;  // 2^23
+  int32_t bits;
+  std::memcpy(&bits, &xs, sizeof bits);
+  int32_t e = ((bits >> 23) & 0xff) - 127;
+  const int32_t mantissa_bits = (bits & 0x007fffff) | 0x3f800000;
+  float m;
+  std::memcpy(&m, &mantissa_bits, sizeof m);
+  const bool high = m > 1.41421356237f;
+  m = high ? m * 0.5f : m;
+  e = high ? e + 1 : e;
+  const float f = m - 1.0f, z = f * f;
+  float p = 7.0376836292e-2f;
+  p = p * f - 1.1514610310e-1f;
+  p = p * f + 1.1676998740e-1f;
+  p = p * f - 1.2420140846e-1f;
+  p = p * f + 1.4249322787e-1f;
+  p = p * f - 1.6668057665e-1f;
+  p = p * f + 2.0000714765e-1f;
+  p = p * f - 2.4999993993e-1f;
+  p = p * f + 3.3333331174e-1f;
+  p = p * f * z;
+  const float fe = static_cast<float>(e) - (tiny ? 23.0f : 0.0f);
+  p += fe * -2.12194440e-4f;
+  p -= 0.5f * z;
+  float result = f + p + fe * 0.693359375f;
+  result = x == std::numeric_limits<float>::infinity() ? x : result;
+  return x != x ? x : result;
 }
 
 inline float sigmoid_scalar(float x) { return 1.0f / (1.0f + exp_approx(-x)); }
