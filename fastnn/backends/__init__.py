@@ -23,6 +23,8 @@ import os
 from collections.abc import Iterator
 from typing import Callable, Optional
 
+import numpy as np
+
 from fastnn import _compat
 from fastnn.backends.base import Backend, BackendUnavailable
 
@@ -84,9 +86,11 @@ _current: contextvars.ContextVar[Optional[Backend]] = contextvars.ContextVar(
 def register(name: str, factory: Callable[[], Backend]) -> None:
     """Add a backend under ``name``; ``factory()`` builds it on first use (or raises
     :class:`BackendUnavailable` with the reason)."""
+    global _numpy_default
     _factories[name] = factory
     _instances.pop(name, None)
     _failures.pop(name, None)
+    _numpy_default = None
 
 
 def _load_entry_points() -> None:
@@ -161,18 +165,24 @@ def set_default(name: Optional[str]) -> None:
     _current.set(None if name is None else get(name))
 
 
+_numpy_default: Optional[tuple[str, Backend]] = None  # (FASTNN_BACKEND seen, choice)
+
+
 def default_for(array=None) -> Backend:
     """The automatic choice: ``FASTNN_BACKEND`` if set, else the best for the array type."""
+    global _numpy_default
     env = os.environ.get("FASTNN_BACKEND", "")
+    if array is not None and type(array) is not np.ndarray and _compat.is_cupy_array(array):
+        return get(env or "cuda")
+    # Every op asks this: remember the answer for NumPy arrays until FASTNN_BACKEND changes.
+    if _numpy_default is not None and _numpy_default[0] == env:
+        return _numpy_default[1]
     if env:
-        return get(env)
-    if array is not None and _compat.is_cupy_array(array):
-        return get("cuda")
-    for name in _NUMPY_PREFERENCE:
-        backend = _try(name)
-        if backend is not None:
-            return backend
-    raise RuntimeError("no backend available")  # unreachable: reference always loads
+        backend = get(env)
+    else:
+        backend = next(b for b in map(_try, _NUMPY_PREFERENCE) if b is not None)
+    _numpy_default = (env, backend)
+    return backend
 
 
 def current(array=None) -> Backend:
