@@ -174,6 +174,34 @@ void require_workspace(size_t have, size_t need, const char* op) {
   }
 }
 
+// Runs fn(chunk, row0, rows, patches, gemm_workspace) for every block of
+// output rows, each thread on a contiguous range of blocks in its own slot of
+// the workspace; `patches` is the block's im2col matrix (rows x patch), or x
+// itself for a pointwise convolution.  Shared by forward and backward-weights.
+template <typename T, typename F>
+void for_each_patch_block(const Conv2dShape& s, const T* x, const Slots& slots, void* workspace,
+                          int64_t max_chunks, const F& fn) {
+  const int64_t total_rows = s.batch * s.out_h * s.out_w;
+  const int64_t rows_per_block = block_rows<T>(s);
+  const int64_t blocks = (total_rows + rows_per_block - 1) / rows_per_block;
+  const bool pointwise = is_pointwise(s);
+  parallel_chunks(0, blocks, 1, max_chunks, [&](int64_t chunk, int64_t b0, int64_t b1) {
+    auto* base = static_cast<unsigned char*>(workspace) + chunk * slots.slot();
+    T* cols = reinterpret_cast<T*>(base);
+    void* gemm_ws = base + slots.cols_bytes;
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t row0 = b * rows_per_block;
+      const int64_t rows = std::min(rows_per_block, total_rows - row0);
+      const T* patches = x + row0 * s.in_c;
+      if (!pointwise) {
+        im2col(s, x, row0, rows, cols);
+        patches = cols;
+      }
+      fn(chunk, row0, rows, patches, gemm_ws);
+    }
+  });
+}
+
 }  // namespace
 
 // Forward and backward-weights of a convolution with a short patch (few input
@@ -238,35 +266,20 @@ void conv2d_forward(const Conv2dShape& s, const T* x, const T* w, const T* bias,
   }
   require_workspace(workspace_bytes, conv2d_forward_workspace_bytes<T>(s, threads), "conv2d");
   const Slots slots = forward_slots<T>(s);
-  const int64_t total_rows = s.batch * s.out_h * s.out_w;
-  const int64_t rows_per_block = block_rows<T>(s);
-  const int64_t blocks = (total_rows + rows_per_block - 1) / rows_per_block;
   const int64_t k = patch_size(s);
-  const bool pointwise = is_pointwise(s);
-  parallel_chunks(0, blocks, 1, threads, [&](int64_t chunk, int64_t b0, int64_t b1) {
-    auto* base = static_cast<unsigned char*>(workspace) + chunk * slots.slot();
-    T* cols = reinterpret_cast<T*>(base);
-    void* gemm_ws = base + slots.cols_bytes;
-    for (int64_t b = b0; b < b1; ++b) {
-      const int64_t row0 = b * rows_per_block;
-      const int64_t rows = std::min(rows_per_block, total_rows - row0);
-      const T* a = x + row0 * s.in_c;
-      if (!pointwise) {
-        im2col(s, x, row0, rows, cols);
-        a = cols;
-      }
-      GemmArgs<T> g = block_gemm<T>(rows, s.out_c, k);
-      g.a = a;
-      g.lda = k;
-      g.b = w;
-      g.ldb = s.out_c;
-      g.c = y + row0 * s.out_c;
-      g.ldc = s.out_c;
-      g.bias = bias;
-      g.act = act;
-      gemm(g, gemm_ws, slots.gemm_bytes, 1);
-    }
-  });
+  for_each_patch_block(s, x, slots, workspace, threads,
+                       [&](int64_t, int64_t row0, int64_t rows, const T* patches, void* gemm_ws) {
+                         GemmArgs<T> g = block_gemm<T>(rows, s.out_c, k);
+                         g.a = patches;
+                         g.lda = k;
+                         g.b = w;
+                         g.ldb = s.out_c;
+                         g.c = y + row0 * s.out_c;
+                         g.ldc = s.out_c;
+                         g.bias = bias;
+                         g.act = act;
+                         gemm(g, gemm_ws, slots.gemm_bytes, 1);
+                       });
 }
 
 template <typename T>
@@ -318,41 +331,28 @@ void conv2d_backward_weights(const Conv2dShape& s, const T* dy, const T* x, T* d
                     "conv2d_backward_weights");
   const Slots slots = backward_weights_slots<T>(s);
   const int64_t total_rows = s.batch * s.out_h * s.out_w;
-  const int64_t rows_per_block = block_rows<T>(s);
-  const int64_t blocks = (total_rows + rows_per_block - 1) / rows_per_block;
+  const int64_t blocks = (total_rows + block_rows<T>(s) - 1) / block_rows<T>(s);
   const int64_t k = patch_size(s);
   const int64_t dw_size = k * s.out_c;
-  const bool pointwise = is_pointwise(s);
   auto partial = [&](int64_t chunk) {
     return reinterpret_cast<T*>(static_cast<unsigned char*>(workspace) + chunk * slots.slot() + slots.cols_bytes +
                                 slots.gemm_bytes);
   };
   const int64_t max_chunks = std::min<int64_t>(threads, std::max<int64_t>(blocks, 1));
   for (int64_t c = 0; c < max_chunks; ++c) std::fill(partial(c), partial(c) + dw_size, T(0));
-  parallel_chunks(0, blocks, 1, max_chunks, [&](int64_t chunk, int64_t b0, int64_t b1) {
-    auto* base = static_cast<unsigned char*>(workspace) + chunk * slots.slot();
-    T* cols = reinterpret_cast<T*>(base);
-    void* gemm_ws = base + slots.cols_bytes;
-    for (int64_t b = b0; b < b1; ++b) {
-      const int64_t row0 = b * rows_per_block;
-      const int64_t rows = std::min(rows_per_block, total_rows - row0);
-      const T* a = x + row0 * s.in_c;
-      if (!pointwise) {
-        im2col(s, x, row0, rows, cols);
-        a = cols;
-      }
-      GemmArgs<T> g = block_gemm<T>(k, s.out_c, rows);
-      g.a = a;
-      g.lda = k;
-      g.trans_a = true;
-      g.b = dy + row0 * s.out_c;
-      g.ldb = s.out_c;
-      g.c = partial(chunk);
-      g.ldc = s.out_c;
-      g.beta = T(1);
-      gemm(g, gemm_ws, slots.gemm_bytes, 1);
-    }
-  });
+  for_each_patch_block(s, x, slots, workspace, max_chunks,
+                       [&](int64_t chunk, int64_t row0, int64_t rows, const T* patches, void* gemm_ws) {
+                         GemmArgs<T> g = block_gemm<T>(k, s.out_c, rows);
+                         g.a = patches;
+                         g.lda = k;
+                         g.trans_a = true;
+                         g.b = dy + row0 * s.out_c;
+                         g.ldb = s.out_c;
+                         g.c = partial(chunk);
+                         g.ldc = s.out_c;
+                         g.beta = T(1);
+                         gemm(g, gemm_ws, slots.gemm_bytes, 1);
+                       });
   std::copy(partial(0), partial(0) + dw_size, dw);
   for (int64_t c = 1; c < max_chunks; ++c) {
     const T* p = partial(c);
