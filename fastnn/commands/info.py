@@ -45,6 +45,7 @@ def collect() -> dict:
         "cpu_features": cpu_flags(),
         "kernel_isa": native.selected_isa() if native else None,
         "detected_isa": native.detected_isa() if native else None,
+        "gemm_kernel": native.gemm_kernel() if native else None,
         "openmp": native.openmp_enabled() if native else None,
         "fastnn_threads": fastnn.get_num_threads(),
         "thread_pools": [
@@ -71,6 +72,7 @@ def run(name: str, args: argparse.Namespace) -> int:
     if info["kernel_isa"]:
         print(f"kernel ISA:     {info['kernel_isa']} (best on this CPU: {info['detected_isa']}; "
               "FASTNN_ISA lowers it)")
+        print(f"GEMM kernel:    {info['gemm_kernel']}")
         print(f"OpenMP:         {'yes' if info['openmp'] else 'no'}")
     print(f"fastnn threads: {info['fastnn_threads']}")
     for pool in info["thread_pools"]:
