@@ -46,6 +46,11 @@ constexpr int64_t kGrain = 1 << 15;
 
 static int64_t row_grain(int64_t cols) { return std::max<int64_t>(1, kGrain / std::max<int64_t>(cols, 1)); }
 
+// Each chunk's partial sums are separated by at least one cache line whatever
+// the workspace's alignment: the threads update them on every row, and sharing
+// a line between two threads' slices would ping-pong it between the cores.
+int64_t bias_backward_stride(int64_t channels) { return (channels + 7) / 8 * 8 + 8; }
+
 template <typename T>
 void bias_backward_rows(const T* dy, int64_t rows, int64_t channels, double* workspace, int64_t max_chunks,
                         T* db) {
@@ -54,16 +59,17 @@ void bias_backward_rows(const T* dy, int64_t rows, int64_t channels, double* wor
   const int64_t threads = std::min<int64_t>(get_num_threads(), max_chunks);
   const int64_t grain = row_grain(channels);
   const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(threads, (rows + grain - 1) / grain));
-  std::fill(workspace, workspace + chunks * channels, 0.0);
+  const int64_t stride = bias_backward_stride(channels);
+  std::fill(workspace, workspace + chunks * stride, 0.0);
   parallel_for(0, chunks, 1, [&](int64_t lo, int64_t hi) {
     for (int64_t c = lo; c < hi; ++c) {
       const int64_t r0 = rows * c / chunks, r1 = rows * (c + 1) / chunks;
-      FASTNN_ISA_CALL(column_sum_chunk, dy + r0 * channels, r1 - r0, channels, workspace + c * channels);
+      FASTNN_ISA_CALL(column_sum_chunk, dy + r0 * channels, r1 - r0, channels, workspace + c * stride);
     }
   });
   for (int64_t ch = 0; ch < channels; ++ch) {
     double sum = 0.0;
-    for (int64_t c = 0; c < chunks; ++c) sum += workspace[c * channels + ch];
+    for (int64_t c = 0; c < chunks; ++c) sum += workspace[c * stride + ch];
     db[ch] = static_cast<T>(sum);
   }
 }

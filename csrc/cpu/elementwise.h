@@ -10,8 +10,9 @@
 namespace fastnn::cpu {
 
 // db[c] = sum over rows of dy[r, c] (channels-last, any leading shape).
-// workspace: max_chunks * channels doubles (the binding passes get_num_threads()
-// as max_chunks; the kernel never uses more chunks than that).
+// workspace: max_chunks * bias_backward_stride(channels) doubles (the binding
+// passes get_num_threads() as max_chunks; the kernel never uses more chunks).
+int64_t bias_backward_stride(int64_t channels);
 template <typename T>
 void bias_backward_rows(const T* dy, int64_t rows, int64_t channels, double* workspace, int64_t max_chunks,
                         T* db);

@@ -29,8 +29,16 @@ static int64_t effective_radius(int64_t channels, int64_t depth_radius) {
   return std::min<int64_t>(depth_radius, std::max<int64_t>(channels - 1, 0));
 }
 
+// Each task's padded row is rounded up to whole 128-byte blocks (two cache lines,
+// for the adjacent-line prefetcher), so rows of different threads never share a
+// line: with 32 channels a row is 168 bytes, and the false sharing of two
+// threads writing neighbouring rows every pixel made 2 threads slower than 1
+// (seed LRN 128x14x14x32: 2.5 ms on 2 threads, 1.8 ms on 1).
+template <typename T>
 static int64_t row_size(int64_t channels, int64_t depth_radius) {
-  return channels + 2 * effective_radius(channels, depth_radius);
+  constexpr int64_t kBlock = 128 / sizeof(T);
+  const int64_t values = channels + 2 * effective_radius(channels, depth_radius);
+  return (values + kBlock - 1) / kBlock * kBlock;
 }
 
 // Below ~16K values per task a fork/join costs more than the work.
@@ -40,15 +48,18 @@ static int64_t task_count(int64_t pixels, int64_t channels) {
   return std::max<int64_t>(1, std::min<int64_t>({by_size, get_num_threads(), pixels}));
 }
 
+template <typename T>
 int64_t lrn_workspace_size(int64_t pixels, int64_t channels, int64_t depth_radius) {
-  return task_count(pixels, channels) * row_size(channels, depth_radius);
+  return task_count(pixels, channels) * row_size<T>(channels, depth_radius);
 }
+template int64_t lrn_workspace_size<float>(int64_t, int64_t, int64_t);
+template int64_t lrn_workspace_size<double>(int64_t, int64_t, int64_t);
 
 // Calls fn(task_begin, task_end, padded_row) on disjoint pixel ranges in parallel.
 template <typename T, typename F>
 static void for_each_task(int64_t pixels, int64_t channels, int64_t depth_radius, T* workspace,
                           int64_t workspace_size, const F& fn) {
-  const int64_t row = row_size(channels, depth_radius);
+  const int64_t row = row_size<T>(channels, depth_radius);
   if (pixels <= 0 || channels <= 0) return;
   if (workspace_size < row) throw std::invalid_argument("lrn: workspace smaller than one channel row");
   const int64_t tasks = std::min(task_count(pixels, channels), workspace_size / row);

@@ -14,6 +14,7 @@ namespace fastnn::cpu {
 
 // Elements of workspace lrn_forward/lrn_backward want now (one padded channel
 // row per thread they will use); any size of at least one row works.
+template <typename T>
 int64_t lrn_workspace_size(int64_t pixels, int64_t channels, int64_t depth_radius);
 
 template <typename T>

@@ -69,7 +69,7 @@ void bind_elementwise(py::module_& m) {
     const int64_t rows = channels ? dy.size() / channels : 0;
     const int64_t max_chunks = get_num_threads();
     thread_local std::vector<double> workspace;
-    if (!planes) workspace.resize(static_cast<size_t>(max_chunks * channels));
+    if (!planes) workspace.resize(static_cast<size_t>(max_chunks * cpu::bias_backward_stride(channels)));
     dispatch_float(dt, [&](auto tag) {
       using T = decltype(tag);
       const T* dyp = in_ptr<T>(dy);

@@ -42,7 +42,7 @@ static void lrn(const py::array& x, py::array& y, py::array& scale, int64_t dept
   const int64_t pixels = channels == 0 ? 0 : x.size() / channels;
   dispatch_float(dt, [&](auto tag) {
     using T = decltype(tag);
-    std::vector<T> workspace(static_cast<size_t>(cpu::lrn_workspace_size(pixels, channels, depth_radius)));
+    std::vector<T> workspace(static_cast<size_t>(cpu::lrn_workspace_size<T>(pixels, channels, depth_radius)));
     const T* xp = in_ptr<T>(x);
     T* yp = out_ptr<T>(y);
     T* sp = out_ptr<T>(scale);
@@ -71,7 +71,7 @@ static void lrn_backward(const py::array& dy, const py::array& x, const py::arra
   const int64_t pixels = channels == 0 ? 0 : dy.size() / channels;
   dispatch_float(dt, [&](auto tag) {
     using T = decltype(tag);
-    std::vector<T> workspace(static_cast<size_t>(cpu::lrn_workspace_size(pixels, channels, depth_radius)));
+    std::vector<T> workspace(static_cast<size_t>(cpu::lrn_workspace_size<T>(pixels, channels, depth_radius)));
     const T* dyp = in_ptr<T>(dy);
     const T* xp = in_ptr<T>(x);
     const T* yp = in_ptr<T>(y);
