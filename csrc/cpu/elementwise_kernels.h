@@ -27,21 +27,34 @@ void column_sum_chunk(const T* __restrict dy, int64_t rows, int64_t channels, do
   }
 }
 
-// Softmax of each row: one pass for the max, one for exp and its sum (written
-// straight into y), one to normalise.  Log-softmax reuses the same exps.
+// One row of the softmax family: out[c] = exp(x[c] - max(x)); returns the max
+// and the sum of the exps.  One pass for the max, one for the exps and their sum.
+template <typename T>
+struct RowExp {
+  T max, sum;
+};
+
+template <typename T>
+inline RowExp<T> exp_shifted_row(const T* __restrict xr, T* __restrict out, int64_t cols) {
+  T max = xr[0];
+  for (int64_t c = 1; c < cols; ++c) max = xr[c] > max ? xr[c] : max;
+  T sum = 0;
+  for (int64_t c = 0; c < cols; ++c) {
+    const T e = exp_of(xr[c] - max);
+    out[c] = e;
+    sum += e;
+  }
+  return {max, sum};
+}
+
+// Softmax of each row: the shifted exps written straight into y, then one pass
+// to normalise.  Log-softmax reuses the same exps.
 template <typename T>
 void softmax_chunk(const T* __restrict x, T* __restrict y, int64_t rows, int64_t cols, bool log) {
   for (int64_t r = 0; r < rows; ++r) {
     const T* xr = x + r * cols;
     T* yr = y + r * cols;
-    T max = xr[0];
-    for (int64_t c = 1; c < cols; ++c) max = xr[c] > max ? xr[c] : max;
-    T sum = 0;
-    for (int64_t c = 0; c < cols; ++c) {
-      const T e = exp_of(xr[c] - max);
-      yr[c] = e;
-      sum += e;
-    }
+    const auto [max, sum] = exp_shifted_row(xr, yr, cols);
     if (log) {
       const T offset = max + static_cast<T>(std::log(static_cast<double>(sum)));
       for (int64_t c = 0; c < cols; ++c) yr[c] = xr[c] - offset;
@@ -60,14 +73,7 @@ double softmax_cross_entropy_chunk(const T* __restrict logits, const int64_t* la
   for (int64_t r = 0; r < rows; ++r) {
     const T* xr = logits + r * cols;
     T* pr = probs + r * cols;
-    T max = xr[0];
-    for (int64_t c = 1; c < cols; ++c) max = xr[c] > max ? xr[c] : max;
-    T sum = 0;
-    for (int64_t c = 0; c < cols; ++c) {
-      const T e = exp_of(xr[c] - max);
-      pr[c] = e;
-      sum += e;
-    }
+    const auto [max, sum] = exp_shifted_row(xr, pr, cols);
     const double log_sum = std::log(static_cast<double>(sum)) + static_cast<double>(max);
     if (labels != nullptr) {
       total += log_sum - static_cast<double>(xr[labels[r]]);

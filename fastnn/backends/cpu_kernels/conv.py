@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from fastnn._shapes import conv_output_size
+
 
 def _nhwc(x):
     return np.ascontiguousarray(x.transpose(0, 2, 3, 1))
@@ -29,6 +31,11 @@ def _finish(result_nhwc, out, layout, to_layout):
     return out
 
 
+def _result(out, layout, shape_nhwc, dtype):
+    """Where the kernel writes: the caller's ``out`` when it is already NHWC, else new."""
+    return out if (out is not None and layout == "NHWC") else np.empty(shape_nhwc, dtype)
+
+
 def _top_left(padding):
     return (padding[0][0], padding[1][0])
 
@@ -42,9 +49,9 @@ class CpuConvOps:
             x, w = _nhwc(x), _hwio(w)
         n, h, wd, _ = x.shape
         kh, kw, _, c_out = w.shape
-        ho = (h + sum(padding[0]) - dilation[0] * (kh - 1) - 1) // stride[0] + 1
-        wo = (wd + sum(padding[1]) - dilation[1] * (kw - 1) - 1) // stride[1] + 1
-        y = out if (out is not None and layout == "NHWC") else np.empty((n, ho, wo, c_out), x.dtype)
+        ho = conv_output_size(h, kh, stride[0], *padding[0], dilation[0])
+        wo = conv_output_size(wd, kw, stride[1], *padding[1], dilation[1])
+        y = _result(out, layout, (n, ho, wo, c_out), x.dtype)
         self._C.conv2d(x, w, b, stride, _top_left(padding), dilation, activation, y)
         return _finish(y, out, layout, lambda t: t.transpose(0, 3, 1, 2))
 
@@ -54,7 +61,7 @@ class CpuConvOps:
             dy, w = _nhwc(dy), _hwio(w)
             n, c, h, wd = x_shape
             x_shape = (n, h, wd, c)
-        dx = out if (out is not None and layout == "NHWC") else np.empty(x_shape, dy.dtype)
+        dx = _result(out, layout, x_shape, dy.dtype)
         self._C.conv2d_backward_data(dy, w, stride, _top_left(padding), dilation, dx)
         return _finish(dx, out, layout, lambda t: t.transpose(0, 3, 1, 2))
 
@@ -64,6 +71,6 @@ class CpuConvOps:
             dy, x = _nhwc(dy), _nhwc(x)
             o, i, kh, kw = w_shape
             w_shape = (kh, kw, i, o)
-        dw = out if (out is not None and layout == "NHWC") else np.empty(w_shape, dy.dtype)
+        dw = _result(out, layout, w_shape, dy.dtype)
         self._C.conv2d_backward_weights(dy, x, stride, _top_left(padding), dilation, dw)
         return _finish(dw, out, layout, lambda t: t.transpose(3, 2, 0, 1))
