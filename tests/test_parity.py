@@ -98,6 +98,15 @@ CONV_CONFIGS = [
     (1, 1, 1, 3, 33, 3, 3, 1, "same", 1),           # 1x1 image: every tap but one is padding
     (3, 20, 30, 1, 32, 5, 5, 1, "same", 1),         # 30 wide: tiles of 8, 4 and 1; 25 taps
     (2, 6, 6, 8, 16, 3, 3, 1, "same", 1),           # 72 taps: the largest direct patch
+    # Sixteen or more input channels: the indirect (pointer-table) kernels, whose
+    # tiles are 4-14 rows by 16-64 columns; channel counts around those sizes.
+    (2, 14, 14, 32, 64, 3, 3, 1, "same", 1),        # the seed's second layer at batch 2
+    (1, 9, 7, 24, 70, 3, 3, 1, "same", 1),          # two column panels, the second partial
+    (2, 8, 9, 18, 33, 3, 2, 2, ((1, 0), (2, 1)), 1),  # stride 2: backward-data on im2col
+    (1, 11, 10, 20, 16, 3, 3, 1, "same", 2),        # dilation; 20-wide backward-data output
+    (3, 5, 6, 16, 40, 5, 3, 1, "valid", 1),         # 15 taps, 40 columns
+    (1, 1, 1, 16, 20, 3, 3, 1, "same", 1),          # 1x1 image: all but one tap is padding
+    (2, 7, 7, 16, 24, 1, 1, 2, 0, 1),               # 1x1 kernel with stride: not a plain GEMM
 ]
 
 
@@ -414,8 +423,9 @@ def test_odd_memory_layouts_are_read_correctly(op, name, make):
 
 @pytest.mark.parametrize("name", [p.values[0] for p in BACKEND_PARAMS if not p.marks])
 @settings(max_examples=8, deadline=None)
-@given(n=st.integers(1, 3), h=st.integers(1, 9), w=st.integers(1, 9), cin=st.integers(1, 5),
-       cout=st.integers(1, 5), k=st.integers(1, 3), stride=st.integers(1, 3),
+@given(n=st.integers(1, 3), h=st.integers(1, 9), w=st.integers(1, 9),
+       cin=st.sampled_from([1, 2, 3, 5, 16, 19]), cout=st.sampled_from([1, 2, 5, 16, 21]),
+       k=st.integers(1, 3), stride=st.integers(1, 3),
        dilation=st.integers(1, 2), padding=st.sampled_from(["same", "valid", 0, 1]),
        layout=st.sampled_from(["NHWC", "NCHW"]))
 def test_conv_drawn_shapes(name, n, h, w, cin, cout, k, stride, dilation, padding, layout):

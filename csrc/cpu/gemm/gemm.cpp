@@ -293,6 +293,46 @@ void gemm(const GemmArgs<T>& g, void* workspace, size_t workspace_bytes, int num
 #endif
 }
 
+namespace gemm_impl {
+
+template <>
+IndirectKernel<float> indirect_kernel<float>(int64_t n) {
+  switch (selected_isa()) {
+    case Isa::avx512: return avx512::indirect_kernel_f32(n);
+    case Isa::avx2: return avx2::indirect_kernel_f32(n);
+    default: return portable::indirect_kernel_f32(n);
+  }
+}
+
+template <>
+IndirectKernel<double> indirect_kernel<double>(int64_t n) {
+  switch (selected_isa()) {
+    case Isa::avx512: return avx512::indirect_kernel_f64(n);
+    case Isa::avx2: return avx2::indirect_kernel_f64(n);
+    default: return portable::indirect_kernel_f64(n);
+  }
+}
+
+template <>
+GatherKernel<float> gather_kernel<float>(int64_t m, int64_t n) {
+  switch (selected_isa()) {
+    case Isa::avx512: return avx512::gather_kernel_f32(m, n);
+    case Isa::avx2: return avx2::gather_kernel_f32(m, n);
+    default: return portable::gather_kernel_f32(m, n);
+  }
+}
+
+template <>
+GatherKernel<double> gather_kernel<double>(int64_t m, int64_t n) {
+  switch (selected_isa()) {
+    case Isa::avx512: return avx512::gather_kernel_f64(m, n);
+    case Isa::avx2: return avx2::gather_kernel_f64(m, n);
+    default: return portable::gather_kernel_f64(m, n);
+  }
+}
+
+}  // namespace gemm_impl
+
 const char* gemm_kernel_name() { return kernels_for<float>(selected_isa(), false).name; }
 
 template size_t gemm_workspace_bytes<float>(const GemmArgs<float>&, int);

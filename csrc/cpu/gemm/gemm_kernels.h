@@ -56,16 +56,78 @@ struct KernelSet {
   void (*macro)(const MacroTask<T>& task);
 };
 
+// Indirect GEMM, the core of convolution without an im2col copy:
+//   C(i, :) = epilogue( sum_t run(i, t)[0, kc) @ B_t )
+// Row i of op(A) is the concatenation over taps t of the kc-element runs
+// rows[i*taps + t] (each readable for kc elements: a pixel's channels, or a
+// zero run for padding); B_t is the kc x nc block of tap t.  B is packed in
+// NR-column panels (pack_b's layout per tap), tap t of panel q at
+// b + q*b_panel_stride + t*b_tap_stride.
+template <typename T>
+struct IndirectTask {
+  int64_t mc, nc;             // rows and columns of C
+  int64_t taps, kc;           // an A row: taps runs of kc elements
+  const T* const* rows;       // mc x taps run pointers
+  const T* b;
+  int64_t b_tap_stride, b_panel_stride;
+  T* c;
+  int64_t ldc;
+  Epilogue<T> ep;
+};
+
+// Gathered GEMM, convolution weight gradients without an im2col copy:
+//   C(i, j) += sum_p runs[p*run_stride][i] * B(p, j)    i < mc, j < nc, p < kc
+// Column p of A is the mc-element run at runs[p*run_stride] (a pixel's
+// channels, or a zero run); B is row-major, read in place.
+template <typename T>
+struct GatherTask {
+  int64_t mc, nc, kc;
+  const T* const* runs;
+  int64_t run_stride;
+  const T* b;
+  int64_t ldb;
+  T* c;
+  int64_t ldc;
+};
+
+template <typename T>
+struct IndirectKernel {
+  int mr;
+  int nr;
+  const char* name;
+  void (*pack_b)(int64_t kc, int64_t nc, const T* b, int64_t ldb, bool trans_b, T* dst);
+  void (*run)(const IndirectTask<T>& task);
+};
+
+template <typename T>
+struct GatherKernel {
+  int mr;
+  int nr;
+  const char* name;
+  void (*run)(const GatherTask<T>& task);
+};
+
 // One wide set (the main tile) and one narrow set (one vector of columns,
 // for outputs with few columns) per ISA and dtype.
 #define FASTNN_DECLARE_GEMM_KERNELS(ns)                  \
   namespace ns {                                         \
   KernelSet<float> gemm_kernels_f32(bool narrow);        \
   KernelSet<double> gemm_kernels_f64(bool narrow);       \
+  IndirectKernel<float> indirect_kernel_f32(int64_t n);  \
+  IndirectKernel<double> indirect_kernel_f64(int64_t n); \
+  GatherKernel<float> gather_kernel_f32(int64_t m, int64_t n);   \
+  GatherKernel<double> gather_kernel_f64(int64_t m, int64_t n);  \
   }
 FASTNN_DECLARE_GEMM_KERNELS(portable)
 FASTNN_DECLARE_GEMM_KERNELS(avx2)
 FASTNN_DECLARE_GEMM_KERNELS(avx512)
 #undef FASTNN_DECLARE_GEMM_KERNELS
+
+// The selected ISA's indirect kernel for outputs n columns wide (gemm.cpp).
+template <typename T>
+IndirectKernel<T> indirect_kernel(int64_t n);
+// ... and its gather kernel for an m x n C.
+template <typename T>
+GatherKernel<T> gather_kernel(int64_t m, int64_t n);
 
 }  // namespace fastnn::cpu::gemm_impl

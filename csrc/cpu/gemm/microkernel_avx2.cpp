@@ -64,4 +64,28 @@ KernelSet<double> gemm_kernels_f64(bool narrow) {
   return narrow ? make_kernel_set<double, 6, 1>("avx2 6x4") : make_kernel_set<double, 6, 2>("avx2 6x8");
 }
 
+// Indirect (convolution) tiles by output width n: as few padded columns as
+// possible, then the most rows the register file holds.
+IndirectKernel<float> indirect_kernel_f32(int64_t n) {
+  if (n <= 8) return make_indirect_kernel<float, 12, 1>("avx2 indirect 12x8");
+  return make_indirect_kernel<float, 6, 2>("avx2 indirect 6x16");
+}
+
+IndirectKernel<double> indirect_kernel_f64(int64_t n) {
+  if (n <= 4) return make_indirect_kernel<double, 12, 1>("avx2 indirect 12x4");
+  return make_indirect_kernel<double, 6, 2>("avx2 indirect 6x8");
+}
+
+GatherKernel<float> gather_kernel_f32(int64_t m, int64_t n) {
+  (void)m;
+  if (n <= 8) return make_gather_kernel<float, 12, 1>("avx2 gather 12x8");
+  return make_gather_kernel<float, 6, 2>("avx2 gather 6x16");
+}
+
+GatherKernel<double> gather_kernel_f64(int64_t m, int64_t n) {
+  (void)m;
+  if (n <= 4) return make_gather_kernel<double, 12, 1>("avx2 gather 12x4");
+  return make_gather_kernel<double, 6, 2>("avx2 gather 6x8");
+}
+
 }  // namespace fastnn::cpu::gemm_impl::avx2

@@ -130,4 +130,35 @@ KernelSet<double> gemm_kernels_f64(bool narrow) {
   return narrow ? make_kernel_set<double, 14, 1>("avx512 14x8") : make_kernel_set<double, 14, 2>("avx512 14x16");
 }
 
+// Indirect (convolution) tiles by output width n: as few padded columns as
+// possible, then the most rows the register file holds.
+IndirectKernel<float> indirect_kernel_f32(int64_t n) {
+  const int64_t vectors = (n + 15) / 16;
+  if (vectors <= 1) return make_indirect_kernel<float, 14, 1>("avx512 indirect 14x16");
+  if (vectors <= 2) return make_indirect_kernel<float, 12, 2>("avx512 indirect 12x32");
+  if (vectors <= 3) return make_indirect_kernel<float, 8, 3>("avx512 indirect 8x48");
+  return make_indirect_kernel<float, 6, 4>("avx512 indirect 6x64");
+}
+
+IndirectKernel<double> indirect_kernel_f64(int64_t n) {
+  if (n <= 8) return make_indirect_kernel<double, 14, 1>("avx512 indirect 14x8");
+  return make_indirect_kernel<double, 14, 2>("avx512 indirect 14x16");
+}
+
+GatherKernel<float> gather_kernel_f32(int64_t m, int64_t n) {
+  // Rows are a tap's channels: a tile that divides them wastes no rows.
+  const int64_t vectors = (n + 15) / 16;
+  if (vectors <= 1) return make_gather_kernel<float, 14, 1>("avx512 gather 14x16");
+  if (vectors <= 2) return make_gather_kernel<float, 12, 2>("avx512 gather 12x32");
+  if (vectors <= 3) return make_gather_kernel<float, 8, 3>("avx512 gather 8x48");
+  if (m % 6 != 0 && m % 4 == 0) return make_gather_kernel<float, 4, 4>("avx512 gather 4x64");
+  return make_gather_kernel<float, 6, 4>("avx512 gather 6x64");
+}
+
+GatherKernel<double> gather_kernel_f64(int64_t m, int64_t n) {
+  (void)m;
+  if (n <= 8) return make_gather_kernel<double, 14, 1>("avx512 gather 14x8");
+  return make_gather_kernel<double, 14, 2>("avx512 gather 14x16");
+}
+
 }  // namespace fastnn::cpu::gemm_impl::avx512

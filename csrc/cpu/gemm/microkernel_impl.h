@@ -55,10 +55,12 @@ struct Tile {
   template <bool kRowsA>
   static FASTNN_GEMM_INLINE void multiply(int64_t kc, const T* __restrict a, int64_t stride,
                                           const T* __restrict b, int64_t b_stride, V (&acc)[MR][NV]) {
-    const T* rows[MR];
-    if (kRowsA) {
+    if constexpr (kRowsA) {
+      const T* rows[MR];
 #pragma GCC unroll 32
       for (int i = 0; i < MR; ++i) rows[i] = a + i * stride;
+      multiply_rows(kc, rows, b, b_stride, acc);
+      return;
     }
     for (int64_t p = 0; p < kc; ++p) {
       V bv[NV];
@@ -67,7 +69,23 @@ struct Tile {
       const T* ap = a + p * stride;
 #pragma GCC unroll 32
       for (int i = 0; i < MR; ++i) {
-        const V ai = S::set1(kRowsA ? rows[i][p] : ap[i]);
+        const V ai = S::set1(ap[i]);
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) acc[i][v] = S::fmadd(ai, bv[v], acc[i][v]);
+      }
+    }
+  }
+
+  // acc += A(MR x kc) * B(kc x NR) with A row i at rows[i] (anywhere in memory).
+  static FASTNN_GEMM_INLINE void multiply_rows(int64_t kc, const T* const (&rows)[MR], const T* __restrict b,
+                                               int64_t b_stride, V (&acc)[MR][NV]) {
+    for (int64_t p = 0; p < kc; ++p) {
+      V bv[NV];
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) bv[v] = S::load(b + p * b_stride + v * W);
+#pragma GCC unroll 32
+      for (int i = 0; i < MR; ++i) {
+        const V ai = S::set1(rows[i][p]);
 #pragma GCC unroll 4
         for (int v = 0; v < NV; ++v) acc[i][v] = S::fmadd(ai, bv[v], acc[i][v]);
       }
@@ -263,6 +281,126 @@ void macro_kernel(const gemm_impl::MacroTask<T>& t) {
       }
     }
   }
+}
+
+// ---------------------------------------------------------- indirect GEMM
+
+// For each NR panel of B, every MR-row tile of C accumulates tap after tap
+// (the run pointers of one tile stay in registers for a tap's kc steps) and
+// stores once, with the epilogue.  B streams from L2 for each tile: taking
+// the taps in L1-sized groups and revisiting C per group was measured slower
+// (conv2 of the seed network, 1 thread: 3.06 ms against 3.13-3.90).  A short
+// last tile repeats row 0's runs in its missing rows, so every load is valid;
+// those rows are never stored.
+template <typename T, int MR, int NV>
+void indirect_kernel(const gemm_impl::IndirectTask<T>& t) {
+  using K = Tile<T, MR, NV>;
+  using V = typename K::V;
+  constexpr int NR = K::NR;
+  for (int64_t jr = 0; jr < t.nc; jr += NR) {
+    const int nb = static_cast<int>(std::min<int64_t>(NR, t.nc - jr));
+    const T* panel = t.b + (jr / NR) * t.b_panel_stride;
+    const T* bias = t.ep.bias != nullptr ? t.ep.bias + jr : nullptr;
+    for (int64_t ir = 0; ir < t.mc; ir += MR) {
+      const int mb = static_cast<int>(std::min<int64_t>(MR, t.mc - ir));
+      const T* const* tile_rows = t.rows + ir * t.taps;
+      V acc[MR][NV];
+      for (int i = 0; i < MR; ++i) {
+        for (int v = 0; v < NV; ++v) acc[i][v] = K::S::zero();
+      }
+      for (int64_t tap = 0; tap < t.taps; ++tap) {
+        const T* rows[MR];
+#pragma GCC unroll 32
+        for (int i = 0; i < MR; ++i) rows[i] = tile_rows[(i < mb ? i : 0) * t.taps + tap];
+        K::multiply_rows(t.kc, rows, panel + tap * t.b_tap_stride, NR, acc);
+      }
+      T* cp = t.c + ir * t.ldc + jr;
+      if (mb == MR && nb == NR) {
+        K::template store<true>(acc, cp, t.ldc, MR, NR, t.ep, bias);
+      } else {
+        K::template store<false>(acc, cp, t.ldc, mb, nb, t.ep, bias);
+      }
+    }
+  }
+}
+
+// C tile += gathered A (k-major runs) x B rows.  kTail: the tile has mb < MR
+// rows, and row i reads element idx[i] (rows past mb repeat row 0), so no
+// load leaves a run; kFullN: all NV vectors of the B rows are in range.
+template <typename T, int MR, int NV, bool kTail, bool kFullN>
+FASTNN_GEMM_INLINE void gather_tile(const gemm_impl::GatherTask<T>& t, int64_t ir, int64_t jr, int mb, int nb) {
+  using K = Tile<T, MR, NV>;
+  using S = typename K::S;
+  using V = typename K::V;
+  constexpr int W = K::W;
+  int lanes[NV];
+  for (int v = 0; v < NV; ++v) lanes[v] = kFullN ? W : std::max(0, std::min(W, nb - v * W));
+  int idx[MR];
+  for (int i = 0; i < MR; ++i) idx[i] = i < mb ? i : 0;
+  T* cp = t.c + ir * t.ldc + jr;
+  V acc[MR][NV];
+  for (int i = 0; i < MR; ++i) {
+    for (int v = 0; v < NV; ++v) {
+      acc[i][v] = i < mb ? (kFullN ? S::load(cp + i * t.ldc + v * W) : S::load_partial(cp + i * t.ldc + v * W, lanes[v]))
+                         : S::zero();
+    }
+  }
+  const T* bp = t.b + jr;
+  const T* const* run = t.runs;
+  for (int64_t p = 0; p < t.kc; ++p, bp += t.ldb, run += t.run_stride) {
+    V bv[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) bv[v] = kFullN ? S::load(bp + v * W) : S::load_partial(bp + v * W, lanes[v]);
+    const T* a = *run + ir;
+#pragma GCC unroll 32
+    for (int i = 0; i < MR; ++i) {
+      const V ai = S::set1(a[kTail ? idx[i] : i]);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[i][v] = S::fmadd(ai, bv[v], acc[i][v]);
+    }
+  }
+  for (int i = 0; i < mb; ++i) {
+    for (int v = 0; v < NV; ++v) {
+      if (kFullN) {
+        S::store(cp + i * t.ldc + v * W, acc[i][v]);
+      } else {
+        S::store_partial(cp + i * t.ldc + v * W, acc[i][v], lanes[v]);
+      }
+    }
+  }
+}
+
+// Every MR x NR tile of C takes all kc steps with its accumulators in
+// registers (callers keep kc short enough for B's rows to stay in L1).
+template <typename T, int MR, int NV>
+void gather_kernel(const gemm_impl::GatherTask<T>& t) {
+  constexpr int NR = Tile<T, MR, NV>::NR;
+  for (int64_t jr = 0; jr < t.nc; jr += NR) {
+    const int nb = static_cast<int>(std::min<int64_t>(NR, t.nc - jr));
+    for (int64_t ir = 0; ir < t.mc; ir += MR) {
+      const int mb = static_cast<int>(std::min<int64_t>(MR, t.mc - ir));
+      if (nb == NR) {
+        if (mb == MR) {
+          gather_tile<T, MR, NV, false, true>(t, ir, jr, mb, nb);
+        } else {
+          gather_tile<T, MR, NV, true, true>(t, ir, jr, mb, nb);
+        }
+      } else {
+        gather_tile<T, MR, NV, true, false>(t, ir, jr, mb, nb);
+      }
+    }
+  }
+}
+
+template <typename T, int MR, int NV>
+gemm_impl::IndirectKernel<T> make_indirect_kernel(const char* name) {
+  constexpr int NR = Tile<T, MR, NV>::NR;
+  return gemm_impl::IndirectKernel<T>{MR, NR, name, &pack_b<T, NR>, &indirect_kernel<T, MR, NV>};
+}
+
+template <typename T, int MR, int NV>
+gemm_impl::GatherKernel<T> make_gather_kernel(const char* name) {
+  return gemm_impl::GatherKernel<T>{MR, Tile<T, MR, NV>::NR, name, &gather_kernel<T, MR, NV>};
 }
 
 template <typename T, int MR, int NV>

@@ -55,4 +55,28 @@ KernelSet<double> gemm_kernels_f64(bool narrow) {
   return narrow ? make_kernel_set<double, 4, 1>("portable 4x2") : make_kernel_set<double, 4, 2>("portable 4x4");
 }
 
+// Indirect (convolution) tiles by output width n: as few padded columns as
+// possible, then the most rows the register file holds.
+IndirectKernel<float> indirect_kernel_f32(int64_t n) {
+  if (n <= 4) return make_indirect_kernel<float, 4, 1>("portable indirect 4x4");
+  return make_indirect_kernel<float, 4, 2>("portable indirect 4x8");
+}
+
+IndirectKernel<double> indirect_kernel_f64(int64_t n) {
+  if (n <= 2) return make_indirect_kernel<double, 4, 1>("portable indirect 4x2");
+  return make_indirect_kernel<double, 4, 2>("portable indirect 4x4");
+}
+
+GatherKernel<float> gather_kernel_f32(int64_t m, int64_t n) {
+  (void)m;
+  if (n <= 4) return make_gather_kernel<float, 4, 1>("portable gather 4x4");
+  return make_gather_kernel<float, 4, 2>("portable gather 4x8");
+}
+
+GatherKernel<double> gather_kernel_f64(int64_t m, int64_t n) {
+  (void)m;
+  if (n <= 2) return make_gather_kernel<double, 4, 1>("portable gather 4x2");
+  return make_gather_kernel<double, 4, 2>("portable gather 4x4");
+}
+
 }  // namespace fastnn::cpu::gemm_impl::portable
