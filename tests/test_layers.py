@@ -514,3 +514,60 @@ def test_first_layer_skips_its_input_gradient_under_learner():
     assert model.requires_input_grad
     _, backward = model.forward(x)  # the first layer follows the model again
     assert backward(np.ones((5, 3), np.float32)).shape == x.shape
+
+
+# --------------------------------------------------------------------------- fusion
+
+# (producer, pool) pairs Sequential fuses: the relu's mask moves onto the pooled gradient.
+FUSED_PAIRS = [
+    ("conv_relu_pool", lambda: nn.Conv2d(2, 3, 3, activation="relu", rng=0, dtype=F64),
+     lambda: nn.MaxPool2d(2), (2, 6, 6, 2)),
+    ("conv_relu_overlapping_padded_pool",
+     lambda: nn.Conv2d(2, 3, 3, activation="relu", rng=0, dtype=F64),
+     lambda: nn.MaxPool2d(3, stride=2, padding=1), (2, 7, 7, 2)),
+    ("conv_relu_pool_nchw",
+     lambda: nn.Conv2d(2, 3, 3, activation="relu", layout="NCHW", rng=0, dtype=F64),
+     lambda: nn.MaxPool2d(2, layout="NCHW"), (2, 2, 6, 6)),
+    ("relu_layer_pool", lambda: nn.ReLU(), lambda: nn.MaxPool2d(2), (2, 6, 6, 3)),
+]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name, make_producer, make_pool, x_shape", FUSED_PAIRS,
+                         ids=[p[0] for p in FUSED_PAIRS])
+def test_relu_pool_fusion_matches_the_layers_run_one_by_one(backend, name, make_producer,
+                                                            make_pool, x_shape):
+    rng = np.random.default_rng(0)
+    # Integers-valued inputs put ties and zeros (relu's edge) into the pools' windows.
+    X = rng.integers(-2, 3, x_shape).astype(F64)
+    D = rng.standard_normal(make_pool()(make_producer()(X)).shape)
+    with backends.use(backend):
+        producer, pool = make_producer(), make_pool()
+        model = nn.Sequential(producer, pool)
+        assert set(nn._fusion.plan(model.layers)) == {0, 1}
+        Y, backward = model.forward(X)
+        dX = backward(D)
+        fused = [p.gradient.copy() for p in model.parameters]
+
+        alone_producer, alone_pool = make_producer(), make_pool()
+        H, back1 = alone_producer.forward(X)
+        Y_alone, back2 = alone_pool.forward(H)
+        dX_alone = back1(back2(D))
+        np.testing.assert_array_equal(Y, Y_alone)
+        np.testing.assert_array_equal(dX, dX_alone)  # the same operations on the same values
+        for got, p in zip(fused, alone_producer.parameters):
+            np.testing.assert_allclose(got, p.gradient, rtol=1e-12, atol=1e-12)
+        # The producer, used on its own afterwards, runs its full backward again.
+        H2, back3 = producer.forward(X)
+        np.testing.assert_array_equal(back3(np.ones_like(H2)),
+                                      back1(np.ones_like(H2)))
+
+
+def test_fusion_needs_adjacent_relu_and_max_pool_with_one_layout():
+    conv = nn.Conv2d(2, 3, 3, activation="relu", rng=0)
+    assert nn._fusion.plan([conv, nn.AvgPool2d(2)]) == {}
+    assert nn._fusion.plan([nn.Conv2d(2, 3, 3, activation="tanh", rng=0), nn.MaxPool2d(2)]) == {}
+    assert nn._fusion.plan([conv, nn.MaxPool2d(2, layout="NCHW")]) == {}
+    assert nn._fusion.plan([conv, nn.LocalResponseNorm(), nn.MaxPool2d(2)]) == {}
+    links = nn._fusion.plan([nn.ReLU(), nn.MaxPool2d(2), conv, nn.MaxPool2d(2)])
+    assert set(links) == {0, 1, 2, 3} and links[0] is links[1] and links[2] is not links[0]

@@ -25,11 +25,14 @@ class _Elementwise(Layer):
     _backward_op: Callable[..., Array]
 
     def forward(self, X: Array) -> tuple[Array, Backward]:
+        link, self._fusion = self._fusion, None  # a ReLU before a max-pool (nn._fusion)
         token = self._begin_forward()
         Y = type(self)._forward_op(X, out=self._buffer("y", X.shape, X))
 
         def backward(D: Array) -> Array:
             self._check(token)
+            if link is not None:  # the pool has masked D already
+                return D
             return type(self)._backward_op(D, Y, out=self._buffer("dx", D.shape, D))
 
         return Y, backward

@@ -106,6 +106,7 @@ class Conv2d(Layer):
     def forward(self, X: Array) -> tuple[Array, Backward]:
         if X.ndim != 4:
             raise ValueError(f"Conv2d: X must be 4-D {self.layout}, got shape {tuple(X.shape)}")
+        link, self._fusion = self._fusion, None  # relu before a max-pool (nn._fusion)
         token = self._begin_forward()
         W = self.weights.tensor
         b = None if self.bias is None else self.bias.tensor
@@ -119,7 +120,9 @@ class Conv2d(Layer):
         def backward(D: Array) -> Array:
             self._check(token)
             dZ = D
-            if self.activation is not None:
+            if link is not None:
+                pass  # the pool masked D with the relu's mask already
+            elif self.activation is not None:
                 dZ = ACTIVATION_BACKWARD[self.activation](D, Y,
                                                           out=self._buffer("dz", D.shape, D))
             dW = ops.conv2d_backward_weights(dZ, X, W.shape, **geometry,
@@ -128,7 +131,9 @@ class Conv2d(Layer):
             if self.weight_decay:
                 axpy(self.weight_decay, W, self.weights.gradient)
             if self.bias is not None:
-                db = ops.bias_backward(dZ, layout=self.layout,
+                # With a pool after the relu, the pooled gradient has the same sum.
+                source = dZ if link is None or link.pooled_grad is None else link.pooled_grad
+                db = ops.bias_backward(source, layout=self.layout,
                                        out=self._buffer("db", (self.out_channels,), dZ))
                 axpy(1.0, db, self.bias.gradient)
             if not self.requires_input_grad:

@@ -66,6 +66,7 @@ class MaxPool2d(_Pool2d):
     """
 
     def forward(self, X: Array) -> tuple[Array, Backward]:
+        link, self._fusion = self._fusion, None
         self._check_input(X)
         token = self._begin_forward()
         # ops.max_pool2d takes no out= (it returns y and argmax): these two are fresh arrays.
@@ -74,6 +75,9 @@ class MaxPool2d(_Pool2d):
 
         def backward(D: Array) -> Array:
             self._check(token)
+            if link is not None:  # X is a ReLU's output: its mask, on the pooled gradient
+                D = ops.relu_backward(D, Y, out=self._buffer("dmask", D.shape, D))
+                link.pooled_grad = D
             return ops.max_pool2d_backward(D, argmax, x_shape,
                                            out=self._buffer("dx", x_shape, D))
 

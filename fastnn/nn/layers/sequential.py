@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from fastnn.nn import _fusion
 from fastnn.nn._arrays import Array
 from fastnn.nn.layer import Backward, Layer
 from fastnn.nn.parameter import Parameter
@@ -14,7 +15,9 @@ class Sequential(Layer):
     """Chain layers: forward runs them in order, backward runs their backwards in reverse.
 
     Its parameters are all its layers' parameters, in layer order; ``train()``/``eval()``
-    and ``update(optimizer)`` reach every layer.
+    and ``update(optimizer)`` reach every layer. A ReLU (or ``Conv2d(activation="relu")``)
+    followed by a ``MaxPool2d`` has its backward fused (:mod:`fastnn.nn._fusion`): the
+    ReLU's mask is applied to the pooled gradient, a quarter of the size.
 
     Example
     -------
@@ -45,8 +48,10 @@ class Sequential(Layer):
     def forward(self, X: Array) -> tuple[Array, Backward]:
         if self.layers:
             self.layers[0].requires_input_grad = self.requires_input_grad
+        links = _fusion.plan(self.layers)
         backwards = []
-        for layer in self.layers:
+        for i, layer in enumerate(self.layers):
+            layer._fusion = links.get(i)
             X, backward = layer.forward(X)
             backwards.append(backward)
 

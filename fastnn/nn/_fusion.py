@@ -1,0 +1,54 @@
+"""Cross-layer fusion inside :class:`~fastnn.nn.Sequential`: a ReLU feeding a max-pool.
+
+A max-pool's gradient lands only on its windows' maxima, and the maximum of a window is
+the ReLU's output at that position. So the ReLU's mask can be applied to the pooled
+gradient, before the scatter (a quarter of the elements for 2×2 pools), and the ReLU's
+own backward pass over the full-size gradient is skipped: the scattered gradient is
+already zero wherever the ReLU's output is not positive. A :class:`~fastnn.nn.Conv2d`
+with ``activation="relu"`` also takes its bias gradient from the masked pooled gradient:
+every pooled element lands in exactly one input position, so the two sums agree (up to
+the order of the additions).
+
+Results equal the unfused layers' exactly, except the bias gradient's rounding. The
+link lives for one forward/backward; layers used outside a Sequential never see one.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from fastnn.nn._arrays import Array
+from fastnn.nn.layer import Layer
+
+
+class ReluPoolLink:
+    """Shared by a ReLU producer and the max-pool after it for one forward/backward."""
+
+    __slots__ = ("pooled_grad", "layout")
+
+    def __init__(self, layout: Optional[str]) -> None:
+        self.pooled_grad: Optional[Array] = None  # the masked pooled gradient, set by the pool
+        self.layout = layout                      # the pool's layout
+
+
+def _is_relu_producer(layer: Layer) -> bool:
+    from fastnn.nn.layers.activations import ReLU
+    from fastnn.nn.layers.conv import Conv2d
+
+    if type(layer) is ReLU:
+        return True
+    return type(layer) is Conv2d and layer.activation == "relu"
+
+
+def plan(layers: list[Layer]) -> dict[int, ReluPoolLink]:
+    """Links for every (ReLU producer, MaxPool2d) pair of adjacent layers, by layer index."""
+    from fastnn.nn.layers.pool import MaxPool2d
+
+    links: dict[int, ReluPoolLink] = {}
+    for i in range(len(layers) - 1):
+        producer, pool = layers[i], layers[i + 1]
+        if type(pool) is MaxPool2d and _is_relu_producer(producer):
+            if getattr(producer, "layout", pool.layout) != pool.layout:
+                continue
+            links[i] = links[i + 1] = ReluPoolLink(pool.layout)
+    return links
