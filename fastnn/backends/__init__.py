@@ -168,10 +168,22 @@ def set_default(name: Optional[str]) -> None:
 _numpy_default: Optional[tuple[str, Backend]] = None  # (FASTNN_BACKEND seen, choice)
 
 
+# os.environ.get costs about a microsecond (key encoding, value decoding), and every op
+# asks: on POSIX, look the raw bytes up in the dict behind os.environ instead (the same
+# data, so changes made through os.environ are still seen).
+_ENVIRON_BYTES = getattr(os.environ, "_data", None) if os.name == "posix" else None
+
+
+def _backend_env() -> str:
+    if _ENVIRON_BYTES is not None:
+        return _ENVIRON_BYTES.get(b"FASTNN_BACKEND", b"").decode("utf-8", "surrogateescape")
+    return os.environ.get("FASTNN_BACKEND", "")
+
+
 def default_for(array=None) -> Backend:
     """The automatic choice: ``FASTNN_BACKEND`` if set, else the best for the array type."""
     global _numpy_default
-    env = os.environ.get("FASTNN_BACKEND", "")
+    env = _backend_env()
     if array is not None and type(array) is not np.ndarray and _compat.is_cupy_array(array):
         return get(env or "cuda")
     # Every op asks this: remember the answer for NumPy arrays until FASTNN_BACKEND changes.

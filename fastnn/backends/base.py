@@ -18,8 +18,8 @@ class Backend:
     xp = np
 
     def accepts(self, array) -> bool:
-        """Whether this backend computes on ``array``'s type."""
-        return isinstance(array, np.ndarray)
+        """Whether this backend computes on ``array``'s type (an ``xp.ndarray``)."""
+        return isinstance(array, self.xp.ndarray)
 
     def __repr__(self) -> str:
         return f"<fastnn backend {self.name!r}>"
