@@ -61,9 +61,10 @@ _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 def _dispatch(op: str, *arrays):
     """The backend for this call: the current one, checked against the array type."""
     backend = _backends.current(arrays[0] if arrays else None)
-    takes = backend.xp.ndarray  # backend.accepts(a), without a method call per array
     for a in arrays:
-        if a is not None and not isinstance(a, takes):
+        if a is None:
+            continue
+        if not backend.accepts(a):
             raise TypeError(
                 f"{op}: the {backend.name} backend takes {backend.array_kind} arrays, "
                 f"got {type(a).__module__}.{type(a).__name__}"
