@@ -181,6 +181,7 @@ void run_indirect(const gemm_impl::IndirectKernel<T>& ik, const IndirectLayout& 
   const int64_t chunk_rows = indirect_chunk_rows(ik);
   const int64_t chunks = (total_rows + chunk_rows - 1) / chunk_rows;
   T* const c0 = task.c;
+  task.zero = zero;
   parallel_chunks(0, chunks, 1, threads, [&](int64_t slot, int64_t q0, int64_t q1) {
     auto** table = reinterpret_cast<const T**>(base + l.shared() + slot * l.table_bytes);
     gemm_impl::IndirectTask<T> t = task;
@@ -312,11 +313,13 @@ void indirect_backward_data(const Conv2dShape& s, const T* dy, const T* w, T* dx
   run_indirect(ik, l, s.batch, s.in_h * s.in_w, dy, s.out_h * s.out_w * s.out_c, task, workspace, threads);
 }
 
-// Backward-weights, per tap t:  dw[t] (in_c x out_c) += runs(t)^T @ dy, the
-// runs being forward's.  Each thread takes a contiguous range of chunks of
-// output rows (short enough that a chunk's dy rows stay in L1 while every
-// tile of dw[t] passes over them) and accumulates into its own partial dw;
-// the partials are added in thread order (deterministic for a thread count).
+// Backward-weights, per tap t:  dw[t] (in_c x out_c) += runs(t)^T @ dy over
+// the pixels whose tap t reads inside the image (forward's runs; taps in the
+// padding would add zeros, so they are left out of the lists).  Each thread
+// takes a contiguous range of chunks of output rows (short enough that a
+// chunk's dy rows stay in L1 while every tile of dw[t] passes over them) and
+// accumulates into its own partial dw; the partials are added in thread order
+// (deterministic for a thread count).
 bool use_indirect_backward_weights(const Conv2dShape& s) { return s.in_c >= kMinIndirectRun && !is_pointwise(s); }
 
 // Rows per chunk: dy's rows of a chunk take about half of L1 (measured on the
@@ -328,19 +331,19 @@ int64_t gather_chunk_rows(const Conv2dShape& s) {
 }
 
 struct GatherLayout {
-  size_t zero_bytes, offsets_bytes, table_bytes, partial_bytes;  // table, partial: per thread
-  size_t shared() const { return zero_bytes + offsets_bytes; }
-  size_t slot() const { return table_bytes + partial_bytes; }
-  size_t total(int threads) const { return shared() + slot() * size_t(std::max(threads, 1)); }
+  size_t offsets_bytes;                          // shared
+  size_t table_bytes, count_bytes, partial_bytes;  // per thread
+  size_t slot() const { return table_bytes + count_bytes + partial_bytes; }
+  size_t total(int threads) const { return offsets_bytes + slot() * size_t(std::max(threads, 1)); }
 };
 
 template <typename T>
 GatherLayout gather_layout(const Conv2dShape& s) {
   const int64_t taps = s.kernel_h * s.kernel_w;
   GatherLayout l;
-  l.zero_bytes = align_up(size_t(s.in_c) * sizeof(T));
   l.offsets_bytes = align_up(size_t(s.out_h * s.out_w * taps) * sizeof(int64_t));
-  l.table_bytes = align_up(size_t(gather_chunk_rows<T>(s) * taps) * sizeof(const T*));
+  l.table_bytes = align_up(size_t(2 * gather_chunk_rows<T>(s) * taps) * sizeof(const T*));
+  l.count_bytes = align_up(size_t(taps) * sizeof(int64_t));
   l.partial_bytes = align_up(size_t(taps * s.in_c * s.out_c) * sizeof(T));
   return l;
 }
@@ -352,9 +355,7 @@ void indirect_backward_weights(const Conv2dShape& s, const T* dy, const T* x, T*
   const int64_t taps = s.kernel_h * s.kernel_w;
   const GatherLayout l = gather_layout<T>(s);
   auto* base = static_cast<unsigned char*>(workspace);
-  T* zero = reinterpret_cast<T*>(base);
-  auto* offsets = reinterpret_cast<int64_t*>(base + l.zero_bytes);
-  std::fill(zero, zero + s.in_c, T(0));
+  auto* offsets = reinterpret_cast<int64_t*>(base);
   forward_offsets(s, offsets);
 
   const int64_t spatial = s.out_h * s.out_w;
@@ -363,24 +364,45 @@ void indirect_backward_weights(const Conv2dShape& s, const T* dy, const T* x, T*
   const int64_t chunks = (total_rows + chunk_rows - 1) / chunk_rows;
   const int64_t dw_size = taps * s.in_c * s.out_c;
   const int64_t slots = std::min<int64_t>(threads, chunks);
-  auto partial = [&](int64_t slot) { return reinterpret_cast<T*>(base + l.shared() + slot * l.slot() + l.table_bytes); };
+  auto slot_base = [&](int64_t slot) { return base + l.offsets_bytes + slot * l.slot(); };
+  auto partial = [&](int64_t slot) {
+    return reinterpret_cast<T*>(slot_base(slot) + l.table_bytes + l.count_bytes);
+  };
   parallel_chunks(0, chunks, 1, slots, [&](int64_t slot, int64_t q0, int64_t q1) {
-    auto** table = reinterpret_cast<const T**>(base + l.shared() + slot * l.slot());
+    // Per tap, the chunk's pixels whose tap is inside the image: x runs and dy rows.
+    auto** runs = reinterpret_cast<const T**>(slot_base(slot));
+    const T** dy_rows = runs + taps * chunk_rows;
+    auto* count = reinterpret_cast<int64_t*>(slot_base(slot) + l.table_bytes);
     T* acc = partial(slot);
     std::fill(acc, acc + dw_size, T(0));
     gemm_impl::GatherTask<T> t{};
     t.mc = s.in_c;
     t.nc = s.out_c;
-    t.run_stride = taps;
-    t.ldb = s.out_c;
     t.ldc = s.out_c;
     for (int64_t q = q0; q < q1; ++q) {
       const int64_t row0 = q * chunk_rows;
-      t.kc = std::min(chunk_rows, total_rows - row0);
-      fill_runs(offsets, spatial, taps, x, s.in_h * s.in_w * s.in_c, zero, row0, t.kc, table);
-      t.b = dy + row0 * s.out_c;
+      const int64_t rows = std::min(chunk_rows, total_rows - row0);
+      std::fill(count, count + taps, int64_t{0});
+      int64_t n = row0 / spatial, pos = row0 % spatial;
+      for (int64_t r = 0; r < rows; ++r) {
+        const T* image = x + n * s.in_h * s.in_w * s.in_c;
+        const int64_t* off = offsets + pos * taps;
+        for (int64_t tap = 0; tap < taps; ++tap) {
+          if (off[tap] < 0) continue;
+          const int64_t k = tap * chunk_rows + count[tap]++;
+          runs[k] = image + off[tap];
+          dy_rows[k] = dy + (row0 + r) * s.out_c;
+        }
+        if (++pos == spatial) {
+          pos = 0;
+          ++n;
+        }
+      }
       for (int64_t tap = 0; tap < taps; ++tap) {
-        t.runs = table + tap;
+        t.kc = count[tap];
+        if (t.kc == 0) continue;
+        t.runs = runs + tap * chunk_rows;
+        t.b_rows = dy_rows + tap * chunk_rows;
         t.c = acc + tap * s.in_c * s.out_c;
         gk.run(t);
       }

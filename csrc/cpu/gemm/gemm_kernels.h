@@ -68,6 +68,7 @@ struct IndirectTask {
   int64_t mc, nc;             // rows and columns of C
   int64_t taps, kc;           // an A row: taps runs of kc elements
   const T* const* rows;       // mc x taps run pointers
+  const T* zero;              // the zero run: a tap whose runs are all zero is skipped
   const T* b;
   int64_t b_tap_stride, b_panel_stride;
   T* c;
@@ -76,16 +77,15 @@ struct IndirectTask {
 };
 
 // Gathered GEMM, convolution weight gradients without an im2col copy:
-//   C(i, j) += sum_p runs[p*run_stride][i] * B(p, j)    i < mc, j < nc, p < kc
-// Column p of A is the mc-element run at runs[p*run_stride] (a pixel's
-// channels, or a zero run); B is row-major, read in place.
+//   C(i, j) += sum_p runs[p][i] * b_rows[p][j]    i < mc, j < nc, p < kc
+// Column p of A is the mc-element run at runs[p] (a pixel's channels) and row
+// p of B the nc-element row at b_rows[p] (that pixel's output gradient), so
+// the caller lists only the pixels a tap actually reads (none in the padding).
 template <typename T>
 struct GatherTask {
   int64_t mc, nc, kc;
   const T* const* runs;
-  int64_t run_stride;
-  const T* b;
-  int64_t ldb;
+  const T* const* b_rows;
   T* c;
   int64_t ldc;
 };

@@ -286,8 +286,9 @@ void macro_kernel(const gemm_impl::MacroTask<T>& t) {
 // ---------------------------------------------------------- indirect GEMM
 
 // For each NR panel of B, every MR-row tile of C accumulates tap after tap
-// (the run pointers of one tile stay in registers for a tap's kc steps) and
-// stores once, with the epilogue.  B streams from L2 for each tile: taking
+// (the run pointers of one tile stay in registers for a tap's kc steps),
+// skipping taps that fall in the padding for all its rows, and stores once,
+// with the epilogue.  B streams from L2 for each tile: taking
 // the taps in L1-sized groups and revisiting C per group was measured slower
 // (conv2 of the seed network, 1 thread: 3.06 ms against 3.13-3.90).  A short
 // last tile repeats row 0's runs in its missing rows, so every load is valid;
@@ -310,9 +311,13 @@ void indirect_kernel(const gemm_impl::IndirectTask<T>& t) {
       }
       for (int64_t tap = 0; tap < t.taps; ++tap) {
         const T* rows[MR];
+        bool padding = true;  // every row's run is the zero run (an image's top or bottom rows)
 #pragma GCC unroll 32
-        for (int i = 0; i < MR; ++i) rows[i] = tile_rows[(i < mb ? i : 0) * t.taps + tap];
-        K::multiply_rows(t.kc, rows, panel + tap * t.b_tap_stride, NR, acc);
+        for (int i = 0; i < MR; ++i) {
+          rows[i] = tile_rows[(i < mb ? i : 0) * t.taps + tap];
+          padding = padding && rows[i] == t.zero;
+        }
+        if (!padding) K::multiply_rows(t.kc, rows, panel + tap * t.b_tap_stride, NR, acc);
       }
       T* cp = t.c + ir * t.ldc + jr;
       if (mb == MR && nb == NR) {
@@ -345,13 +350,12 @@ FASTNN_GEMM_INLINE void gather_tile(const gemm_impl::GatherTask<T>& t, int64_t i
                          : S::zero();
     }
   }
-  const T* bp = t.b + jr;
-  const T* const* run = t.runs;
-  for (int64_t p = 0; p < t.kc; ++p, bp += t.ldb, run += t.run_stride) {
+  for (int64_t p = 0; p < t.kc; ++p) {
+    const T* bp = t.b_rows[p] + jr;
     V bv[NV];
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) bv[v] = kFullN ? S::load(bp + v * W) : S::load_partial(bp + v * W, lanes[v]);
-    const T* a = *run + ir;
+    const T* a = t.runs[p] + ir;
 #pragma GCC unroll 32
     for (int i = 0; i < MR; ++i) {
       const V ai = S::set1(a[kTail ? idx[i] : i]);
