@@ -13,10 +13,17 @@ array([0., 3.])
 from __future__ import annotations
 
 from fastnn import backends, ops
-from fastnn._threads import get_num_threads, set_num_threads
+from fastnn._threads import (
+    flush_denormals,
+    get_flush_denormals,
+    get_num_threads,
+    set_flush_denormals,
+    set_num_threads,
+)
 
 __version__ = "0.1.0"
-__all__ = ["backends", "ops", "get_num_threads", "set_num_threads", "__version__"]
+__all__ = ["backends", "ops", "get_num_threads", "set_num_threads", "get_flush_denormals",
+           "set_flush_denormals", "flush_denormals", "__version__"]
 
 
 def __getattr__(name):

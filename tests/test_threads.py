@@ -81,3 +81,62 @@ def test_results_are_deterministic_for_a_thread_count(name):
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-3)
     finally:
         fastnn.set_num_threads(before)
+
+
+# --------------------------------------------------------------------------- subnormals
+
+TINY = np.float32(1e-40)  # a float32 subnormal
+
+
+def _subnormal_ops(threads):
+    """Ops whose results are subnormal (IEEE) or zero (flushed), on 1 or 2 threads."""
+    fastnn.set_num_threads(threads)
+    big = np.full((256, 256), TINY, np.float32)  # big enough for the GEMM to fork
+    eye = np.eye(256, dtype=np.float32)
+    x = np.full((2, 6, 6, 16), TINY, np.float32)
+    w = np.zeros((3, 3, 16, 16), np.float32)
+    w[1, 1] = np.eye(16)
+    return [ops.gemm(big, eye), ops.conv2d(x, w, padding="same"),
+            ops.sigmoid_backward(np.full(100_000, TINY, np.float32),
+                                 np.full(100_000, 0.5, np.float32))]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_flush_denormals_is_off_by_default_and_scoped(threads):
+    before = fastnn.get_num_threads()
+    try:
+        with backends.use("cpu"):
+            assert not fastnn.get_flush_denormals()
+            for y in _subnormal_ops(threads):  # IEEE: the subnormal survives, as in NumPy
+                assert np.all(y[y != 0] > 0) and np.count_nonzero(y) > 0
+            with fastnn.flush_denormals():
+                assert fastnn.get_flush_denormals()
+                assert not any(np.count_nonzero(y) for y in _subnormal_ops(threads))
+                # NumPy on this thread keeps IEEE arithmetic: the mode is per kernel call.
+                assert TINY * np.float32(1.0) == TINY
+            assert not fastnn.get_flush_denormals()
+            assert all(np.count_nonzero(y) for y in _subnormal_ops(threads))
+        with pytest.raises(TypeError, match="on must be a bool"):
+            fastnn.set_flush_denormals(1)
+    finally:
+        fastnn.set_num_threads(before)
+
+
+def test_learner_flushes_while_it_runs_the_model():
+    seen = []
+
+    class Probe(fastnn.nn.Layer):
+        def forward(self, X):
+            seen.append(fastnn.get_flush_denormals())
+            return X, lambda D: D
+
+    for flag in (True, False):
+        learner = fastnn.nn.Learner(fastnn.nn.Sequential(Probe(), fastnn.nn.Linear(2, 1, rng=0)),
+                                    fastnn.nn.mse_loss, fastnn.nn.SGD(0.1),
+                                    flush_denormals=flag)
+        X, Y = np.ones((4, 2), np.float32), np.zeros((4, 1), np.float32)
+        learner.fit_batch(X, Y)
+        learner.predict(X)
+        learner.evaluate(X, Y)
+        assert seen[-3:] == [flag] * 3
+        assert not fastnn.get_flush_denormals()

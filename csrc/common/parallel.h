@@ -1,4 +1,5 @@
-// Thread count and the one parallel-for every CPU kernel uses.
+// Thread count and the one parallel-for every CPU kernel uses.  Every chunk
+// runs under a FloatModeGuard (float_mode.h): flush-to-zero when enabled.
 //
 // The count lives in a process-wide atomic rather than in OpenMP's per-thread
 // ICV: omp_set_num_threads() only affects the calling thread, and fastnn's
@@ -8,6 +9,8 @@
 
 #include <algorithm>
 #include <cstdint>
+
+#include "common/float_mode.h"
 
 #ifdef FASTNN_OPENMP
 #include <omp.h>
@@ -30,17 +33,20 @@ void parallel_for(int64_t begin, int64_t end, int64_t grain, const F& fn) {
   const int64_t max_chunks = (total + grain - 1) / grain;
   const int64_t chunks = std::min<int64_t>(get_num_threads(), max_chunks);
   if (chunks <= 1) {
+    FloatModeGuard mode;
     fn(begin, end);
     return;
   }
 #ifdef FASTNN_OPENMP
 #pragma omp parallel for num_threads(static_cast<int>(chunks)) schedule(static, 1)
   for (int64_t c = 0; c < chunks; ++c) {
+    FloatModeGuard mode;
     const int64_t lo = begin + total * c / chunks;
     const int64_t hi = begin + total * (c + 1) / chunks;
     fn(lo, hi);
   }
 #else
+  FloatModeGuard mode;
   fn(begin, end);
 #endif
 }
@@ -56,6 +62,7 @@ void parallel_chunks(int64_t begin, int64_t end, int64_t grain, int64_t max_chun
   const int64_t chunks = std::max<int64_t>(
       1, std::min<int64_t>({static_cast<int64_t>(get_num_threads()), (total + grain - 1) / grain, max_chunks}));
   if (chunks == 1) {
+    FloatModeGuard mode;
     fn(int64_t{0}, begin, end);
     return;
   }
@@ -63,6 +70,7 @@ void parallel_chunks(int64_t begin, int64_t end, int64_t grain, int64_t max_chun
 #pragma omp parallel for num_threads(static_cast<int>(chunks)) schedule(static, 1)
 #endif
   for (int64_t c = 0; c < chunks; ++c) {
+    FloatModeGuard mode;
     fn(c, begin + total * c / chunks, begin + total * (c + 1) / chunks);
   }
 }
@@ -78,12 +86,16 @@ double parallel_reduce_sum(int64_t begin, int64_t end, int64_t grain, const F& f
   grain = std::max<int64_t>(grain, 1);
   const int64_t chunks =
       std::min<int64_t>({static_cast<int64_t>(get_num_threads()), (total + grain - 1) / grain, kMaxChunks});
-  if (chunks <= 1) return fn(begin, end);
+  if (chunks <= 1) {
+    FloatModeGuard mode;
+    return fn(begin, end);
+  }
   double partial[kMaxChunks];
 #ifdef FASTNN_OPENMP
 #pragma omp parallel for num_threads(static_cast<int>(chunks)) schedule(static, 1)
 #endif
   for (int64_t c = 0; c < chunks; ++c) {
+    FloatModeGuard mode;
     partial[c] = fn(begin + total * c / chunks, begin + total * (c + 1) / chunks);
   }
   double sum = 0.0;

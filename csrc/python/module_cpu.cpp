@@ -3,6 +3,7 @@
 #include <pybind11/pybind11.h>
 
 #include "common/cpu_features.h"
+#include "common/float_mode.h"
 #include "common/parallel.h"
 #include "python/bindings.h"
 
@@ -19,6 +20,9 @@ PYBIND11_MODULE(_C, m) {
     fastnn::set_num_threads(n);
   }, py::arg("n"));
   m.def("openmp_enabled", &fastnn::openmp_enabled);
+  m.def("get_flush_denormals", &fastnn::flush_denormals,
+        "Whether the kernels run with subnormals flushed to zero (MXCSR FTZ|DAZ).");
+  m.def("set_flush_denormals", &fastnn::set_flush_denormals, py::arg("on"));
   m.def("detected_isa", [] { return fastnn::isa_name(fastnn::detected_isa()); });
   m.def("selected_isa", [] { return fastnn::isa_name(fastnn::selected_isa()); },
         "The kernel ISA in use: detected_isa() lowered by FASTNN_ISA.");

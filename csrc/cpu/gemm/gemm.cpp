@@ -27,6 +27,7 @@
 #include <string>
 
 #include "common/cpu_features.h"
+#include "common/float_mode.h"
 #include "common/parallel.h"
 #include "cpu/gemm/gemm_kernels.h"
 
@@ -278,17 +279,20 @@ void gemm(const GemmArgs<T>& g, void* workspace, size_t workspace_bytes, int num
   }
   T* ws = static_cast<T*>(workspace);
   if (p.threads <= 1) {
+    FloatModeGuard mode;
     run_thread(g, p, ws, 0, 1);
     return;
   }
 #ifdef FASTNN_OPENMP
 #pragma omp parallel num_threads(p.threads)
   {
+    FloatModeGuard mode;
     // A team smaller than asked for (nested parallelism) still covers all
     // the work: the grid is recomputed for the team actually running.
     run_thread(g, p, ws, omp_get_thread_num(), omp_get_num_threads());
   }
 #else
+  FloatModeGuard mode;
   run_thread(g, p, ws, 0, 1);
 #endif
 }
