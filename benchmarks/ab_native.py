@@ -1,0 +1,78 @@
+"""A/B two builds of ``fastnn._C`` in one process, interleaved: the way to judge a kernel
+change on a noisy machine.
+
+On a shared 2-vCPU machine the speed of the same binary moves by 30% from one minute to
+the next (the host's other tenants), and a library measured right after NumPy or PyTorch
+runs against their spinning worker threads. Timing the old and the new build in the same
+process, call after call, and keeping each one's best exposes both to the same
+conditions, so their ratio is meaningful where two separate runs are not.
+
+    cp $(python -c "import fastnn._C as C; print(C.__file__)") /tmp/old.so   # before
+    # ... change a kernel, rebuild ...
+    python benchmarks/ab_native.py /tmp/old.so \\
+        $(python -c "import fastnn._C as C; print(C.__file__)") --threads 1 --rounds 30
+
+Cases: the seed network's conv2 (64x14x14x32 -> 64, 3x3 "same"), all three passes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import time
+
+import numpy as np
+
+
+def load(tag: str, path: str):
+    """Import the extension at ``path`` under the package name ``tag`` (its init symbol
+    is PyInit__C whatever the package, so two builds can live side by side)."""
+    spec = importlib.util.spec_from_file_location(f"{tag}._C", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def conv_cases(native, batch=64):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((batch, 14, 14, 32), dtype=np.float32)
+    w = rng.standard_normal((3, 3, 32, 64), dtype=np.float32)
+    dy = rng.standard_normal((batch, 14, 14, 64), dtype=np.float32)
+    y, dx, dw = np.empty_like(dy), np.empty_like(x), np.empty_like(w)
+    one = (1, 1)
+    return {
+        "conv2d": lambda: native.conv2d(x, w, None, one, one, one, None, y),
+        "conv2d_backward_data": lambda: native.conv2d_backward_data(dy, w, one, one, one, dx),
+        "conv2d_backward_weights": lambda: native.conv2d_backward_weights(dy, x, one, one, one,
+                                                                          dw),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("old")
+    parser.add_argument("new")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=30)
+    args = parser.parse_args()
+    builds = {"old": load("ab_old", args.old), "new": load("ab_new", args.new)}
+    cases = {}
+    for tag, native in builds.items():
+        native.set_num_threads(args.threads)
+        for name, fn in conv_cases(native).items():
+            cases[name, tag] = fn
+    best = dict.fromkeys(cases, float("inf"))
+    for _ in range(args.rounds):
+        for key, fn in cases.items():
+            start = time.perf_counter()
+            fn()
+            best[key] = min(best[key], time.perf_counter() - start)
+    print(f"best of {args.rounds} interleaved rounds, {args.threads} thread(s)")
+    for name in dict.fromkeys(name for name, _ in cases):
+        old, new = best[name, "old"], best[name, "new"]
+        print(f"{name:<26} old {old * 1e3:7.3f} ms   new {new * 1e3:7.3f} ms   "
+              f"new is {old / new:.3f}x as fast")
+
+
+if __name__ == "__main__":
+    main()
