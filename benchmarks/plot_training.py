@@ -31,8 +31,9 @@ def measure(threads: int, min_time: float) -> list[dict]:
     benchmarking.pin_threads(threads)
     results = []
     for case in benchmarking.training_cases():
-        for impl, factory in case.impls.items():
-            seconds = benchmarking.time_callable(factory(), min_time=min_time)
+        times = benchmarking.time_interleaved(
+            {impl: factory() for impl, factory in case.impls.items()}, min_time=min_time)
+        for impl, seconds in times.items():
             results.append(dict(case=case.name, impl=impl, seconds=seconds,
                                 images=case.images, images_per_s=case.images / seconds))
             print(f"{case.name:<18}{impl:<16}{case.images / seconds:>10,.0f} img/s")

@@ -543,25 +543,50 @@ def all_cases() -> list[BenchCase]:
 
 # ------------------------------------------------------------------ timing and machine
 
-def time_callable(fn: Callable[[], object], *, min_time=0.2, repeats=5) -> float:
-    """Best-of-``repeats`` seconds per call, each repeat looping for at least
-    ``min_time / repeats``."""
+def _calibrate(fn: Callable[[], object], budget: float) -> int:
+    """Calls per timed batch so that a batch lasts at least ``budget`` seconds."""
     fn()
     loops = 1
     while True:
         start = time.perf_counter()
         for _ in range(loops):
             fn()
-        elapsed = time.perf_counter() - start
-        if elapsed >= min_time / repeats or loops >= 1 << 20:
-            break
+        if time.perf_counter() - start >= budget or loops >= 1 << 20:
+            return loops
         loops *= 2
-    best = elapsed / loops
-    for _ in range(repeats - 1):
-        start = time.perf_counter()
-        for _ in range(loops):
-            fn()
-        best = min(best, (time.perf_counter() - start) / loops)
+
+
+def _batch(fn: Callable[[], object], loops: int) -> float:
+    start = time.perf_counter()
+    for _ in range(loops):
+        fn()
+    return (time.perf_counter() - start) / loops
+
+
+def time_callable(fn: Callable[[], object], *, min_time=0.2, repeats=5) -> float:
+    """Best-of-``repeats`` seconds per call, each repeat looping for at least
+    ``min_time / repeats``."""
+    loops = _calibrate(fn, min_time / repeats)
+    return min(_batch(fn, loops) for _ in range(repeats))
+
+
+def time_interleaved(fns: dict[str, Callable[[], object]], *, min_time=0.2,
+                     repeats=5) -> dict[str, float]:
+    """Best-of-``repeats`` seconds per call of each function, the repeats interleaved.
+
+    On a shared machine speed drifts by tens of percent over seconds, and a library
+    timed right after another runs against that one's still-spinning worker threads.
+    Taking turns, repeat by repeat (the order rotating, each turn after one untimed call),
+    exposes every implementation to the same conditions, so their ratios hold where
+    back-to-back timings do not.
+    """
+    names = list(fns)
+    loops = {name: _calibrate(fns[name], min_time / repeats) for name in names}
+    best = dict.fromkeys(names, float("inf"))
+    for r in range(repeats):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            fns[name]()  # untimed: the previous library's threads settle
+            best[name] = min(best[name], _batch(fns[name], loops[name]))
     return best
 
 

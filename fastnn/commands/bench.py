@@ -43,9 +43,8 @@ def run(name: str, args: argparse.Namespace) -> int:
     print(header)
     print("-" * len(header))
     for case in cases:
-        times = {}
-        for impl, factory in case.impls.items():
-            times[impl] = benchmarking.time_callable(factory(), min_time=args.min_time)
+        times = benchmarking.time_interleaved(
+            {impl: factory() for impl, factory in case.impls.items()}, min_time=args.min_time)
         for impl, seconds in times.items():
             ratio = times["numpy"] / seconds if "numpy" in times else float("nan")
             extra = {}
