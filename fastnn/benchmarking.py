@@ -570,22 +570,32 @@ def time_callable(fn: Callable[[], object], *, min_time=0.2, repeats=5) -> float
     return min(_batch(fn, loops) for _ in range(repeats))
 
 
-def time_interleaved(fns: dict[str, Callable[[], object]], *, min_time=0.2,
-                     repeats=5) -> dict[str, float]:
+# Seconds to wait when switching libraries: OpenBLAS's idle workers spin for about
+# 2**28 cycles (~0.1 s) after each call, and meanwhile a 2-thread OpenMP kernel on a
+# 2-core machine runs up to 5x slower (measured: a 512 GEMM after np.matmul, 5.5 ms
+# against 1.2 ms; back to normal after 0.2 s).
+SETTLE_SECONDS = 0.25
+
+
+def time_interleaved(fns: dict[str, Callable[[], object]], *, min_time=0.2, repeats=5,
+                     settle=SETTLE_SECONDS) -> dict[str, float]:
     """Best-of-``repeats`` seconds per call of each function, the repeats interleaved.
 
-    On a shared machine speed drifts by tens of percent over seconds, and a library
-    timed right after another runs against that one's still-spinning worker threads.
-    Taking turns, repeat by repeat (the order rotating, each turn after one untimed call),
-    exposes every implementation to the same conditions, so their ratios hold where
-    back-to-back timings do not.
+    On a shared machine speed drifts by tens of percent over seconds, so the
+    implementations take turns, repeat by repeat (the order rotating), and each sees the
+    same conditions. Each turn starts after ``settle`` seconds (the previous library's
+    worker threads stop spinning) and one untimed call (this one's threads wake up).
     """
     names = list(fns)
-    loops = {name: _calibrate(fns[name], min_time / repeats) for name in names}
+    loops = {}
+    for name in names:
+        time.sleep(settle)
+        loops[name] = _calibrate(fns[name], min_time / repeats)
     best = dict.fromkeys(names, float("inf"))
     for r in range(repeats):
         for name in names[r % len(names):] + names[:r % len(names)]:
-            fns[name]()  # untimed: the previous library's threads settle
+            time.sleep(settle)
+            fns[name]()
             best[name] = min(best[name], _batch(fns[name], loops[name]))
     return best
 
