@@ -1,13 +1,24 @@
-// Convolution as blocked im2col + GEMM, every block on one thread.
+// Convolution on NHWC images and HWIO weights: three algorithms, chosen per
+// shape and pass (measured on the seed network; see the constants below).
 //
-// The output pixels (batch x out_h x out_w rows) are cut into blocks of
-// block_rows rows, sized so one block of the im2col matrix (block_rows x
-// kernel_h*kernel_w*in_c) stays in L2.  Each thread takes a contiguous range
-// of blocks; for each it gathers the block's patches (in NHWC every tap is a
-// contiguous run of in_c values, so the gather is a memcpy per tap) and runs a
-// single-threaded GEMM with the bias + activation epilogue straight into y.
-// Keeping a block's gather and its GEMM on one core keeps the patches hot in
-// that core's L2, and no fork/join happens inside the loop.
+//  * Direct kernels (conv2d_direct.h) for short patches, kh*kw*in_c <= 72 (a
+//    first layer): forward and backward-weights.
+//  * Indirect GEMM for >= 16 channels per tap: a table of run pointers (a
+//    pixel's channel vector per kernel tap, or a zero run for padding) feeds
+//    the GEMM's register tiles directly (gemm_kernels.h), with no im2col copy
+//    and no col2im scatter.  Forward and backward-weights at any stride,
+//    backward-data at stride 1 (a forward-like pass over dy).
+//  * Blocked im2col + GEMM for the rest, every block on one thread.
+//
+// im2col + GEMM: the output pixels (batch x out_h x out_w rows) are cut into
+// blocks of block_rows rows, sized so one block of the im2col matrix
+// (block_rows x kernel_h*kernel_w*in_c) stays in L2.  Each thread takes a
+// contiguous range of blocks; for each it gathers the block's patches (in
+// NHWC every tap is a contiguous run of in_c values, so the gather is a
+// memcpy per tap) and runs a single-threaded GEMM with the bias + activation
+// epilogue straight into y.  Keeping a block's gather and its GEMM on one
+// core keeps the patches hot in that core's L2, and no fork/join happens
+// inside the loop.
 //
 //   forward:          y[rows]  = act(cols[rows] @ w + b)
 //   backward-weights: dw      += cols[rows]^T @ dy[rows]   (per-thread partial
@@ -17,8 +28,7 @@
 //                     dx; blocks are whole images so threads never write the
 //                     same dx element.
 //
-// A 1x1 convolution with stride 1 and no padding is a plain GEMM on x.  Short
-// patches (use_direct_conv) skip all this for the direct kernels.
+// A 1x1 convolution with stride 1 and no padding is a plain GEMM on x.
 #include "cpu/conv2d.h"
 
 #include <algorithm>

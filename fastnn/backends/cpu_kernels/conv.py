@@ -1,4 +1,5 @@
-"""cpu-backend conv2d forward and backward (csrc/cpu/conv2d.cpp: blocked im2col + GEMM).
+"""cpu-backend conv2d forward and backward (csrc/cpu/conv2d.cpp: direct kernels for short
+patches, indirect GEMM without im2col for 16+ channels, blocked im2col + GEMM otherwise).
 
 The kernels are NHWC/HWIO. ``layout="NCHW"`` (OIHW weights) is converted at this
 boundary: one transposing copy of each image/weight tensor in and of the result out,
