@@ -12,7 +12,8 @@ conditions, so their ratio is meaningful where two separate runs are not.
     python benchmarks/ab_native.py /tmp/old.so \\
         $(python -c "import fastnn._C as C; print(C.__file__)") --threads 1 --rounds 30
 
-Cases: the seed network's conv2 (64x14x14x32 -> 64, 3x3 "same"), all three passes.
+Cases (``--cases``): ``conv``, the seed network's conv2 (64x14x14x32 -> 64, 3x3 "same"),
+all three passes; ``gemm``, square products and the seed's dense-layer shapes.
 """
 
 from __future__ import annotations
@@ -48,18 +49,37 @@ def conv_cases(native, batch=64):
     }
 
 
+def gemm_cases(native):
+    rng = np.random.default_rng(0)
+    cases = {}
+    # (m, k, n, trans_a): square, then the seed's first dense layer forward and its dW.
+    for m, k, n, trans_a in ((256, 256, 256, False), (512, 512, 512, False),
+                             (1024, 1024, 1024, False), (64, 3136, 128, False),
+                             (3136, 64, 128, True)):
+        a = rng.standard_normal((k, m) if trans_a else (m, k), dtype=np.float32)
+        b = rng.standard_normal((k, n), dtype=np.float32)
+        c = np.empty((m, n), np.float32)
+        name = f"gemm/{'TN' if trans_a else 'NN'}/{m}x{k}x{n}"
+        cases[name] = lambda a=a, b=b, c=c, t=trans_a: native.gemm(a, b, c, t, False)
+    return cases
+
+
+CASES = {"conv": conv_cases, "gemm": gemm_cases}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("old")
     parser.add_argument("new")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--cases", choices=sorted(CASES), default="conv")
     args = parser.parse_args()
     builds = {"old": load("ab_old", args.old), "new": load("ab_new", args.new)}
     cases = {}
     for tag, native in builds.items():
         native.set_num_threads(args.threads)
-        for name, fn in conv_cases(native).items():
+        for name, fn in CASES[args.cases](native).items():
             cases[name, tag] = fn
     best = dict.fromkeys(cases, float("inf"))
     for _ in range(args.rounds):
