@@ -22,10 +22,10 @@ f32 = np.float32
 
 
 def _to_gpu(model):
-    """Move a model's parameters (and zeroed gradients) to the GPU, in place."""
-    for p in model.parameters:
-        p.tensor = cupy.asarray(p.tensor)
-        p.gradient = cupy.zeros_like(p.tensor)
+    """Move a model's parameters (and their zero gradients) to the GPU, in place."""
+    model.to("cuda")
+    assert all(isinstance(p.tensor, cupy.ndarray) and isinstance(p.gradient, cupy.ndarray)
+               for p in model.parameters)
     return model
 
 
@@ -128,3 +128,20 @@ def test_training_the_seed_network_matches_the_cpu(digits):
     np.testing.assert_allclose(gpu["val_loss"], cpu["val_loss"], rtol=0.25)
     assert abs(gpu["val_accuracy"][-1] - cpu["val_accuracy"][-1]) <= 0.05
     assert gpu["val_accuracy"][-1] > 0.7  # it learned (cpu: 0.92 after these two epochs)
+
+
+def test_cli_trains_evaluates_and_predicts_on_the_gpu(tmp_path, capsys):
+    """`fastnn train/evaluate/predict --backend cuda`: data and model moved to the device,
+    the model saved from it and loaded back."""
+    from fastnn.cli import main as cli
+
+    out = tmp_path / "run"
+    small = ["--epochs", "1", "--limit", "256", "--batch-size", "64", "--no-progress"]
+    assert cli(["train", *small, "--backend", "cuda", "--out", str(out)]) == 0
+    assert "backend cuda" in capsys.readouterr().out
+    assert cli(["evaluate", str(out / "model.npz"), "--limit", "256", "--backend", "cuda"]) == 0
+    digit = tmp_path / "digit.npy"
+    np.save(digit, load_mnist()[1][0][0, :, :, 0])
+    assert cli(["predict", str(out / "model.npz"), str(digit), "--backend", "cuda"]) == 0
+    assert "class" in capsys.readouterr().out
+

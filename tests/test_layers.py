@@ -571,3 +571,23 @@ def test_fusion_needs_adjacent_relu_and_max_pool_with_one_layout():
     assert nn._fusion.plan([conv, nn.LocalResponseNorm(), nn.MaxPool2d(2)]) == {}
     links = nn._fusion.plan([nn.ReLU(), nn.MaxPool2d(2), conv, nn.MaxPool2d(2)])
     assert set(links) == {0, 1, 2, 3} and links[0] is links[1] and links[2] is not links[0]
+
+
+# --------------------------------------------------------------------------- moving models
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_to_moves_parameters_and_drops_buffers(backend):
+    model = _sequential().eval()  # no dropout: two forwards agree
+    X = np.random.default_rng(0).standard_normal((2, 6, 6, 1))
+    Y, _ = model.forward(X)
+    assert model.layers[0]._buffers
+    assert model.to(backend) is model
+    assert not any(layer._buffers for layer in model.layers)
+    xp = backends.get(backend).xp
+    for p in model.parameters:
+        assert isinstance(p.tensor, xp.ndarray) and isinstance(p.gradient, xp.ndarray)
+    with backends.use(backend):
+        np.testing.assert_allclose(model.forward(X)[0], Y, rtol=1e-9, atol=1e-12)
+    tensors = [p.tensor for p in model.parameters]
+    model.to(backends.get(backend))  # already there: nothing is copied
+    assert all(p.tensor is t for p, t in zip(model.parameters, tensors))

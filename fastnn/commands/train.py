@@ -21,11 +21,9 @@ from typing import Optional
 
 import numpy as np
 
-# Epochs of a default `fastnn train`: the seed's 20, which take about two minutes on two
-# cores with the cpu backend (C++ convolutions). Measured on a shared 2-core machine: one
-# epoch (8,000 digits trained, 2,000 validated) took 3-5 s when it was quiet (2,000-3,300
-# images/s, 1-2 threads) and 9-13 s under a load average of ~6 (650-900 images/s); a
-# 20-epoch run took 186 s under varying load. The NumPy reference backend is ~2x slower.
+# Epochs of a default `fastnn train`: the seed's 20, which take under a minute on two
+# cores with the cpu backend (43 s on the shared 2-core development machine, 2026-11-23;
+# 180 s when another job shares the cores). The NumPy reference backend is ~10x slower.
 DEFAULT_EPOCHS = 20
 MODEL_FILE = "model.npz"
 HISTORY_FILE = "history.json"
@@ -57,7 +55,7 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
     if name == "train":
         parser.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS,
                             help=f"passes over the training digits (default: {DEFAULT_EPOCHS}, as "
-                                 "the seed; about two minutes on two cores)")
+                                 "the seed; under a minute on two cores)")
         parser.add_argument("--batch-size", type=int, default=64,
                             help="digits per step (default: 64, TFLearn's)")
         parser.add_argument("--lr", type=float, default=0.01,
@@ -119,6 +117,11 @@ def _load_data(args: argparse.Namespace):
         x, y, x_eval, y_eval = x[:args.limit], y[:args.limit], x_eval[:args.limit], \
             y_eval[:args.limit]
     return (x, y), (x_eval, y_eval)
+
+
+def _on(backend, *arrays):
+    """The arrays as ``backend`` takes them (CuPy arrays for cuda: one copy to the device)."""
+    return tuple(backend.xp.asarray(a) for a in arrays)
 
 
 def _load_model(path: str):
@@ -199,7 +202,8 @@ def train(args: argparse.Namespace) -> int:
               f"{args.epochs} epochs of batches of {args.batch_size}, Adam lr {args.lr}, "
               f"backend {backend.name}, {fastnn.get_num_threads()} threads, seed {args.seed}",
               flush=True)
-        model = models.seed_convnet(seed=args.seed)
+        model = models.seed_convnet(seed=args.seed).to(backend)
+        x, y, x_eval, y_eval = _on(backend, x, y, x_eval, y_eval)
         learner = models.seed_learner(model, lr=args.lr)
         start = time.perf_counter()
         learner.fit(x, y, epochs=args.epochs, bs=args.batch_size, validation=(x_eval, y_eval),
@@ -230,8 +234,10 @@ def evaluate(args: argparse.Namespace) -> int:
 
     model = _load_model(args.model)
     _, (x_eval, y_eval) = _load_data(args)
-    with _compute(args):
-        scores = models.seed_learner(model).evaluate(x_eval, y_eval, bs=args.batch_size)
+    with _compute(args) as backend:
+        x_eval, y_eval = _on(backend, x_eval, y_eval)
+        scores = models.seed_learner(model.to(backend)).evaluate(x_eval, y_eval,
+                                                                 bs=args.batch_size)
     print(f"{args.model}: loss {scores['loss']:.4f}, accuracy {100 * scores['accuracy']:.2f}% "
           f"on {len(x_eval)} evaluation digits")
     return 0
@@ -301,11 +307,13 @@ def read_digits(path: str, *, invert: bool = False) -> np.ndarray:
 
 def predict(args: argparse.Namespace) -> int:
     from fastnn import models
+    from fastnn.nn._arrays import to_numpy
 
     model = _load_model(args.model)
     digits = read_digits(args.file, invert=args.invert)
-    with _compute(args):
-        probabilities = models.seed_learner(model).predict(digits)
+    with _compute(args) as backend:
+        (digits,) = _on(backend, digits)
+        probabilities = to_numpy(models.seed_learner(model.to(backend)).predict(digits))
     for i, row in enumerate(probabilities):
         label = f"{args.file}" + (f"[{i}]" if len(probabilities) > 1 else "")
         print(f"{label}: class {int(row.argmax())} ({100 * row.max():.1f}%)")

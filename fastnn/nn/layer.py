@@ -120,6 +120,33 @@ class Layer:
         """Switch to evaluation mode (dropout becomes the identity); returns ``self``."""
         return self.train(False)
 
+    def to(self, backend) -> Layer:
+        """Move the parameters (and their gradients) to ``backend``'s array type; returns
+        ``self``.
+
+        ``backend`` is a backend object or name: ``model.to("cuda")`` makes every
+        parameter a CuPy array, ready for training on CuPy inputs; ``"cpu"``, ``"numba"``
+        and ``"reference"`` make them NumPy arrays. Buffers are dropped (they are remade
+        on the next forward). Move a model before its optimizer first steps: optimizer
+        state stays where it was made.
+
+        Example
+        -------
+        >>> from fastnn.nn import Linear
+        >>> Linear(2, 3, rng=0).to("reference").weights.tensor.shape
+        (2, 3)
+        """
+        from fastnn import backends
+
+        xp = (backends.get(backend) if isinstance(backend, str) else backend).xp
+        for parameter in self.parameters:
+            parameter.move_to(xp)
+        self._drop_buffers()
+        return self
+
+    def _drop_buffers(self) -> None:
+        self._buffers.clear()
+
     # ------------------------------------------------------------------ buffers
 
     def _buffer(self, name: str, shape: tuple[int, ...], like: Array, dtype=None) -> Array:

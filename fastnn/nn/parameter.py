@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastnn.nn._arrays import Array, zeros
+from fastnn.nn._arrays import Array, to_numpy, zeros
 
 
 class Parameter:
@@ -45,6 +45,15 @@ class Parameter:
     @property
     def dtype(self) -> np.dtype:
         return self.tensor.dtype
+
+    def move_to(self, xp) -> None:
+        """Make ``tensor`` and ``gradient`` arrays of the module ``xp`` (NumPy or CuPy),
+        copying them only when they are of another kind."""
+        if not isinstance(self.tensor, xp.ndarray):
+            if xp is np:  # from the device (CuPy arrays refuse an implicit np.asarray)
+                self.tensor, self.gradient = to_numpy(self.tensor), to_numpy(self.gradient)
+            else:
+                self.tensor, self.gradient = xp.asarray(self.tensor), xp.asarray(self.gradient)
 
     def zero_grad(self) -> None:
         """Set the accumulated gradient to zero."""

@@ -68,6 +68,11 @@ class Sequential(Layer):
             layer.train(mode)
         return self
 
+    def _drop_buffers(self) -> None:
+        super()._drop_buffers()
+        for layer in self.layers:
+            layer._drop_buffers()
+
     def regularization_loss(self) -> float:
         return sum((layer.regularization_loss() for layer in self.layers), 0.0)
 
