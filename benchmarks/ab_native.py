@@ -13,7 +13,8 @@ conditions, so their ratio is meaningful where two separate runs are not.
         $(python -c "import fastnn._C as C; print(C.__file__)") --threads 1 --rounds 30
 
 Cases (``--cases``): ``conv``, the seed network's conv2 (64x14x14x32 -> 64, 3x3 "same"),
-all three passes; ``gemm``, square products and the seed's dense-layer shapes.
+all three passes; ``gemm``, square products and the seed's dense-layer shapes; ``lrn``,
+LRN forward and backward at the seed's shapes.
 """
 
 from __future__ import annotations
@@ -64,7 +65,25 @@ def gemm_cases(native):
     return cases
 
 
-CASES = {"conv": conv_cases, "gemm": gemm_cases}
+def lrn_cases(native):
+    """LRN forward and backward at the seed's two shapes (depth_radius 5, beta 0.75)."""
+    rng = np.random.default_rng(0)
+    cases = {}
+    for shape in ((64, 14, 14, 32), (64, 7, 7, 64)):
+        x = rng.standard_normal(shape, dtype=np.float32)
+        y, scale, dx = np.empty_like(x), np.empty_like(x), np.empty_like(x)
+        native.local_response_norm(x, y, scale, 5, 1.0, 1e-4, 0.75)
+        dy = rng.standard_normal(shape, dtype=np.float32)
+        tag = "x".join(map(str, shape))
+        y_out, scale_out = np.empty_like(x), np.empty_like(x)  # y, scale stay the inputs below
+        cases[f"lrn/{tag}"] = lambda x=x, y=y_out, s=scale_out: native.local_response_norm(
+            x, y, s, 5, 1.0, 1e-4, 0.75)
+        cases[f"lrn_backward/{tag}"] = lambda a=(dy, x, y, scale, dx): (
+            native.local_response_norm_backward(*a, 5, 1e-4, 0.75))
+    return cases
+
+
+CASES = {"conv": conv_cases, "gemm": gemm_cases, "lrn": lrn_cases}
 
 
 def main() -> None:

@@ -42,12 +42,28 @@ inline PowKind pow_kind(T beta) {
 }
 
 // sum[c] = sum_{d=0}^{2r} padded[c + d]  (padded holds the row at offset r).
+// Blocks of 64 bytes of channels (GCC vector types, lowered to the ISA's
+// registers) accumulate all 2r+1 shifted rows in registers and store once.
+// Summing whole rows pass after pass sent every partial sum through memory, a
+// store-to-load chain per pass: 1.2-1.34x slower (A/B, seed shapes, 1 thread).
 template <typename T>
 inline void window_sum(const T* __restrict padded, T* __restrict sum, int64_t channels, int64_t radius) {
-  for (int64_t c = 0; c < channels; ++c) sum[c] = padded[c];
-  for (int64_t d = 1; d <= 2 * radius; ++d) {
-    const T* shifted = padded + d;
-    for (int64_t c = 0; c < channels; ++c) sum[c] += shifted[c];
+  typedef T Block __attribute__((vector_size(64)));  // lowered to this ISA's vectors
+  constexpr int64_t kBlock = 64 / sizeof(T);
+  int64_t c = 0;
+  for (; c + kBlock <= channels; c += kBlock) {
+    Block acc, next;
+    std::memcpy(&acc, padded + c, sizeof acc);
+    for (int64_t d = 1; d <= 2 * radius; ++d) {
+      std::memcpy(&next, padded + c + d, sizeof next);
+      acc += next;
+    }
+    std::memcpy(sum + c, &acc, sizeof acc);
+  }
+  for (; c < channels; ++c) {
+    T acc = padded[c];
+    for (int64_t d = 1; d <= 2 * radius; ++d) acc += padded[c + d];
+    sum[c] = acc;
   }
 }
 
