@@ -14,7 +14,7 @@ conditions, so their ratio is meaningful where two separate runs are not.
 
 Cases (``--cases``): ``conv``, the seed network's conv2 (64x14x14x32 -> 64, 3x3 "same"),
 all three passes; ``gemm``, square products and the seed's dense-layer shapes; ``lrn``,
-LRN forward and backward at the seed's shapes.
+LRN forward and backward at the seed's shapes; ``pool``, 2x2 max-pool forward and backward.
 """
 
 from __future__ import annotations
@@ -83,7 +83,26 @@ def lrn_cases(native):
     return cases
 
 
-CASES = {"conv": conv_cases, "gemm": gemm_cases, "lrn": lrn_cases}
+def pool_cases(native):
+    """2x2 max-pool forward and backward at the seed's two shapes."""
+    rng = np.random.default_rng(0)
+    cases = {}
+    for shape in ((64, 28, 28, 32), (64, 14, 14, 64)):
+        n, h, w, c = shape
+        x = rng.standard_normal(shape, dtype=np.float32)
+        y = np.empty((n, h // 2, w // 2, c), np.float32)
+        argmax = np.empty(y.shape, np.int64)
+        native.max_pool2d(x, y, argmax, (2, 2), (2, 2), (0, 0), False)
+        y_out, argmax_out, dx = np.empty_like(y), np.empty_like(argmax), np.empty_like(x)
+        tag = "x".join(map(str, shape))
+        cases[f"max_pool2d/{tag}"] = lambda x=x, y=y_out, a=argmax_out: native.max_pool2d(
+            x, y, a, (2, 2), (2, 2), (0, 0), False)
+        cases[f"max_pool2d_backward/{tag}"] = lambda dy=y, a=argmax, dx=dx: (
+            native.max_pool2d_backward(dy, a, dx))
+    return cases
+
+
+CASES = {"conv": conv_cases, "gemm": gemm_cases, "lrn": lrn_cases, "pool": pool_cases}
 
 
 def main() -> None:
