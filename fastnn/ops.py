@@ -305,6 +305,13 @@ def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1, layout: str = "NHWC
     padding : int, (h, w) pair, ((top, bottom), (left, right)), "same" or "valid"
     activation : None, "relu", "sigmoid" or "tanh", fused after the bias
 
+    Notes
+    -----
+    Padding contributes nothing. The reference multiplies zero-padded inputs; the cpu
+    backend (like oneDNN) skips taps that fall in the padding where it can, so with
+    infinite or NaN weights the two can differ at the border (``0 * inf`` is NaN). The
+    same holds for the backward passes.
+
     Example
     -------
     >>> import numpy as np
