@@ -229,13 +229,24 @@ bool is_pointwise(const Conv2dShape& s);
 // 1x1 stride-1 convolutions are plain GEMMs on x and skip it.
 constexpr int64_t kMinIndirectRun = 16;
 
-bool use_indirect_forward(const Conv2dShape& s) { return s.in_c >= kMinIndirectRun && !is_pointwise(s); }
+// The run-offset table covers one image's pixels x taps (8 bytes each): for very
+// large images it would outgrow any cache and the workspace, so those keep the
+// im2col path, whose workspace is bounded by its block size.
+constexpr int64_t kMaxOffsetTableBytes = int64_t(16) << 20;
+
+bool offsets_fit(int64_t pixels, const Conv2dShape& s) {
+  return pixels * s.kernel_h * s.kernel_w * int64_t(sizeof(int64_t)) <= kMaxOffsetTableBytes;
+}
+
+bool use_indirect_forward(const Conv2dShape& s) {
+  return s.in_c >= kMinIndirectRun && !is_pointwise(s) && offsets_fit(s.out_h * s.out_w, s);
+}
 
 // Backward-data's output rows are in_c wide: a narrow one would leave most lanes
 // of the micro-tile idle (1 of 16 for a first layer: 3.5 ms against im2col's 1.1).
 bool use_indirect_backward_data(const Conv2dShape& s) {
   return s.stride_h == 1 && s.stride_w == 1 && s.out_c >= kMinIndirectRun && s.in_c >= kMinIndirectRun &&
-         !is_pointwise(s);
+         !is_pointwise(s) && offsets_fit(s.in_h * s.in_w, s);
 }
 
 template <typename T>
@@ -333,7 +344,9 @@ void indirect_backward_data(const Conv2dShape& s, const T* dy, const T* w, T* dx
 // chunk's dy rows stay in L1 while every tile of dw[t] passes over them) and
 // accumulates into its own partial dw; the partials are added in thread order
 // (deterministic for a thread count).
-bool use_indirect_backward_weights(const Conv2dShape& s) { return s.in_c >= kMinIndirectRun && !is_pointwise(s); }
+bool use_indirect_backward_weights(const Conv2dShape& s) {
+  return s.in_c >= kMinIndirectRun && !is_pointwise(s) && offsets_fit(s.out_h * s.out_w, s);
+}
 
 // Rows per chunk: dy's rows of a chunk take about half of L1 (measured on the
 // seed's conv2, 1 thread: 16-24 KiB 3.2 ms, 8 KiB 3.5, 32-128 KiB 3.8-4.0).
