@@ -563,13 +563,6 @@ def _batch(fn: Callable[[], object], loops: int) -> float:
     return (time.perf_counter() - start) / loops
 
 
-def time_callable(fn: Callable[[], object], *, min_time=0.2, repeats=5) -> float:
-    """Best-of-``repeats`` seconds per call, each repeat looping for at least
-    ``min_time / repeats``."""
-    loops = _calibrate(fn, min_time / repeats)
-    return min(_batch(fn, loops) for _ in range(repeats))
-
-
 # Seconds to wait when switching libraries: OpenBLAS's idle workers spin for about
 # 2**28 cycles (~0.1 s) after each call, and meanwhile a 2-thread OpenMP kernel on a
 # 2-core machine runs up to 5x slower (measured: a 512 GEMM after np.matmul, 5.5 ms

@@ -145,6 +145,23 @@ struct IndirectLayout {
   size_t total(int threads) const { return shared() + table_bytes * size_t(std::max(threads, 1)); }
 };
 
+// The workspace of an indirect pass, carved by its layout: the packed weights,
+// the zero run, one image's run offsets, then one pointer table per thread.
+template <typename T>
+struct IndirectBuffers {
+  T* packed;
+  T* zero;
+  int64_t* offsets;
+  unsigned char* tables;
+};
+
+template <typename T>
+IndirectBuffers<T> indirect_buffers(const IndirectLayout& l, void* workspace) {
+  auto* base = static_cast<unsigned char*>(workspace);
+  return {reinterpret_cast<T*>(base), reinterpret_cast<T*>(base + l.packed_bytes),
+          reinterpret_cast<int64_t*>(base + l.packed_bytes + l.zero_bytes), base + l.shared()};
+}
+
 // taps x kc runs per row, n output columns, `spatial` rows per image.
 template <typename T>
 IndirectLayout indirect_layout(const gemm_impl::IndirectKernel<T>& ik, int64_t taps, int64_t kc, int64_t n,
@@ -184,22 +201,20 @@ template <typename T>
 void run_indirect(const gemm_impl::IndirectKernel<T>& ik, const IndirectLayout& l, int64_t batch, int64_t spatial,
                   const T* src, int64_t image_elems, gemm_impl::IndirectTask<T> task, void* workspace,
                   int threads) {
-  auto* base = static_cast<unsigned char*>(workspace);
-  const T* zero = reinterpret_cast<const T*>(base + l.packed_bytes);
-  const auto* offsets = reinterpret_cast<const int64_t*>(base + l.packed_bytes + l.zero_bytes);
+  const IndirectBuffers<T> buf = indirect_buffers<T>(l, workspace);
   const int64_t total_rows = batch * spatial;
   const int64_t chunk_rows = indirect_chunk_rows(ik);
   const int64_t chunks = (total_rows + chunk_rows - 1) / chunk_rows;
   T* const c0 = task.c;
-  task.zero = zero;
+  task.zero = buf.zero;
   parallel_chunks(0, chunks, 1, threads, [&](int64_t slot, int64_t q0, int64_t q1) {
-    auto** table = reinterpret_cast<const T**>(base + l.shared() + slot * l.table_bytes);
+    auto** table = reinterpret_cast<const T**>(buf.tables + slot * l.table_bytes);
     gemm_impl::IndirectTask<T> t = task;
     t.rows = table;
     for (int64_t q = q0; q < q1; ++q) {
       const int64_t row0 = q * chunk_rows;
       t.mc = std::min(chunk_rows, total_rows - row0);
-      fill_runs(offsets, spatial, task.taps, src, image_elems, zero, row0, t.mc, table);
+      fill_runs(buf.offsets, spatial, task.taps, src, image_elems, buf.zero, row0, t.mc, table);
       t.c = c0 + row0 * t.ldc;
       ik.run(t);
     }
@@ -223,7 +238,22 @@ void forward_offsets(const Conv2dShape& s, int64_t* offsets) {
   }
 }
 
-bool is_pointwise(const Conv2dShape& s);
+// Backward-data's runs: tap (i, j) of dx pixel (ih, iw) reads dy pixel
+// (ih + pad - i*dil, iw + pad - j*dil) (stride 1).
+void backward_data_offsets(const Conv2dShape& s, int64_t* offsets) {
+  for (int64_t ih = 0; ih < s.in_h; ++ih) {
+    for (int64_t iw = 0; iw < s.in_w; ++iw) {
+      for (int64_t i = 0; i < s.kernel_h; ++i) {
+        const int64_t oh = ih + s.pad_top - i * s.dilation_h;
+        for (int64_t j = 0; j < s.kernel_w; ++j) {
+          const int64_t ow = iw + s.pad_left - j * s.dilation_w;
+          const bool inside = oh >= 0 && oh < s.out_h && ow >= 0 && ow < s.out_w;
+          *offsets++ = inside ? (oh * s.out_w + ow) * s.out_c : -1;
+        }
+      }
+    }
+  }
+}
 
 // The indirect path needs a few channels per tap to keep its inner loop busy;
 // 1x1 stride-1 convolutions are plain GEMMs on x and skip it.
@@ -275,19 +305,16 @@ void indirect_forward(const Conv2dShape& s, const T* x, const T* w, const T* bia
   const auto ik = gemm_impl::indirect_kernel<T>(s.out_c);
   const int64_t taps = s.kernel_h * s.kernel_w;
   const IndirectLayout l = indirect_forward_layout(s, ik);
-  auto* base = static_cast<unsigned char*>(workspace);
-  T* packed = reinterpret_cast<T*>(base);
-  T* zero = reinterpret_cast<T*>(base + l.packed_bytes);
-  auto* offsets = reinterpret_cast<int64_t*>(base + l.packed_bytes + l.zero_bytes);
-  ik.pack_b(taps * s.in_c, s.out_c, w, s.out_c, false, packed);  // panels of (taps*in_c) x NR
-  std::fill(zero, zero + s.in_c, T(0));
-  forward_offsets(s, offsets);
+  const IndirectBuffers<T> buf = indirect_buffers<T>(l, workspace);
+  ik.pack_b(taps * s.in_c, s.out_c, w, s.out_c, false, buf.packed);  // panels of (taps*in_c) x NR
+  std::fill(buf.zero, buf.zero + s.in_c, T(0));
+  forward_offsets(s, buf.offsets);
 
   gemm_impl::IndirectTask<T> task{};
   task.nc = s.out_c;
   task.taps = taps;
   task.kc = s.in_c;
-  task.b = packed;
+  task.b = buf.packed;
   task.b_tap_stride = s.in_c * ik.nr;
   task.b_panel_stride = taps * s.in_c * ik.nr;
   task.c = y;
@@ -301,40 +328,36 @@ void indirect_backward_data(const Conv2dShape& s, const T* dy, const T* w, T* dx
   const auto ik = gemm_impl::indirect_kernel<T>(s.in_c);
   const int64_t taps = s.kernel_h * s.kernel_w;
   const IndirectLayout l = indirect_backward_data_layout(s, ik);
+  const IndirectBuffers<T> buf = indirect_buffers<T>(l, workspace);
   const int64_t panels = (s.in_c + ik.nr - 1) / ik.nr;
-  auto* base = static_cast<unsigned char*>(workspace);
-  T* packed = reinterpret_cast<T*>(base);
-  T* zero = reinterpret_cast<T*>(base + l.packed_bytes);
-  auto* offsets = reinterpret_cast<int64_t*>(base + l.packed_bytes + l.zero_bytes);
   for (int64_t t = 0; t < taps; ++t) {  // tap t: w[t]^T (out_c x in_c) in NR-column panels
-    ik.pack_b(s.out_c, s.in_c, w + t * s.in_c * s.out_c, s.out_c, true, packed + t * panels * s.out_c * ik.nr);
+    ik.pack_b(s.out_c, s.in_c, w + t * s.in_c * s.out_c, s.out_c, true, buf.packed + t * panels * s.out_c * ik.nr);
   }
-  std::fill(zero, zero + s.out_c, T(0));
-  // dx pixel (ih, iw) takes tap (i, j) from dy pixel (ih + pad - i*dil, iw + pad - j*dil).
-  for (int64_t ih = 0; ih < s.in_h; ++ih) {
-    for (int64_t iw = 0; iw < s.in_w; ++iw) {
-      for (int64_t i = 0; i < s.kernel_h; ++i) {
-        const int64_t oh = ih + s.pad_top - i * s.dilation_h;
-        for (int64_t j = 0; j < s.kernel_w; ++j) {
-          const int64_t ow = iw + s.pad_left - j * s.dilation_w;
-          const bool inside = oh >= 0 && oh < s.out_h && ow >= 0 && ow < s.out_w;
-          *offsets++ = inside ? (oh * s.out_w + ow) * s.out_c : -1;
-        }
-      }
-    }
-  }
+  std::fill(buf.zero, buf.zero + s.out_c, T(0));
+  backward_data_offsets(s, buf.offsets);
 
   gemm_impl::IndirectTask<T> task{};
   task.nc = s.in_c;
   task.taps = taps;
   task.kc = s.out_c;
-  task.b = packed;
+  task.b = buf.packed;
   task.b_tap_stride = panels * s.out_c * ik.nr;
   task.b_panel_stride = s.out_c * ik.nr;
   task.c = dx;
   task.ldc = s.in_c;
   task.ep = gemm_impl::Epilogue<T>{T(1), T(0), true, true, nullptr, Activation::none};
   run_indirect(ik, l, s.batch, s.in_h * s.in_w, dy, s.out_h * s.out_w * s.out_c, task, workspace, threads);
+}
+
+// dw = the threads' partial weight gradients added in thread order
+// (deterministic for a given thread count).
+template <typename T, typename Partial>
+void sum_partials(T* dw, int64_t size, int64_t count, const Partial& partial) {
+  std::copy(partial(0), partial(0) + size, dw);
+  for (int64_t c = 1; c < count; ++c) {
+    const T* p = partial(c);
+    for (int64_t i = 0; i < size; ++i) dw[i] += p[i];
+  }
 }
 
 // Backward-weights, per tap t:  dw[t] (in_c x out_c) += runs(t)^T @ dy over
@@ -434,11 +457,7 @@ void indirect_backward_weights(const Conv2dShape& s, const T* dy, const T* x, T*
       }
     }
   });
-  std::copy(partial(0), partial(0) + dw_size, dw);
-  for (int64_t c = 1; c < slots; ++c) {
-    const T* p = partial(c);
-    for (int64_t i = 0; i < dw_size; ++i) dw[i] += p[i];
-  }
+  sum_partials(dw, dw_size, slots, partial);
 }
 
 // Per-thread slot: [im2col block | GEMM workspace | extra (dw partial)].
@@ -699,11 +718,7 @@ void conv2d_backward_weights(const Conv2dShape& s, const T* dy, const T* x, T* d
                          g.beta = T(1);
                          gemm(g, gemm_ws, slots.gemm_bytes, 1);
                        });
-  std::copy(partial(0), partial(0) + dw_size, dw);
-  for (int64_t c = 1; c < max_chunks; ++c) {
-    const T* p = partial(c);
-    for (int64_t i = 0; i < dw_size; ++i) dw[i] += p[i];
-  }
+  sum_partials(dw, dw_size, max_chunks, partial);
 }
 
 #define FASTNN_INSTANTIATE(T)                                                                              \

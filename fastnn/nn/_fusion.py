@@ -19,6 +19,9 @@ from typing import Optional
 
 from fastnn.nn._arrays import Array
 from fastnn.nn.layer import Layer
+from fastnn.nn.layers.activations import ReLU
+from fastnn.nn.layers.conv import Conv2d
+from fastnn.nn.layers.pool import MaxPool2d
 
 
 class ReluPoolLink:
@@ -32,9 +35,6 @@ class ReluPoolLink:
 
 
 def _is_relu_producer(layer: Layer) -> bool:
-    from fastnn.nn.layers.activations import ReLU
-    from fastnn.nn.layers.conv import Conv2d
-
     if type(layer) is ReLU:
         return True
     return type(layer) is Conv2d and layer.activation == "relu"
@@ -42,8 +42,6 @@ def _is_relu_producer(layer: Layer) -> bool:
 
 def plan(layers: list[Layer]) -> dict[int, ReluPoolLink]:
     """Links for every (ReLU producer, MaxPool2d) pair of adjacent layers, by layer index."""
-    from fastnn.nn.layers.pool import MaxPool2d
-
     links: dict[int, ReluPoolLink] = {}
     for i in range(len(layers) - 1):
         producer, pool = layers[i], layers[i + 1]
