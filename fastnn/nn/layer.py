@@ -20,7 +20,7 @@ from typing import Any, Callable, ClassVar, Optional, Union
 
 import numpy as np
 
-from fastnn.nn._arrays import Array, empty
+from fastnn.nn._arrays import Array, axpy, empty, sum_of_squares
 from fastnn.nn.parameter import Parameter
 
 Backward = Callable[[Array], Array]
@@ -227,6 +227,24 @@ def check_activation(layer: str, activation: Optional[str]) -> Optional[str]:
         raise ValueError(f"{layer}: activation must be None, 'relu', 'sigmoid' or 'tanh', "
                          f"got {activation!r}")
     return activation
+
+
+class L2Weights:
+    """Mixin for layers with ``weights`` and TFLearn-style L2 ``weight_decay``: the
+    gradient term ``weight_decay * W`` and ``regularization_loss`` ``0.5 * wd * sum(W**2)``
+    (the bias is not regularised)."""
+
+    weights: Parameter
+    weight_decay: float
+
+    def _add_weight_decay_gradient(self) -> None:
+        if self.weight_decay:
+            axpy(self.weight_decay, self.weights.tensor, self.weights.gradient)
+
+    def regularization_loss(self) -> float:
+        if not self.weight_decay:
+            return 0.0
+        return 0.5 * self.weight_decay * sum_of_squares(self.weights.tensor)
 
 
 def check_weight_decay(layer: str, weight_decay: float) -> float:

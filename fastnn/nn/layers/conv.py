@@ -8,8 +8,15 @@ import numpy as np
 
 from fastnn import ops
 from fastnn._shapes import conv_output_size, pair, resolve_padding
-from fastnn.nn._arrays import Array, axpy, sum_of_squares
-from fastnn.nn.layer import Backward, Layer, check_activation, check_weight_decay, dtype_name
+from fastnn.nn._arrays import Array, axpy
+from fastnn.nn.layer import (
+    Backward,
+    L2Weights,
+    Layer,
+    check_activation,
+    check_weight_decay,
+    dtype_name,
+)
 from fastnn.nn.layers.activations import ACTIVATION_BACKWARD
 
 Seed = Union[None, int, np.random.Generator]
@@ -23,7 +30,7 @@ def freeze(value: Any) -> Any:
     return value
 
 
-class Conv2d(Layer):
+class Conv2d(L2Weights, Layer):
     """2-D convolution ``activation(conv2d(X, W) + b)`` (cross-correlation, as TFLearn's).
 
     Parameters
@@ -128,8 +135,7 @@ class Conv2d(Layer):
             dW = ops.conv2d_backward_weights(dZ, X, W.shape, **geometry,
                                              out=self._buffer("dw", W.shape, dZ))
             axpy(1.0, dW, self.weights.gradient)
-            if self.weight_decay:
-                axpy(self.weight_decay, W, self.weights.gradient)
+            self._add_weight_decay_gradient()
             if self.bias is not None:
                 # With a pool after the relu, the pooled gradient has the same sum.
                 source = dZ if link is None or link.pooled_grad is None else link.pooled_grad
@@ -142,11 +148,6 @@ class Conv2d(Layer):
                                             out=self._buffer("dx", x_shape, dZ))
 
         return Y, backward
-
-    def regularization_loss(self) -> float:
-        if not self.weight_decay:
-            return 0.0
-        return 0.5 * self.weight_decay * sum_of_squares(self.weights.tensor)
 
     def config(self) -> dict[str, Any]:
         return {"in_channels": self.in_channels, "out_channels": self.out_channels,

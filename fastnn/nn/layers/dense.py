@@ -7,14 +7,21 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from fastnn import ops
-from fastnn.nn._arrays import Array, axpy, sum_of_squares
-from fastnn.nn.layer import Backward, Layer, check_activation, check_weight_decay, dtype_name
+from fastnn.nn._arrays import Array, axpy
+from fastnn.nn.layer import (
+    Backward,
+    L2Weights,
+    Layer,
+    check_activation,
+    check_weight_decay,
+    dtype_name,
+)
 from fastnn.nn.layers.activations import ACTIVATION_BACKWARD
 
 Seed = Union[None, int, np.random.Generator]
 
 
-class Linear(Layer):
+class Linear(L2Weights, Layer):
     """``activation(X @ W + b)``: weights ``(inputs, outputs)``, as the seed's ``Linear``.
 
     Parameters
@@ -80,8 +87,7 @@ class Linear(Layer):
                 dZ = ACTIVATION_BACKWARD[self.activation](D, Y,
                                                           out=self._buffer("dz", D.shape, D))
             ops.gemm(X, dZ, trans_a=True, beta=1.0, out=self.weights.gradient)
-            if self.weight_decay:
-                axpy(self.weight_decay, W, self.weights.gradient)
+            self._add_weight_decay_gradient()
             if self.bias is not None:
                 db = ops.bias_backward(dZ, out=self._buffer("db", (self.outputs,), dZ))
                 axpy(1.0, db, self.bias.gradient)
@@ -90,11 +96,6 @@ class Linear(Layer):
             return ops.gemm(dZ, W, trans_b=True, out=self._buffer("dx", X.shape, dZ))
 
         return Y, backward
-
-    def regularization_loss(self) -> float:
-        if not self.weight_decay:
-            return 0.0
-        return 0.5 * self.weight_decay * sum_of_squares(self.weights.tensor)
 
     def config(self) -> dict[str, Any]:
         return {"inputs": self.inputs, "outputs": self.outputs, "bias": self.bias is not None,
