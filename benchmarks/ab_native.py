@@ -53,10 +53,11 @@ def conv_cases(native, batch=64):
 def gemm_cases(native):
     rng = np.random.default_rng(0)
     cases = {}
-    # (m, k, n, trans_a): square, then the seed's first dense layer forward and its dW.
+    # (m, k, n, trans_a): square, the seed's first dense layer forward and its dW, then
+    # its 10-class output layer forward and dW.
     for m, k, n, trans_a in ((256, 256, 256, False), (512, 512, 512, False),
                              (1024, 1024, 1024, False), (64, 3136, 128, False),
-                             (3136, 64, 128, True)):
+                             (3136, 64, 128, True), (64, 256, 10, False), (256, 64, 10, True)):
         a = rng.standard_normal((k, m) if trans_a else (m, k), dtype=np.float32)
         b = rng.standard_normal((k, n), dtype=np.float32)
         c = np.empty((m, n), np.float32)
@@ -128,7 +129,7 @@ def main() -> None:
     print(f"best of {args.rounds} interleaved rounds, {args.threads} thread(s)")
     for name in dict.fromkeys(name for name, _ in cases):
         old, new = best[name, "old"], best[name, "new"]
-        print(f"{name:<26} old {old * 1e3:7.3f} ms   new {new * 1e3:7.3f} ms   "
+        print(f"{name:<26} old {old * 1e3:8.4f} ms   new {new * 1e3:8.4f} ms   "
               f"new is {old / new:.3f}x as fast")
 
 

@@ -107,6 +107,18 @@ def test_alpha_beta(alpha, beta, trans_a, trans_b, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trans_a", [False, True])
+@pytest.mark.parametrize("m", [15, 23, 45, 100])
+@pytest.mark.parametrize("alpha, beta", [(1.0, 0.0), (-2.0, 0.25)])
+def test_narrow_output_row_tail(m, alpha, beta, trans_a, dtype):
+    # Outputs of at most one register column read A in place; the last, partial row tile
+    # overlaps the tile before it and must store only its own rows (beta applied once).
+    # k = 1300 takes several K blocks, so the accumulate pass also sees the overlap.
+    _check_gemm(m, 10, 1300, trans_a, False, dtype, alpha, beta)
+    _check_gemm(m, 7, 9, trans_a, False, dtype, alpha, beta)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_k_zero_scales_c(dtype):
     a = np.empty((5, 0), dtype)
     b = np.empty((0, 6), dtype)

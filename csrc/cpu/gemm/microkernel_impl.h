@@ -56,10 +56,7 @@ struct Tile {
   static FASTNN_GEMM_INLINE void multiply(int64_t kc, const T* __restrict a, int64_t stride,
                                           const T* __restrict b, int64_t b_stride, V (&acc)[MR][NV]) {
     if constexpr (kRowsA) {
-      const T* rows[MR];
-#pragma GCC unroll 32
-      for (int i = 0; i < MR; ++i) rows[i] = a + i * stride;
-      multiply_rows(kc, rows, b, b_stride, acc);
+      multiply_strided(kc, a, stride, b, b_stride, acc);
       return;
     }
     for (int64_t p = 0; p < kc; ++p) {
@@ -73,6 +70,36 @@ struct Tile {
 #pragma GCC unroll 4
         for (int v = 0; v < NV; ++v) acc[i][v] = S::fmadd(ai, bv[v], acc[i][v]);
       }
+    }
+  }
+
+  // acc += A(MR x kc) * B(kc x NR) with A row-major in place, row i at
+  // a + i*stride.  Rows are addressed in groups of five from one base each
+  // (base + {0, 1, 2, 3, 4} * stride is base, base + L, base + 2L, base + L3,
+  // base + 4L in x86 addressing), so a 14-row tile needs 3 bases and 2 strides
+  // instead of 14 row pointers, which spilled to vector registers.
+  static FASTNN_GEMM_INLINE void multiply_strided(int64_t kc, const T* a, int64_t stride, const T* __restrict b,
+                                                  int64_t b_stride, V (&acc)[MR][NV]) {
+    constexpr int G = (MR + 4) / 5;
+    const int64_t L = stride * int64_t(sizeof(T)), L3 = 3 * L;
+    const char* base[G];
+#pragma GCC unroll 8
+    for (int g = 0; g < G; ++g) base[g] = reinterpret_cast<const char*>(a) + 5 * g * L;
+    for (int64_t p = 0; p < kc; ++p) {
+      V bv[NV];
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) bv[v] = S::load(b + p * b_stride + v * W);
+#pragma GCC unroll 32
+      for (int i = 0; i < MR; ++i) {
+        const char* q = base[i / 5];
+        const int r = i % 5;
+        const char* e = r == 0 ? q : r == 1 ? q + L : r == 2 ? q + 2 * L : r == 3 ? q + L3 : q + 4 * L;
+        const V ai = S::set1(*reinterpret_cast<const T*>(e));
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) acc[i][v] = S::fmadd(ai, bv[v], acc[i][v]);
+      }
+#pragma GCC unroll 8
+      for (int g = 0; g < G; ++g) base[g] += sizeof(T);
     }
   }
 
@@ -95,8 +122,10 @@ struct Tile {
   // C = epilogue(acc) straight to memory.  kFull: the whole MR x NR tile;
   // otherwise the first m rows and n columns, through masked loads/stores.
   template <bool kFull>
+  // skip: the first rows of the tile are not stored (a tail tile that
+  // overlaps the tile before it).
   static FASTNN_GEMM_INLINE void store(V (&acc)[MR][NV], T* c, int64_t ldc, int m, int n,
-                                       const gemm_impl::Epilogue<T>& ep, const T* bias) {
+                                       const gemm_impl::Epilogue<T>& ep, const T* bias, int skip = 0) {
     const V alpha = S::set1(ep.alpha);
     const V beta = S::set1(ep.beta);
     const bool read_c = !ep.first || ep.beta != T(0);
@@ -112,6 +141,7 @@ struct Tile {
 #pragma GCC unroll 32
     for (int i = 0; i < MR; ++i) {
       if (!kFull && i >= m) break;
+      if (!kFull && i < skip) continue;
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) {
         T* cp = c + i * ldc + v * W;
@@ -127,7 +157,7 @@ struct Tile {
       }
     }
     if (ep.last && (ep.act == Activation::sigmoid || ep.act == Activation::tanh)) {
-      for (int i = 0; i < (kFull ? MR : m); ++i) activate_row(ep.act, c + i * ldc, kFull ? NR : n);
+      for (int i = kFull ? 0 : skip; i < (kFull ? MR : m); ++i) activate_row(ep.act, c + i * ldc, kFull ? NR : n);
     }
   }
 };
@@ -243,7 +273,10 @@ void macro_kernel(const gemm_impl::MacroTask<T>& t) {
   constexpr int NR = K::NR;
   const bool packed = t.lda == 0;
   const int64_t full_rows = packed ? t.mc : (t.mc / MR) * MR;
-  if (full_rows < t.mc) {
+  // The row tail of an in-place A: a full tile ending at the last row,
+  // storing only its new rows; packed only when the block is shorter than a tile.
+  const bool overlap_tail = !packed && full_rows < t.mc && t.mc >= MR;
+  if (full_rows < t.mc && !overlap_tail) {
     const T* tail = t.trans_a ? t.a + full_rows : t.a + full_rows * t.lda;
     pack_a_tail<T, MR>(static_cast<int>(t.mc - full_rows), t.kc, tail, t.lda, t.trans_a, t.scratch);
   }
@@ -259,7 +292,13 @@ void macro_kernel(const gemm_impl::MacroTask<T>& t) {
     const int64_t b_step = b_packed || jr >= full_cols ? NR : t.ldb;
     const T* bias = t.ep.bias != nullptr ? t.ep.bias + jr : nullptr;
     for (int64_t ir = 0; ir < t.mc; ir += MR) {
-      const int mb = static_cast<int>(std::min<int64_t>(MR, t.mc - ir));
+      int mb = static_cast<int>(std::min<int64_t>(MR, t.mc - ir));
+      int skip = 0;
+      if (overlap_tail && ir >= full_rows) {
+        skip = MR - mb;
+        ir -= skip;
+        mb = MR;
+      }
       T* cp = t.c + ir * t.ldc + jr;
       V acc[MR][NV];
       for (int i = 0; i < MR; ++i) {
@@ -267,18 +306,19 @@ void macro_kernel(const gemm_impl::MacroTask<T>& t) {
       }
       if (packed) {
         K::template multiply<false>(t.kc, t.a + (ir / MR) * t.kc * MR, MR, bp, b_step, acc);
-      } else if (ir >= full_rows) {
+      } else if (ir >= full_rows && !overlap_tail) {
         K::template multiply<false>(t.kc, t.scratch, MR, bp, b_step, acc);
       } else if (t.trans_a) {
         K::template multiply<false>(t.kc, t.a + ir, t.lda, bp, b_step, acc);
       } else {
         K::template multiply<true>(t.kc, t.a + ir * t.lda, t.lda, bp, b_step, acc);
       }
-      if (mb == MR && nb == NR) {
+      if (mb == MR && nb == NR && skip == 0) {
         K::template store<true>(acc, cp, t.ldc, MR, NR, t.ep, bias);
       } else {
-        K::template store<false>(acc, cp, t.ldc, mb, nb, t.ep, bias);
+        K::template store<false>(acc, cp, t.ldc, mb, nb, t.ep, bias, skip);
       }
+      ir += skip;
     }
   }
 }
