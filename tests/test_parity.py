@@ -173,15 +173,24 @@ POOL_CONFIGS = [
     (2, 5, 5, 17, 3, 1, 1),          # channels past one vector, overlapping windows
     (1, 4, 6, 33, 2, 1, 1),
     (1, 3, 3, 64, 2, 1, 0),
+    # 2x2 / stride 2 / unpadded on whole 64-byte channel blocks (the unrolled kernel):
+    (2, 28, 28, 32, 2, None, 0),     # the seed's first pool
+    (1, 7, 9, 16, 2, 2, 0),          # odd sizes: the last row and column are dropped
+    (2, 4, 6, 48, (2, 2), (2, 2), 0),
 ]
 
 
-def _pool_input(rng, dtype, config, layout, ties=False):
+def _pool_input(rng, dtype, config, layout, ties=False, specials=False):
     n, h, w, c = config[:4]
     shape = (n, h, w, c) if layout == "NHWC" else (n, c, h, w)
     if ties:  # few distinct values: the first-in-window tie rule must agree everywhere
         return rng.integers(0, 3, shape).astype(dtype)
-    return randn(rng, shape, dtype)
+    x = randn(rng, shape, dtype)
+    if specials:  # NaN (the first in a window wins), infinities, scattered over windows
+        flat = x.reshape(-1)
+        spots = rng.choice(flat.size, size=max(1, flat.size // 7), replace=False)
+        flat[spots] = rng.choice([np.nan, np.inf, -np.inf], size=spots.size)
+    return x
 
 
 for index, config in enumerate(POOL_CONFIGS):
@@ -190,10 +199,11 @@ for index, config in enumerate(POOL_CONFIGS):
         tag = f"{index}-{layout}"
         options = dict(kernel=kernel, stride=stride, padding=padding, layout=layout)
 
-        for ties in (False, True):
-            @case(tag + ("-ties" if ties else ""), "max_pool2d")
-            def _(rng, dtype, config=config, layout=layout, options=options, ties=ties):
-                return (_pool_input(rng, dtype, config, layout, ties),), options
+        for variant in ("", "-ties", "-specials"):
+            @case(tag + variant, "max_pool2d")
+            def _(rng, dtype, config=config, layout=layout, options=options, variant=variant):
+                return (_pool_input(rng, dtype, config, layout, ties=variant == "-ties",
+                                    specials=variant == "-specials"),), options
 
         @case(tag, "max_pool2d_backward")
         def _(rng, dtype, config=config, layout=layout, options=options):

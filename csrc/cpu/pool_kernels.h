@@ -73,12 +73,24 @@ void max_pool2d_rows(const Pool2dShape& s, const T* __restrict x, T* __restrict 
             }
           }
           std::memcpy(y_px + c0, &best, sizeof best);
-          Spatial w[L];
-          std::memcpy(w, &where, sizeof w);
-          if (argmax_nchw) {
-            for (int64_t j = 0; j < L; ++j) a_px[c0 + j] = (n * C + c0 + j) * HW + w[j];
+          // Flat indices, eight int64 lanes at a time (widened from the winners in
+          // registers: element-wise extraction here cost as much as the taps).
+          typedef int64_t VL __attribute__((vector_size(64)));
+          typedef Spatial VH __attribute__((vector_size(8 * sizeof(Spatial))));
+          const VL lane = {0, 1, 2, 3, 4, 5, 6, 7};
+          VH halves[L / 8];
+          if constexpr (L == 16) {
+            halves[0] = __builtin_shufflevector(where, where, 0, 1, 2, 3, 4, 5, 6, 7);
+            halves[1] = __builtin_shufflevector(where, where, 8, 9, 10, 11, 12, 13, 14, 15);
           } else {
-            for (int64_t j = 0; j < L; ++j) a_px[c0 + j] = (n * HW + w[j]) * C + c0 + j;
+            static_assert(L == 8, "64-byte blocks of float or double");
+            halves[0] = where;
+          }
+#pragma GCC unroll 2
+          for (int64_t h = 0; h < L; h += 8) {
+            const VL w64 = __builtin_convertvector(halves[h / 8], VL);
+            const VL a = argmax_nchw ? w64 + (n * C + c0 + h) * HW + lane * HW : w64 * C + (n * HW * C + c0 + h) + lane;
+            std::memcpy(a_px + c0 + h, &a, sizeof a);
           }
         }
       }
@@ -110,6 +122,71 @@ void max_pool2d_rows(const Pool2dShape& s, const T* __restrict x, T* __restrict 
           for (int64_t j = 0; j < nb; ++j) a_px[c0 + j] = (n * C + c0 + j) * HW + where[j];
         } else {
           for (int64_t j = 0; j < nb; ++j) a_px[c0 + j] = (n * HW + where[j]) * C + c0 + j;
+        }
+      }
+    }
+  }
+}
+
+// The common 2x2, stride-2, unpadded max-pool on channel counts that fill
+// 64-byte blocks: the four taps unrolled, and the winner tracked as its
+// offset from the window's first cell (0, one pixel, one row, both), so the
+// flat index is one widening add.  Same order, ties and NaN rule as above.
+template <typename T, typename Rel>
+void max_pool2d_rows_2x2(const Pool2dShape& s, const T* __restrict x, T* __restrict y,
+                         int64_t* __restrict argmax, bool argmax_nchw, int64_t row_begin, int64_t row_end) {
+  typedef T VT __attribute__((vector_size(64)));
+  typedef Rel VR __attribute__((vector_size(64)));
+  typedef int64_t VL __attribute__((vector_size(64)));
+  constexpr int64_t L = 64 / sizeof(T);
+  static_assert(sizeof(Rel) == sizeof(T), "the winner's offset blends at the data's lane width");
+  const int64_t C = s.channels, W = s.width, HW = s.height * s.width;
+  // Offsets of the window's cells from its first, in the argmax's order.
+  const int64_t px = argmax_nchw ? 1 : C, row = argmax_nchw ? W : W * C;
+  const VR rel01 = VR{} + static_cast<Rel>(px), rel10 = VR{} + static_cast<Rel>(row),
+           rel11 = VR{} + static_cast<Rel>(row + px);
+  const VL lane = {0, 1, 2, 3, 4, 5, 6, 7};
+  const VL lane_step = argmax_nchw ? lane * HW : lane;
+  for (int64_t r = row_begin; r < row_end; ++r) {
+    const int64_t n = r / s.out_height, oh = r % s.out_height;
+    const T* x0 = x + (n * HW + 2 * oh * W) * C;
+    const T* x1 = x0 + W * C;
+    T* y_row = y + r * s.out_width * C;
+    int64_t* a_row = argmax + r * s.out_width * C;
+    for (int64_t ow = 0; ow < s.out_width; ++ow) {
+      const int64_t first = 2 * oh * W + 2 * ow;  // the window's first cell in the image
+      const T* p0 = x0 + 2 * ow * C;
+      const T* p1 = x1 + 2 * ow * C;
+      for (int64_t c0 = 0; c0 < C; c0 += L) {
+        VT best;
+        std::memcpy(&best, p0 + c0, sizeof best);
+        VR where = VR{};
+        // Take v if it beats best, or if v is the window's first NaN.
+        auto tap = [&](const T* cell, const VR& rel) {
+          VT v;
+          std::memcpy(&v, cell, sizeof v);
+          const VR take = ~(v <= best) & (best == best);
+          best = take ? v : best;
+          where = take ? rel : where;
+        };
+        tap(p0 + C + c0, rel01);
+        tap(p1 + c0, rel10);
+        tap(p1 + C + c0, rel11);
+        std::memcpy(y_row + ow * C + c0, &best, sizeof best);
+        const int64_t base = argmax_nchw ? (n * C + c0) * HW + first : (n * HW + first) * C + c0;
+#pragma GCC unroll 2
+        for (int64_t h = 0; h < L; h += 8) {
+          VL w64;
+          if constexpr (L == 16) {
+            typedef Rel VH __attribute__((vector_size(32)));
+            const VH half = h == 0 ? __builtin_shufflevector(where, where, 0, 1, 2, 3, 4, 5, 6, 7)
+                                   : __builtin_shufflevector(where, where, 8, 9, 10, 11, 12, 13, 14, 15);
+            w64 = __builtin_convertvector(half, VL);
+          } else {
+            w64 = __builtin_convertvector(where, VL);
+          }
+          const VL a = w64 + (base + (argmax_nchw ? h * HW : h)) + lane_step;
+          std::memcpy(a_row + ow * C + c0 + h, &a, sizeof a);
         }
       }
     }
@@ -189,6 +266,10 @@ void avg_pool2d_backward_rows(const Pool2dShape& s, const T* __restrict dy, T* _
 template void max_pool2d_rows<float, int32_t>(const Pool2dShape&, const float*, float*, int64_t*, bool, int64_t, int64_t);
 template void max_pool2d_rows<float, int64_t>(const Pool2dShape&, const float*, float*, int64_t*, bool, int64_t, int64_t);
 template void max_pool2d_rows<double, int64_t>(const Pool2dShape&, const double*, double*, int64_t*, bool, int64_t, int64_t);
+template void max_pool2d_rows_2x2<float, int32_t>(const Pool2dShape&, const float*, float*, int64_t*, bool, int64_t,
+                                                  int64_t);
+template void max_pool2d_rows_2x2<double, int64_t>(const Pool2dShape&, const double*, double*, int64_t*, bool,
+                                                   int64_t, int64_t);
 template void avg_pool2d_rows<float>(const Pool2dShape&, const float*, float*, bool, int64_t, int64_t);
 template void avg_pool2d_rows<double>(const Pool2dShape&, const double*, double*, bool, int64_t, int64_t);
 template void avg_pool2d_backward_rows<float>(const Pool2dShape&, const float*, float*, bool, int64_t, int64_t);
