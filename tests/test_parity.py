@@ -327,6 +327,19 @@ for (shape, radius), layout in itertools.product(LRN_CONFIGS, ("NHWC", "NCHW")):
         return (randn(rng, x.shape, dtype), x, y, scale), options
 
 
+for shape in ((2, 3, 3, 32), (1, 2, 3, 64)):
+    @case(f"{'x'.join(map(str, shape))}-tiny-bias-specials", "local_response_norm")
+    def _(rng, dtype, shape=shape):
+        # With a subnormal (float32) bias, a pixel of zeros or of tiny values has a
+        # subnormal scale, and a NaN a NaN one. Each must come out as the exactly rounded
+        # roots give it (the fast reciprocal roots skip those lanes).
+        x = randn(rng, shape, dtype)
+        x[0, 0, 0] = 0.0
+        x[0, 0, 1] = 1e-22
+        x[0, 1, 1, 5] = np.nan
+        return (x,), dict(depth_radius=5, bias=1e-40, alpha=0.5, beta=0.75)
+
+
 # ------------------------------------------------------------------ dropout
 
 for shape, keep in [((1000,), 0.8), ((3, 7, 5), 0.5), ((2, 3), 1.0), ((0,), 0.5),
