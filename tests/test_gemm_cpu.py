@@ -107,6 +107,16 @@ def test_alpha_beta(alpha, beta, trans_a, trans_b, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trans_a, trans_b", TRANSPOSES)
+@pytest.mark.parametrize("k", [1, 31, 32, 1000, 401_408])
+@pytest.mark.parametrize("alpha, beta", [(1.0, 0.0), (-2.0, 0.25)])
+def test_dot_product_shape(k, alpha, beta, trans_a, trans_b, dtype):
+    # m = n = 1 runs as a dot product (contiguous operands in vector partial sums with a
+    # scalar tail, strided ones in a scalar loop: a trans_a A or a plain B of k rows).
+    _check_gemm(1, 1, k, trans_a, trans_b, dtype, alpha, beta)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("trans_a", [False, True])
 @pytest.mark.parametrize("m", [15, 23, 45, 100])
 @pytest.mark.parametrize("alpha, beta", [(1.0, 0.0), (-2.0, 0.25)])
@@ -162,7 +172,7 @@ def test_thread_counts_agree(threads):
 @pytest.mark.parametrize("activation", list(ACTIVATIONS))
 @pytest.mark.parametrize("with_bias", [True, False])
 @pytest.mark.parametrize("n, k, m", [(64, 3136, 128), (64, 128, 256), (64, 256, 10), (7, 33, 65),
-                                     (1, 1, 1)])
+                                     (1, 1, 1), (1, 777, 1)])
 def test_linear_epilogue(n, k, m, with_bias, activation, dtype):
     rng = _rng(n, k, m, with_bias, activation)
     x = rng.standard_normal((n, k)).astype(dtype)
