@@ -42,6 +42,7 @@ def profile(backend: str = "cpu", batch: int = 64, steps: int = 20, warmup: int 
     totals: dict[str, float] = collections.defaultdict(float)
     calls: dict[str, int] = collections.defaultdict(int)
     recording = [False]
+    depth = [0]
     wrapped = []
     for name in dir(type(target)):
         method = getattr(target, name)
@@ -49,12 +50,16 @@ def profile(backend: str = "cpu", batch: int = 64, steps: int = 20, warmup: int 
             continue
 
         def timed(*args, _name=name, _method=method, **kwargs):
-            if not recording[0]:
+            # Only the outermost op is timed: a backend method composed of others (the
+            # fused conv2d_relu_max_pool2d where it has no kernel) counts once, as itself.
+            if not recording[0] or depth[0]:
                 return _method(*args, **kwargs)
+            depth[0] += 1
             start = clock()
             try:
                 return _method(*args, **kwargs)
             finally:
+                depth[0] -= 1
                 label = _label(_name, args)
                 totals[label] += clock() - start
                 calls[label] += 1

@@ -42,6 +42,7 @@ from fastnn._shapes import conv_output_size, pair, resolve_padding
 __all__ = [
     "gemm", "linear",
     "conv2d", "conv2d_backward_data", "conv2d_backward_weights", "bias_backward",
+    "conv2d_relu_max_pool2d",
     "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
     "relu", "relu_backward", "sigmoid", "sigmoid_backward", "tanh", "tanh_backward",
     "softmax", "softmax_backward", "log_softmax",
@@ -378,6 +379,42 @@ def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1, layout: str = "NHWC
     return _dispatch(op, x, w, b, out).conv2d(
         x, w, b, stride=stride, padding=pads, dilation=dilation, layout=layout,
         activation=activation, out=out)
+
+
+def conv2d_relu_max_pool2d(x, w, b=None, *, stride=1, padding=0, dilation=1,
+                           layout: str = "NHWC"):
+    """``max_pool2d(conv2d(x, w, b, activation="relu"), kernel=2)`` as one op.
+
+    Returns ``(y, argmax)`` exactly as that composition does: ``y`` the pooled output and
+    ``argmax`` flat indices into the convolution's output (whose shape ``conv2d`` gives),
+    so :func:`max_pool2d_backward` takes them unchanged. The cpu backend fuses the two
+    for short patches (a network's first layer): each pair of output rows is pooled while
+    it is in L1, and the full-size output is never written. Elsewhere it composes them.
+    The pool is 2x2 with stride 2 and no padding; the output must be at least 2x2.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> y, idx = conv2d_relu_max_pool2d(np.arange(16.0).reshape(1, 4, 4, 1), np.ones((1, 1, 1, 1)))
+    >>> y[0, :, :, 0], idx.ravel()
+    (array([[ 5.,  7.],
+           [13., 15.]]), array([ 5,  7, 13, 15]))
+    """
+    op = "conv2d_relu_max_pool2d"
+    layout = _layout(op, layout)
+    x = _float(op, "x", x, ndim=4, layout=layout)
+    w = _float(op, "w", w, ndim=4, dtype=x.dtype, layout="HWIO" if layout == "NHWC" else "OIHW")
+    w_hwio = _hwio(w.shape, layout)
+    stride, pads, dilation, y_shape = _conv_args(op, x.shape, w_hwio, stride, padding, dilation,
+                                                 layout)
+    if b is not None:
+        b = _float(op, "b", b, ndim=1, dtype=x.dtype)
+        _same_shape(op, "b", b, (w_hwio[3],))
+    _, ho, wo, _ = _nhwc(y_shape, layout)
+    if ho < 2 or wo < 2:
+        raise ValueError(f"{op}: the 2x2 pool does not fit the convolution's {(ho, wo)} output")
+    return _dispatch(op, x, w, b).conv2d_relu_max_pool2d(
+        x, w, b, stride=stride, padding=pads, dilation=dilation, layout=layout)
 
 
 def conv2d_backward_data(dy, w, x_shape, *, stride=1, padding=0, dilation=1,

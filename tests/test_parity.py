@@ -149,6 +149,36 @@ for activation in ("relu", "sigmoid", "tanh"):
                                                                       activation=activation)
 
 
+# conv2d_relu_max_pool2d: the cpu backend's fused kernel needs a direct-path patch (first
+# layers) and channels filling 64-byte blocks (16 float32, 8 float64); the rest compose.
+FUSED_POOL_CONFIGS = [
+    (2, 28, 28, 1, 32, 3, 3, 1, "same", 1),   # the seed's first layer
+    (3, 7, 9, 1, 16, 3, 3, 1, "same", 1),     # odd output: the last row and column unpooled
+    (1, 9, 8, 3, 48, 5, 3, 1, 1, 1),          # three channel vectors, 5x3 kernel
+    (2, 11, 10, 2, 16, 3, 3, 2, "valid", 1),  # stride 2
+    (1, 10, 10, 1, 24, 3, 3, 1, "same", 2),   # dilation; 24 channels: composed in float32
+    (2, 6, 6, 1, 8, 3, 3, 1, "same", 1),      # 8 channels: fused in float64 only
+    (2, 8, 8, 16, 32, 3, 3, 1, "same", 1),    # 144 taps: not the direct path, composed
+]
+for index, config in enumerate(FUSED_POOL_CONFIGS):
+    for layout in ("NHWC", "NCHW"):
+        for with_bias in (True, False):
+            @case(f"{index}-{layout}-{'bias' if with_bias else 'nobias'}",
+                  "conv2d_relu_max_pool2d")
+            def _(rng, dtype, config=config, layout=layout, with_bias=with_bias):
+                x, w, options = _conv_inputs(rng, dtype, config, layout)
+                b = randn(rng, (config[4],), dtype) if with_bias else None
+                return (x, w, b), options
+
+
+@case("ties-and-zeros", "conv2d_relu_max_pool2d")
+def _(rng, dtype):
+    # Small integers: equal maxima (the first in window order wins) and relu's zeros.
+    x = rng.integers(-2, 3, (2, 8, 6, 1)).astype(dtype)
+    w = rng.integers(-1, 2, (3, 3, 1, 32)).astype(dtype)
+    return (x, w), dict(padding="same")
+
+
 @case("empty-batch", "conv2d")
 def _(rng, dtype):
     return (np.zeros((0, 5, 5, 2), dtype), randn(rng, (3, 3, 2, 4), dtype)), dict(padding=1)

@@ -15,6 +15,7 @@
 
 #include "common/cpu_features.h"
 #include "common/parallel.h"
+#include "cpu/pool.h"
 
 namespace fastnn::cpu {
 
@@ -22,7 +23,7 @@ namespace fastnn::cpu {
   namespace ns {                                                                                           \
   template <typename T>                                                                                    \
   void conv2d_direct_forward_rows(const DirectConvPlan&, const T*, const T*, const T*, Activation, T*,    \
-                                  int64_t, int64_t, T*);                                                   \
+                                  int64_t, int64_t, int64_t, T*);                                          \
   template <typename T>                                                                                    \
   void conv2d_direct_backward_weights_rows(const DirectConvPlan&, const T*, const T*, int64_t, int64_t, T*, \
                                            T*);                                                            \
@@ -43,10 +44,15 @@ size_t align_up(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 struct Layout {
   DirectConvPlan plan;
   size_t offsets_bytes, weights_bytes, bias_bytes;  // shared
-  size_t pad_bytes, partial_bytes;                  // per chunk
+  size_t pad_bytes, partial_bytes, rows_bytes;      // per chunk
   size_t shared() const { return offsets_bytes + weights_bytes + bias_bytes; }
-  size_t slot() const { return pad_bytes + partial_bytes; }
+  size_t slot() const { return pad_bytes + partial_bytes + rows_bytes; }
 };
+
+// Forward with a max-pool fused after it: each chunk also holds the two
+// output rows one pooled row reads.
+template <typename T>
+Layout pooled_layout(const Conv2dShape& s);
 
 template <typename T>
 Layout layout(const Conv2dShape& s, bool backward) {
@@ -62,8 +68,30 @@ Layout layout(const Conv2dShape& s, bool backward) {
   l.bias_bytes = backward ? 0 : align_up(p.oc_blocks * kDirectOcBlock<T> * sizeof(T));
   l.pad_bytes = align_up(p.padded_h * p.padded_w * s.in_c * sizeof(T));
   l.partial_bytes = backward ? align_up(p.taps * s.out_c * sizeof(T)) : 0;
+  l.rows_bytes = 0;
   return l;
 }
+
+template <typename T>
+Layout pooled_layout(const Conv2dShape& s) {
+  Layout l = layout<T>(s, false);
+  l.rows_bytes = align_up(2 * s.out_w * s.out_c * sizeof(T));
+  return l;
+}
+
+// The 2x2 / stride-2 pool over two output rows held in a scratch.
+Pool2dShape pool_of_two_rows(const Conv2dShape& s) {
+  Pool2dShape p{};
+  p.batch = 1;
+  p.height = 2;
+  p.width = s.out_w;
+  p.channels = s.out_c;
+  p.out_height = 1;
+  p.out_width = s.out_w / 2;
+  p.kernel_h = p.kernel_w = p.stride_h = p.stride_w = 2;
+  return p;
+}
+
 
 int64_t row_grain(const Conv2dShape& s) {
   const int64_t macs_per_row = std::max<int64_t>(s.out_w * s.out_c * s.kernel_h * s.kernel_w * s.in_c, 1);
@@ -85,6 +113,27 @@ void fill_tap_offsets(const DirectConvPlan& p, int64_t* offsets) {
       for (int64_t c = 0; c < s.in_c; ++c) offsets[t++] = (i * s.dilation_h * p.padded_w + j * s.dilation_w) * s.in_c + c;
     }
   }
+}
+
+// Tap offsets, and the weights and bias packed into zero-padded channel blocks
+// (w: taps x out_c -> oc_blocks x taps x kDirectOcBlock), in the shared part.
+template <typename T>
+void pack_forward(Layout& l, const T* w, const T* bias, unsigned char* base, T** w_packed, T** bias_packed) {
+  DirectConvPlan& plan = l.plan;
+  const Conv2dShape& s = plan.shape;
+  auto* offsets = reinterpret_cast<int64_t*>(base);
+  *w_packed = reinterpret_cast<T*>(base + l.offsets_bytes);
+  *bias_packed = reinterpret_cast<T*>(base + l.offsets_bytes + l.weights_bytes);
+  fill_tap_offsets(plan, offsets);
+  plan.tap_offsets = offsets;
+  constexpr int64_t B = kDirectOcBlock<T>;
+  T* wp = *w_packed;
+  std::fill(wp, wp + plan.oc_blocks * plan.taps * B, T(0));
+  std::fill(*bias_packed, *bias_packed + plan.oc_blocks * B, T(0));
+  for (int64_t t = 0; t < plan.taps; ++t) {
+    for (int64_t o = 0; o < s.out_c; ++o) wp[((o / B) * plan.taps + t) * B + o % B] = w[t * s.out_c + o];
+  }
+  if (bias != nullptr) std::copy(bias, bias + s.out_c, *bias_packed);
 }
 
 void require_workspace(size_t have, size_t need, const char* op) {
@@ -114,32 +163,80 @@ void conv2d_direct_forward(const Conv2dShape& s, const T* x, const T* w, const T
   check_conv2d_shape(s);
   require_workspace(workspace_bytes, conv2d_direct_forward_workspace_bytes<T>(s, threads), "conv2d");
   Layout l = layout<T>(s, false);
-  DirectConvPlan& plan = l.plan;
+  const DirectConvPlan& plan = l.plan;
   auto* base = static_cast<unsigned char*>(workspace);
-  auto* offsets = reinterpret_cast<int64_t*>(base);
-  T* w_packed = reinterpret_cast<T*>(base + l.offsets_bytes);
-  T* bias_packed = reinterpret_cast<T*>(base + l.offsets_bytes + l.weights_bytes);
   unsigned char* slots = base + l.shared();
-  fill_tap_offsets(plan, offsets);
-  plan.tap_offsets = offsets;
-
-  // w (taps x out_c) -> oc_blocks x taps x kDirectOcBlock, zero-padded.
-  constexpr int64_t B = kDirectOcBlock<T>;
-  std::fill(w_packed, w_packed + plan.oc_blocks * plan.taps * B, T(0));
-  std::fill(bias_packed, bias_packed + plan.oc_blocks * B, T(0));
-  for (int64_t t = 0; t < plan.taps; ++t) {
-    for (int64_t o = 0; o < s.out_c; ++o) w_packed[((o / B) * plan.taps + t) * B + o % B] = w[t * s.out_c + o];
-  }
-  if (bias != nullptr) std::copy(bias, bias + s.out_c, bias_packed);
+  T *w_packed, *bias_packed;
+  pack_forward(l, w, bias, base, &w_packed, &bias_packed);
 
   const Isa isa = selected_isa();
   parallel_chunks(0, s.batch * s.out_h, row_grain(s), chunk_count(s, threads),
                   [&](int64_t chunk, int64_t r0, int64_t r1) {
     T* pad = reinterpret_cast<T*>(slots + chunk * l.slot());
     switch (isa) {
-      case Isa::avx512: avx512::conv2d_direct_forward_rows(plan, x, w_packed, bias_packed, act, y, r0, r1, pad); break;
-      case Isa::avx2: avx2::conv2d_direct_forward_rows(plan, x, w_packed, bias_packed, act, y, r0, r1, pad); break;
-      default: portable::conv2d_direct_forward_rows(plan, x, w_packed, bias_packed, act, y, r0, r1, pad); break;
+      case Isa::avx512: avx512::conv2d_direct_forward_rows(plan, x, w_packed, bias_packed, act, y, 0, r0, r1, pad); break;
+      case Isa::avx2: avx2::conv2d_direct_forward_rows(plan, x, w_packed, bias_packed, act, y, 0, r0, r1, pad); break;
+      default: portable::conv2d_direct_forward_rows(plan, x, w_packed, bias_packed, act, y, 0, r0, r1, pad); break;
+    }
+  });
+}
+
+template <typename T>
+bool conv2d_direct_fuses_max_pool(const Conv2dShape& s) {
+  return use_direct_conv(s) && s.out_h >= 2 && s.out_w >= 2 && max_pool2d_is_2x2<T>(pool_of_two_rows(s));
+}
+
+template <typename T>
+size_t conv2d_direct_relu_max_pool_workspace_bytes(const Conv2dShape& s, int threads) {
+  const Layout l = pooled_layout<T>(s);
+  return l.shared() + l.slot() * static_cast<size_t>(chunk_count(s, threads));
+}
+
+template <typename T>
+void conv2d_direct_relu_max_pool(const Conv2dShape& s, const T* x, const T* w, const T* bias, T* y_pool,
+                                 int64_t* argmax, void* workspace, size_t workspace_bytes, int threads) {
+  check_conv2d_shape(s);
+  if (!conv2d_direct_fuses_max_pool<T>(s)) {
+    throw std::invalid_argument("conv2d_relu_max_pool2d: this shape has no fused kernel");
+  }
+  require_workspace(workspace_bytes, conv2d_direct_relu_max_pool_workspace_bytes<T>(s, threads),
+                    "conv2d_relu_max_pool2d");
+  Layout l = pooled_layout<T>(s);
+  const DirectConvPlan& plan = l.plan;
+  auto* base = static_cast<unsigned char*>(workspace);
+  unsigned char* slots = base + l.shared();
+  T *w_packed, *bias_packed;
+  pack_forward(l, w, bias, base, &w_packed, &bias_packed);
+
+  // Pooled rows (batch x out_h / 2) across threads; each computes its two
+  // output rows into the chunk's scratch (L1-sized) and pools them from there,
+  // so the full-size output is never written.  Chunk count and grain as the
+  // plain forward's, in pooled rows.
+  const Pool2dShape ps = pool_of_two_rows(s);
+  const int64_t pooled_h = s.out_h / 2, pooled_row = ps.out_width * s.out_c;
+  const Isa isa = selected_isa();
+  parallel_chunks(0, s.batch * pooled_h, std::max<int64_t>(1, row_grain(s) / 2), chunk_count(s, threads),
+                  [&](int64_t chunk, int64_t p0, int64_t p1) {
+    unsigned char* slot = slots + chunk * l.slot();
+    T* pad = reinterpret_cast<T*>(slot);
+    T* rows = reinterpret_cast<T*>(slot + l.pad_bytes + l.partial_bytes);
+    for (int64_t pr = p0; pr < p1; ++pr) {
+      const int64_t n = pr / pooled_h, ph = pr % pooled_h;
+      const int64_t r0 = n * s.out_h + 2 * ph;  // the first of its two output rows
+      switch (isa) {
+        case Isa::avx512:
+          avx512::conv2d_direct_forward_rows(plan, x, w_packed, bias_packed, Activation::relu, rows, r0, r0, r0 + 2, pad);
+          break;
+        case Isa::avx2:
+          avx2::conv2d_direct_forward_rows(plan, x, w_packed, bias_packed, Activation::relu, rows, r0, r0, r0 + 2, pad);
+          break;
+        default:
+          portable::conv2d_direct_forward_rows(plan, x, w_packed, bias_packed, Activation::relu, rows, r0, r0, r0 + 2,
+                                               pad);
+          break;
+      }
+      max_pool2d_2x2_rows<T>(ps, rows, y_pool + pr * pooled_row, argmax + pr * pooled_row,
+                             r0 * s.out_w * s.out_c, 0, 1);
     }
   });
 }
@@ -186,7 +283,11 @@ void conv2d_direct_backward_weights(const Conv2dShape& s, const T* dy, const T* 
   template void conv2d_direct_forward<T>(const Conv2dShape&, const T*, const T*, const T*, Activation, T*,     \
                                          void*, size_t, int);                                                  \
   template void conv2d_direct_backward_weights<T>(const Conv2dShape&, const T*, const T*, T*, void*, size_t, \
-                                                  int);
+                                                  int);                                                        \
+  template bool conv2d_direct_fuses_max_pool<T>(const Conv2dShape&);                                           \
+  template size_t conv2d_direct_relu_max_pool_workspace_bytes<T>(const Conv2dShape&, int);                     \
+  template void conv2d_direct_relu_max_pool<T>(const Conv2dShape&, const T*, const T*, const T*, T*, int64_t*, \
+                                               void*, size_t, int);
 FASTNN_INSTANTIATE(float)
 FASTNN_INSTANTIATE(double)
 #undef FASTNN_INSTANTIATE

@@ -38,6 +38,18 @@ template <typename T> size_t conv2d_direct_backward_weights_workspace_bytes(cons
 template <typename T>
 void conv2d_direct_forward(const Conv2dShape& s, const T* x_nhwc, const T* w_hwio, const T* bias, Activation act,
                            T* y_nhwc, void* workspace, size_t workspace_bytes, int threads);
+// Fused forward of conv + bias + relu + a 2x2 / stride-2 max-pool:
+// y_pool (batch, out_h / 2, out_w / 2, out_c) and argmax, flat NHWC indices
+// into the (batch, out_h, out_w, out_c) convolution output, which is never
+// written (both as max_pool2d_forward gives them).  Only where
+// conv2d_direct_fuses_max_pool: the direct path, and channel blocks that fit
+// the pool's unrolled kernel; std::invalid_argument otherwise.
+template <typename T> bool conv2d_direct_fuses_max_pool(const Conv2dShape& s);
+template <typename T> size_t conv2d_direct_relu_max_pool_workspace_bytes(const Conv2dShape& s, int threads);
+template <typename T>
+void conv2d_direct_relu_max_pool(const Conv2dShape& s, const T* x_nhwc, const T* w_hwio, const T* bias,
+                                 T* y_pool_nhwc, int64_t* argmax, void* workspace, size_t workspace_bytes,
+                                 int threads);
 // dw = conv2d weight gradient (overwritten, not accumulated).
 template <typename T>
 void conv2d_direct_backward_weights(const Conv2dShape& s, const T* dy_nhwc, const T* x_nhwc, T* dw_hwio,

@@ -270,14 +270,17 @@ void forward_row_block(const DirectConvPlan& plan, const T* x_row, const T* w_bl
 // Output rows [row_begin, row_end) of batch x out_h.  w_packed: oc_blocks
 // blocks of taps x kDirectOcBlock weights; bias_packed: oc_blocks x
 // kDirectOcBlock (zeros where there is no bias).
+// y holds output rows from y_row0 on (0: the whole output; a fused caller
+// passes a scratch of a few rows).
 template <typename T>
 void conv2d_direct_forward_rows(const DirectConvPlan& plan, const T* x, const T* w_packed, const T* bias_packed,
-                                Activation act, T* y, int64_t row_begin, int64_t row_end, T* pad_buffer) {
+                                Activation act, T* y, int64_t y_row0, int64_t row_begin, int64_t row_end,
+                                T* pad_buffer) {
   const Conv2dShape& s = plan.shape;
   for_each_padded_segment(plan, x, row_begin, row_end, pad_buffer, [&](int64_t n, int64_t oh0, int64_t oh1) {
     for (int64_t oh = oh0; oh < oh1; ++oh) {
       const T* x_row = pad_buffer + (oh - oh0) * s.stride_h * plan.padded_w * s.in_c;
-      T* y_row = y + (n * s.out_h + oh) * s.out_w * s.out_c;
+      T* y_row = y + (n * s.out_h + oh - y_row0) * s.out_w * s.out_c;
       for (int64_t block = 0; block < plan.oc_blocks; ++block) {
         const int64_t oc0 = block * kBlock<T>;
         const int64_t valid = std::min<int64_t>(kBlock<T>, s.out_c - oc0);
@@ -315,9 +318,10 @@ void conv2d_direct_backward_weights_rows(const DirectConvPlan& plan, const T* dy
 }
 
 template void conv2d_direct_forward_rows<float>(const DirectConvPlan&, const float*, const float*, const float*,
-                                                Activation, float*, int64_t, int64_t, float*);
+                                                Activation, float*, int64_t, int64_t, int64_t, float*);
 template void conv2d_direct_forward_rows<double>(const DirectConvPlan&, const double*, const double*,
-                                                 const double*, Activation, double*, int64_t, int64_t, double*);
+                                                 const double*, Activation, double*, int64_t, int64_t, int64_t,
+                                                 double*);
 template void conv2d_direct_backward_weights_rows<float>(const DirectConvPlan&, const float*, const float*, int64_t,
                                                          int64_t, float*, float*);
 template void conv2d_direct_backward_weights_rows<double>(const DirectConvPlan&, const double*, const double*,

@@ -23,7 +23,7 @@ namespace fastnn::cpu {
   template <typename T, typename Spatial>                                                             \
   void max_pool2d_rows(const Pool2dShape&, const T*, T*, int64_t*, bool, int64_t, int64_t);           \
   template <typename T, typename Rel>                                                                 \
-  void max_pool2d_rows_2x2(const Pool2dShape&, const T*, T*, int64_t*, bool, int64_t, int64_t);       \
+  void max_pool2d_rows_2x2(const Pool2dShape&, const T*, T*, int64_t*, bool, int64_t, int64_t, int64_t); \
   template <typename T> void avg_pool2d_rows(const Pool2dShape&, const T*, T*, bool, int64_t, int64_t); \
   template <typename T>                                                                               \
   void avg_pool2d_backward_rows(const Pool2dShape&, const T*, T*, bool, int64_t, int64_t);            \
@@ -56,12 +56,23 @@ static void max_pool2d_dispatch(const Pool2dShape& s, const T* x, T* y, int64_t*
 // 2x2, stride 2, no padding, whole 64-byte channel blocks, and window offsets
 // (a row of the image) that fit the data's lane width: max_pool2d_rows_2x2.
 template <typename T>
-static bool use_2x2(const Pool2dShape& s) {
+bool max_pool2d_is_2x2(const Pool2dShape& s) {
   const int64_t lanes = 64 / static_cast<int64_t>(sizeof(T));
   const int64_t max_offset = sizeof(T) == 4 ? INT32_MAX : INT64_MAX;
   return s.kernel_h == 2 && s.kernel_w == 2 && s.stride_h == 2 && s.stride_w == 2 && s.pad_h == 0 &&
          s.pad_w == 0 && s.channels % lanes == 0 && s.width * s.channels + s.channels <= max_offset &&
          s.height * s.width <= max_offset;
+}
+
+template <typename T>
+void max_pool2d_2x2_rows(const Pool2dShape& s, const T* x, T* y, int64_t* argmax, int64_t index_base,
+                         int64_t row_begin, int64_t row_end) {
+  using Rel = std::conditional_t<sizeof(T) == 4, int32_t, int64_t>;
+  switch (selected_isa()) {
+    case Isa::avx512: avx512::max_pool2d_rows_2x2<T, Rel>(s, x, y, argmax, false, index_base, row_begin, row_end); break;
+    case Isa::avx2: avx2::max_pool2d_rows_2x2<T, Rel>(s, x, y, argmax, false, index_base, row_begin, row_end); break;
+    default: portable::max_pool2d_rows_2x2<T, Rel>(s, x, y, argmax, false, index_base, row_begin, row_end); break;
+  }
 }
 
 template <typename T>
@@ -71,16 +82,16 @@ static void max_pool2d_2x2(const Pool2dShape& s, const T* x, T* y, int64_t* argm
   const int64_t grain = row_grain(s.out_width * s.channels * 4);
   parallel_for(0, s.batch * s.out_height, grain, [&](int64_t lo, int64_t hi) {
     switch (isa) {
-      case Isa::avx512: avx512::max_pool2d_rows_2x2<T, Rel>(s, x, y, argmax, nchw, lo, hi); break;
-      case Isa::avx2: avx2::max_pool2d_rows_2x2<T, Rel>(s, x, y, argmax, nchw, lo, hi); break;
-      default: portable::max_pool2d_rows_2x2<T, Rel>(s, x, y, argmax, nchw, lo, hi); break;
+      case Isa::avx512: avx512::max_pool2d_rows_2x2<T, Rel>(s, x, y, argmax, nchw, 0, lo, hi); break;
+      case Isa::avx2: avx2::max_pool2d_rows_2x2<T, Rel>(s, x, y, argmax, nchw, 0, lo, hi); break;
+      default: portable::max_pool2d_rows_2x2<T, Rel>(s, x, y, argmax, nchw, 0, lo, hi); break;
     }
   });
 }
 
 template <typename T>
 void max_pool2d_forward(const Pool2dShape& s, const T* x_nhwc, T* y_nhwc, int64_t* argmax, bool argmax_nchw) {
-  if (use_2x2<T>(s)) {
+  if (max_pool2d_is_2x2<T>(s)) {
     max_pool2d_2x2<T>(s, x_nhwc, y_nhwc, argmax, argmax_nchw);
     return;
   }
@@ -166,6 +177,9 @@ void avg_pool2d_backward(const Pool2dShape& s, const T* dy_nhwc, T* dx_nhwc, boo
   template void max_pool2d_forward<T>(const Pool2dShape&, const T*, T*, int64_t*, bool);            \
   template void max_pool2d_backward<T>(const T*, const int64_t*, T*, int64_t, int64_t, int64_t);    \
   template void avg_pool2d_forward<T>(const Pool2dShape&, const T*, T*, bool);                      \
+  template bool max_pool2d_is_2x2<T>(const Pool2dShape&);                                           \
+  template void max_pool2d_2x2_rows<T>(const Pool2dShape&, const T*, T*, int64_t*, int64_t, int64_t, \
+                                       int64_t);                                                    \
   template void avg_pool2d_backward<T>(const Pool2dShape&, const T*, T*, bool);
 FASTNN_INSTANTIATE_POOL(float)
 FASTNN_INSTANTIATE_POOL(double)

@@ -34,6 +34,16 @@ template <typename T>
 void max_pool2d_backward(const T* dy, const int64_t* argmax, T* dx, int64_t batch,
                          int64_t dy_per_batch, int64_t dx_per_batch);
 
+// Whether max_pool2d_forward runs its unrolled 2x2 / stride-2 kernel on this
+// shape (NHWC argmax), and that kernel on rows [row_begin, row_end) of batch x
+// out_height, on the calling thread, with index_base added to every argmax:
+// the pool half of a fused convolution (conv2d_direct.h).
+template <typename T>
+bool max_pool2d_is_2x2(const Pool2dShape& shape);
+template <typename T>
+void max_pool2d_2x2_rows(const Pool2dShape& shape, const T* x_nhwc, T* y_nhwc, int64_t* argmax,
+                         int64_t index_base, int64_t row_begin, int64_t row_end);
+
 template <typename T>
 void avg_pool2d_forward(const Pool2dShape& shape, const T* x_nhwc, T* y_nhwc,
                         bool count_include_pad);

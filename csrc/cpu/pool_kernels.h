@@ -132,9 +132,11 @@ void max_pool2d_rows(const Pool2dShape& s, const T* __restrict x, T* __restrict 
 // 64-byte blocks: the four taps unrolled, and the winner tracked as its
 // offset from the window's first cell (0, one pixel, one row, both), so the
 // flat index is one widening add.  Same order, ties and NaN rule as above.
+// index_base is added to every index (a slice of a larger tensor: fusion).
 template <typename T, typename Rel>
 void max_pool2d_rows_2x2(const Pool2dShape& s, const T* __restrict x, T* __restrict y,
-                         int64_t* __restrict argmax, bool argmax_nchw, int64_t row_begin, int64_t row_end) {
+                         int64_t* __restrict argmax, bool argmax_nchw, int64_t index_base, int64_t row_begin,
+                         int64_t row_end) {
   typedef T VT __attribute__((vector_size(64)));
   typedef Rel VR __attribute__((vector_size(64)));
   typedef int64_t VL __attribute__((vector_size(64)));
@@ -173,7 +175,7 @@ void max_pool2d_rows_2x2(const Pool2dShape& s, const T* __restrict x, T* __restr
         tap(p1 + c0, rel10);
         tap(p1 + C + c0, rel11);
         std::memcpy(y_row + ow * C + c0, &best, sizeof best);
-        const int64_t base = argmax_nchw ? (n * C + c0) * HW + first : (n * HW + first) * C + c0;
+        const int64_t base = index_base + (argmax_nchw ? (n * C + c0) * HW + first : (n * HW + first) * C + c0);
 #pragma GCC unroll 2
         for (int64_t h = 0; h < L; h += 8) {
           VL w64;
@@ -267,9 +269,9 @@ template void max_pool2d_rows<float, int32_t>(const Pool2dShape&, const float*, 
 template void max_pool2d_rows<float, int64_t>(const Pool2dShape&, const float*, float*, int64_t*, bool, int64_t, int64_t);
 template void max_pool2d_rows<double, int64_t>(const Pool2dShape&, const double*, double*, int64_t*, bool, int64_t, int64_t);
 template void max_pool2d_rows_2x2<float, int32_t>(const Pool2dShape&, const float*, float*, int64_t*, bool, int64_t,
-                                                  int64_t);
+                                                  int64_t, int64_t);
 template void max_pool2d_rows_2x2<double, int64_t>(const Pool2dShape&, const double*, double*, int64_t*, bool,
-                                                   int64_t, int64_t);
+                                                   int64_t, int64_t, int64_t);
 template void avg_pool2d_rows<float>(const Pool2dShape&, const float*, float*, bool, int64_t, int64_t);
 template void avg_pool2d_rows<double>(const Pool2dShape&, const double*, double*, bool, int64_t, int64_t);
 template void avg_pool2d_backward_rows<float>(const Pool2dShape&, const float*, float*, bool, int64_t, int64_t);

@@ -9,6 +9,7 @@
 
 #include "common/parallel.h"
 #include "cpu/conv2d.h"
+#include "cpu/conv2d_direct.h"
 #include "python/array_utils.h"
 #include "python/bindings.h"
 #include "python/workspace.h"
@@ -144,6 +145,49 @@ void bind_conv(py::module_& m) {
       return 0;
     });
   }, py::arg("dy"), py::arg("x"), py::arg("stride"), py::arg("pad_top_left"), py::arg("dilation"), py::arg("out"));
+
+  // Fused conv + bias + relu + 2x2 / stride-2 max-pool (conv2d_direct.h).  Returns
+  // False, touching nothing, when this shape has no fused kernel (the caller composes
+  // conv2d and max_pool2d instead); y and argmax are checked only when it has one.
+  m.def("conv2d_relu_max_pool2d", [](const py::array& x, const py::array& w, const py::object& bias, Pair stride,
+                                     Pair pad_top_left, Pair dilation, Pair conv_out_hw, py::array& y,
+                                     py::array& argmax) {
+    const char* op = "conv2d_relu_max_pool2d";
+    const DType dt = dtype_of(x, op, "x");
+    require_contiguous(x, op, "x");
+    require_contiguous(w, op, "w");
+    if (dtype_of(w, op, "w") != dt) throw py::type_error(std::string(op) + ": dtypes differ");
+    const auto s = make_shape(dims(x, op, "x"), dims(w, op, "w"), conv_out_hw, stride, pad_top_left, dilation, op);
+    py::array b;
+    if (!bias.is_none()) {
+      b = bias.cast<py::array>();
+      require_contiguous(b, op, "b");
+      if (dtype_of(b, op, "b") != dt || b.size() != s.out_c) throw py::value_error(std::string(op) + ": bias has the wrong size");
+    }
+    const int threads = get_num_threads();
+    return dispatch_float(dt, [&](auto tag) {
+      using T = decltype(tag);
+      if (!cpu::conv2d_direct_fuses_max_pool<T>(s)) return false;
+      if (dtype_of(y, op, "y") != dt) throw py::type_error(std::string(op) + ": dtypes differ");
+      require_shape(y, {s.batch, s.out_h / 2, s.out_w / 2, s.out_c}, op, "y");
+      require_writeable(y, op, "y");
+      if (!argmax.dtype().is(py::dtype::of<int64_t>())) throw py::type_error(std::string(op) + ": argmax must be int64");
+      require_shape(argmax, {s.batch, s.out_h / 2, s.out_w / 2, s.out_c}, op, "argmax");
+      require_writeable(argmax, op, "argmax");
+      if (s.batch == 0) return true;
+      const size_t bytes = cpu::conv2d_direct_relu_max_pool_workspace_bytes<T>(s, threads);
+      void* ws = thread_workspace().get(bytes);
+      const T* xp = in_ptr<T>(x);
+      const T* wp = in_ptr<T>(w);
+      const T* bp = bias.is_none() ? nullptr : in_ptr<T>(b);
+      T* yp = out_ptr<T>(y);
+      auto* ap = static_cast<int64_t*>(argmax.mutable_data());
+      py::gil_scoped_release release;
+      cpu::conv2d_direct_relu_max_pool<T>(s, xp, wp, bp, yp, ap, ws, bytes, threads);
+      return true;
+    });
+  }, py::arg("x"), py::arg("w"), py::arg("bias"), py::arg("stride"), py::arg("pad_top_left"), py::arg("dilation"),
+     py::arg("conv_out_hw"), py::arg("y"), py::arg("argmax"));
 }
 
 }  // namespace fastnn::python

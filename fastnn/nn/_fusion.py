@@ -9,6 +9,13 @@ with ``activation="relu"`` also takes its bias gradient from the masked pooled g
 every pooled element lands in exactly one input position, so the two sums agree (up to
 the order of the additions).
 
+A ``Conv2d(activation="relu")`` followed by a 2x2, stride-2, unpadded ``MaxPool2d`` (the
+layout the same) also fuses the forward: the convolution runs
+:func:`fastnn.ops.conv2d_relu_max_pool2d` and hands the pooled output and argmax to the
+pool through the link; its own output is never materialised (the backward does not need
+it: the pool masks with its pooled output). The cpu backend computes that op in one pass
+for short patches (the first layer); other backends and shapes compose the two ops.
+
 Results equal the unfused layers' exactly, except the bias gradient's rounding. The
 link lives for one forward/backward; layers used outside a Sequential never see one.
 """
@@ -27,11 +34,14 @@ from fastnn.nn.layers.pool import MaxPool2d
 class ReluPoolLink:
     """Shared by a ReLU producer and the max-pool after it for one forward/backward."""
 
-    __slots__ = ("pooled_grad", "layout")
+    __slots__ = ("pooled_grad", "layout", "fuse_forward", "pooled")
 
-    def __init__(self, layout: Optional[str]) -> None:
+    def __init__(self, layout: Optional[str], fuse_forward: bool = False) -> None:
         self.pooled_grad: Optional[Array] = None  # the masked pooled gradient, set by the pool
         self.layout = layout                      # the pool's layout
+        self.fuse_forward = fuse_forward          # the producer pools too (a Conv2d)
+        # (y, argmax, conv output shape) from a fused producer, taken by the pool.
+        self.pooled: Optional[tuple[Array, Array, tuple[int, ...]]] = None
 
 
 def _is_relu_producer(layer: Layer) -> bool:
@@ -48,5 +58,7 @@ def plan(layers: list[Layer]) -> dict[int, ReluPoolLink]:
         if type(pool) is MaxPool2d and _is_relu_producer(producer):
             if getattr(producer, "layout", pool.layout) != pool.layout:
                 continue
-            links[i] = links[i + 1] = ReluPoolLink(pool.layout)
+            fuse_forward = (type(producer) is Conv2d and pool.kernel == (2, 2)
+                            and pool.stride == (2, 2) and pool.padding == (0, 0))
+            links[i] = links[i + 1] = ReluPoolLink(pool.layout, fuse_forward)
     return links

@@ -1,5 +1,6 @@
 """cpu-backend conv2d forward and backward (csrc/cpu/conv2d.cpp: direct kernels for short
-patches, indirect GEMM without im2col for 16+ channels, blocked im2col + GEMM otherwise).
+patches, indirect GEMM without im2col for 16+ channels, blocked im2col + GEMM otherwise), and
+conv + relu + 2x2 max-pool fused for the direct kernels (csrc/cpu/conv2d_direct.cpp).
 
 The kernels are NHWC/HWIO. ``layout="NCHW"`` (OIHW weights) is converted at this
 boundary: one transposing copy of each image/weight tensor in and of the result out,
@@ -55,6 +56,21 @@ class CpuConvOps:
         y = _result(out, layout, (n, ho, wo, c_out), x.dtype)
         self._C.conv2d(x, w, b, stride, _top_left(padding), dilation, activation, y)
         return _finish(y, out, layout, lambda t: t.transpose(0, 3, 1, 2))
+
+    def conv2d_relu_max_pool2d(self, x, w, b=None, *, stride=1, padding=0, dilation=1,
+                               layout="NHWC"):
+        if layout == "NHWC":  # the fused kernel where the shape has one, else the composition
+            n, h, wd, _ = x.shape
+            kh, kw, _, c_out = w.shape
+            ho = conv_output_size(h, kh, stride[0], *padding[0], dilation[0])
+            wo = conv_output_size(wd, kw, stride[1], *padding[1], dilation[1])
+            y = np.empty((n, ho // 2, wo // 2, c_out), x.dtype)
+            argmax = np.empty(y.shape, np.int64)
+            if self._C.conv2d_relu_max_pool2d(x, w, b, stride, _top_left(padding), dilation,
+                                              (ho, wo), y, argmax):
+                return y, argmax
+        return super().conv2d_relu_max_pool2d(x, w, b, stride=stride, padding=padding,
+                                              dilation=dilation, layout=layout)
 
     def conv2d_backward_data(self, dy, w, x_shape, *, stride=1, padding=0, dilation=1,
                              layout="NHWC", out=None):

@@ -71,6 +71,13 @@ class ConvOps:
         y = from_nhwc(y.reshape(n, ho, wo, c_out), layout)
         return store(out, y.shape, x.dtype, y)
 
+    def conv2d_relu_max_pool2d(self, x, w, b=None, *, stride=1, padding=0, dilation=1,
+                               layout="NHWC"):
+        # The composition, on whichever backend inherits this (each one's own kernels).
+        y = self.conv2d(x, w, b, stride=stride, padding=padding, dilation=dilation,
+                        layout=layout, activation="relu")
+        return self.max_pool2d(y, kernel=(2, 2), stride=(2, 2), padding=(0, 0), layout=layout)
+
     def conv2d_backward_data(self, dy, w, x_shape, *, stride=1, padding=0, dilation=1,
                              layout="NHWC", out=None):
         dy_nhwc = to_nhwc(dy, layout)

@@ -120,8 +120,16 @@ class Conv2d(L2Weights, Layer):
         geometry = {"stride": self.stride, "padding": self.padding, "dilation": self.dilation,
                     "layout": self.layout}
         y_shape = self._output_shape(tuple(X.shape))
-        Y = ops.conv2d(X, W, b, activation=self.activation, **geometry,
-                       out=None if y_shape is None else self._buffer("y", y_shape, X, W.dtype))
+        if link is not None and link.fuse_forward:
+            # The max-pool after this relu is computed here too and handed over: the
+            # full-size output Y is never made (the pool masks the backward itself).
+            pooled, argmax = ops.conv2d_relu_max_pool2d(X, W, b, **geometry)
+            link.pooled = (pooled, argmax, y_shape)
+            Y = None
+        else:
+            Y = ops.conv2d(X, W, b, activation=self.activation, **geometry,
+                           out=None if y_shape is None else self._buffer("y", y_shape, X,
+                                                                         W.dtype))
         x_shape = tuple(X.shape)
 
         def backward(D: Array) -> Array:

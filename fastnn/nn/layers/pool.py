@@ -67,11 +67,17 @@ class MaxPool2d(_Pool2d):
 
     def forward(self, X: Array) -> tuple[Array, Backward]:
         link, self._fusion = self._fusion, None
-        self._check_input(X)
-        token = self._begin_forward()
-        # ops.max_pool2d takes no out= (it returns y and argmax): these two are fresh arrays.
-        Y, argmax = ops.max_pool2d(X, **self._options())
-        x_shape = tuple(X.shape)
+        if link is not None and link.pooled is not None:
+            # The Conv2d before this pool pooled already (nn._fusion); X is None.
+            Y, argmax, x_shape = link.pooled
+            link.pooled = None
+            token = self._begin_forward()
+        else:
+            self._check_input(X)
+            token = self._begin_forward()
+            # ops.max_pool2d takes no out= (it returns y and argmax): these two are fresh.
+            Y, argmax = ops.max_pool2d(X, **self._options())
+            x_shape = tuple(X.shape)
 
         def backward(D: Array) -> Array:
             self._check(token)
