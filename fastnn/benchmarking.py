@@ -246,7 +246,9 @@ def _nchw(torch, a, channels_last):
 def conv_cases(shapes=(((64, 28, 28, 1), 32), ((64, 14, 14, 32), 64)), kernel=3,
                dtype=np.float32):
     """conv2d forward, backward-data and backward-weights ("same" padding, stride 1) on NHWC
-    input with HWIO weights, at the seed network's two convolutions (batch 64).
+    input with HWIO weights, at the seed network's two convolutions (batch 64), and the
+    forward with relu and a 2x2 max-pool (``conv2d_relu_max_pool2d``; torch: the three
+    functional calls, the pool with indices as a training forward keeps them).
 
     ``numpy`` is the reference backend (im2col + one matmul); ``torch`` is ``F.conv2d`` on
     NCHW tensors and its backward passes through ``aten.convolution_backward`` (what autograd
@@ -273,6 +275,8 @@ def conv_cases(shapes=(((64, 28, 28, 1), 32), ((64, 14, 14, 32), 64)), kernel=3,
             if op == "conv2d":
                 out = np.empty(dy.shape, dtype)
                 return lambda: ops.conv2d(x, weights, bias, padding="same", out=out)
+            if op == "conv2d_relu_max_pool2d":
+                return lambda: ops.conv2d_relu_max_pool2d(x, weights, bias, padding="same")
             if op == "conv2d_backward_data":
                 out = np.empty(x.shape, dtype)
                 return lambda: ops.conv2d_backward_data(dy, weights, x.shape, padding="same",
@@ -282,7 +286,8 @@ def conv_cases(shapes=(((64, 28, 28, 1), 32), ((64, 14, 14, 32), 64)), kernel=3,
                                                        out=out)
 
         tag = f"{_shape_tag(x_shape)}-{c_out}"
-        for op in ("conv2d", "conv2d_backward_data", "conv2d_backward_weights"):
+        for op in ("conv2d", "conv2d_backward_data", "conv2d_backward_weights",
+                   "conv2d_relu_max_pool2d"):
             impls: dict[str, Factory] = {
                 "numpy": lambda op=op, make=make: _with_reference(make(op))}
             impls.update(_fastnn_impls(lambda _b, op=op, make=make: make(op)))
@@ -302,6 +307,11 @@ def _torch_conv(torch, inputs, op, pad, channels_last):
         bt = torch.from_numpy(bias)
         if op == "conv2d":
             return lambda: torch.nn.functional.conv2d(xt, wt, bt, padding=pad)
+        if op == "conv2d_relu_max_pool2d":
+            functional = torch.nn.functional
+            return lambda: functional.max_pool2d(
+                functional.relu(functional.conv2d(xt, wt, bt, padding=pad)), 2,
+                return_indices=True)
         dyt = _nchw(torch, dy, channels_last)
         mask = [op == "conv2d_backward_data", op == "conv2d_backward_weights", False]
         return lambda: torch.ops.aten.convolution_backward(
