@@ -336,6 +336,20 @@ def _conv_args_uncached(op, x_shape, w_hwio, stride, padding, dilation, layout):
 _conv_args_cached = functools.lru_cache(maxsize=256)(_conv_args_uncached)
 
 
+def _conv_forward_args(op, x, w, b, stride, padding, dilation, layout):
+    """A forward convolution's arrays checked against each other, its options normalised,
+    and its output shape: ``(x, w, b, stride, padding, dilation, y_shape)``."""
+    x = _float(op, "x", x, ndim=4, layout=layout)
+    w = _float(op, "w", w, ndim=4, dtype=x.dtype, layout="HWIO" if layout == "NHWC" else "OIHW")
+    w_hwio = _hwio(w.shape, layout)
+    stride, pads, dilation, y_shape = _conv_args(op, x.shape, w_hwio, stride, padding, dilation,
+                                                 layout)
+    if b is not None:
+        b = _float(op, "b", b, ndim=1, dtype=x.dtype)
+        _same_shape(op, "b", b, (w_hwio[3],))
+    return x, w, b, stride, pads, dilation, y_shape
+
+
 def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1, layout: str = "NHWC",
            activation: Optional[str] = None, out=None):
     """2-D convolution (cross-correlation, as in every deep-learning library).
@@ -366,14 +380,8 @@ def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1, layout: str = "NHWC
     """
     op = "conv2d"
     layout = _layout(op, layout)
-    x = _float(op, "x", x, ndim=4, layout=layout)
-    w = _float(op, "w", w, ndim=4, dtype=x.dtype, layout="HWIO" if layout == "NHWC" else "OIHW")
-    w_hwio = _hwio(w.shape, layout)
-    stride, pads, dilation, y_shape = _conv_args(op, x.shape, w_hwio, stride, padding, dilation,
-                                                 layout)
-    if b is not None:
-        b = _float(op, "b", b, ndim=1, dtype=x.dtype)
-        _same_shape(op, "b", b, (w_hwio[3],))
+    x, w, b, stride, pads, dilation, y_shape = _conv_forward_args(op, x, w, b, stride, padding,
+                                                                  dilation, layout)
     activation = _activation(op, activation)
     out = _out(op, out, y_shape, x.dtype, x)
     return _dispatch(op, x, w, b, out).conv2d(
@@ -402,14 +410,8 @@ def conv2d_relu_max_pool2d(x, w, b=None, *, stride=1, padding=0, dilation=1,
     """
     op = "conv2d_relu_max_pool2d"
     layout = _layout(op, layout)
-    x = _float(op, "x", x, ndim=4, layout=layout)
-    w = _float(op, "w", w, ndim=4, dtype=x.dtype, layout="HWIO" if layout == "NHWC" else "OIHW")
-    w_hwio = _hwio(w.shape, layout)
-    stride, pads, dilation, y_shape = _conv_args(op, x.shape, w_hwio, stride, padding, dilation,
-                                                 layout)
-    if b is not None:
-        b = _float(op, "b", b, ndim=1, dtype=x.dtype)
-        _same_shape(op, "b", b, (w_hwio[3],))
+    x, w, b, stride, pads, dilation, y_shape = _conv_forward_args(op, x, w, b, stride, padding,
+                                                                  dilation, layout)
     _, ho, wo, _ = _nhwc(y_shape, layout)
     if ho < 2 or wo < 2:
         raise ValueError(f"{op}: the 2x2 pool does not fit the convolution's {(ho, wo)} output")

@@ -64,28 +64,30 @@ bool max_pool2d_is_2x2(const Pool2dShape& s) {
          s.height * s.width <= max_offset;
 }
 
+// Rows [lo, hi) of the unrolled 2x2 kernel compiled for `isa`.
 template <typename T>
-void max_pool2d_2x2_rows(const Pool2dShape& s, const T* x, T* y, int64_t* argmax, int64_t index_base,
-                         int64_t row_begin, int64_t row_end) {
+static void max_pool2d_2x2_run(Isa isa, const Pool2dShape& s, const T* x, T* y, int64_t* argmax, bool nchw,
+                               int64_t index_base, int64_t lo, int64_t hi) {
   using Rel = std::conditional_t<sizeof(T) == 4, int32_t, int64_t>;
-  switch (selected_isa()) {
-    case Isa::avx512: avx512::max_pool2d_rows_2x2<T, Rel>(s, x, y, argmax, false, index_base, row_begin, row_end); break;
-    case Isa::avx2: avx2::max_pool2d_rows_2x2<T, Rel>(s, x, y, argmax, false, index_base, row_begin, row_end); break;
-    default: portable::max_pool2d_rows_2x2<T, Rel>(s, x, y, argmax, false, index_base, row_begin, row_end); break;
+  switch (isa) {
+    case Isa::avx512: avx512::max_pool2d_rows_2x2<T, Rel>(s, x, y, argmax, nchw, index_base, lo, hi); break;
+    case Isa::avx2: avx2::max_pool2d_rows_2x2<T, Rel>(s, x, y, argmax, nchw, index_base, lo, hi); break;
+    default: portable::max_pool2d_rows_2x2<T, Rel>(s, x, y, argmax, nchw, index_base, lo, hi); break;
   }
 }
 
 template <typename T>
+void max_pool2d_2x2_rows(const Pool2dShape& s, const T* x, T* y, int64_t* argmax, int64_t index_base,
+                         int64_t row_begin, int64_t row_end) {
+  max_pool2d_2x2_run(selected_isa(), s, x, y, argmax, false, index_base, row_begin, row_end);
+}
+
+template <typename T>
 static void max_pool2d_2x2(const Pool2dShape& s, const T* x, T* y, int64_t* argmax, bool nchw) {
-  using Rel = std::conditional_t<sizeof(T) == 4, int32_t, int64_t>;
   const Isa isa = selected_isa();
   const int64_t grain = row_grain(s.out_width * s.channels * 4);
   parallel_for(0, s.batch * s.out_height, grain, [&](int64_t lo, int64_t hi) {
-    switch (isa) {
-      case Isa::avx512: avx512::max_pool2d_rows_2x2<T, Rel>(s, x, y, argmax, nchw, 0, lo, hi); break;
-      case Isa::avx2: avx2::max_pool2d_rows_2x2<T, Rel>(s, x, y, argmax, nchw, 0, lo, hi); break;
-      default: portable::max_pool2d_rows_2x2<T, Rel>(s, x, y, argmax, nchw, 0, lo, hi); break;
-    }
+    max_pool2d_2x2_run(isa, s, x, y, argmax, nchw, 0, lo, hi);
   });
 }
 
