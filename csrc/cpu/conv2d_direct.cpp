@@ -49,11 +49,6 @@ struct Layout {
   size_t slot() const { return pad_bytes + partial_bytes + rows_bytes; }
 };
 
-// Forward with a max-pool fused after it: each chunk also holds the two
-// output rows one pooled row reads.
-template <typename T>
-Layout pooled_layout(const Conv2dShape& s);
-
 template <typename T>
 Layout layout(const Conv2dShape& s, bool backward) {
   Layout l{};
@@ -72,6 +67,8 @@ Layout layout(const Conv2dShape& s, bool backward) {
   return l;
 }
 
+// Forward with a max-pool fused after it: each chunk also holds the two
+// output rows one pooled row reads.
 template <typename T>
 Layout pooled_layout(const Conv2dShape& s) {
   Layout l = layout<T>(s, false);

@@ -175,33 +175,42 @@ inline void times_pow_neg(const T* __restrict in, const T* __restrict scale, T* 
   }
 }
 
-// Pixels [begin, end); `padded` is this thread's workspace of channels + 2 radius.
-template <typename T>
-void lrn_forward_pixels(const T* __restrict x, T* __restrict y, T* __restrict scale, int64_t begin,
-                        int64_t end, int64_t channels, int64_t radius, T bias, T alpha, T beta,
-                        T* __restrict padded) {
-  const PowKind kind = pow_kind(beta);
-  const int64_t stride = channels + 2 * radius;  // kLrnGroup padded rows
+// Pixels [begin, end) in groups of kLrnGroup: fill(p, row) writes pixel p's row of
+// `channels` values into its padded row (zero borders of `radius` on each side, in
+// this thread's workspace of kLrnGroup such rows), then finish(p, padded) consumes it,
+// once every row of the group is written (see the top: store forwarding).
+template <typename T, typename Fill, typename Finish>
+inline void for_each_padded_group(int64_t begin, int64_t end, int64_t channels, int64_t radius,
+                                  T* __restrict padded, const Fill& fill, const Finish& finish) {
+  const int64_t stride = channels + 2 * radius;
   for (int64_t g = 0; g < kLrnGroup; ++g) {
     T* pad_g = padded + g * stride;
     for (int64_t i = 0; i < radius; ++i) pad_g[i] = pad_g[radius + channels + i] = T(0);
   }
   for (int64_t p0 = begin; p0 < end; p0 += kLrnGroup) {
     const int64_t group = std::min(kLrnGroup, end - p0);
-    for (int64_t g = 0; g < group; ++g) {
-      const T* x_p = x + (p0 + g) * channels;
-      T* row = padded + g * stride + radius;
-      for (int64_t c = 0; c < channels; ++c) row[c] = x_p[c] * x_p[c];
-    }
-    for (int64_t g = 0; g < group; ++g) {
-      const int64_t p = p0 + g;
-      const T* x_p = x + p * channels;
-      T* s_p = scale + p * channels;
-      window_sum(padded + g * stride, s_p, channels, radius);
-      for (int64_t c = 0; c < channels; ++c) s_p[c] = s_p[c] * alpha + bias;
-      times_pow_neg(x_p, s_p, y + p * channels, channels, beta, kind);
-    }
+    for (int64_t g = 0; g < group; ++g) fill(p0 + g, padded + g * stride + radius);
+    for (int64_t g = 0; g < group; ++g) finish(p0 + g, padded + g * stride);
   }
+}
+
+template <typename T>
+void lrn_forward_pixels(const T* __restrict x, T* __restrict y, T* __restrict scale, int64_t begin,
+                        int64_t end, int64_t channels, int64_t radius, T bias, T alpha, T beta,
+                        T* __restrict padded) {
+  const PowKind kind = pow_kind(beta);
+  for_each_padded_group(
+      begin, end, channels, radius, padded,
+      [&](int64_t p, T* row) {
+        const T* x_p = x + p * channels;
+        for (int64_t c = 0; c < channels; ++c) row[c] = x_p[c] * x_p[c];
+      },
+      [&](int64_t p, const T* pad) {
+        T* s_p = scale + p * channels;
+        window_sum(pad, s_p, channels, radius);
+        for (int64_t c = 0; c < channels; ++c) s_p[c] = s_p[c] * alpha + bias;
+        times_pow_neg(x + p * channels, s_p, y + p * channels, channels, beta, kind);
+      });
 }
 
 template <typename T>
@@ -209,28 +218,21 @@ void lrn_backward_pixels(const T* __restrict dy, const T* __restrict x, const T*
                          const T* __restrict scale, T* __restrict dx, int64_t begin, int64_t end,
                          int64_t channels, int64_t radius, T two_alpha_beta, T beta, T* __restrict padded) {
   const PowKind kind = pow_kind(beta);
-  const int64_t stride = channels + 2 * radius;  // kLrnGroup padded rows
-  for (int64_t g = 0; g < kLrnGroup; ++g) {
-    T* pad_g = padded + g * stride;
-    for (int64_t i = 0; i < radius; ++i) pad_g[i] = pad_g[radius + channels + i] = T(0);
-  }
-  for (int64_t p0 = begin; p0 < end; p0 += kLrnGroup) {
-    const int64_t group = std::min(kLrnGroup, end - p0);
-    for (int64_t g = 0; g < group; ++g) {
-      const int64_t o = (p0 + g) * channels;
-      T* row = padded + g * stride + radius;
-      for (int64_t c = 0; c < channels; ++c) row[c] = dy[o + c] * y[o + c] / scale[o + c];
-    }
-    for (int64_t g = 0; g < group; ++g) {
-      const int64_t o = (p0 + g) * channels;
-      T* row = padded + g * stride + radius;
-      T* dx_p = dx + o;
-      window_sum(padded + g * stride, dx_p, channels, radius);  // dx row holds the spread for now
-      for (int64_t c = 0; c < channels; ++c) row[c] = two_alpha_beta * x[o + c] * dx_p[c];
-      times_pow_neg(dy + o, scale + o, dx_p, channels, beta, kind);
-      for (int64_t c = 0; c < channels; ++c) dx_p[c] -= row[c];
-    }
-  }
+  for_each_padded_group(
+      begin, end, channels, radius, padded,
+      [&](int64_t p, T* row) {
+        const int64_t o = p * channels;
+        for (int64_t c = 0; c < channels; ++c) row[c] = dy[o + c] * y[o + c] / scale[o + c];
+      },
+      [&](int64_t p, T* pad) {
+        const int64_t o = p * channels;
+        T* row = pad + radius;  // reused for the x term once the window sum has read it
+        T* dx_p = dx + o;
+        window_sum(pad, dx_p, channels, radius);  // dx row holds the spread for now
+        for (int64_t c = 0; c < channels; ++c) row[c] = two_alpha_beta * x[o + c] * dx_p[c];
+        times_pow_neg(dy + o, scale + o, dx_p, channels, beta, kind);
+        for (int64_t c = 0; c < channels; ++c) dx_p[c] -= row[c];
+      });
 }
 
 template void lrn_forward_pixels<float>(const float*, float*, float*, int64_t, int64_t, int64_t, int64_t,

@@ -34,11 +34,10 @@ from fastnn.nn.layers.pool import MaxPool2d
 class ReluPoolLink:
     """Shared by a ReLU producer and the max-pool after it for one forward/backward."""
 
-    __slots__ = ("pooled_grad", "layout", "fuse_forward", "pooled")
+    __slots__ = ("pooled_grad", "fuse_forward", "pooled")
 
-    def __init__(self, layout: Optional[str], fuse_forward: bool = False) -> None:
+    def __init__(self, fuse_forward: bool = False) -> None:
         self.pooled_grad: Optional[Array] = None  # the masked pooled gradient, set by the pool
-        self.layout = layout                      # the pool's layout
         self.fuse_forward = fuse_forward          # the producer pools too (a Conv2d)
         # (y, argmax, conv output shape) from a fused producer, taken by the pool.
         self.pooled: Optional[tuple[Array, Array, tuple[int, ...]]] = None
@@ -60,5 +59,5 @@ def plan(layers: list[Layer]) -> dict[int, ReluPoolLink]:
                 continue
             fuse_forward = (type(producer) is Conv2d and pool.kernel == (2, 2)
                             and pool.stride == (2, 2) and pool.padding == (0, 0))
-            links[i] = links[i + 1] = ReluPoolLink(pool.layout, fuse_forward)
+            links[i] = links[i + 1] = ReluPoolLink(fuse_forward)
     return links

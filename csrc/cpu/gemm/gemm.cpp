@@ -168,22 +168,27 @@ size_t plan_bytes(const Plan<T>& p) {
   return sizeof(T) * size_t(p.threads * (p.b_elems + p.a_elems));
 }
 
+// The epilogue on one element, for the paths without register tiles:
+// act(product + beta*c + bias[j]), with c ignored (even NaN) when beta == 0.
+template <typename T>
+T finish_element(const GemmArgs<T>& g, T product, T c, int64_t j) {
+  T v = g.beta == T(0) ? product : g.beta * c + product;
+  if (g.bias != nullptr) v += g.bias[j];
+  switch (g.act) {
+    case Activation::relu: return v < T(0) ? T(0) : v;
+    case Activation::sigmoid: return T(1) / (T(1) + std::exp(-v));
+    case Activation::tanh: return std::tanh(v);
+    case Activation::none: break;
+  }
+  return v;
+}
+
 // K == 0: C = act(beta*C + bias), a plain pass.
 template <typename T>
 void scale_only(const GemmArgs<T>& g) {
   for (int64_t i = 0; i < g.m; ++i) {
     T* row = g.c + i * g.ldc;
-    for (int64_t j = 0; j < g.n; ++j) {
-      T v = g.beta == T(0) ? T(0) : g.beta * row[j];
-      if (g.bias != nullptr) v += g.bias[j];
-      switch (g.act) {
-        case Activation::relu: v = v < T(0) ? T(0) : v; break;
-        case Activation::sigmoid: v = T(1) / (T(1) + std::exp(-v)); break;
-        case Activation::tanh: v = std::tanh(v); break;
-        case Activation::none: break;
-      }
-      row[j] = v;
-    }
+    for (int64_t j = 0; j < g.n; ++j) row[j] = finish_element(g, T(0), row[j], j);
   }
 }
 
@@ -214,16 +219,7 @@ void dot_only(const GemmArgs<T>& g) {
     for (int64_t j = 0; j < L; ++j) sum += total[j];
   }
   for (; p < g.k; ++p) sum += g.a[p * step_a] * g.b[p * step_b];
-  T v = g.alpha * sum;
-  if (g.beta != T(0)) v = g.beta * g.c[0] + v;
-  if (g.bias != nullptr) v += g.bias[0];
-  switch (g.act) {
-    case Activation::relu: v = v < T(0) ? T(0) : v; break;
-    case Activation::sigmoid: v = T(1) / (T(1) + std::exp(-v)); break;
-    case Activation::tanh: v = std::tanh(v); break;
-    case Activation::none: break;
-  }
-  g.c[0] = v;
+  g.c[0] = finish_element(g, g.alpha * sum, g.c[0], 0);
 }
 
 // One thread's share of the loop nest, on its own rows and column panels

@@ -134,10 +134,8 @@ class Conv2d(L2Weights, Layer):
 
         def backward(D: Array) -> Array:
             self._check(token)
-            dZ = D
-            if link is not None:
-                pass  # the pool masked D with the relu's mask already
-            elif self.activation is not None:
+            dZ = D  # with a link, the pool has applied the relu's mask to D already
+            if link is None and self.activation is not None:
                 dZ = ACTIVATION_BACKWARD[self.activation](D, Y,
                                                           out=self._buffer("dz", D.shape, D))
             dW = ops.conv2d_backward_weights(dZ, X, W.shape, **geometry,
