@@ -133,6 +133,17 @@ void pack_forward(Layout& l, const T* w, const T* bias, unsigned char* base, T**
   if (bias != nullptr) std::copy(bias, bias + s.out_c, *bias_packed);
 }
 
+// Output rows [r0, r1) by the row kernel compiled for `isa`, into y holding rows from y_row0.
+template <typename T>
+void forward_rows(Isa isa, const DirectConvPlan& plan, const T* x, const T* w_packed, const T* bias_packed,
+                  Activation act, T* y, int64_t y_row0, int64_t r0, int64_t r1, T* pad) {
+  switch (isa) {
+    case Isa::avx512: avx512::conv2d_direct_forward_rows(plan, x, w_packed, bias_packed, act, y, y_row0, r0, r1, pad); break;
+    case Isa::avx2: avx2::conv2d_direct_forward_rows(plan, x, w_packed, bias_packed, act, y, y_row0, r0, r1, pad); break;
+    default: portable::conv2d_direct_forward_rows(plan, x, w_packed, bias_packed, act, y, y_row0, r0, r1, pad); break;
+  }
+}
+
 void require_workspace(size_t have, size_t need, const char* op) {
   if (have < need) {
     throw std::invalid_argument(std::string(op) + ": workspace of " + std::to_string(have) + " bytes, need " +
@@ -170,11 +181,7 @@ void conv2d_direct_forward(const Conv2dShape& s, const T* x, const T* w, const T
   parallel_chunks(0, s.batch * s.out_h, row_grain(s), chunk_count(s, threads),
                   [&](int64_t chunk, int64_t r0, int64_t r1) {
     T* pad = reinterpret_cast<T*>(slots + chunk * l.slot());
-    switch (isa) {
-      case Isa::avx512: avx512::conv2d_direct_forward_rows(plan, x, w_packed, bias_packed, act, y, 0, r0, r1, pad); break;
-      case Isa::avx2: avx2::conv2d_direct_forward_rows(plan, x, w_packed, bias_packed, act, y, 0, r0, r1, pad); break;
-      default: portable::conv2d_direct_forward_rows(plan, x, w_packed, bias_packed, act, y, 0, r0, r1, pad); break;
-    }
+    forward_rows(isa, plan, x, w_packed, bias_packed, act, y, 0, r0, r1, pad);
   });
 }
 
@@ -220,18 +227,7 @@ void conv2d_direct_relu_max_pool(const Conv2dShape& s, const T* x, const T* w, c
     for (int64_t pr = p0; pr < p1; ++pr) {
       const int64_t n = pr / pooled_h, ph = pr % pooled_h;
       const int64_t r0 = n * s.out_h + 2 * ph;  // the first of its two output rows
-      switch (isa) {
-        case Isa::avx512:
-          avx512::conv2d_direct_forward_rows(plan, x, w_packed, bias_packed, Activation::relu, rows, r0, r0, r0 + 2, pad);
-          break;
-        case Isa::avx2:
-          avx2::conv2d_direct_forward_rows(plan, x, w_packed, bias_packed, Activation::relu, rows, r0, r0, r0 + 2, pad);
-          break;
-        default:
-          portable::conv2d_direct_forward_rows(plan, x, w_packed, bias_packed, Activation::relu, rows, r0, r0, r0 + 2,
-                                               pad);
-          break;
-      }
+      forward_rows(isa, plan, x, w_packed, bias_packed, Activation::relu, rows, r0, r0, r0 + 2, pad);
       max_pool2d_2x2_rows<T>(ps, rows, y_pool + pr * pooled_row, argmax + pr * pooled_row,
                              r0 * s.out_w * s.out_c, 0, 1);
     }
