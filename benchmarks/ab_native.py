@@ -56,7 +56,8 @@ def gemm_cases(native):
     # (m, k, n, trans_a): square, the seed's first dense layer forward and its dW, then
     # its 10-class output layer forward and dW.
     for m, k, n, trans_a in ((256, 256, 256, False), (512, 512, 512, False),
-                             (1024, 1024, 1024, False), (64, 3136, 128, False),
+                             (1024, 1024, 1024, False), (2048, 2048, 2048, False),
+                             (64, 3136, 128, False),
                              (3136, 64, 128, True), (64, 256, 10, False), (256, 64, 10, True)):
         a = rng.standard_normal((k, m) if trans_a else (m, k), dtype=np.float32)
         b = rng.standard_normal((k, n), dtype=np.float32)

@@ -98,6 +98,22 @@ def test_rectangular_sizes(m, n, k, trans_a, trans_b, dtype):
     _check_gemm(m, n, k, trans_a, trans_b, dtype)
 
 
+# Big enough to cross every block of the packed-A loop nest on one thread, on a machine with a
+# 48 KiB L1 and a 2 MiB L2 (and most others): several A blocks (m past 4 MiB of packed rows),
+# B blocks (n past half of L2) and K blocks, each with a ragged last block.
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("trans_a, trans_b", TRANSPOSES)
+@pytest.mark.parametrize("m, n, k, dtype", [(2900, 850, 1100, np.float32),
+                                            (1000, 500, 1300, np.float64)])
+def test_every_block_boundary(m, n, k, dtype, trans_a, trans_b, threads):
+    before = C.get_num_threads()
+    try:
+        C.set_num_threads(threads)
+        _check_gemm(m, n, k, trans_a, trans_b, dtype, alpha=0.5, beta=0.25)
+    finally:
+        C.set_num_threads(before)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("trans_a, trans_b", TRANSPOSES)
 @pytest.mark.parametrize("alpha, beta", [(0.5, 0.0), (1.0, 1.0), (-2.0, 0.25), (0.0, 3.0)])
@@ -162,6 +178,7 @@ def test_thread_counts_agree(threads):
         for m, n, k, ta, tb in [(300, 200, 500, False, False), (64, 700, 300, False, True),
                                 (700, 64, 300, True, False)]:
             _check_gemm(m, n, k, ta, tb, np.float32)
+        _check_gemm(1000, 500, 1300, False, False, np.float64)  # several blocks of each kind
     finally:
         C.set_num_threads(before)
 

@@ -1,22 +1,32 @@
-// Blocked GEMM driver (BLIS-style loop nest) with a fused epilogue.
+// Blocked GEMM driver (BLIS-style loop nests) with a fused epilogue.
 //
-//   for jc in N by NC:                      B block kc x nc  (shared, L3)
-//     for pc in K by KC:                    pack B panels (threads split them)
-//       for ic in this thread's rows by MC: A block mc x kc  (private, L2)
-//         macro-kernel over this thread's B panels (each kc x NR, L1)
+// Packed A (the usual case):
+//   for ic in this thread's rows by MC:     A block mc x kc  (private, L3)
+//     for pc in K by KC:                    pack the A block once
+//       for jc in this thread's columns by NC:
+//         pack the B block (kc x nc, L2)
+//         for each A micro-panel (kc x MR, L1):
+//           for each B micro-panel (kc x NR, streams from L2): micro-kernel
+// A read in place (skinny outputs, where packing A costs as much as the
+// multiply):
+//   for jc by NC: for pc by KC: pack B; for ic by MC (the A rows, L2):
+//     for each B micro-panel (kc x NR): for each row tile: micro-kernel
 //
-// KC is sized so one B micro-panel (KC x NR) takes about twice L1 (it
-// streams from L2; deeper K blocks mean fewer passes over C), MC so the A
-// block (MC x KC) takes a sixth of L2, NC so the B block stays a few MiB
-// (all measured on Sapphire Rapids: the textbook half-L1 B panel and
-// half-L2 A block were 5-10% slower); K is split into equal blocks rather
-// than KC plus a remainder.  Threads form a tm x tn grid over
-// (row panels, column panels), chosen to minimise the tiles of the busiest
-// thread: big-M problems split rows (each core keeps its own A block in its
-// own L2, B is shared and needs a barrier per block), skinny ones (M = one
-// batch) split columns, so each thread packs only the B panels it uses and
-// no barrier is needed.  Tiny problems run on the calling thread: a fork
-// costs more than they do.
+// KC is sized so one B micro-panel (KC x NR) takes about twice L1 (deeper K
+// blocks mean fewer passes over C), NC so the B block takes half of L2 and
+// MC so the packed A block stays a few MiB (each A element is packed once,
+// each B element once per A block); the in-place A rows of one block take a
+// sixth of L2.  K is split into equal blocks rather than KC plus a remainder.
+// Measured on Sapphire Rapids, one thread, n = 2048: a B block sized to L3
+// with the A block in L2 (B micro-panel outermost) ran at 140 GFLOP/s, this
+// nest at 149-150; the textbook half-L1 B micro-panel was 5-10% slower.
+//
+// Threads form a tm x tn grid over (row panels, column panels), chosen to
+// minimise the tiles of the busiest thread plus what it packs: big-M
+// problems split rows (each thread packs its own copy of B, so no thread
+// waits for another), skinny ones (M = one batch) split columns, so each
+// thread packs only the B panels it uses.  Tiny problems run on the calling
+// thread: a fork costs more than they do.
 #include "cpu/gemm/gemm.h"
 
 #include <unistd.h>
@@ -44,6 +54,8 @@ constexpr double kMinParallelFlops = 1.5e6;
 // that, packing costs about as much as the passes it would speed up.
 constexpr int64_t kInPlaceMaxCols = 256;
 constexpr int64_t kInPlaceMaxRows = 112;
+// A packed A block takes at most this much (L3; each element is packed once).
+constexpr int64_t kPackedABytes = int64_t(4) << 20;
 
 struct CacheSizes {
   int64_t l1, l2;
@@ -84,7 +96,10 @@ int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 template <typename T>
 struct Plan {
   KernelSet<T> ks;
-  int64_t kc, mc, nc;
+  int64_t kc;
+  int64_t mc;         // rows per block of a packed A
+  int64_t mc_inplace; // rows per block of an A read in place
+  int64_t nc;
   int threads;
   int64_t b_elems;  // per thread: packed B panels of one block
   int64_t a_elems;  // per thread: packed A block (or the in-place tail panel)
@@ -142,12 +157,12 @@ Plan<T> make_plan(const GemmArgs<T>& g, int num_threads) {
   const int64_t elem = sizeof(T);
   const int64_t kc_max = std::clamp<int64_t>(cs.l1 * 2 / (nr * elem), 128, 768);
   p.kc = ceil_div(k, ceil_div(k, kc_max));
-  const int64_t mc_max = std::max<int64_t>(mr, cs.l2 / 6 / (p.kc * elem) / mr * mr);
-  p.mc = std::min(mc_max, round_up(g.m, mr));
-  // B block: a few MiB (L3) when many row blocks reuse it; when one row
-  // block consumes it right after packing, half of L2.
-  const int64_t b_budget = g.m <= p.mc ? cs.l2 / 2 : int64_t(4) << 20;
-  const int64_t nc_max = std::max<int64_t>(nr, b_budget / (p.kc * elem) / nr * nr);
+  const int64_t rows = round_up(g.m, mr);
+  const int64_t mc_inplace = std::max<int64_t>(mr, cs.l2 / 6 / (p.kc * elem) / mr * mr);
+  p.mc_inplace = std::min(mc_inplace, rows);
+  const int64_t mc_packed = std::max<int64_t>(mr, kPackedABytes / (p.kc * elem) / mr * mr);
+  p.mc = std::min(mc_packed, rows);
+  const int64_t nc_max = std::max<int64_t>(nr, cs.l2 / 2 / (p.kc * elem) / nr * nr);
   p.nc = std::min(round_up(g.n, nr), nc_max);
 
   const int64_t tiles = ceil_div(g.m, mr) * ceil_div(g.n, nr);
@@ -236,43 +251,72 @@ void run_thread(const GemmArgs<T>& g, const Plan<T>& p, T* workspace, int tid, i
   T* b_pack = workspace + int64_t(tid) * (p.b_elems + p.a_elems);
   T* a_pack = b_pack + p.b_elems;
 
-  for (int64_t jc = 0; jc < g.n; jc += p.nc) {
+  // This thread's columns of the block at jc: [col0, col0 + cols), or none.
+  auto my_columns = [&](int64_t jc, int64_t& col0, int64_t& cols) {
     const int64_t ncb = std::min(p.nc, g.n - jc);
     const int64_t panels = ceil_div(ncb, nr);
     const int64_t q0 = panels * tj / grid.tn, q1 = panels * (tj + 1) / grid.tn;
-    if (q1 <= q0) continue;
-    const int64_t col0 = jc + q0 * nr;
-    const int64_t cols = std::min(ncb, q1 * nr) - q0 * nr;
+    col0 = jc + q0 * nr;
+    cols = std::min(ncb, q1 * nr) - q0 * nr;
+    return q1 > q0;
+  };
+  // B block (k block pc, this thread's columns from col0): packed into
+  // b_pack, or read in place; returns where the macro-kernel reads it.
+  auto b_block = [&](int64_t pc, int64_t kcb, int64_t col0, int64_t cols) {
+    const T* b_src = g.trans_b ? g.b + col0 * g.ldb + pc : g.b + pc * g.ldb + col0;
+    if (grid.pack_b) p.ks.pack_b(kcb, cols, b_src, g.ldb, g.trans_b, b_pack);
+    return b_src;
+  };
+  // C[ic : ic+mc, col0 : col0+cols] (+)= A block @ B block, with A packed in
+  // a_pack or read in place.
+  auto multiply = [&](int64_t ic, int64_t mc, int64_t pc, int64_t kcb, int64_t col0, int64_t cols,
+                      const T* b_src) {
+    gemm_impl::MacroTask<T> task{};
+    task.mc = mc;
+    task.kc = kcb;
+    task.nc = cols;
+    if (grid.pack_a) {
+      task.a = a_pack;
+    } else {
+      task.a = g.trans_a ? g.a + pc * g.lda + ic : g.a + ic * g.lda + pc;
+      task.lda = g.lda;
+      task.trans_a = g.trans_a;
+    }
+    task.b = grid.pack_b ? b_pack : b_src;
+    task.b_stride = kcb * nr;
+    task.ldb = grid.pack_b ? 0 : g.ldb;
+    task.b_scratch = b_pack;
+    task.c = g.c + ic * g.ldc + col0;
+    task.ldc = g.ldc;
+    task.scratch = a_pack;
+    task.ep = gemm_impl::Epilogue<T>{g.alpha, g.beta, pc == 0, pc + kcb == g.k,
+                                     g.bias != nullptr ? g.bias + col0 : nullptr, g.act};
+    p.ks.macro(task);
+  };
+
+  int64_t col0 = 0, cols = 0;
+  if (grid.pack_a) {
+    for (int64_t ic = row0; ic < row1; ic += p.mc) {
+      const int64_t mc = std::min(p.mc, row1 - ic);
+      for (int64_t pc = 0; pc < g.k; pc += p.kc) {
+        const int64_t kcb = std::min(p.kc, g.k - pc);
+        const T* a_src = g.trans_a ? g.a + pc * g.lda + ic : g.a + ic * g.lda + pc;
+        p.ks.pack_a(mc, kcb, a_src, g.lda, g.trans_a, a_pack);
+        for (int64_t jc = 0; jc < g.n; jc += p.nc) {
+          if (!my_columns(jc, col0, cols)) continue;
+          multiply(ic, mc, pc, kcb, col0, cols, b_block(pc, kcb, col0, cols));
+        }
+      }
+    }
+    return;
+  }
+  for (int64_t jc = 0; jc < g.n; jc += p.nc) {
+    if (!my_columns(jc, col0, cols)) continue;
     for (int64_t pc = 0; pc < g.k; pc += p.kc) {
       const int64_t kcb = std::min(p.kc, g.k - pc);
-      const T* b_src = g.trans_b ? g.b + col0 * g.ldb + pc : g.b + pc * g.ldb + col0;
-      if (grid.pack_b) p.ks.pack_b(kcb, cols, b_src, g.ldb, g.trans_b, b_pack);
-
-      gemm_impl::MacroTask<T> task{};
-      task.kc = kcb;
-      task.nc = cols;
-      task.b = grid.pack_b ? b_pack : b_src;
-      task.b_stride = kcb * nr;
-      task.ldb = grid.pack_b ? 0 : g.ldb;
-      task.b_scratch = b_pack;
-      task.ldc = g.ldc;
-      task.scratch = a_pack;
-      task.ep = gemm_impl::Epilogue<T>{g.alpha, g.beta, pc == 0, pc + kcb == g.k,
-                                       g.bias != nullptr ? g.bias + col0 : nullptr, g.act};
-      for (int64_t ic = row0; ic < row1; ic += p.mc) {
-        task.mc = std::min(p.mc, row1 - ic);
-        task.c = g.c + ic * g.ldc + col0;
-        if (grid.pack_a) {
-          const T* a_src = g.trans_a ? g.a + pc * g.lda + ic : g.a + ic * g.lda + pc;
-          p.ks.pack_a(task.mc, kcb, a_src, g.lda, g.trans_a, a_pack);
-          task.a = a_pack;
-          task.lda = 0;
-        } else {
-          task.a = g.trans_a ? g.a + pc * g.lda + ic : g.a + ic * g.lda + pc;
-          task.lda = g.lda;
-          task.trans_a = g.trans_a;
-        }
-        p.ks.macro(task);
+      const T* b_src = b_block(pc, kcb, col0, cols);
+      for (int64_t ic = row0; ic < row1; ic += p.mc_inplace) {
+        multiply(ic, std::min(p.mc_inplace, row1 - ic), pc, kcb, col0, cols, b_src);
       }
     }
   }

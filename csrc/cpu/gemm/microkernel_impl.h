@@ -12,8 +12,10 @@
 // skips a transposing copy that would cost as much as the multiply for
 // skinny outputs.
 //
-// Macro-kernel: for each B panel (kc x NR, stays in L1) run every A row
-// panel of the block (mc x kc, stays in L2) through the micro-kernel.
+// Macro-kernel: a packed A block meets the B block micro-panel by
+// micro-panel, each A micro-panel (kc x MR, L1) against every B micro-panel
+// (kc x NR, streaming from L2); an A read in place is walked the other way
+// round, each B micro-panel against every row tile of the block.
 // Edge tiles compute the full register tile and store through a small
 // buffer, so the inner loop has no edge cases.
 #ifndef FASTNN_ISA_NAMESPACE
@@ -28,6 +30,7 @@
 #include "cpu/gemm/gemm_kernels.h"
 
 #define FASTNN_GEMM_INLINE inline __attribute__((always_inline))
+#define FASTNN_GEMM_INLINE_LAMBDA __attribute__((always_inline))
 
 namespace fastnn::cpu::FASTNN_ISA_NAMESPACE {
 
@@ -286,40 +289,50 @@ void macro_kernel(const gemm_impl::MacroTask<T>& t) {
   if (full_cols < t.nc) {
     pack_b<T, NR>(t.kc, t.nc - full_cols, t.b + full_cols, t.ldb, false, t.b_scratch);
   }
-  for (int64_t jr = 0; jr < t.nc; jr += NR) {
+  auto tile = [&](int64_t jr, int64_t ir0) FASTNN_GEMM_INLINE_LAMBDA {
     const int nb = static_cast<int>(std::min<int64_t>(NR, t.nc - jr));
     const T* bp = b_packed ? t.b + (jr / NR) * t.b_stride : jr < full_cols ? t.b + jr : t.b_scratch;
     const int64_t b_step = b_packed || jr >= full_cols ? NR : t.ldb;
     const T* bias = t.ep.bias != nullptr ? t.ep.bias + jr : nullptr;
-    for (int64_t ir = 0; ir < t.mc; ir += MR) {
-      int mb = static_cast<int>(std::min<int64_t>(MR, t.mc - ir));
-      int skip = 0;
-      if (overlap_tail && ir >= full_rows) {
-        skip = MR - mb;
-        ir -= skip;
-        mb = MR;
-      }
-      T* cp = t.c + ir * t.ldc + jr;
-      V acc[MR][NV];
-      for (int i = 0; i < MR; ++i) {
-        for (int v = 0; v < NV; ++v) acc[i][v] = K::S::zero();
-      }
-      if (packed) {
-        K::template multiply<false>(t.kc, t.a + (ir / MR) * t.kc * MR, MR, bp, b_step, acc);
-      } else if (ir >= full_rows && !overlap_tail) {
-        K::template multiply<false>(t.kc, t.scratch, MR, bp, b_step, acc);
-      } else if (t.trans_a) {
-        K::template multiply<false>(t.kc, t.a + ir, t.lda, bp, b_step, acc);
-      } else {
-        K::template multiply<true>(t.kc, t.a + ir * t.lda, t.lda, bp, b_step, acc);
-      }
-      if (mb == MR && nb == NR && skip == 0) {
-        K::template store<true>(acc, cp, t.ldc, MR, NR, t.ep, bias);
-      } else {
-        K::template store<false>(acc, cp, t.ldc, mb, nb, t.ep, bias, skip);
-      }
-      ir += skip;
+    int64_t ir = ir0;
+    int mb = static_cast<int>(std::min<int64_t>(MR, t.mc - ir));
+    int skip = 0;
+    if (overlap_tail && ir >= full_rows) {
+      skip = MR - mb;
+      ir -= skip;
+      mb = MR;
     }
+    T* cp = t.c + ir * t.ldc + jr;
+    V acc[MR][NV];
+    for (int i = 0; i < MR; ++i) {
+      for (int v = 0; v < NV; ++v) acc[i][v] = K::S::zero();
+    }
+    if (packed) {
+      K::template multiply<false>(t.kc, t.a + (ir / MR) * t.kc * MR, MR, bp, b_step, acc);
+    } else if (ir >= full_rows && !overlap_tail) {
+      K::template multiply<false>(t.kc, t.scratch, MR, bp, b_step, acc);
+    } else if (t.trans_a) {
+      K::template multiply<false>(t.kc, t.a + ir, t.lda, bp, b_step, acc);
+    } else {
+      K::template multiply<true>(t.kc, t.a + ir * t.lda, t.lda, bp, b_step, acc);
+    }
+    if (mb == MR && nb == NR && skip == 0) {
+      K::template store<true>(acc, cp, t.ldc, MR, NR, t.ep, bias);
+    } else {
+      K::template store<false>(acc, cp, t.ldc, mb, nb, t.ep, bias, skip);
+    }
+  };
+  if (packed) {
+    // Each A micro-panel (L1) meets every B micro-panel of the block (L2).
+    for (int64_t ir = 0; ir < t.mc; ir += MR) {
+      for (int64_t jr = 0; jr < t.nc; jr += NR) tile(jr, ir);
+    }
+    return;
+  }
+  // In place, A's rows are the expensive reads: each B micro-panel meets
+  // every row tile of the block (A's rows stay in L2).
+  for (int64_t jr = 0; jr < t.nc; jr += NR) {
+    for (int64_t ir = 0; ir < t.mc; ir += MR) tile(jr, ir);
   }
 }
 
