@@ -241,6 +241,14 @@ def gemm(a, b, *, trans_a: bool = False, trans_b: bool = False, alpha: float = 1
     array([[1., 3.],
            [2., 4.]])
     """
+    if type(out) is np.ndarray and type(alpha) is float and type(beta) is float:
+        native = _backends.current(a).native_entries.get("gemm")
+        if native is not None and math.isfinite(alpha) and math.isfinite(beta):
+            try:
+                native(a, b, out, trans_a, trans_b, alpha, beta)
+                return out
+            except (TypeError, ValueError):
+                pass  # the full path below converts what it can and words the error
     op = "gemm"
     a = _float(op, "a", a, ndim=2)
     b = _float(op, "b", b, ndim=2, dtype=a.dtype)
@@ -275,6 +283,14 @@ def linear(x, w, b=None, *, activation: Optional[str] = None, out=None):
     >>> linear(np.ones((1, 2)), np.ones((2, 3)), np.zeros(3), activation="relu")
     array([[2., 2., 2.]])
     """
+    if type(out) is np.ndarray and (activation is None or type(activation) is str):
+        native = _backends.current(x).native_entries.get("linear")
+        if native is not None:
+            try:
+                native(x, w, b, out, activation)
+                return out
+            except (TypeError, ValueError):
+                pass  # the full path below converts what it can and words the error
     op = "linear"
     x = _float(op, "x", x, ndim=2)
     w = _float(op, "w", w, ndim=2, dtype=x.dtype)
