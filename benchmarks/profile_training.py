@@ -1,7 +1,8 @@
 """Time per op of one training step of the seed convnet on a fastnn backend.
 
-Every method of the backend object is wrapped with a timer (so each op is timed where it
-runs, whichever ``fastnn.ops`` entry or helper called it); what is left of the step is the
+Every method of the backend object, and every native entry point :mod:`fastnn.ops` calls
+directly, is wrapped with a timer (so each op is timed where it runs, whichever
+``fastnn.ops`` entry or helper called it); what is left of the step is the
 Python around the kernels (op validation, layer bookkeeping, the loss). ``gemm`` calls of
 one row (``axpy`` and ``sum_of_squares`` in :mod:`fastnn.nn._arrays`: gradient accumulation,
 L2 terms) are reported apart from the dense layers' products.
@@ -44,27 +45,32 @@ def profile(backend: str = "cpu", batch: int = 64, steps: int = 20, warmup: int 
     recording = [False]
     depth = [0]
     wrapped = []
+    def timer(name, method):
+        def timed(*args, **kwargs):
+            # Only the outermost op is timed: a backend method composed of others (the
+            # fused conv2d_relu_max_pool2d where it has no kernel) counts once, as itself.
+            if not recording[0] or depth[0]:
+                return method(*args, **kwargs)
+            depth[0] += 1
+            start = clock()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                depth[0] -= 1
+                label = _label(name, args)
+                totals[label] += clock() - start
+                calls[label] += 1
+        return timed
+
     for name in dir(type(target)):
         method = getattr(target, name)
         if name.startswith("_") or not callable(method) or name in ("accepts",):
             continue
-
-        def timed(*args, _name=name, _method=method, **kwargs):
-            # Only the outermost op is timed: a backend method composed of others (the
-            # fused conv2d_relu_max_pool2d where it has no kernel) counts once, as itself.
-            if not recording[0] or depth[0]:
-                return _method(*args, **kwargs)
-            depth[0] += 1
-            start = clock()
-            try:
-                return _method(*args, **kwargs)
-            finally:
-                depth[0] -= 1
-                label = _label(_name, args)
-                totals[label] += clock() - start
-                calls[label] += 1
-        setattr(target, name, timed)
+        setattr(target, name, timer(name, method))
         wrapped.append(name)
+    # fastnn.ops calls these directly (gemm and linear with out=), bypassing the methods.
+    natives = target.native_entries
+    target.native_entries = {name: timer(name, fn) for name, fn in natives.items()}
     try:
         model = models.seed_convnet(seed=0)
         learner = models.seed_learner(model.train())
@@ -84,6 +90,7 @@ def profile(backend: str = "cpu", batch: int = 64, steps: int = 20, warmup: int 
     finally:
         for name in wrapped:
             delattr(target, name)
+        target.native_entries = natives
     rows = sorted(((op, calls[op] / steps, t / steps) for op, t in totals.items()),
                   key=lambda row: -row[2])
     kernels = sum(row[2] for row in rows)
