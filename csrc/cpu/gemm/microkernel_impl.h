@@ -231,36 +231,41 @@ void pack_a_tail(int mb, int64_t kc, const T* a, int64_t lda, bool trans_a, T* d
 // B block (kc x nc of op(B)) -> k-major NR-column panels, zero-padded columns.
 template <typename T, int NR>
 void pack_b(int64_t kc, int64_t nc, const T* b, int64_t ldb, bool trans_b, T* dst) {
+  if (!trans_b) {
+    // op(B)(p, j) = b[p*ldb + j]: row p is read once, left to right, and dealt
+    // out NR elements to each panel (B usually comes from L3 or memory, where
+    // a sequential read streams and a column of short runs waits).
+    for (int64_t p = 0; p < kc; ++p) {
+      const T* src = b + p * ldb;
+      T* d = dst + p * NR;
+      for (int64_t jr = 0; jr < nc; jr += NR, d += kc * NR) {
+        copy_short<T, NR>(d, src + jr, static_cast<int>(std::min<int64_t>(NR, nc - jr)));
+      }
+    }
+    return;
+  }
+  // op(B)(p, j) = b[j*ldb + p]: a transpose, in groups of W columns.
+  constexpr int W = Simd<T>::kWidth;
   for (int64_t jr = 0; jr < nc; jr += NR) {
     const int nb = static_cast<int>(std::min<int64_t>(NR, nc - jr));
     T* d = dst + (jr / NR) * kc * NR;
-    if (!trans_b) {
-      // op(B)(p, j) = b[p*ldb + j]: NR contiguous elements per k step.
-      const T* src = b + jr;
-      for (int64_t p = 0; p < kc; ++p) copy_short<T, NR>(d + p * NR, src + p * ldb, nb);
-    } else {
-      // op(B)(p, j) = b[j*ldb + p]: a transpose, in groups of W columns.
-      {
-        constexpr int W = Simd<T>::kWidth;
-        bool done = true;
-        for (int j0 = 0; j0 < NR && done; j0 += W) {
-          const int rows = std::max(0, std::min(W, nb - j0));
-          done = pack_transposed(b + (jr + std::min(j0, nb)) * ldb, ldb, rows, kc, d + j0, NR, W);
-        }
-        if (done) continue;
-      }
-      // Generic: chunks of 16 k.
-      const T* src = b + jr * ldb;
-      constexpr int64_t kChunk = 16;
-      for (int64_t p0 = 0; p0 < kc; p0 += kChunk) {
-        const int64_t pn = std::min(kChunk, kc - p0);
-        for (int j = 0; j < NR; ++j) {
-          if (j < nb) {
-            const T* s = src + j * ldb + p0;
-            for (int64_t p = 0; p < pn; ++p) d[(p0 + p) * NR + j] = s[p];
-          } else {
-            for (int64_t p = 0; p < pn; ++p) d[(p0 + p) * NR + j] = T(0);
-          }
+    bool done = true;
+    for (int j0 = 0; j0 < NR && done; j0 += W) {
+      const int rows = std::max(0, std::min(W, nb - j0));
+      done = pack_transposed(b + (jr + std::min(j0, nb)) * ldb, ldb, rows, kc, d + j0, NR, W);
+    }
+    if (done) continue;
+    // Generic: chunks of 16 k.
+    const T* src = b + jr * ldb;
+    constexpr int64_t kChunk = 16;
+    for (int64_t p0 = 0; p0 < kc; p0 += kChunk) {
+      const int64_t pn = std::min(kChunk, kc - p0);
+      for (int j = 0; j < NR; ++j) {
+        if (j < nb) {
+          const T* s = src + j * ldb + p0;
+          for (int64_t p = 0; p < pn; ++p) d[(p0 + p) * NR + j] = s[p];
+        } else {
+          for (int64_t p = 0; p < pn; ++p) d[(p0 + p) * NR + j] = T(0);
         }
       }
     }
