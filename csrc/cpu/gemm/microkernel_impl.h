@@ -62,7 +62,7 @@ struct Tile {
       multiply_strided(kc, a, stride, b, b_stride, acc);
       return;
     }
-    for (int64_t p = 0; p < kc; ++p) {
+    auto step = [&](int64_t p) FASTNN_GEMM_INLINE_LAMBDA {
       V bv[NV];
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) bv[v] = S::load(b + p * b_stride + v * W);
@@ -73,6 +73,14 @@ struct Tile {
 #pragma GCC unroll 4
         for (int v = 0; v < NV; ++v) acc[i][v] = S::fmadd(ai, bv[v], acc[i][v]);
       }
+    };
+    if (stride == MR) {
+      // A packed panel, unrolled: +1.5-2.5% on square products (A/B).  A
+      // transposed A read in place (a long stride) ran 2-10% slower unrolled.
+#pragma GCC unroll 4
+      for (int64_t p = 0; p < kc; ++p) step(p);
+    } else {
+      for (int64_t p = 0; p < kc; ++p) step(p);
     }
   }
 
@@ -88,6 +96,8 @@ struct Tile {
     const char* base[G];
 #pragma GCC unroll 8
     for (int g = 0; g < G; ++g) base[g] = reinterpret_cast<const char*>(a) + 5 * g * L;
+    // Unrolled: +1.5-2.5% at n = 256, +12% on the seed's 64x3136x128 (A/B).
+#pragma GCC unroll 4
     for (int64_t p = 0; p < kc; ++p) {
       V bv[NV];
 #pragma GCC unroll 4
