@@ -93,6 +93,9 @@ def test_square_sizes(size, trans_a, trans_b, dtype):
     (1, 65, 33), (65, 1, 33), (33, 65, 1), (1, 1, 300), (14, 32, 5), (15, 33, 7),
     (64, 10, 256), (256, 10, 64), (64, 256, 10), (64, 128, 600), (200, 33, 1100),
     (29, 300, 17), (130, 2100, 40),
+    # Outputs wider than 256 columns pack A: row counts around the 6-row panels and the
+    # 16-row groups they are transposed in.
+    (1, 300, 20), (5, 257, 33), (16, 300, 17), (17, 270, 100), (23, 513, 31), (50, 260, 16),
 ])
 def test_rectangular_sizes(m, n, k, trans_a, trans_b, dtype):
     _check_gemm(m, n, k, trans_a, trans_b, dtype)
