@@ -107,6 +107,10 @@ CONV_CONFIGS = [
     (3, 5, 6, 16, 40, 5, 3, 1, "valid", 1),         # 15 taps, 40 columns
     (1, 1, 1, 16, 20, 3, 3, 1, "same", 1),          # 1x1 image: all but one tap is padding
     (2, 7, 7, 16, 24, 1, 1, 2, 0, 1),               # 1x1 kernel with stride: not a plain GEMM
+    # Input channels a multiple of 4 but not of 6 (backward-weights' 4-row gather tiles)
+    # with more than 48 output channels and a partial last column panel.
+    (1, 6, 7, 20, 70, 3, 3, 1, "same", 1),
+    (2, 5, 6, 28, 50, 3, 3, 1, "same", 1),
 ]
 
 
