@@ -114,9 +114,13 @@ struct Grid {
 // is cheap, a transposing copy (row-major A, trans B) is not.
 constexpr double kCopyCost = 0.25;
 constexpr double kTransposeCost = 1.0;
+// An operand read in place is fetched from L3 by every thread that uses it
+// (2 threads, A/B against leaving it out: 256^3 +3-6%, the seed's
+// 3136x64x128 weight gradient +12-14%, which had split columns).
+constexpr double kInPlaceReadCost = 0.5;
 
 // The tm x tn split of `threads` that finishes soonest: the busiest thread's
-// tiles plus what it packs.  Every thread packs its own B panels and A rows,
+// tiles plus what it packs or reads in place.  Every thread packs its own B panels and A rows,
 // so a column split repeats A's packing in every thread and a row split
 // repeats B's; no thread waits for another.
 template <typename T>
@@ -135,7 +139,9 @@ Grid choose_grid(const GemmArgs<T>& g, const Plan<T>& p, int threads) {
     const double rows = double(std::min(g.m, my_tiles_m * mr)), cols = double(std::min(g.n, my_tiles_n * nr));
     double cost = double(my_tiles_m * my_tiles_n) * double(mr * nr) * double(g.k) / fma_per_cycle;
     if (pack_b) cost += cols * double(g.k) * (g.trans_b ? kTransposeCost : kCopyCost);
+    else cost += cols * double(g.k) * kInPlaceReadCost;
     if (pack_a) cost += rows * double(g.k) * (g.trans_a ? kCopyCost : kTransposeCost);
+    else cost += rows * double(g.k) * kInPlaceReadCost;
     if (best_cost < 0 || cost < best_cost) {
       best = Grid{tm, tn, pack_a, pack_b};
       best_cost = cost;
