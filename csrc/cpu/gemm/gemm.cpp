@@ -22,7 +22,7 @@
 // nest at 149-150; the textbook half-L1 B micro-panel was 5-10% slower.
 //
 // Threads form a tm x tn grid over (row panels, column panels), chosen to
-// minimise the tiles of the busiest thread plus what it packs: big-M
+// minimise the tiles of the busiest thread plus what it packs or reads: big-M
 // problems split rows (each thread packs its own copy of B, so no thread
 // waits for another), skinny ones (M = one batch) split columns, so each
 // thread packs only the B panels it uses.  Tiny problems run on the calling
@@ -120,9 +120,9 @@ constexpr double kTransposeCost = 1.0;
 constexpr double kInPlaceReadCost = 0.5;
 
 // The tm x tn split of `threads` that finishes soonest: the busiest thread's
-// tiles plus what it packs or reads in place.  Every thread packs its own B panels and A rows,
-// so a column split repeats A's packing in every thread and a row split
-// repeats B's; no thread waits for another.
+// tiles plus what it packs or reads in place.  Every thread packs its own B
+// panels and A rows, so a column split repeats A's packing (or reading) in
+// every thread and a row split repeats B's; no thread waits for another.
 template <typename T>
 Grid choose_grid(const GemmArgs<T>& g, const Plan<T>& p, int threads) {
   const int64_t mr = p.ks.mr, nr = p.ks.nr;
