@@ -77,6 +77,21 @@ def _dispatch(op: str, *arrays):
     return backend
 
 
+def _native(op: str, *args) -> bool:
+    """Offer the call to the current backend's validating native entry for ``op`` (see
+    ``Backend.native_entries``): True if it ran, False if there is none or it refused the
+    arguments, in which case the caller's full path converts what it can and words the
+    error."""
+    native = _backends.current(args[0]).native_entries.get(op)
+    if native is None:
+        return False
+    try:
+        native(*args)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 def _wrong_array(op: str, backend, a):
     raise TypeError(
         f"{op}: the {backend.name} backend takes {backend.array_kind} arrays, "
@@ -241,14 +256,10 @@ def gemm(a, b, *, trans_a: bool = False, trans_b: bool = False, alpha: float = 1
     array([[1., 3.],
            [2., 4.]])
     """
-    if type(out) is np.ndarray and type(alpha) is float and type(beta) is float:
-        native = _backends.current(a).native_entries.get("gemm")
-        if native is not None and math.isfinite(alpha) and math.isfinite(beta):
-            try:
-                native(a, b, out, trans_a, trans_b, alpha, beta)
-                return out
-            except (TypeError, ValueError):
-                pass  # the full path below converts what it can and words the error
+    if (type(out) is np.ndarray and type(alpha) is float and type(beta) is float
+            and math.isfinite(alpha) and math.isfinite(beta)
+            and _native("gemm", a, b, out, trans_a, trans_b, alpha, beta)):
+        return out
     op = "gemm"
     a = _float(op, "a", a, ndim=2)
     b = _float(op, "b", b, ndim=2, dtype=a.dtype)
@@ -283,14 +294,9 @@ def linear(x, w, b=None, *, activation: Optional[str] = None, out=None):
     >>> linear(np.ones((1, 2)), np.ones((2, 3)), np.zeros(3), activation="relu")
     array([[2., 2., 2.]])
     """
-    if type(out) is np.ndarray and (activation is None or type(activation) is str):
-        native = _backends.current(x).native_entries.get("linear")
-        if native is not None:
-            try:
-                native(x, w, b, out, activation)
-                return out
-            except (TypeError, ValueError):
-                pass  # the full path below converts what it can and words the error
+    if (type(out) is np.ndarray and (activation is None or type(activation) is str)
+            and _native("linear", x, w, b, out, activation)):
+        return out
     op = "linear"
     x = _float(op, "x", x, ndim=2)
     w = _float(op, "w", w, ndim=2, dtype=x.dtype)

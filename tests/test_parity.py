@@ -478,12 +478,13 @@ def test_odd_memory_layouts_are_read_correctly(op, name, make):
     assert_close(_run(name, c, odd, kwargs), expected)
 
 
-@pytest.mark.parametrize("make", [_strided, _misaligned], ids=["strided", "misaligned"])
+@pytest.mark.parametrize("make", [np.ascontiguousarray, _strided, _misaligned],
+                         ids=["contiguous", "strided", "misaligned"])
 @pytest.mark.parametrize("name", [p.values[0] for p in BACKEND_PARAMS
                                   if not p.marks and p.values[0] != "cuda"])
-def test_odd_layouts_with_out_given(name, make):
-    """gemm and linear with ``out=`` go to the cpu binding first; the odd inputs it refuses
-    are copied by the full path, not misread and not rejected."""
+def test_gemm_and_linear_with_out_given(name, make):
+    """gemm and linear with ``out=`` go to the cpu binding first (plain arrays run there);
+    the odd inputs it refuses are copied by the full path, not misread and not rejected."""
     rng = np.random.default_rng(1)
     a, b = randn(rng, (7, 33), np.float32), randn(rng, (33, 5), np.float32)
     bias = randn(rng, (5,), np.float32)

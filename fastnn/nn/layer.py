@@ -24,6 +24,7 @@ from fastnn.nn._arrays import Array, axpy, empty, sum_of_squares
 from fastnn.nn.parameter import Parameter
 
 Backward = Callable[[Array], Array]
+Seed = Union[None, int, np.random.Generator]  # what a layer's ``rng`` accepts
 PathLike = Union[str, "os.PathLike[str]"]
 
 # How many input shapes' buffers a layer keeps per buffer name.

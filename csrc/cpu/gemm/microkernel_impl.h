@@ -194,6 +194,25 @@ FASTNN_GEMM_INLINE void copy_short(T* __restrict dst, const T* __restrict src, i
 
 // ---------------------------------------------------------------- packing
 
+// dst[p*N + i] = src[i*lds + p] for p < kc, i < rows (<= N); lanes past rows
+// are zero.  The portable transposing copy, for what pack_transposed leaves:
+// rows are read in chunks of 16 so the writes stay within a few lines.
+template <typename T, int N>
+void transpose_short(const T* src, int64_t lds, int rows, int64_t kc, T* dst) {
+  constexpr int64_t kChunk = 16;
+  for (int64_t p0 = 0; p0 < kc; p0 += kChunk) {
+    const int64_t pn = std::min(kChunk, kc - p0);
+    for (int i = 0; i < N; ++i) {
+      if (i < rows) {
+        const T* s = src + i * lds + p0;
+        for (int64_t p = 0; p < pn; ++p) dst[(p0 + p) * N + i] = s[p];
+      } else {
+        for (int64_t p = 0; p < pn; ++p) dst[(p0 + p) * N + i] = T(0);
+      }
+    }
+  }
+}
+
 // A block (mc x kc of op(A)) -> k-major MR-row panels, zero-padded rows.
 template <typename T, int MR>
 void pack_a(int64_t mc, int64_t kc, const T* a, int64_t lda, bool trans_a, T* dst) {
@@ -203,38 +222,12 @@ void pack_a(int64_t mc, int64_t kc, const T* a, int64_t lda, bool trans_a, T* ds
     if (!trans_a) {
       // op(A)(i, p) = a[i*lda + p]: a transpose.
       const T* src = a + ir * lda;
-      if (pack_transposed(src, lda, mb, kc, d, MR, MR)) continue;
-      // Generic: read rows in chunks of 16 so the writes stay within a few lines.
-      constexpr int64_t kChunk = 16;
-      for (int64_t p0 = 0; p0 < kc; p0 += kChunk) {
-        const int64_t pn = std::min(kChunk, kc - p0);
-        for (int i = 0; i < MR; ++i) {
-          if (i < mb) {
-            const T* s = src + i * lda + p0;
-            for (int64_t p = 0; p < pn; ++p) d[(p0 + p) * MR + i] = s[p];
-          } else {
-            for (int64_t p = 0; p < pn; ++p) d[(p0 + p) * MR + i] = T(0);
-          }
-        }
-      }
+      if (!pack_transposed(src, lda, mb, kc, d, MR, MR)) transpose_short<T, MR>(src, lda, mb, kc, d);
     } else {
       // op(A)(i, p) = a[p*lda + i]: MR contiguous elements per k step.
       const T* src = a + ir;
       for (int64_t p = 0; p < kc; ++p) copy_short<T, MR>(d + p * MR, src + p * lda, mb);
     }
-  }
-}
-
-// Rows [0, mb) of an A read in place -> one packed panel (the macro-kernel's
-// row tail, so no load runs past the last row).
-template <typename T, int MR>
-void pack_a_tail(int mb, int64_t kc, const T* a, int64_t lda, bool trans_a, T* dst) {
-  if (trans_a) {
-    for (int64_t p = 0; p < kc; ++p) copy_short<T, MR>(dst + p * MR, a + p * lda, mb);
-    return;
-  }
-  for (int64_t p = 0; p < kc; ++p) {
-    for (int i = 0; i < MR; ++i) dst[p * MR + i] = i < mb ? a[i * lda + p] : T(0);
   }
 }
 
@@ -264,21 +257,7 @@ void pack_b(int64_t kc, int64_t nc, const T* b, int64_t ldb, bool trans_b, T* ds
       const int rows = std::max(0, std::min(W, nb - j0));
       done = pack_transposed(b + (jr + std::min(j0, nb)) * ldb, ldb, rows, kc, d + j0, NR, W);
     }
-    if (done) continue;
-    // Generic: chunks of 16 k.
-    const T* src = b + jr * ldb;
-    constexpr int64_t kChunk = 16;
-    for (int64_t p0 = 0; p0 < kc; p0 += kChunk) {
-      const int64_t pn = std::min(kChunk, kc - p0);
-      for (int j = 0; j < NR; ++j) {
-        if (j < nb) {
-          const T* s = src + j * ldb + p0;
-          for (int64_t p = 0; p < pn; ++p) d[(p0 + p) * NR + j] = s[p];
-        } else {
-          for (int64_t p = 0; p < pn; ++p) d[(p0 + p) * NR + j] = T(0);
-        }
-      }
-    }
+    if (!done) transpose_short<T, NR>(b + jr * ldb, ldb, nb, kc, d);
   }
 }
 
@@ -296,7 +275,7 @@ void macro_kernel(const gemm_impl::MacroTask<T>& t) {
   const bool overlap_tail = !packed && full_rows < t.mc && t.mc >= MR;
   if (full_rows < t.mc && !overlap_tail) {
     const T* tail = t.trans_a ? t.a + full_rows : t.a + full_rows * t.lda;
-    pack_a_tail<T, MR>(static_cast<int>(t.mc - full_rows), t.kc, tail, t.lda, t.trans_a, t.scratch);
+    pack_a<T, MR>(t.mc - full_rows, t.kc, tail, t.lda, t.trans_a, t.scratch);  // one panel
   }
   // In-place B: the last partial column panel is packed, for the same reason.
   const bool b_packed = t.ldb == 0;

@@ -13,13 +13,13 @@ from fastnn.nn.layer import (
     Backward,
     L2Weights,
     Layer,
+    Seed,
     check_activation,
     check_weight_decay,
     dtype_name,
 )
 from fastnn.nn.layers.activations import ACTIVATION_BACKWARD
 
-Seed = Union[None, int, np.random.Generator]
 IntOrPair = Union[int, tuple[int, int]]
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional, Union
+from typing import Any, Optional
 
 import numpy as np
 
@@ -12,13 +12,12 @@ from fastnn.nn.layer import (
     Backward,
     L2Weights,
     Layer,
+    Seed,
     check_activation,
     check_weight_decay,
     dtype_name,
 )
 from fastnn.nn.layers.activations import ACTIVATION_BACKWARD
-
-Seed = Union[None, int, np.random.Generator]
 
 
 class Linear(L2Weights, Layer):
