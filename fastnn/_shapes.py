@@ -7,6 +7,11 @@ from __future__ import annotations
 
 from typing import Union
 
+# Every size option (kernel, stride, padding, dilation, LRN radius) stays below this, so the
+# native kernels' 64-bit index arithmetic (a product of two options and a size) cannot
+# overflow, whatever the caller passes.
+OPTION_LIMIT = 2**31
+
 Pair = tuple[int, int]
 Padding2d = tuple[Pair, Pair]  # ((top, bottom), (left, right))
 PaddingArg = Union[int, str, tuple]
@@ -26,6 +31,8 @@ def pair(op: str, name: str, value, *, minimum: int) -> Pair:
         raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
     if min(result) < minimum:
         raise ValueError(f"{op}: {name} must be >= {minimum}, got {value!r}")
+    if max(result) >= OPTION_LIMIT:
+        raise ValueError(f"{op}: {name} must be < 2**31, got {value!r}")
     return result
 
 

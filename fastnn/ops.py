@@ -14,10 +14,40 @@ Conventions
   takes NCHW images and OIHW weights instead.
 * A forward op returns whatever its backward needs (argmax, LRN scale, probabilities);
   a backward op is ``name_backward(dy, <saved>, ...)``.
-* ``out=`` (where offered) must be a C-contiguous array of the result's shape and dtype;
-  the op writes into it and returns that very object.
+* ``out=`` (where offered) must be a C-contiguous, aligned, writeable array of the result's
+  shape and (native) dtype; the op writes into it and returns that very object. When an op
+  raises, ``out``'s contents are unspecified.
 * Backends receive normalised options: ``stride``/``dilation``/``kernel`` as ``(h, w)``
-  pairs and conv ``padding`` as ``((top, bottom), (left, right))``.
+  pairs and conv ``padding`` as ``((top, bottom), (left, right))``. Every size option is
+  below ``2**31``, and an output too large for any machine is refused before allocation.
+* Inputs may be any layout (Fortran order, strided, negative strides, misaligned, read-only)
+  and either byte order: they are copied to C-contiguous, aligned, native-order arrays
+  where they are not already. Outputs and in-place arrays are never copied.
+
+Aliasing
+--------
+``out`` never shares memory with an input, except that the element-wise ops (``relu``,
+``sigmoid``, ``tanh``, their ``*_backward``, ``dropout`` and ``dropout_backward``) take an
+input itself as ``out`` and then work in place, exactly. Any other overlap (``out`` a
+shifted view of an input, ``gemm(a, b, out=a)``, ``conv2d(x, w, out=x)``, ...) raises
+ValueError on every backend. The arrays an optimizer updates in place (``param``, ``grad``
+and its state) must not share memory with each other either.
+
+NaN and inf
+-----------
+Each op computes its formula in IEEE arithmetic, so NaN and inf propagate as IEEE says, on
+every backend: masks multiply rather than select (``relu_backward`` of a NaN or infinite
+``dy`` at an inactive unit is NaN; ``dropout`` and ``dropout_backward`` give NaN for a
+dropped NaN or inf), max-pooling lets the first NaN of a window win, and a term whose
+coefficient is exactly zero is absent (``weight_decay=0`` leaves an infinite parameter
+infinite). Convolution padding contributes nothing (see :func:`conv2d`).
+
+Empty input
+-----------
+A zero-sized batch, channel or feature axis gives an empty result (or a zero gradient for a
+reduction such as :func:`bias_backward`) on every backend. Images with no rows or columns are
+refused by the windowed ops (convolution and pooling: no window would hold a pixel), as are
+convolution weights without input channels and losses without rows or classes.
 
 Example
 -------
@@ -37,7 +67,7 @@ from typing import Any, Optional
 import numpy as np
 
 from fastnn import backends as _backends
-from fastnn._shapes import conv_output_size, pair, resolve_padding
+from fastnn._shapes import OPTION_LIMIT, conv_output_size, pair, resolve_padding
 
 __all__ = [
     "gemm", "linear",
@@ -58,6 +88,7 @@ LAYOUTS = ("NHWC", "NCHW")
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 _F32, _F64 = _FLOATS  # the canonical (native byte order) dtype objects
 _BASE_ACCEPTS = _backends.Backend.accepts
+_MAX_ELEMENTS = 2**59  # any more float64 elements than this overflow a 64-bit byte count
 
 
 # --------------------------------------------------------------------------- validation
@@ -126,7 +157,8 @@ def _contiguous(x):
 
 def _float(op: str, name: str, x, *, ndim: Optional[int] = None, dtype=None,
            layout: Optional[str] = None, min_ndim: int = 0):
-    """Validate a float array argument and return it contiguous."""
+    """Validate a float array argument and return it contiguous, aligned and in native
+    byte order (a copy only where it is not)."""
     if type(x) is np.ndarray:  # the common case in one pass; anything unusual goes below
         dt = x.dtype
         if ((dt is _F32 or dt is _F64) and (dtype is None or dt is dtype)
@@ -137,6 +169,8 @@ def _float(op: str, name: str, x, *, ndim: Optional[int] = None, dtype=None,
     x = _as_array(op, name, x)
     if x.dtype.char not in "fd":  # float32, float64 (a char test: dtype == is slow)
         raise TypeError(f"{op}: {name} must be float32 or float64, got {x.dtype}")
+    if not x.dtype.isnative:  # '>f4' on a little-endian machine: the same numbers, swapped
+        x = x.astype(_F32 if x.dtype.char == "f" else _F64)  # the canonical dtype objects
     if dtype is not None and x.dtype != dtype:
         raise TypeError(f"{op}: {name} must be {dtype} like the other inputs, got {x.dtype}")
     if ndim is not None and x.ndim != ndim:
@@ -152,8 +186,13 @@ def _same_shape(op: str, name: str, x, shape) -> None:
         raise ValueError(f"{op}: {name} must have shape {tuple(shape)}, got {tuple(x.shape)}")
 
 
-def _out(op: str, out, shape, dtype, like):
-    """Check a caller's output buffer; None stays None (the backend allocates)."""
+def _out(op: str, out, shape, dtype, like, inputs=(), *, in_place=()):
+    """Check a caller's output buffer; None stays None (the backend allocates).
+
+    ``inputs`` are the call's ``(name, array)`` pairs, already validated: ``out`` may share
+    memory with none of them, except that the element-wise ops take the inputs named in
+    ``in_place`` themselves as ``out`` (exactly the same array: in place).
+    """
     if out is None:
         return None
     if type(out) is not type(like):
@@ -166,7 +205,37 @@ def _out(op: str, out, shape, dtype, like):
         raise ValueError(f"{op}: out must be C-contiguous")
     if isinstance(out, np.ndarray) and not (out.flags.writeable and out.flags.aligned):
         raise ValueError(f"{op}: out must be writeable and aligned")
+    for name, arr in inputs:
+        if arr is not None and _overlap(out, arr):
+            _refuse_overlap(op, out, name, arr, name in in_place)
     return out
+
+
+def _overlap(a, b) -> bool:
+    """Whether two arrays' memory may overlap (a bounds check: exact for contiguous ones)."""
+    if type(a) is np.ndarray:
+        return type(b) is np.ndarray and np.may_share_memory(a, b)
+    import cupy  # only CuPy arrays reach here
+
+    return cupy.may_share_memory(a, b)
+
+
+def _refuse_overlap(op: str, out, name: str, arr, in_place: bool) -> None:
+    if in_place:
+        same = (out.shape == arr.shape and out.strides == arr.strides
+                and _address(out) == _address(arr))
+        if same:
+            return
+        raise ValueError(f"{op}: out overlaps {name} without being the same array: pass "
+                         f"{name} itself as out to work in place, or a separate array")
+    raise ValueError(f"{op}: out shares memory with {name}, and {op} does not work in place: "
+                     f"pass a separate array as out")
+
+
+def _address(a) -> int:
+    if isinstance(a, np.ndarray):
+        return a.__array_interface__["data"][0]
+    return a.data.ptr
 
 
 def _layout(op: str, layout) -> str:
@@ -273,7 +342,7 @@ def gemm(a, b, *, trans_a: bool = False, trans_b: bool = False, alpha: float = 1
     beta = _number(op, "beta", beta)
     if beta != 0.0 and out is None:
         raise ValueError(f"{op}: beta must be 0 when out is None, got {beta!r}")
-    out = _out(op, out, (m, n), a.dtype, a)
+    out = _out(op, out, (m, n), a.dtype, a, (("a", a), ("b", b)))
     return _dispatch(op, a, b, out).gemm(a, b, trans_a=bool(trans_a), trans_b=bool(trans_b),
                                           alpha=alpha, beta=beta, out=out)
 
@@ -306,7 +375,7 @@ def linear(x, w, b=None, *, activation: Optional[str] = None, out=None):
         b = _float(op, "b", b, ndim=1, dtype=x.dtype)
         _same_shape(op, "b", b, (w.shape[1],))
     activation = _activation(op, activation)
-    out = _out(op, out, (x.shape[0], w.shape[1]), x.dtype, x)
+    out = _out(op, out, (x.shape[0], w.shape[1]), x.dtype, x, (("x", x), ("w", w), ("b", b)))
     return _dispatch(op, x, w, b, out).linear(x, w, b, activation=activation, out=out)
 
 
@@ -339,9 +408,12 @@ def _conv_args_uncached(op, x_shape, w_hwio, stride, padding, dilation, layout):
     kh, kw, c_in, c_out = w_hwio
     if c_in != c:
         raise ValueError(f"{op}: w must have {c} input channels to match x, got {c_in}")
-    if min(kh, kw, c_out) < 1:
-        raise ValueError(f"{op}: w must have a non-empty kernel and output channels, got "
-                         f"(kh, kw, c_in, c_out) = {tuple(w_hwio)}")
+    if min(kh, kw, c_in, c_out) < 1:
+        raise ValueError(f"{op}: w must have a non-empty kernel and at least one input and one "
+                         f"output channel, got (kh, kw, c_in, c_out) = {tuple(w_hwio)}")
+    if h < 1 or w < 1:
+        raise ValueError(f"{op}: the images must have at least one row and one column, got "
+                         f"{(h, w)} (an empty batch, n = 0, is fine)")
     stride = pair(op, "stride", stride, minimum=1)
     dilation = pair(op, "dilation", dilation, minimum=1)
     pads = resolve_padding(op, padding, (h, w), (kh, kw), stride, dilation)
@@ -352,7 +424,16 @@ def _conv_args_uncached(op, x_shape, w_hwio, stride, padding, dilation, layout):
             f"{op}: the kernel (with dilation {dilation}) does not fit the padded input: "
             f"input {(h, w)}, kernel {(kh, kw)}, padding {pads}"
         )
+    _output_fits(op, n, ho, wo, c_out)
     return stride, pads, dilation, _image_shape((n, ho, wo, c_out), layout)
+
+
+def _output_fits(op, n, ho, wo, c):
+    """Refuse outputs no machine could hold (huge padding): their sizes would overflow the
+    kernels' 64-bit index arithmetic before any allocation failed."""
+    if max(n, 1) * ho * wo * max(c, 1) >= _MAX_ELEMENTS:
+        raise ValueError(f"{op}: the output would be {ho}x{wo} pixels per channel and image, "
+                         f"more than any machine can hold: is the padding far too large?")
 
 
 _conv_args_cached = functools.lru_cache(maxsize=256)(_conv_args_uncached)
@@ -405,7 +486,7 @@ def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1, layout: str = "NHWC
     x, w, b, stride, pads, dilation, y_shape = _conv_forward_args(op, x, w, b, stride, padding,
                                                                   dilation, layout)
     activation = _activation(op, activation)
-    out = _out(op, out, y_shape, x.dtype, x)
+    out = _out(op, out, y_shape, x.dtype, x, (("x", x), ("w", w), ("b", b)))
     return _dispatch(op, x, w, b, out).conv2d(
         x, w, b, stride=stride, padding=pads, dilation=dilation, layout=layout,
         activation=activation, out=out)
@@ -462,7 +543,7 @@ def conv2d_backward_data(dy, w, x_shape, *, stride=1, padding=0, dilation=1,
     stride, pads, dilation, y_shape = _conv_args(op, x_shape, _hwio(w.shape, layout), stride,
                                                  padding, dilation, layout)
     _same_shape(op, "dy", dy, y_shape)
-    out = _out(op, out, x_shape, dy.dtype, dy)
+    out = _out(op, out, x_shape, dy.dtype, dy, (("dy", dy), ("w", w)))
     return _dispatch(op, dy, w, out).conv2d_backward_data(
         dy, w, x_shape, stride=stride, padding=pads, dilation=dilation, layout=layout, out=out)
 
@@ -485,7 +566,7 @@ def conv2d_backward_weights(dy, x, w_shape, *, stride=1, padding=0, dilation=1,
     stride, pads, dilation, y_shape = _conv_args(op, x.shape, _hwio(w_shape, layout), stride,
                                                  padding, dilation, layout)
     _same_shape(op, "dy", dy, y_shape)
-    out = _out(op, out, w_shape, dy.dtype, dy)
+    out = _out(op, out, w_shape, dy.dtype, dy, (("dy", dy), ("x", x)))
     return _dispatch(op, dy, x, out).conv2d_backward_weights(
         dy, x, w_shape, stride=stride, padding=pads, dilation=dilation, layout=layout, out=out)
 
@@ -505,7 +586,7 @@ def bias_backward(dy, *, layout: str = "NHWC", out=None):
     layout = _layout(op, layout)
     dy = _float(op, "dy", dy, min_ndim=1)
     channels = dy.shape[1] if (layout == "NCHW" and dy.ndim == 4) else dy.shape[-1]
-    out = _out(op, out, (channels,), dy.dtype, dy)
+    out = _out(op, out, (channels,), dy.dtype, dy, (("dy", dy),))
     return _dispatch(op, dy, out).bias_backward(dy, layout=layout, out=out)
 
 
@@ -516,6 +597,9 @@ def _pool_args(op, x_shape, kernel, stride, padding, layout):
     kernel = pair(op, "kernel", kernel, minimum=1)
     stride = kernel if stride is None else pair(op, "stride", stride, minimum=1)
     padding = pair(op, "padding", padding, minimum=0)
+    if h < 1 or w < 1:
+        raise ValueError(f"{op}: the images must have at least one row and one column, got "
+                         f"{(h, w)} (an empty batch, n = 0, is fine)")
     if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
         raise ValueError(f"{op}: padding must be at most half the kernel {kernel}, got {padding}")
     ho = conv_output_size(h, kernel[0], stride[0], padding[0], padding[0])
@@ -523,6 +607,7 @@ def _pool_args(op, x_shape, kernel, stride, padding, layout):
     if ho < 1 or wo < 1:
         raise ValueError(f"{op}: kernel {kernel} does not fit the padded input {(h, w)} "
                          f"(padding {padding})")
+    _output_fits(op, n, ho, wo, c)
     return kernel, stride, padding, _image_shape((n, ho, wo, c), layout)
 
 
@@ -569,7 +654,7 @@ def max_pool2d_backward(dy, argmax, x_shape, *, out=None):
     if dy.shape[0] != x_shape[0]:
         raise ValueError(f"{op}: dy and x_shape must have the same batch, got {dy.shape[0]} "
                          f"and {x_shape[0]}")
-    out = _out(op, out, x_shape, dy.dtype, dy)
+    out = _out(op, out, x_shape, dy.dtype, dy, (("dy", dy), ("argmax", argmax)))
     return _dispatch(op, dy, argmax, out).max_pool2d_backward(dy, argmax, x_shape, out=out)
 
 
@@ -591,7 +676,7 @@ def avg_pool2d(x, *, kernel, stride=None, padding=0, layout: str = "NHWC",
     layout = _layout(op, layout)
     x = _float(op, "x", x, ndim=4, layout=layout)
     kernel, stride, padding, y_shape = _pool_args(op, x.shape, kernel, stride, padding, layout)
-    out = _out(op, out, y_shape, x.dtype, x)
+    out = _out(op, out, y_shape, x.dtype, x, (("x", x),))
     return _dispatch(op, x, out).avg_pool2d(x, kernel=kernel, stride=stride, padding=padding,
                                             layout=layout,
                                             count_include_pad=bool(count_include_pad), out=out)
@@ -613,7 +698,7 @@ def avg_pool2d_backward(dy, x_shape, *, kernel, stride=None, padding=0, layout: 
     x_shape = _shape_tuple(op, "x_shape", x_shape, 4)
     kernel, stride, padding, y_shape = _pool_args(op, x_shape, kernel, stride, padding, layout)
     _same_shape(op, "dy", dy, y_shape)
-    out = _out(op, out, x_shape, dy.dtype, dy)
+    out = _out(op, out, x_shape, dy.dtype, dy, (("dy", dy),))
     return _dispatch(op, dy, out).avg_pool2d_backward(
         dy, x_shape, kernel=kernel, stride=stride, padding=padding, layout=layout,
         count_include_pad=bool(count_include_pad), out=out)
@@ -623,7 +708,7 @@ def avg_pool2d_backward(dy, x_shape, *, kernel, stride=None, padding=0, layout: 
 
 def _unary(op: str, method: str, x, out):
     x = _float(op, "x", x)
-    out = _out(op, out, x.shape, x.dtype, x)
+    out = _out(op, out, x.shape, x.dtype, x, (("x", x),), in_place=("x",))
     return getattr(_dispatch(op, x, out), method)(x, out=out)
 
 
@@ -631,7 +716,7 @@ def _unary_backward(op: str, dy, y, out):
     dy = _float(op, "dy", dy)
     y = _float(op, "y", y, dtype=dy.dtype)
     _same_shape(op, "y", y, dy.shape)
-    out = _out(op, out, dy.shape, dy.dtype, dy)
+    out = _out(op, out, dy.shape, dy.dtype, dy, (("dy", dy), ("y", y)), in_place=("dy", "y"))
     return getattr(_dispatch(op, dy, y, out), op)(dy, y, out=out)
 
 
@@ -704,7 +789,7 @@ def softmax(x, *, out=None):
     """
     op = "softmax"
     x = _float(op, "x", x, min_ndim=1)
-    out = _out(op, out, x.shape, x.dtype, x)
+    out = _out(op, out, x.shape, x.dtype, x, (("x", x),))
     return _dispatch(op, x, out).softmax(x, out=out)
 
 
@@ -719,7 +804,7 @@ def softmax_backward(dy, y, *, out=None):
     dy = _float(op, "dy", dy, min_ndim=1)
     y = _float(op, "y", y, dtype=dy.dtype)
     _same_shape(op, "y", y, dy.shape)
-    out = _out(op, out, dy.shape, dy.dtype, dy)
+    out = _out(op, out, dy.shape, dy.dtype, dy, (("dy", dy), ("y", y)))
     return _dispatch(op, dy, y, out).softmax_backward(dy, y, out=out)
 
 
@@ -732,7 +817,7 @@ def log_softmax(x, *, out=None):
     """
     op = "log_softmax"
     x = _float(op, "x", x, min_ndim=1)
-    out = _out(op, out, x.shape, x.dtype, x)
+    out = _out(op, out, x.shape, x.dtype, x, (("x", x),))
     return _dispatch(op, x, out).log_softmax(x, out=out)
 
 
@@ -802,11 +887,12 @@ def softmax_cross_entropy_backward(dloss, probs, labels, *, out=None):
     """
     op = "softmax_cross_entropy_backward"
     probs = _float(op, "probs", probs, ndim=2)
-    if probs.shape[0] == 0:
-        raise ValueError(f"{op}: probs must have at least one row, got shape {probs.shape}")
+    if probs.shape[0] == 0 or probs.shape[1] == 0:
+        raise ValueError(f"{op}: probs must have at least one row and one class, got shape "
+                         f"{probs.shape}")
     dloss = _number(op, "dloss", float(dloss) if getattr(dloss, "ndim", 1) == 0 else dloss)
     labels = _labels(op, labels, probs)
-    out = _out(op, out, probs.shape, probs.dtype, probs)
+    out = _out(op, out, probs.shape, probs.dtype, probs, (("probs", probs), ("labels", labels)))
     return _dispatch(op, probs, labels, out).softmax_cross_entropy_backward(
         dloss, probs, labels, out=out)
 
@@ -840,6 +926,8 @@ def mse_loss(prediction, target):
 def _lrn_options(op, depth_radius, bias, alpha, beta):
     if not isinstance(depth_radius, int) or isinstance(depth_radius, bool) or depth_radius < 0:
         raise ValueError(f"{op}: depth_radius must be a non-negative int, got {depth_radius!r}")
+    if depth_radius >= OPTION_LIMIT:
+        raise ValueError(f"{op}: depth_radius must be < 2**31, got {depth_radius!r}")
     return (depth_radius, _number(op, "bias", bias, low=0.0, low_open=True),
             _number(op, "alpha", alpha, low=0.0), _number(op, "beta", beta, low=0.0))
 
@@ -892,7 +980,8 @@ def local_response_norm_backward(dy, x, y, scale, *, depth_radius: int = 5, bias
     for name, arr in (("x", x), ("y", y), ("scale", scale)):
         _same_shape(op, name, arr, dy.shape)
     depth_radius, bias, alpha, beta = _lrn_options(op, depth_radius, bias, alpha, beta)
-    out = _out(op, out, dy.shape, dy.dtype, dy)
+    out = _out(op, out, dy.shape, dy.dtype, dy,
+               (("dy", dy), ("x", x), ("y", y), ("scale", scale)))
     return _dispatch(op, dy, x, y, scale, out).local_response_norm_backward(
         dy, x, y, scale, depth_radius=depth_radius, bias=bias, alpha=alpha, beta=beta,
         layout=layout, out=out)
@@ -924,7 +1013,7 @@ def dropout(x, *, keep_prob: float, seed: int, out=None):
     x = _float(op, "x", x)
     keep_prob = _number(op, "keep_prob", keep_prob, low=0.0, high=1.0, low_open=True)
     seed = _seed(op, seed)
-    out = _out(op, out, x.shape, x.dtype, x)
+    out = _out(op, out, x.shape, x.dtype, x, (("x", x),), in_place=("x",))
     return _dispatch(op, x, out).dropout(x, keep_prob=keep_prob, seed=seed, out=out)
 
 
@@ -943,17 +1032,19 @@ def dropout_backward(dy, mask, *, keep_prob: float, out=None):
     _same_shape(op, "mask", mask, dy.shape)
     mask = _contiguous(mask)
     keep_prob = _number(op, "keep_prob", keep_prob, low=0.0, high=1.0, low_open=True)
-    out = _out(op, out, dy.shape, dy.dtype, dy)
+    out = _out(op, out, dy.shape, dy.dtype, dy, (("dy", dy), ("mask", mask)), in_place=("dy",))
     return _dispatch(op, dy, mask, out).dropout_backward(dy, mask, keep_prob=keep_prob, out=out)
 
 
 # --------------------------------------------------------------------------- optimizers
 
 def _param_and_grad(op: str, param, grad, *states):
-    """In-place updates need the caller's own arrays: no silent copies."""
-    for name, arr in (("param", param), ("grad", grad)) + tuple(states):
-        if arr is None:
-            continue
+    """In-place updates need the caller's own arrays: no silent copies, no two sharing
+    memory (each is written)."""
+    if grad is None:
+        raise TypeError(f"{op}: grad must be a float32 or float64 array, got None")
+    arrays = (("param", param), ("grad", grad)) + tuple(s for s in states if s[1] is not None)
+    for name, arr in arrays:
         if type(arr) is np.ndarray and arr.dtype is param.dtype and (
                 param.dtype is _F32 or param.dtype is _F64) and arr.shape == param.shape:
             flags = arr.flags  # the common case in one look
@@ -972,6 +1063,11 @@ def _param_and_grad(op: str, param, grad, *states):
                                           and not (arr.flags.writeable and arr.flags.aligned)):
             raise ValueError(f"{op}: {name} must be C-contiguous, aligned and writeable "
                              "(it is updated in place)")
+    for i, (name, arr) in enumerate(arrays):
+        for other, arr2 in arrays[i + 1:]:
+            if _overlap(arr, arr2):
+                raise ValueError(f"{op}: {name} and {other} share memory; each is updated in "
+                                 f"place, so each needs its own array")
 
 
 def sgd_update(param, grad, velocity=None, *, lr: float, momentum: float = 0.0,

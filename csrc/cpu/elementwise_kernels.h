@@ -135,29 +135,36 @@ void dropout_chunk(const T* __restrict x, T* __restrict y, uint8_t* __restrict m
   for (int64_t i = 0; i < n; ++i) {
     const bool keep = dropout_keep(seed_mixed, static_cast<uint64_t>(first + i), threshold);
     mask[i] = keep;
-    y[i] = keep ? x[i] * scale : T(0);
+    y[i] = x[i] * (keep ? scale : T(0));  // a dropped NaN or inf stays NaN (IEEE: x * 0)
   }
 }
 
 template <typename T>
 void dropout_backward_chunk(const T* __restrict dy, const uint8_t* __restrict mask, T* __restrict dx, int64_t n,
                             T scale) {
-  for (int64_t i = 0; i < n; ++i) dx[i] = mask[i] ? dy[i] * scale : T(0);
+  for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] * (mask[i] ? scale : T(0));
 }
 
-template <typename T>
-void sgd_chunk(T* __restrict param, T* __restrict grad, T* __restrict velocity, int64_t n, T lr, T momentum,
-               T weight_decay, bool nesterov) {
+// The L2 term weight_decay * param is left out entirely when weight_decay is 0 (not
+// multiplied by zero), so an infinite parameter without decay stays infinite.
+template <bool Decay, typename T>
+inline T decayed(T grad, T param, T weight_decay) {
+  if constexpr (Decay) return grad + weight_decay * param;
+  return grad;
+}
+
+template <bool Decay, typename T>
+void sgd_loop(T* __restrict param, T* __restrict grad, T* __restrict velocity, int64_t n, T lr, T momentum,
+              T weight_decay, bool nesterov) {
   if (velocity == nullptr) {
     for (int64_t i = 0; i < n; ++i) {
-      const T g = grad[i] + weight_decay * param[i];
-      param[i] -= lr * g;
+      param[i] -= lr * decayed<Decay>(grad[i], param[i], weight_decay);
       grad[i] = 0;
     }
     return;
   }
   for (int64_t i = 0; i < n; ++i) {
-    const T g = grad[i] + weight_decay * param[i];
+    const T g = decayed<Decay>(grad[i], param[i], weight_decay);
     const T vel = momentum * velocity[i] + g;
     velocity[i] = vel;
     param[i] -= lr * (nesterov ? g + momentum * vel : vel);
@@ -166,18 +173,38 @@ void sgd_chunk(T* __restrict param, T* __restrict grad, T* __restrict velocity, 
 }
 
 template <typename T>
-void adam_chunk(T* __restrict param, T* __restrict grad, T* __restrict m, T* __restrict v, int64_t n, T lr,
-                T beta1, T beta2, T eps, T weight_decay, T m_scale, T v_scale) {
+void sgd_chunk(T* __restrict param, T* __restrict grad, T* __restrict velocity, int64_t n, T lr, T momentum,
+               T weight_decay, bool nesterov) {
+  if (weight_decay != T(0)) {
+    sgd_loop<true>(param, grad, velocity, n, lr, momentum, weight_decay, nesterov);
+  } else {
+    sgd_loop<false>(param, grad, velocity, n, lr, momentum, weight_decay, nesterov);
+  }
+}
+
+template <bool Decay, typename T>
+void adam_loop(T* __restrict param, T* __restrict grad, T* __restrict m, T* __restrict v, int64_t n, T lr,
+               T beta1, T beta2, T eps, T weight_decay, T m_scale, T v_scale) {
   const T one_minus_beta1 = T(1) - beta1;
   const T one_minus_beta2 = T(1) - beta2;
   for (int64_t i = 0; i < n; ++i) {
-    const T g = grad[i] + weight_decay * param[i];
+    const T g = decayed<Decay>(grad[i], param[i], weight_decay);
     const T mi = beta1 * m[i] + one_minus_beta1 * g;
     const T vi = beta2 * v[i] + one_minus_beta2 * (g * g);
     m[i] = mi;
     v[i] = vi;
     param[i] -= lr * (mi * m_scale) / (std::sqrt(vi * v_scale) + eps);
     grad[i] = 0;
+  }
+}
+
+template <typename T>
+void adam_chunk(T* __restrict param, T* __restrict grad, T* __restrict m, T* __restrict v, int64_t n, T lr,
+                T beta1, T beta2, T eps, T weight_decay, T m_scale, T v_scale) {
+  if (weight_decay != T(0)) {
+    adam_loop<true>(param, grad, m, v, n, lr, beta1, beta2, eps, weight_decay, m_scale, v_scale);
+  } else {
+    adam_loop<false>(param, grad, m, v, n, lr, beta1, beta2, eps, weight_decay, m_scale, v_scale);
   }
 }
 

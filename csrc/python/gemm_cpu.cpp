@@ -39,6 +39,17 @@ void require_same_dtype(const py::array& a, const py::array& b, const char* op, 
   }
 }
 
+// An output that shares memory with an input would be read after it is overwritten:
+// refuse it (both are C-contiguous here, so their byte ranges say exactly whether they
+// overlap).  fastnn.ops words the error for users when this refuses the fast path.
+void require_disjoint(const py::array& out, const py::array& in, const char* op, const char* name) {
+  const auto* o = static_cast<const char*>(out.data());
+  const auto* i = static_cast<const char*>(in.data());
+  if (out.nbytes() > 0 && in.nbytes() > 0 && o < i + in.nbytes() && i < o + out.nbytes()) {
+    throw py::value_error(std::string(op) + ": out shares memory with " + name);
+  }
+}
+
 Activation parse_activation(const py::object& activation) {
   if (activation.is_none()) return Activation::none;
   const std::string name = py::cast<std::string>(activation);
@@ -82,6 +93,8 @@ void gemm(const py::array& a, const py::array& b, py::array& out, bool trans_a, 
     require_aligned<T>(a, op, "a");
     require_aligned<T>(b, op, "b");
     require_aligned<T>(out, op, "out");
+    require_disjoint(out, a, op, "a");
+    require_disjoint(out, b, op, "b");
     GemmArgs<T> args;
     args.m = m;
     args.n = n;
@@ -135,6 +148,8 @@ void linear(const py::array& x, const py::array& w, const py::object& bias, py::
     require_aligned<T>(x, op, "x");
     require_aligned<T>(w, op, "w");
     require_aligned<T>(out, op, "out");
+    require_disjoint(out, x, op, "x");
+    require_disjoint(out, w, op, "w");
     GemmArgs<T> args;
     args.m = m;
     args.n = n;
@@ -147,6 +162,7 @@ void linear(const py::array& x, const py::array& w, const py::object& bias, py::
     args.ldc = std::max<int64_t>(1, n);
     if (!bias.is_none()) {
       require_aligned<T>(b_arr, op, "b");
+      require_disjoint(out, b_arr, op, "b");
       args.bias = in_ptr<T>(b_arr);
     }
     args.act = act;

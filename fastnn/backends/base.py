@@ -9,6 +9,15 @@ class BackendUnavailable(RuntimeError):
     """A backend's parts are missing on this machine; the message says which."""
 
 
+def argmax_out_of_range(argmax, size: int) -> ValueError:
+    """The error for ``max_pool2d_backward``'s ``argmax`` holding an index outside
+    ``[0, size)``, naming the first such value in flat order (every backend raises this)."""
+    flat = argmax.reshape(-1)
+    bad = flat[(flat < 0) | (flat >= size)]
+    first = int(bad[0]) if bad.size else -1
+    return ValueError(f"max_pool2d_backward: argmax holds {first}, outside [0, {size})")
+
+
 class Backend:
     """Base of every backend. Subclasses implement the ops of :mod:`fastnn.ops` as methods
     (normally by inheriting :class:`~fastnn.backends.reference.ReferenceBackend`)."""

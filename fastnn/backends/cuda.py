@@ -21,6 +21,7 @@ import math
 import numpy as np
 
 from fastnn._shapes import conv_output_size
+from fastnn.backends.base import argmax_out_of_range
 from fastnn.backends.reference import ReferenceBackend
 from fastnn.backends.reference.dropout import keep_threshold
 
@@ -205,6 +206,9 @@ class CudaBackend(ReferenceBackend):
         return y, argmax
 
     def max_pool2d_backward(self, dy, argmax, x_shape, *, out=None):
+        size = math.prod(x_shape)
+        if argmax.size and (int(argmax.min()) < 0 or int(argmax.max()) >= size):
+            raise argmax_out_of_range(argmax, size)
         dx = self._empty(out, x_shape, dy.dtype)
         self._cuda.max_pool2d_backward(dy, argmax, dx, self._stream())
         return dx

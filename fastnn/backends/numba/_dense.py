@@ -97,7 +97,8 @@ class DenseOps:
         if layout == "NCHW" and dy.ndim == 4:
             channels = dy.shape[1]
             out = alloc(out, (channels,), dy.dtype)
-            _middle_axis_sum_kernel(dy.reshape(dy.shape[0], channels, -1), out, dy.dtype.type(0))
+            n, h, w = dy.shape[0], dy.shape[2], dy.shape[3]
+            _middle_axis_sum_kernel(dy.reshape(n, channels, h * w), out, dy.dtype.type(0))
             return out
         channels = dy.shape[-1]
         out = alloc(out, (channels,), dy.dtype)

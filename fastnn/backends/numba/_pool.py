@@ -21,6 +21,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from fastnn.backends.base import argmax_out_of_range
 from fastnn.backends.numba._common import JIT, PARALLEL, alloc, flat, sync_threads
 
 
@@ -302,8 +303,7 @@ class PoolOps:
         if _max_pool_backward_kernel(flat(dy), flat(argmax), flat(dx), dy.shape[0]):
             dx[...] = 0
             if _scatter_add_kernel(flat(dy), flat(argmax), flat(dx)):
-                raise IndexError(f"max_pool2d_backward: argmax holds an index outside "
-                                 f"[0, {dx.size})")
+                raise argmax_out_of_range(argmax, dx.size)
         return dx
 
     def avg_pool2d(self, x, *, kernel, stride=None, padding=0, layout="NHWC",

@@ -19,8 +19,10 @@ def _channel_axis(layout):
 
 def _window_sum(a, depth_radius, axis):
     """``sum(a[c'] for |c' - c| <= depth_radius)`` along ``axis``, zero beyond the edges."""
-    if depth_radius == 0:
+    channels = a.shape[axis]
+    if depth_radius == 0 or channels == 0:
         return a.copy()
+    depth_radius = min(depth_radius, channels)  # a wider window covers every channel too
     pad = [(0, 0)] * a.ndim
     pad[axis] = (depth_radius, depth_radius)
     padded = np.pad(a, pad)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from fastnn._shapes import conv_output_size
+from fastnn.backends.base import argmax_out_of_range
 from fastnn.backends.reference._util import from_nhwc, store, to_nhwc
 
 
@@ -99,6 +100,9 @@ class PoolOps:
         return np.ascontiguousarray(y), np.ascontiguousarray(index)
 
     def max_pool2d_backward(self, dy, argmax, x_shape, *, out=None):
+        size = int(np.prod(x_shape))
+        if argmax.size and (argmax.min() < 0 or argmax.max() >= size):
+            raise argmax_out_of_range(argmax, size)  # never wrap -1 to the last element
         dx = store(out, tuple(x_shape), dy.dtype, 0)
         # np.add.at accumulates repeated indices (overlapping windows), unlike dx[idx] += dy.
         np.add.at(dx.reshape(-1), argmax.reshape(-1), dy.reshape(-1))

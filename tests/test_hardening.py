@@ -1,0 +1,246 @@
+"""Regression tests for defects found by fuzzing and attacking the op contract: each case
+below once crashed, computed garbage or disagreed between backends. Every backend must now
+give the reference's answer, or the reference's exception with the same message."""
+
+from __future__ import annotations
+
+import re
+import warnings
+
+import numpy as np
+import pytest
+from support import ALL_BACKEND_PARAMS, assert_close, to_backend, to_numpy
+
+from fastnn import backends, ops
+
+f32 = np.float32
+nan, inf = np.nan, np.inf
+
+
+def call(name, op, *args, **kwargs):
+    args = [to_backend(name, a) for a in args]
+    kwargs = {k: to_backend(name, v) for k, v in kwargs.items()}
+    with backends.use(name), warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        return to_numpy(getattr(ops, op)(*args, **kwargs))
+
+
+def raises_everywhere(name, exc, pattern, op, *args, **kwargs):
+    """``op`` raises ``exc`` on backend ``name`` with the reference's very message."""
+    with pytest.raises(exc) as info:
+        call(name, op, *args, **kwargs)
+    with pytest.raises(exc) as reference:
+        call("reference", op, *args, **kwargs)
+    assert str(info.value) == str(reference.value)
+    assert str(info.value).startswith(f"{op}: ")
+    assert re.search(pattern, str(info.value)), str(info.value)
+
+
+# --------------------------------------------------------------------------- empty input
+
+@pytest.mark.parametrize("name", ALL_BACKEND_PARAMS)
+def test_max_pool_of_an_empty_image_with_padding_is_refused(name):
+    # once a segfault on cpu (the max seeded from a window with no real pixel)
+    x = np.zeros((1, 0, 4_000_000, 16), f32)
+    raises_everywhere(name, ValueError, r"at least one row and one column, got \(0, 4000000\)",
+                      "max_pool2d", x, kernel=2, stride=1, padding=1)
+    raises_everywhere(name, ValueError, "at least one row and one column", "max_pool2d",
+                      np.zeros((1, 3, 0, 2), f32), kernel=2, padding=1, layout="NCHW")
+    raises_everywhere(name, ValueError, "at least one row and one column", "avg_pool2d",
+                      np.zeros((1, 0, 3, 2), f32), kernel=2, padding=1)
+
+
+@pytest.mark.parametrize("name", ALL_BACKEND_PARAMS)
+def test_an_empty_batch_or_channel_axis_gives_an_empty_result(name):
+    y, argmax = call(name, "max_pool2d", np.zeros((0, 4, 4, 3), f32), kernel=2, padding=1)
+    assert y.shape == argmax.shape == (0, 3, 3, 3)
+    y, argmax = call(name, "max_pool2d", np.zeros((2, 4, 4, 0), f32), kernel=2)
+    assert y.shape == (2, 2, 2, 0)
+    y, scale = call(name, "local_response_norm", np.zeros((2, 3, 3, 0), f32), depth_radius=2)
+    assert y.shape == scale.shape == (2, 3, 3, 0)
+    dx = call(name, "local_response_norm_backward", *(np.zeros((1, 0, 2, 2), f32),) * 4,
+              layout="NCHW")
+    assert dx.shape == (1, 0, 2, 2)
+    db = call(name, "bias_backward", np.zeros((0, 0, 0, 0), f32), layout="NCHW")
+    assert db.shape == (0,)
+    db = call(name, "bias_backward", np.zeros((0, 3, 2, 2), f32), layout="NCHW")
+    assert_close(db, np.zeros(3, f32))
+
+
+@pytest.mark.parametrize("name", ALL_BACKEND_PARAMS)
+def test_convolutions_without_input_channels_or_pixels_are_refused(name):
+    x0, w0 = np.zeros((1, 4, 4, 0), f32), np.zeros((3, 3, 0, 2), f32)
+    for op in ("conv2d", "conv2d_relu_max_pool2d"):  # the fused op names itself, once
+        raises_everywhere(name, ValueError, rf"^{op}: w must have a non-empty kernel and at "
+                          r"least one input and one output channel", op, x0, w0)
+    raises_everywhere(name, ValueError, "at least one row and one column", "conv2d",
+                      np.zeros((1, 0, 5, 2), f32), np.zeros((3, 3, 2, 2), f32), padding=1)
+    raises_everywhere(name, ValueError, "at least one input", "conv2d_backward_weights",
+                      np.zeros((1, 2, 2, 2), f32), x0, (3, 3, 0, 2), padding=1)
+
+
+# --------------------------------------------------------------------------- options
+
+@pytest.mark.parametrize("name", ALL_BACKEND_PARAMS)
+def test_huge_options_are_refused_alike(name):
+    x, w = np.ones((1, 5, 5, 2), f32), np.ones((3, 3, 2, 2), f32)
+    raises_everywhere(name, ValueError, r"stride must be < 2\*\*31, got 4611686018427387904",
+                      "conv2d", x, w, stride=2**62)
+    raises_everywhere(name, ValueError, r"padding must be < 2\*\*31", "conv2d", x, w,
+                      padding=2**62)
+    raises_everywhere(name, ValueError, "more than any machine can hold", "conv2d", x, w,
+                      padding=2**30)
+    raises_everywhere(name, ValueError, r"dilation must be < 2\*\*31", "conv2d", x, w,
+                      dilation=(1, 2**40))
+    raises_everywhere(name, ValueError, r"stride must be < 2\*\*31", "max_pool2d", x,
+                      kernel=2, stride=2**62)
+    raises_everywhere(name, ValueError, r"depth_radius must be < 2\*\*31",
+                      "local_response_norm", x, depth_radius=2**62)
+
+
+@pytest.mark.parametrize("name", ALL_BACKEND_PARAMS)
+def test_an_lrn_window_wider_than_the_channels_sums_them_all(name):
+    x = np.random.default_rng(1).standard_normal((2, 3, 3, 4)).astype(f32)
+    wide = call(name, "local_response_norm", x, depth_radius=1000)
+    assert_close(wide, call("reference", "local_response_norm", x, depth_radius=3))
+
+
+@pytest.mark.parametrize("name", ALL_BACKEND_PARAMS)
+def test_big_endian_floats_compute_like_native_ones(name):
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((2, 6, 6, 3)).astype(">f4")
+    w = rng.standard_normal((3, 3, 3, 4)).astype(">f4")
+    assert_close(call(name, "conv2d", x, w, padding=1),
+                 call("reference", "conv2d", x.astype(f32), w.astype(f32), padding=1))
+    assert_close(call(name, "relu", x.astype(">f8")), np.maximum(x.astype(np.float64), 0))
+    raises_everywhere(name, TypeError, "out must have dtype float32, got >f4", "relu",
+                      x.astype(f32), out=np.zeros(x.shape, ">f4"))
+
+
+@pytest.mark.parametrize("name", ALL_BACKEND_PARAMS)
+def test_argmax_outside_the_input_is_refused(name):
+    dy = np.ones((1, 2, 2, 1), f32)
+    for bad, first in ((-1, -1), (16, 16), (2**40, 2**40)):
+        argmax = np.array([0, 5, bad, 3], np.int64).reshape(dy.shape)
+        raises_everywhere(name, ValueError,
+                          rf"^max_pool2d_backward: argmax holds {first}, outside \[0, 16\)$",
+                          "max_pool2d_backward", dy, argmax, (1, 4, 4, 1))
+
+
+@pytest.mark.parametrize("name", ALL_BACKEND_PARAMS)
+@pytest.mark.parametrize("op", ["sgd_update", "adam_update"])
+def test_optimizers_refuse_a_missing_gradient(name, op):
+    param = np.ones(3, f32)
+    state = (np.zeros(3, f32), np.zeros(3, f32)) if op == "adam_update" else ()
+    options = {"step": 1, "lr": 0.1} if op == "adam_update" else {"lr": 0.1}
+    raises_everywhere(name, TypeError, "grad must be a float32 or float64 array, got None",
+                      op, param, None, *state, **options)
+
+
+# --------------------------------------------------------------------------- aliasing
+
+rng = np.random.default_rng(3)
+A = rng.standard_normal((80, 80)).astype(f32)
+X4 = rng.standard_normal((2, 6, 6, 4)).astype(f32)
+W4 = rng.standard_normal((3, 3, 4, 4)).astype(f32)
+
+# (op, inputs, options, index of the input also passed as out=)
+OVERLAPS = [
+    ("gemm", (A, A.T.copy()), {}, 0),
+    ("gemm", (A, A.T.copy()), {"beta": 1.0}, 1),
+    ("linear", (A, A.copy()), {}, 1),
+    ("linear", (A, A.copy()), {"activation": "relu"}, 0),
+    ("log_softmax", (A,), {}, 0),
+    ("softmax", (A,), {}, 0),
+    ("softmax_backward", (A, A.copy()), {}, 0),
+    ("conv2d", (X4, W4), {"padding": 1}, 0),
+    ("conv2d_backward_data", (X4, W4, X4.shape), {"padding": 1}, 0),
+    ("max_pool2d_backward", (X4, np.arange(X4.size).reshape(X4.shape), X4.shape), {}, 0),
+    ("avg_pool2d_backward", (X4, X4.shape), {"kernel": 3, "stride": 1, "padding": 1}, 0),
+]
+LRN = [X4, X4.copy(), X4.copy(), np.abs(X4) + 1]
+OVERLAPS += [("local_response_norm_backward", tuple(LRN), {}, i) for i in range(4)]
+
+
+@pytest.mark.parametrize("name", ALL_BACKEND_PARAMS)
+@pytest.mark.parametrize("op, inputs, options, index", OVERLAPS,
+                         ids=[f"{c[0]}-{c[3]}" for c in OVERLAPS])
+def test_out_sharing_memory_with_an_input_is_refused(name, op, inputs, options, index):
+    inputs = [a.copy() if isinstance(a, np.ndarray) else a for a in inputs]
+    raises_everywhere(name, ValueError, r"shares memory with .*does not work in place", op,
+                      *inputs, **options, out=inputs[index])
+
+
+@pytest.mark.parametrize("name", ALL_BACKEND_PARAMS)
+def test_out_overlapping_part_of_an_input_is_refused(name):
+    buffer = rng.standard_normal(101).astype(f32)
+    x, out = buffer[1:], buffer[:-1]  # the same memory, shifted by one element
+    raises_everywhere(name, ValueError, "out overlaps x without being the same array", "relu",
+                      x, out=out)
+    raises_everywhere(name, ValueError, "shares memory with x", "softmax", x, out=out)
+
+
+# element-wise ops, where in place is exact: (op, inputs, options, index of out=)
+IN_PLACE = [
+    ("relu", (X4,), {}, 0), ("sigmoid", (X4,), {}, 0), ("tanh", (X4,), {}, 0),
+    ("relu_backward", (X4, X4.copy()), {}, 0), ("relu_backward", (X4, X4.copy()), {}, 1),
+    ("sigmoid_backward", (X4, X4.copy()), {}, 1), ("tanh_backward", (X4, X4.copy()), {}, 0),
+    ("dropout_backward", (X4, X4 > 0), {"keep_prob": 0.5}, 0),
+]
+
+
+@pytest.mark.parametrize("name", ALL_BACKEND_PARAMS)
+@pytest.mark.parametrize("op, inputs, options, index", IN_PLACE,
+                         ids=[f"{c[0]}-{c[3]}" for c in IN_PLACE])
+def test_elementwise_ops_work_in_place(name, op, inputs, options, index):
+    expected = call("reference", op, *inputs, **options)
+    inputs = [to_backend(name, a.copy()) for a in inputs]
+    result = call(name, op, *inputs, **options, out=inputs[index])
+    assert_close(result, expected)
+    assert_close(inputs[index], expected)
+
+
+@pytest.mark.parametrize("name", ALL_BACKEND_PARAMS)
+def test_dropout_works_in_place(name):
+    expected, mask = call("reference", "dropout", X4, keep_prob=0.5, seed=4)
+    x = to_backend(name, X4.copy())
+    y, _ = call(name, "dropout", x, keep_prob=0.5, seed=4, out=x)
+    assert_close(y, expected)
+    assert_close(x, expected)
+
+
+@pytest.mark.parametrize("name", ALL_BACKEND_PARAMS)
+def test_optimizer_arrays_must_not_share_memory(name):
+    p = np.ones(4, f32)
+    raises_everywhere(name, ValueError, "param and grad share memory", "sgd_update", p, p,
+                      lr=0.1)
+    m = np.zeros(4, f32)
+    raises_everywhere(name, ValueError, "m and v share memory", "adam_update",
+                      np.ones(4, f32), np.ones(4, f32), m, m, step=1)
+
+
+# --------------------------------------------------------------------------- NaN and inf
+
+@pytest.mark.parametrize("name", ALL_BACKEND_PARAMS)
+def test_masks_multiply_so_nan_and_inf_propagate(name):
+    dy = np.array([nan, inf, nan, 2.0, -inf], f32)
+    y = np.array([0.0, -1.0, 1.0, nan, 0.0], f32)
+    assert_close(call(name, "relu_backward", dy, y), np.array([nan, nan, nan, 0.0, nan], f32))
+    x = np.full(256, nan, f32)
+    x[::2] = inf
+    out, mask = call(name, "dropout", x, keep_prob=0.5, seed=7)
+    assert 0 < mask.sum() < x.size
+    assert np.isnan(out[~mask]).all()  # dropped: nan * 0 and inf * 0 are NaN
+    assert_close(out[mask], x[mask] * f32(2))
+    assert np.isnan(call(name, "dropout_backward", x, mask, keep_prob=0.5)[~mask]).all()
+
+
+@pytest.mark.parametrize("name", ALL_BACKEND_PARAMS)
+@pytest.mark.parametrize("op", ["sgd_update", "adam_update"])
+def test_an_infinite_parameter_without_weight_decay_stays_infinite(name, op):
+    for weight_decay, expected in ((0.0, [inf, -inf]), (0.1, [nan, nan])):
+        param, grad = np.array([inf, -inf], f32), np.ones(2, f32)
+        state = (np.zeros(2, f32), np.zeros(2, f32)) if op == "adam_update" else ()
+        options = {"step": 1} if op == "adam_update" else {}
+        call(name, op, param, grad, *state, lr=0.1, weight_decay=weight_decay, **options)
+        assert_close(param, np.array(expected, f32))
