@@ -42,6 +42,8 @@ dropped NaN or inf), max-pooling lets the first NaN of a window win, and a term 
 coefficient is exactly zero is absent (``weight_decay=0`` leaves an infinite parameter
 infinite). Convolution padding contributes nothing (see :func:`conv2d`).
 
+(``docs/contract.md`` in the repository gives the reasons, and where PyTorch differs.)
+
 Empty input
 -----------
 A zero-sized batch, channel or feature axis gives an empty result (or a zero gradient for a

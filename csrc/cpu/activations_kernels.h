@@ -40,9 +40,9 @@ void activation_backward(Activation act, const T* __restrict dy, const T* __rest
                          int64_t n) {
   switch (act) {
     case Activation::relu:
-      // dy * (y > 0), multiplied rather than selected: a NaN or inf dy at an inactive unit
-      // gives NaN, as IEEE arithmetic on the contract's formula does (fastnn/ops.py).
-      for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] * (y[i] > T(0) ? T(1) : T(0));
+      // dy * (y > 0) in IEEE arithmetic: an inactive unit passes dy * 0, which is NaN for a
+      // NaN or infinite dy (the contract in fastnn/ops.py), not a plain 0.
+      for (int64_t i = 0; i < n; ++i) dx[i] = y[i] > T(0) ? dy[i] : dy[i] * T(0);
       break;
     case Activation::sigmoid:
       for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] * y[i] * (T(1) - y[i]);
