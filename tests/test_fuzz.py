@@ -136,25 +136,23 @@ class Case:
     args: tuple
     kwargs: dict
     inplace: tuple = ()  # indices of args the op updates in place (optimizers)
-    out_alias: Any = None  # index of the arg that out= should be (aliasing cases)
+    out_alias: Any = None  # (index of an arg, "same" or "shifted"): out= made from that arg
 
     def materialise(self):
         args = [build(a) for a in self.args]
         kwargs = {k: build(v) for k, v in self.kwargs.items()}
         if self.out_alias is not None:
-            kwargs["out"] = _alias(args[self.out_alias[0]], self.out_alias[1])
+            index, how = self.out_alias
+            source = args[index]
+            if how == "shifted" and isinstance(source, np.ndarray) and source.size >= 2:
+                # the input moves to the tail of a buffer whose head is out: they overlap
+                buffer = np.empty(source.size + 1, source.dtype)
+                buffer[1:] = source.reshape(-1)
+                args[index] = buffer[1:].reshape(source.shape)
+                kwargs["out"] = buffer[:-1].reshape(source.shape)
+            else:
+                kwargs["out"] = source
         return args, kwargs
-
-
-def _alias(source, how):
-    """An out= buffer made from an input: the same array, or a shifted overlapping view."""
-    if how == "same" or not isinstance(source, np.ndarray) or source.size < 2:
-        return source
-    flat = source.reshape(-1)
-    shifted = np.empty(source.size + 1, source.dtype)
-    shifted[1:] = flat
-    # rebind the input to the tail of the same buffer, out to its head: they overlap
-    return shifted[:-1].reshape(source.shape)
 
 
 seeds = st.integers(0, 2**16)
