@@ -244,3 +244,24 @@ def test_an_infinite_parameter_without_weight_decay_stays_infinite(name, op):
         options = {"step": 1} if op == "adam_update" else {}
         call(name, op, param, grad, *state, lr=0.1, weight_decay=weight_decay, **options)
         assert_close(param, np.array(expected, f32))
+
+
+@pytest.mark.parametrize("name", ALL_BACKEND_PARAMS)
+@pytest.mark.parametrize("layout", ["NHWC", "NCHW"])
+@pytest.mark.parametrize("special", [inf, -inf, nan, 3e38])
+def test_lrn_of_non_finite_values_matches_the_reference(name, dtype, layout, special):
+    # channel counts around the vector widths, so the vector kernels and their tails both
+    # meet an infinite scale (inf**-beta is 0, inf * 0 is NaN)
+    rng = np.random.default_rng(5)
+    for channels in (3, 17, 40):
+        shape = (2, 3, 5, channels) if layout == "NHWC" else (2, channels, 3, 5)
+        x = rng.standard_normal(shape).astype(dtype)
+        x[rng.random(shape) < 0.1] = special
+        y, scale = call("reference", "local_response_norm", x, depth_radius=2, layout=layout)
+        dy = np.ones_like(x)
+        dx = call("reference", "local_response_norm_backward", dy, x, y, scale, depth_radius=2,
+                  layout=layout)
+        got = call(name, "local_response_norm", x, depth_radius=2, layout=layout)
+        assert_close(got, (y, scale))
+        assert_close(call(name, "local_response_norm_backward", dy, x, y, scale,
+                          depth_radius=2, layout=layout), dx)
