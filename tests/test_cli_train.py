@@ -204,6 +204,7 @@ def _bad_inputs(tmp_path, trained):
     """The unusable files the error tests below name."""
     np.save(tmp_path / "wrong.npy", np.zeros((27, 28)))
     (tmp_path / "digit.txt").write_text("7")
+    (tmp_path / "garbage.png").write_bytes(b"\x89PNG not an image")
     (tmp_path / "afile").write_text("")
     (tmp_path / "zero.npy").write_bytes(b"")
     (tmp_path / "zero.npz").write_bytes(b"")
@@ -243,6 +244,8 @@ def _bad_inputs(tmp_path, trained):
      "--data {tmp}/nowhere: does not exist"),
     # --out naming a file, data without training or evaluation digits, corrupt data
     (["train", "--out", "{tmp}/afile"], "--out {tmp}/afile: is a file, not a folder"),
+    (["examples", "framework", "--out", "{tmp}/afile"], "--out {tmp}/afile: is a file"),
+    (["examples", "no-such-example"], "no example named 'no-such-example'"),
     (["train", "--data", "{tmp}/no-train.npz", "--out", "{tmp}/o"],
      "--data {tmp}/no-train.npz: has no training digits"),
     (["train", "--data", "{tmp}/no-test.npz", "--out", "{tmp}/o"],
@@ -251,7 +254,8 @@ def _bad_inputs(tmp_path, trained):
     (["train", "--data", "{tmp}/corrupt.npz", "--out", "{tmp}/o"],
      "--data {tmp}/corrupt.npz: not a readable .npz file"),
     (["evaluate", "{model}", "--data", "{tmp}/zero.npz"], "--data {tmp}/zero.npz:"),
-    (["evaluate", "{model}", "--data", "{tmp}/idx"], "--data {tmp}/idx"),
+    (["evaluate", "{model}", "--data", "{tmp}/idx"],
+     "--data {tmp}/idx: {tmp}/idx/t10k-images-idx3-ubyte.gz: not a readable gzip file"),
     # model files that are not usable models
     (["evaluate", "{tmp}/zero.npz"], "{tmp}/zero.npz: the file is empty"),
     (["evaluate", "{tmp}/weights.npy"], "{tmp}/weights.npy: a NumPy .npy array, not a fastnn"),
@@ -268,6 +272,7 @@ def _bad_inputs(tmp_path, trained):
     (["predict", "{model}", "{tmp}/f255.npy"], "float pixels must be in [0, 1]"),
     (["predict", "{model}", "{tmp}/i300.npy"], "integer pixels must be 0-255"),
     (["predict", "{model}", "{tmp}/strings.npy"], "pixels must be numbers"),
+    (["predict", "{model}", "{tmp}/garbage.png"], "{tmp}/garbage.png: cannot read the PNG"),
 ])
 def test_user_errors_are_one_line(trained, tmp_path, capsys, argv, message):
     _bad_inputs(tmp_path, trained)

@@ -164,6 +164,7 @@ def test_npz_files_that_are_not_models_are_refused(tmp_path):
     _expect(_write_raw(tmp_path / "c.npz", {"format": 2}), "format 2", "newer fastnn")
     _expect(_write_raw(tmp_path / "d.npz", {"format": "1"}), "format '1'")
     _expect(_write_raw(tmp_path / "e.npz", {"format": 1}), "no 'model'")
+    _expect(_write_raw(tmp_path / "deep.npz", "[" * 100000 + "]" * 100000), "not valid JSON")
     np.savez(tmp_path / "f.npz", __fastnn__=np.arange(3))
     _expect(tmp_path / "f.npz", "must be a JSON string")
     np.savez(tmp_path / "g.npz", __fastnn__=np.array([{"format": 1}], dtype=object))
@@ -189,6 +190,13 @@ def test_npz_files_that_are_not_models_are_refused(tmp_path):
 ])
 def test_malformed_architectures_are_refused(tmp_path, model_spec, fragments):
     _expect(_write_raw(tmp_path / "m.npz", _spec(model_spec)), *fragments)
+
+
+@pytest.mark.parametrize("depth", [2000, 5000])
+def test_deeply_nested_models_are_refused_not_crashed(tmp_path, depth):
+    text = ('{"format": 1, "model": ' + '{"type": "Sequential", "config": {"layers": [' * depth
+            + '{"type": "ReLU", "config": {}}' + "]}}" * depth + "}")
+    _expect(_write_raw(tmp_path / "deep.npz", text), "RecursionError")
 
 
 def test_parameters_must_fit_the_architecture(tmp_path):

@@ -68,11 +68,14 @@ seed_int = whole_number(0)
 threads_int = whole_number(1, MAX_THREADS)
 
 
-def output_folder(option: str, path: str) -> None:
-    """Refuse, before any work, a ``--out`` that cannot hold the results."""
+def output_folder(option: str, path: str, *, create: bool = True) -> None:
+    """Refuse, before any work, a ``--out`` that cannot hold the results; ``create``: make
+    the folder now (else only a file in its place is refused)."""
     if os.path.exists(path) and not os.path.isdir(path):
         raise CommandError(f"{option} {path}: is a file, not a folder; give a folder to write "
                            "the results into (it is created if missing)")
+    if not create:
+        return
     try:
         os.makedirs(path, exist_ok=True)
     except OSError as exc:

@@ -44,7 +44,7 @@ def run(name: str, args: argparse.Namespace) -> int:
             chosen = [examples.resolve(args.example)]
         except KeyError as exc:
             raise CommandError(exc.args[0]) from None
-    output_folder("--out", args.out)
+    output_folder("--out", args.out, create=False)
     for example in chosen:
         _run_one(example, args.out)
     return 0

@@ -150,7 +150,7 @@ def _load_data(args: argparse.Namespace, *, training: bool):
         if message.startswith("load_mnist: "):
             message = message[len("load_mnist: "):]
         if args.data is not None:
-            if message.startswith(args.data):
+            if message.startswith(args.data + ":") or message.startswith(args.data + " "):
                 message = message[len(args.data):].lstrip(": ")
             message = f"--data {args.data}: {message}"
         raise CommandError(message) from None

@@ -256,9 +256,9 @@ def _read_header(archive: Any, where: str) -> dict[str, Any]:
                              f"a {raw.dtype} array of shape {raw.shape}; {_REMEDY}")
     try:
         header = json.loads(str(raw))
-    except ValueError as exc:
-        raise ModelFileError(f"{where}: its {_SPEC_KEY!r} entry is not valid JSON ({exc}); "
-                             f"{_REMEDY}") from exc
+    except (ValueError, RecursionError) as exc:
+        raise ModelFileError(f"{where}: its {_SPEC_KEY!r} entry is not valid JSON "
+                             f"({type(exc).__name__}: {exc}); {_REMEDY}") from exc
     if not isinstance(header, dict):
         raise ModelFileError(f"{where}: its {_SPEC_KEY!r} entry must be a JSON object, got "
                              f"{_short(header)}; {_REMEDY}")
