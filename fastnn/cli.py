@@ -1,6 +1,11 @@
 """The ``fastnn`` command line: ``info``, ``train``, ``evaluate``, ``predict``, ``examples``,
 ``bench``. Each subcommand lives in :mod:`fastnn.commands` and is imported only when run,
-so ``fastnn info`` does not pay for matplotlib or the training stack."""
+so ``fastnn info`` does not pay for matplotlib or the training stack.
+
+A user error prints one line, ``fastnn <command>: error: <message>``, on stderr. Exit
+status: 0 done; 1 the command failed while running (e.g. its results could not be
+written); 2 an option, or a file or folder it names, cannot be used (nothing was done).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 from typing import Optional
+
+from fastnn.commands._common import EXIT_STATUS_HELP, USAGE, CommandError
 
 # subcommand -> (module in fastnn.commands, one-line help)
 COMMANDS = {
@@ -21,8 +28,16 @@ COMMANDS = {
 }
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, with a usage error reported as one line (exit status 2)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(USAGE, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fastnn", description=__doc__.split("\n")[0])
+    parser = ArgumentParser(prog="fastnn", description=__doc__.split("\n")[0],
+                            epilog=EXIT_STATUS_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name, (module, help_text) in COMMANDS.items():
@@ -34,16 +49,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the command line ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    # Two passes: find the subcommand, then let its module add options and parse again.
-    known, _ = parser.parse_known_args(argv[:1] if argv and not argv[0].startswith("-") else argv)
-    module = importlib.import_module(f"fastnn.commands.{known._module}")
-    full = argparse.ArgumentParser(prog=f"fastnn {known._name}",
-                                   description=COMMANDS[known._name][1])
-    module.add_arguments(known._name, full)
-    args = full.parse_args(argv[1:])
-    return int(module.run(known._name, args) or 0)
+    try:
+        # Two passes: find the subcommand, then let its module add options and parse again.
+        known, _ = parser.parse_known_args(
+            argv[:1] if argv and not argv[0].startswith("-") else argv)
+        module = importlib.import_module(f"fastnn.commands.{known._module}")
+        full = ArgumentParser(prog=f"fastnn {known._name}",
+                              description=COMMANDS[known._name][1], epilog=EXIT_STATUS_HELP)
+        module.add_arguments(known._name, full)
+        args = full.parse_args(argv[1:])
+    except SystemExit as exc:  # --help, or a usage error already printed
+        return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else USAGE
+    try:
+        return int(module.run(known._name, args) or 0)
+    except CommandError as exc:
+        print(f"fastnn {known._name}: error: {exc}", file=sys.stderr)
+        return exc.status
 
 
 if __name__ == "__main__":

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import doctest
+import errno
 import json
 
 import numpy as np
 import pytest
 
-from fastnn import backends, models, nn
+from fastnn import _files, backends, models, nn
 from fastnn.cli import main as cli
 from fastnn.commands import train as train_command
 from fastnn.data import load_mnist
@@ -199,19 +200,192 @@ def test_read_digits_shapes_and_scaling(tmp_path):
     assert inverted[0, 0, 0, 0] == 1.0
 
 
+def _bad_inputs(tmp_path, trained):
+    """The unusable files the error tests below name."""
+    np.save(tmp_path / "wrong.npy", np.zeros((27, 28)))
+    (tmp_path / "digit.txt").write_text("7")
+    (tmp_path / "garbage.png").write_bytes(b"\x89PNG not an image")
+    (tmp_path / "afile").write_text("")
+    (tmp_path / "zero.npy").write_bytes(b"")
+    (tmp_path / "zero.npz").write_bytes(b"")
+    np.save(tmp_path / "none.npy", np.zeros((0, 28, 28), np.uint8))
+    nan = np.full((28, 28), 0.5, np.float32)
+    nan[3, 4] = np.nan
+    np.save(tmp_path / "nan.npy", nan)
+    np.save(tmp_path / "inf.npy", np.full((2, 28, 28, 1), np.inf, np.float32))
+    np.save(tmp_path / "f255.npy", np.full((28, 28), 255.0, np.float32))
+    np.save(tmp_path / "i300.npy", np.full((28, 28), 300, np.int64))
+    np.save(tmp_path / "weights.npy", np.zeros((3, 3)))
+    np.save(tmp_path / "strings.npy", np.array(["a", "b"]))
+    model = (trained / "model.npz").read_bytes()
+    (tmp_path / "truncated.npz").write_bytes(model[:len(model) // 3])
+    nn.save(nn.Sequential(nn.Linear(3, 2, rng=0)), tmp_path / "linear.npz")
+    np.savez(tmp_path / "evil.npz", __fastnn__=np.array(json.dumps(
+        {"format": 1, "model": {"type": "os:system", "config": {"command": "echo no"}}})))
+    empty, five = np.zeros((0, 28, 28), np.uint8), np.zeros((5, 28, 28), np.uint8)
+    np.savez(tmp_path / "no-train.npz", x_train=empty, y_train=np.zeros(0, np.int64),
+             x_test=five, y_test=np.zeros(5, np.int64))
+    np.savez(tmp_path / "no-test.npz", x_train=five, y_train=np.zeros(5, np.int64),
+             x_test=empty, y_test=np.zeros(0, np.int64))
+    (tmp_path / "corrupt.npz").write_bytes(b"PK\x03\x04 not really a zip")
+    (tmp_path / "idx").mkdir()
+    (tmp_path / "idx" / "t10k-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8b\x08 truncated")
+    (tmp_path / "idx" / "t10k-labels-idx1-ubyte.gz").write_bytes(b"")
+
+
 @pytest.mark.parametrize("argv, message", [
-    (["evaluate", "{tmp}/missing.npz"], "no model file"),
+    (["evaluate", "{tmp}/missing.npz"], "no model file at {tmp}/missing.npz"),
+    (["evaluate", "{tmp}"], "(a folder)"),
     (["predict", "{model}", "{tmp}/missing.npy"], "no such file"),
     (["predict", "{model}", "{tmp}/wrong.npy"], "expected a 28x28 image"),
     (["predict", "{model}", "{tmp}/digit.txt"], "expected a .png or .npy"),
     (["train", "--backend", "no-such-backend", "--out", "{tmp}/o"], "not available"),
-    (["train", "--data", "{tmp}/nowhere", "--out", "{tmp}/o"], "does not exist"),
-    (["evaluate", "{model}", "--threads", "0"], "--threads must be >= 1"),
+    (["train", "--data", "{tmp}/nowhere", "--out", "{tmp}/o"],
+     "--data {tmp}/nowhere: does not exist"),
+    # --out naming a file, data without training or evaluation digits, corrupt data
+    (["train", "--out", "{tmp}/afile"], "--out {tmp}/afile: is a file, not a folder"),
+    (["examples", "framework", "--out", "{tmp}/afile"], "--out {tmp}/afile: is a file"),
+    (["examples", "no-such-example"], "no example named 'no-such-example'"),
+    (["train", "--data", "{tmp}/no-train.npz", "--out", "{tmp}/o"],
+     "--data {tmp}/no-train.npz: has no training digits"),
+    (["train", "--data", "{tmp}/no-test.npz", "--out", "{tmp}/o"],
+     "--data {tmp}/no-test.npz: has no evaluation digits"),
+    (["evaluate", "{model}", "--data", "{tmp}/no-test.npz"], "has no evaluation digits"),
+    (["train", "--data", "{tmp}/corrupt.npz", "--out", "{tmp}/o"],
+     "--data {tmp}/corrupt.npz: not a readable .npz file"),
+    (["evaluate", "{model}", "--data", "{tmp}/zero.npz"], "--data {tmp}/zero.npz:"),
+    (["evaluate", "{model}", "--data", "{tmp}/idx"],
+     "--data {tmp}/idx: {tmp}/idx/t10k-images-idx3-ubyte.gz: not a readable gzip file"),
+    # model files that are not usable models
+    (["evaluate", "{tmp}/zero.npz"], "{tmp}/zero.npz: the file is empty"),
+    (["evaluate", "{tmp}/weights.npy"], "{tmp}/weights.npy: a NumPy .npy array, not a fastnn"),
+    (["evaluate", "{tmp}/afile"], "{tmp}/afile: the file is empty"),
+    (["predict", "{tmp}/truncated.npz", "{tmp}/nan.npy"], "truncated or corrupt"),
+    (["evaluate", "{tmp}/evil.npz"], "unknown layer type 'os:system'"),
+    (["evaluate", "{tmp}/linear.npz"], "{tmp}/linear.npz: the model does not take 28x28x1"),
+    # images predict must refuse rather than "classify"
+    (["predict", "{model}", "{tmp}/zero.npy"], "{tmp}/zero.npy: not a readable .npy file "
+                                               "(the file is empty)"),
+    (["predict", "{model}", "{tmp}/none.npy"], "{tmp}/none.npy: holds no images"),
+    (["predict", "{model}", "{tmp}/nan.npy"], "{tmp}/nan.npy: 1 pixel(s) are NaN or infinite"),
+    (["predict", "{model}", "{tmp}/inf.npy"], "1568 pixel(s) are NaN or infinite"),
+    (["predict", "{model}", "{tmp}/f255.npy"], "float pixels must be in [0, 1]"),
+    (["predict", "{model}", "{tmp}/i300.npy"], "integer pixels must be 0-255"),
+    (["predict", "{model}", "{tmp}/strings.npy"], "pixels must be numbers"),
+    (["predict", "{model}", "{tmp}/garbage.png"], "{tmp}/garbage.png: cannot read the PNG"),
 ])
 def test_user_errors_are_one_line(trained, tmp_path, capsys, argv, message):
-    np.save(tmp_path / "wrong.npy", np.zeros((27, 28)))
-    (tmp_path / "digit.txt").write_text("7")
+    _bad_inputs(tmp_path, trained)
     argv = [a.format(tmp=tmp_path, model=trained / "model.npz") for a in argv]
     assert cli(argv) == 2
     err = capsys.readouterr().err
-    assert message in err and len(err.strip().splitlines()) == 1
+    assert len(err.strip().splitlines()) == 1, err
+    assert err.startswith(f"fastnn {argv[0]}: error: ")
+    assert message.format(tmp=tmp_path) in err, err
+    assert not (tmp_path / "o").exists()  # refused before anything was written
+
+
+@pytest.mark.parametrize("command", [
+    "train", "evaluate {model}", "predict {model} {model}", "bench"])
+@pytest.mark.parametrize("option, value, wanted", [
+    ("--threads", "0", "a whole number from 1 to 1024"),
+    ("--threads", "-2", "a whole number from 1 to 1024"),
+    ("--threads", "100000", "a whole number from 1 to 1024"),
+    ("--threads", "two", "a whole number from 1 to 1024"),
+])
+def test_thread_counts_are_checked_everywhere(trained, capsys, command, option, value, wanted):
+    argv = command.format(model=trained / "model.npz").split() + [option, value]
+    assert cli(argv) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == (f"fastnn {argv[0]}: error: argument {option}: expected {wanted}, "
+                           f"got {value!r} (see `fastnn {argv[0]} --help`)")
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "--lr", "inf"], ["train", "--lr", "nan"], ["train", "--lr", "-0.1"],
+    ["train", "--lr", "0"], ["train", "--lr", "fast"],
+    ["train", "--seed", "-1"], ["train", "--seed", "1.5"],
+    ["train", "--epochs", "0"], ["train", "--epochs", "-3"], ["train", "--epochs", "2.0"],
+    ["train", "--batch-size", "0"], ["train", "--limit", "0"],
+    ["evaluate", "m.npz", "--batch-size", "0"], ["evaluate", "m.npz", "--batch-size", "-5"],
+    ["evaluate", "m.npz", "--limit", "-1"],
+    ["bench", "--min-time", "nan"], ["bench", "--min-time", "0"], ["bench", "--min-time", "-1"],
+    ["evaluate"], ["predict", "m.npz"], ["no-such-command"], ["train", "--no-such-option"],
+])
+def test_bad_option_values_are_usage_errors(tmp_path, capsys, argv):
+    assert cli(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and ": error: " in err, err
+    if argv[-1].startswith(("-", "0", "1", "2", "i", "n", "f")) and len(argv) > 2:
+        assert f"argument {argv[-2]}: expected" in err and repr(argv[-1]) in err, err
+
+
+def test_help_and_exit_status_are_documented(capsys):
+    assert cli(["train", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "exit status" in out and "finite number > 0" in out
+
+
+def test_bench_refuses_an_unwritable_json_before_timing(tmp_path, capsys):
+    assert cli(["bench", "--json", str(tmp_path / "nowhere" / "b.json")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert cli(["bench", "--json", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    assert cli(["bench", "--filter", "no-such-case*"]) == 2
+    assert "matches none of the" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- failures
+
+TINY = ["train", "--epochs", "1", "--limit", "16", "--batch-size", "8", "--threads", "1",
+        "--no-progress", "--backend", "reference"]
+
+
+def test_a_diverging_run_saves_nothing(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "model.npz").write_bytes(b"the previous model")
+    assert cli([*TINY, "--lr", "1e30", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("fastnn train: error: the training diverged") and "--lr" in err
+    assert len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in out.iterdir()) == ["model.npz"]
+    assert (out / "model.npz").read_bytes() == b"the previous model"
+
+
+def _disk_full(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_failed_write_keeps_the_previous_results(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "run"
+    out.mkdir()
+    previous = {name: f"previous {name}".encode() for name in
+                ("model.npz", "history.json", "curves.png")}
+    for name, data in previous.items():
+        (out / name).write_bytes(data)
+    monkeypatch.setattr(_files.os, "fsync", _disk_full)  # the disk fills as the data lands
+    assert cli([*TINY, "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == (f"fastnn train: error: cannot write {out / 'model.npz'} (No space "
+                           "left on device); an earlier model.npz there is unchanged")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == previous
+
+
+def test_history_and_curves_are_written_atomically(tmp_path, monkeypatch):
+    history = {"loss": [1.0, 0.5], "val_loss": [1.1, 0.6], "accuracy": [0.5, 0.7],
+               "val_accuracy": [0.4, 0.6]}
+    for name, write in (("history.json", train_command.save_history),
+                        ("curves.png", train_command.plot_curves)):
+        if name == "curves.png":
+            pytest.importorskip("matplotlib")
+        path = tmp_path / name
+        write(history, path)
+        before = path.read_bytes()
+        assert before
+        with monkeypatch.context() as patch:
+            patch.setattr(_files.os, "fsync", _disk_full)
+            with pytest.raises(OSError, match="No space left"):
+                write({**history, "loss": [9.0, 9.0]}, path)
+        assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["curves.png", "history.json"]

@@ -238,13 +238,19 @@ class Scale(nn.Layer):
         return {"factor": self.factor}
 
 
-def test_custom_layers_save_and_load(tmp_path, reference):
+def test_custom_layers_save_and_load(tmp_path, reference, monkeypatch):
     model = nn.Sequential(nn.Linear(3, 2, rng=0), Scale(2.5))
     model.save(tmp_path / "custom.npz")
-    loaded = nn.load(tmp_path / "custom.npz")
+    # a user's class is built only when opted in: for one call, or registered for good
+    with pytest.raises(nn.ModelFileError, match="register_layer"):
+        nn.load(tmp_path / "custom.npz")
+    loaded = nn.load(tmp_path / "custom.npz", custom_objects={"Scale": Scale})
     assert isinstance(loaded[1], Scale) and loaded[1].factor == 2.5
     X = np.ones((2, 3), np.float32)
     np.testing.assert_array_equal(loaded(X), model(X))
+    monkeypatch.setattr(nn.Layer, "registry", dict(nn.Layer.registry))
+    nn.register_layer(Scale)
+    assert isinstance(nn.Sequential.load(tmp_path / "custom.npz")[1], Scale)
     assert "Linear" in nn.Layer.registry and nn.Layer.registry["Linear"] is nn.Linear
 
 

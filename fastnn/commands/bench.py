@@ -11,16 +11,27 @@ import os
 import platform
 
 from fastnn import benchmarking
+from fastnn._files import atomic_write
+from fastnn.commands._common import FAILURE, CommandError, output_file, positive_number, threads_int
 
 
 def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--threads", type=int, default=2, help="threads for every library")
+    parser.add_argument("--threads", type=threads_int, default=2,
+                        help="threads for every library, 1-1024 (default: 2)")
     parser.add_argument("--filter", default="*", help="glob over case names, e.g. 'relu*'")
-    parser.add_argument("--min-time", type=float, default=0.2, help="seconds per measurement")
+    parser.add_argument("--min-time", type=positive_number, default=0.2,
+                        help="seconds per measurement, > 0 (default: 0.2)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
 
 
 def run(name: str, args: argparse.Namespace) -> int:
+    if args.json:  # refuse an unwritable --json now, not after minutes of timing
+        output_file("--json", args.json)
+    cases = [c for c in benchmarking.all_cases() if fnmatch.fnmatch(c.name, args.filter)]
+    if not cases:
+        names = [c.name for c in benchmarking.all_cases()]
+        raise CommandError(f"--filter {args.filter!r}: matches none of the {len(names)} cases "
+                           f"({', '.join(names[:4])}, ...); give a glob such as 'relu*'")
     for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
         if os.environ.get(var):
             print(f"note: {var} is set; it slows NumPy's OpenBLAS. For a fair comparison run "
@@ -37,7 +48,6 @@ def run(name: str, args: argparse.Namespace) -> int:
         print(f"  measured peak {machine['peak_gflops']:.0f} GFLOP/s (float32 FMA), "
               f"triad bandwidth {machine['bandwidth_gbs']:.1f} GB/s")
     results = []
-    cases = [c for c in benchmarking.all_cases() if fnmatch.fnmatch(c.name, args.filter)]
     width = max([28] + [len(c.name) + 2 for c in cases])
     header = f"{'case':<{width}}{'impl':<16}{'time':>12}{'vs numpy':>10}{'rate':>16}"
     print(header)
@@ -65,6 +75,11 @@ def run(name: str, args: argparse.Namespace) -> int:
                                 ratio_vs_numpy=ratio, peak_fraction=fraction,
                                 images=case.images, **extra))
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(dict(machine=machine, threads=args.threads, results=results), f, indent=2)
+        try:
+            with atomic_write(args.json, "w") as f:
+                json.dump(dict(machine=machine, threads=args.threads, results=results), f,
+                          indent=2)
+        except OSError as exc:
+            raise CommandError(f"cannot write --json {args.json} ({exc.strerror or exc})",
+                               FAILURE) from None
     return 0

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import sys
 import time
 
 from fastnn import examples
+from fastnn.commands._common import CommandError, output_folder
 
 
 def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
@@ -43,8 +43,8 @@ def run(name: str, args: argparse.Namespace) -> int:
         try:
             chosen = [examples.resolve(args.example)]
         except KeyError as exc:
-            print(f"fastnn examples: {exc.args[0]}", file=sys.stderr)
-            return 2
+            raise CommandError(exc.args[0]) from None
+    output_folder("--out", args.out, create=False)
     for example in chosen:
         _run_one(example, args.out)
     return 0

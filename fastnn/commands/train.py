@@ -5,7 +5,13 @@ convnet (:func:`fastnn.models.seed_convnet`) on MNIST.
 on the evaluation digits (the bundled last 2,000) after every epoch, and writes to ``--out``:
 ``model.npz`` (architecture and weights, :func:`fastnn.nn.save`), ``history.json`` (the
 per-epoch numbers) and ``curves.png`` (loss and accuracy, when matplotlib is installed).
-The same ``--seed``, backend and thread count give the same numbers.
+The same ``--seed``, backend and thread count give the same numbers. Each file is
+replaced atomically (:func:`fastnn._files.atomic_write`): a failure while writing leaves
+the previous one as it was.
+
+User errors print one line ``fastnn <command>: error: <message>``; exit status 2 when an
+option or a file it names cannot be used (checked before any work), 1 when the command
+fails while running (see :mod:`fastnn.commands._common`).
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import sys
 import time
@@ -20,6 +27,18 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
+
+from fastnn._files import atomic_write
+from fastnn.commands._common import (
+    FAILURE,
+    MAX_THREADS,
+    CommandError,
+    output_folder,
+    positive_int,
+    positive_number,
+    seed_int,
+    threads_int,
+)
 
 # Epochs of a default `fastnn train`: the seed's 20, which take under a minute on two
 # cores with the cpu backend (43 s on the shared 2-core development machine, 2026-11-23;
@@ -29,9 +48,7 @@ MODEL_FILE = "model.npz"
 HISTORY_FILE = "history.json"
 CURVES_FILE = "curves.png"
 
-
-class CommandError(Exception):
-    """A user error: printed as one line, exit status 2."""
+__all__ = ["CommandError", "read_digits", "plot_curves", "add_arguments", "run"]
 
 
 # --------------------------------------------------------------------------- arguments
@@ -39,8 +56,9 @@ class CommandError(Exception):
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", default=None,
                         help="compute backend (default: the best available; see `fastnn info`)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="threads for fastnn's kernels and BLAS (default: all cores)")
+    parser.add_argument("--threads", type=threads_int, default=None,
+                        help="threads for fastnn's kernels and BLAS, 1-1024 (default: all "
+                             "cores)")
 
 
 def _data(parser: argparse.ArgumentParser) -> None:
@@ -48,20 +66,22 @@ def _data(parser: argparse.ArgumentParser) -> None:
                         help="MNIST as a directory of IDX files or an .npz (default: the "
                              "bundled digits, 8,000 to train and 2,000 to evaluate)")
     # For tests and quick checks: use only the first N training and evaluation digits.
-    parser.add_argument("--limit", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--limit", type=positive_int, default=None, help=argparse.SUPPRESS)
 
 
 def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
     if name == "train":
-        parser.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS,
+        parser.add_argument("--epochs", type=positive_int, default=DEFAULT_EPOCHS,
                             help=f"passes over the training digits (default: {DEFAULT_EPOCHS}, as "
                                  "the seed; under a minute on two cores)")
-        parser.add_argument("--batch-size", type=int, default=64,
-                            help="digits per step (default: 64, TFLearn's)")
-        parser.add_argument("--lr", type=float, default=0.01,
-                            help="Adam's learning rate (default: 0.01, the seed's)")
-        parser.add_argument("--seed", type=int, default=0,
-                            help="seed of the initial weights, shuffling and dropout (default: 0)")
+        parser.add_argument("--batch-size", type=positive_int, default=64,
+                            help="digits per step, >= 1 (default: 64, TFLearn's)")
+        parser.add_argument("--lr", type=positive_number, default=0.01,
+                            help="Adam's learning rate, a finite number > 0 (default: 0.01, "
+                                 "the seed's)")
+        parser.add_argument("--seed", type=seed_int, default=0,
+                            help="seed of the initial weights, shuffling and dropout, >= 0 "
+                                 "(default: 0)")
         parser.add_argument("--out", default="runs",
                             help="folder for model.npz, history.json, curves.png (default: runs/)")
         parser.add_argument("--no-progress", action="store_true",
@@ -69,12 +89,14 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
         _data(parser)
     elif name == "evaluate":
         parser.add_argument("model", help="a model saved by `fastnn train` (.npz)")
-        parser.add_argument("--batch-size", type=int, default=500, help="digits per batch")
+        parser.add_argument("--batch-size", type=positive_int, default=500,
+                            help="digits per batch, >= 1 (default: 500)")
         _data(parser)
     elif name == "predict":
         parser.add_argument("model", help="a model saved by `fastnn train` (.npz)")
         parser.add_argument("file", help="a 28x28 grayscale image: .png or .npy (white digit on "
-                                         "black, as MNIST; see --invert)")
+                                         "black, as MNIST; see --invert): uint8 or other "
+                                         "integer pixels 0-255, or float pixels in [0, 1]")
         parser.add_argument("--invert", action="store_true",
                             help="invert the image first (for a dark digit on a light background)")
     _common(parser)
@@ -82,40 +104,68 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
 
 # --------------------------------------------------------------------------- shared set-up
 
+def _check_compute(args: argparse.Namespace) -> None:
+    """Refuse a bad --threads or --backend before any work."""
+    from fastnn import backends
+
+    if args.threads is not None and not (isinstance(args.threads, int)
+                                         and 1 <= args.threads <= MAX_THREADS):
+        raise CommandError(f"--threads must be a whole number from 1 to {MAX_THREADS}, got "
+                           f"{args.threads!r}")
+    if args.backend is not None and args.backend not in backends.available():
+        why = backends.unavailable().get(args.backend)
+        known = ", ".join(backends.available())
+        raise CommandError(f"--backend {args.backend}: backend {args.backend!r} is not "
+                           "available" + (f" ({why})" if why else "") + f"; available: {known}")
+
+
 @contextlib.contextmanager
 def _compute(args: argparse.Namespace):
     """Apply --threads and --backend for the enclosed work."""
     import fastnn
     from fastnn import backends
 
+    _check_compute(args)
     if args.threads is not None:
-        if args.threads < 1:
-            raise CommandError(f"--threads must be >= 1, got {args.threads}")
         fastnn.set_num_threads(args.threads)
     if args.backend is None:
         yield backends.current()
         return
-    if args.backend not in backends.available():
-        why = backends.unavailable().get(args.backend)
-        known = ", ".join(backends.available())
-        raise CommandError(f"backend {args.backend!r} is not available"
-                           + (f" ({why})" if why else "") + f"; available: {known}")
     with backends.use(args.backend) as backend:
         yield backend
 
 
-def _load_data(args: argparse.Namespace):
+def _load_data(args: argparse.Namespace, *, training: bool):
+    """The digits ``--data`` names (or the bundled ones); ``training``: the training
+    split must hold digits too (``evaluate`` needs only the evaluation split)."""
+    import zlib
+
     from fastnn.data import load_mnist
 
+    source = f"--data {args.data}" if args.data is not None else "the bundled MNIST digits"
     try:
         (x, y), (x_eval, y_eval) = load_mnist(args.data)
-    except (OSError, ValueError) as exc:
-        raise CommandError(str(exc)) from None
+    except (OSError, EOFError, ValueError, zlib.error) as exc:
+        message = str(exc) or type(exc).__name__
+        if message.startswith("load_mnist: "):
+            message = message[len("load_mnist: "):]
+        if args.data is not None:
+            if message.startswith(args.data + ":") or message.startswith(args.data + " "):
+                message = message[len(args.data):].lstrip(": ")
+            message = f"--data {args.data}: {message}"
+        raise CommandError(message) from None
     if args.limit is not None:
         if args.limit < 1:
             raise CommandError(f"--limit must be >= 1, got {args.limit}")
         x, y, x_eval, y_eval = x[:args.limit], y[:args.limit], x_eval[:args.limit], \
             y_eval[:args.limit]
+    if training and len(x) == 0:
+        raise CommandError(f"{source}: has no training digits (x_train is empty); training "
+                           "needs at least one")
+    if len(x_eval) == 0:
+        raise CommandError(f"{source}: has no evaluation digits (x_test is empty); "
+                           f"{'training validates on' if training else 'evaluate scores'} "
+                           "them, so at least one is needed")
     return (x, y), (x_eval, y_eval)
 
 
@@ -128,14 +178,61 @@ def _load_model(path: str):
     from fastnn import nn
 
     if not os.path.isfile(path):
-        raise CommandError(f"no model file at {path} (train one with `fastnn train`)")
+        what = "a folder" if os.path.isdir(path) else "no such file"
+        raise CommandError(f"no model file at {path} ({what}); give the model.npz that "
+                           "`fastnn train` wrote")
     try:
         return nn.load(path)
-    except (OSError, ValueError, KeyError) as exc:
-        raise CommandError(f"{path}: cannot load the model ({exc})") from None
+    except OSError as exc:
+        raise CommandError(f"{path}: cannot read the model ({exc.strerror or exc})") from None
+    except ValueError as exc:  # nn.ModelFileError: the message names the file
+        raise CommandError(str(exc)) from None
+
+
+def _check_model(model, path: str, backend) -> None:
+    """Refuse a model that is not a 28x28x1-digits-to-10-classes network, before use."""
+    from fastnn.nn._arrays import to_numpy
+
+    model.eval()
+    try:
+        output = model(backend.xp.zeros((1, 28, 28, 1), np.float32))
+    except Exception as exc:  # noqa: BLE001 - whatever the layers refuse about the input
+        raise CommandError(f"{path}: the model does not take 28x28x1 digits "
+                           f"({type(exc).__name__}: {exc})") from None
+    finally:
+        model.train()
+    if tuple(output.shape) != (1, 10):
+        raise CommandError(f"{path}: the model outputs shape {tuple(output.shape)} for one "
+                           "digit; expected 10 class scores")
+    if not np.isfinite(to_numpy(output)).all():
+        raise CommandError(f"{path}: the model's output is not finite (its weights hold NaN "
+                           "or infinity); train it again")
 
 
 # --------------------------------------------------------------------------- train
+
+class _StopIfDiverged:
+    """Callback: stop at the first epoch whose loss is not finite (nothing is saved)."""
+
+    def __init__(self) -> None:
+        self.epoch: Optional[int] = None
+        self.loss = math.nan
+        self.what = "loss"
+
+    def on_train_begin(self, learner) -> None:
+        pass
+
+    def on_epoch_end(self, learner, epoch: int, logs: dict) -> None:
+        for key in ("loss", "val_loss"):
+            if not math.isfinite(logs.get(key, 0.0)):
+                self.epoch, self.loss = epoch + 1, logs[key]
+                self.what = "loss" if key == "loss" else "validation loss"
+                learner.stop_training = True
+                return
+
+    def on_train_end(self, learner) -> None:
+        pass
+
 
 class _EpochReport:
     """Callback: one line per epoch on stdout, whether or not a progress bar shows."""
@@ -183,20 +280,36 @@ def plot_curves(history: dict, path: Path) -> Optional[Path]:
         ax.legend()
     fig.suptitle("fastnn seed convnet on MNIST")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    try:
+        with atomic_write(path) as file:
+            fig.savefig(file, format="png", dpi=100)
+    finally:
+        plt.close(fig)
     return path
+
+
+def save_history(record: dict, path: Path) -> None:
+    """``history.json``: the run's settings and per-epoch numbers (written atomically)."""
+    with atomic_write(path, "w") as file:
+        file.write(json.dumps(record, indent=1) + "\n")
 
 
 def train(args: argparse.Namespace) -> int:
     import fastnn
     from fastnn import models, nn
 
-    if args.epochs < 1 or args.batch_size < 1 or not args.lr > 0:
-        raise CommandError("--epochs and --batch-size must be >= 1 and --lr > 0")
-    (x, y), (x_eval, y_eval) = _load_data(args)
+    for option, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size)):
+        if not (isinstance(value, int) and value >= 1):
+            raise CommandError(f"{option} must be a whole number >= 1, got {value!r}")
+    if not (math.isfinite(args.lr) and args.lr > 0):
+        raise CommandError(f"--lr must be a finite number > 0, got {args.lr!r}")
+    if not (isinstance(args.seed, int) and args.seed >= 0):
+        raise CommandError(f"--seed must be a whole number >= 0, got {args.seed!r}")
+    _check_compute(args)
+    (x, y), (x_eval, y_eval) = _load_data(args, training=True)
+    output_folder("--out", args.out)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    diverged = _StopIfDiverged()
     with _compute(args) as backend:
         print(f"seed convnet: {len(x)} training and {len(x_eval)} evaluation digits, "
               f"{args.epochs} epochs of batches of {args.batch_size}, Adam lr {args.lr}, "
@@ -206,18 +319,32 @@ def train(args: argparse.Namespace) -> int:
         x, y, x_eval, y_eval = _on(backend, x, y, x_eval, y_eval)
         learner = models.seed_learner(model, lr=args.lr)
         start = time.perf_counter()
-        learner.fit(x, y, epochs=args.epochs, bs=args.batch_size, validation=(x_eval, y_eval),
-                    callbacks=[_EpochReport(args.epochs)], progress=not args.no_progress,
-                    seed=args.seed)
+        # Overflow in a diverging run is reported once, below, not as NumPy warnings.
+        with np.errstate(over="ignore", invalid="ignore"):
+            learner.fit(x, y, epochs=args.epochs, bs=args.batch_size,
+                        validation=(x_eval, y_eval), callbacks=[_EpochReport(args.epochs),
+                                                                diverged],
+                        progress=not args.no_progress, seed=args.seed)
         elapsed = time.perf_counter() - start
+    if diverged.epoch is not None:
+        raise CommandError(f"the training diverged ({diverged.what} {diverged.loss} at epoch "
+                           f"{diverged.epoch}); nothing was saved to {out}; try a smaller "
+                           f"--lr than {args.lr}", FAILURE)
     history = learner.history
-    nn.save(model, out / MODEL_FILE)
     record = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
               "seed": args.seed, "backend": backend.name, "threads": fastnn.get_num_threads(),
               "train_digits": len(x), "evaluation_digits": len(x_eval),
               "seconds": elapsed, **history}
-    (out / HISTORY_FILE).write_text(json.dumps(record, indent=1) + "\n")
-    curves = plot_curves(history, out / CURVES_FILE)
+    target = out / MODEL_FILE
+    try:
+        nn.save(model, target)
+        target = out / HISTORY_FILE
+        save_history(record, target)
+        target = out / CURVES_FILE
+        curves = plot_curves(history, target)
+    except OSError as exc:
+        raise CommandError(f"cannot write {target} ({exc.strerror or exc}); an earlier "
+                           f"{target.name} there is unchanged", FAILURE) from None
     print(f"final: validation accuracy {100 * history['val_accuracy'][-1]:.2f}% "
           f"(loss {history['val_loss'][-1]:.4f}) on {len(x_eval)} digits after "
           f"{args.epochs} epochs, {elapsed:.0f} s, "
@@ -232,9 +359,14 @@ def train(args: argparse.Namespace) -> int:
 def evaluate(args: argparse.Namespace) -> int:
     from fastnn import models
 
+    if not (isinstance(args.batch_size, int) and args.batch_size >= 1):
+        raise CommandError(f"--batch-size must be a whole number >= 1, got {args.batch_size!r}")
+    _check_compute(args)
     model = _load_model(args.model)
-    _, (x_eval, y_eval) = _load_data(args)
+    _, (x_eval, y_eval) = _load_data(args, training=False)
     with _compute(args) as backend:
+        model.to(backend)
+        _check_model(model, args.model, backend)
         x_eval, y_eval = _on(backend, x_eval, y_eval)
         scores = models.seed_learner(model.to(backend)).evaluate(x_eval, y_eval,
                                                                  bs=args.batch_size)
@@ -267,21 +399,44 @@ def _read_png(path: str) -> np.ndarray:
 def read_digits(path: str, *, invert: bool = False) -> np.ndarray:
     """Images for the network, ``(n, 28, 28, 1)`` float32 in [0, 1], from a .png or .npy.
 
-    A .npy may hold one digit (28×28 or 28×28×1) or several (n×28×28 or n×28×28×1); uint8
-    pixels are scaled from 0-255, float pixels are taken as already in [0, 1].
+    A .npy may hold one digit (28×28 or 28×28×1) or several (n×28×28 or n×28×28×1); integer
+    pixels (uint8 and the like) are scaled from 0-255, float pixels must already be in
+    [0, 1]. Raises :class:`CommandError` for anything else: no images, pixels that are NaN
+    or infinite or out of range, an unreadable file.
     """
     if not os.path.isfile(path):
-        raise CommandError(f"no such file: {path}")
+        raise CommandError(f"no such file: {path}" + (" (a folder)" if os.path.isdir(path)
+                                                       else ""))
     suffix = Path(path).suffix.lower()
     if suffix == ".npy":
         try:
             pixels = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise CommandError(f"{path}: not a readable .npy file ({exc})") from None
-        if pixels.dtype == np.uint8:
+        except Exception as exc:  # noqa: BLE001 - EOF, format and pickle errors alike
+            reason = "the file is empty" if os.path.getsize(path) == 0 else \
+                f"{type(exc).__name__}: {exc}"
+            raise CommandError(f"{path}: not a readable .npy file ({reason}); save the digit "
+                               "with numpy.save") from None
+        if not isinstance(pixels, np.ndarray):  # an .npz archive renamed .npy
+            pixels.close()
+            raise CommandError(f"{path}: an .npz archive, not a .npy array; save the digit "
+                               "with numpy.save")
+        if pixels.dtype.kind in "iu":
+            low, high = (int(pixels.min()), int(pixels.max())) if pixels.size else (0, 0)
+            if low < 0 or high > 255:
+                raise CommandError(f"{path}: integer pixels must be 0-255, got values in "
+                                   f"[{low}, {high}]")
             pixels = pixels.astype(np.float32) / 255.0
-        elif pixels.dtype.kind in "fiu":
+        elif pixels.dtype.kind == "f":
             pixels = pixels.astype(np.float32)
+            finite = np.isfinite(pixels)
+            if not finite.all():
+                raise CommandError(f"{path}: {pixels.size - int(finite.sum())} pixel(s) are "
+                                   "NaN or infinite; pixels must be finite (floats in [0, 1] "
+                                   "or integers 0-255)")
+            if pixels.size and (pixels.min() < 0 or pixels.max() > 1):
+                raise CommandError(f"{path}: float pixels must be in [0, 1], got values in "
+                                   f"[{pixels.min():g}, {pixels.max():g}]; divide 0-255 "
+                                   "values by 255 or save them as uint8")
         else:
             raise CommandError(f"{path}: pixels must be numbers, got {pixels.dtype}")
     elif suffix == ".png":
@@ -300,6 +455,9 @@ def read_digits(path: str, *, invert: bool = False) -> np.ndarray:
     if pixels.ndim != 3 or pixels.shape[1:] != (28, 28):
         raise CommandError(f"{path}: expected a 28x28 image (or n of them), got shape "
                            f"{tuple(pixels.shape)}")
+    if pixels.shape[0] == 0:
+        raise CommandError(f"{path}: holds no images (shape {tuple(pixels.shape)}); expected "
+                           "a 28x28 image (or n of them)")
     if invert:
         pixels = 1.0 - pixels
     return np.ascontiguousarray(pixels[..., None], dtype=np.float32)
@@ -309,11 +467,17 @@ def predict(args: argparse.Namespace) -> int:
     from fastnn import models
     from fastnn.nn._arrays import to_numpy
 
+    _check_compute(args)
     model = _load_model(args.model)
     digits = read_digits(args.file, invert=args.invert)
     with _compute(args) as backend:
+        model.to(backend)
+        _check_model(model, args.model, backend)
         (digits,) = _on(backend, digits)
-        probabilities = to_numpy(models.seed_learner(model.to(backend)).predict(digits))
+        probabilities = to_numpy(models.seed_learner(model).predict(digits))
+    if not np.isfinite(probabilities).all():
+        raise CommandError(f"{args.model}: the model's output for {args.file} is not finite; "
+                           "nothing to report", FAILURE)
     for i, row in enumerate(probabilities):
         label = f"{args.file}" + (f"[{i}]" if len(probabilities) > 1 else "")
         print(f"{label}: class {int(row.argmax())} ({100 * row.max():.1f}%)")
@@ -328,5 +492,5 @@ def run(name: str, args: argparse.Namespace) -> int:
     try:
         return commands[name](args)
     except CommandError as exc:
-        print(f"fastnn {name}: {exc}", file=sys.stderr)
-        return 2
+        print(f"fastnn {name}: error: {exc}", file=sys.stderr)
+        return exc.status

@@ -18,6 +18,8 @@ from typing import Union
 
 import numpy as np
 
+from fastnn._files import atomic_write
+
 __all__ = ["read_idx", "write_idx"]
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -119,5 +121,5 @@ def write_idx(path: PathLike, array: np.ndarray, *, compress: bool = False) -> N
     payload = header + np.ascontiguousarray(array, dtype=_TYPES[code]).tobytes()
     if compress:
         payload = gzip.compress(payload, mtime=0)
-    with open(path, "wb") as f:
+    with atomic_write(path) as f:
         f.write(payload)

@@ -20,6 +20,7 @@ from typing import Optional
 import numpy as np
 
 from fastnn import nn
+from fastnn._files import atomic_write
 
 DTYPE = np.float64
 
@@ -81,8 +82,11 @@ def plot(curves: dict, path: str) -> Optional[str]:
     fig.suptitle("y = x1 * x2: SGD lr 0.3, 50 epochs, batches of 50")
     fig.tight_layout()
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    try:
+        with atomic_write(path) as file:
+            fig.savefig(file, format="png", dpi=100)
+    finally:
+        plt.close(fig)
     return path
 
 

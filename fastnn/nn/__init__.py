@@ -10,7 +10,10 @@
 * optimizers called per parameter: :class:`SGD`, :class:`Adam`;
 * :class:`Learner` (``fit_batch``, ``fit``, ``predict``, ``evaluate``) and callbacks
   (:class:`EarlyStopping`);
-* :func:`save` / :func:`load`: architecture and parameters in one ``.npz``.
+* :func:`save` / :func:`load`: architecture and parameters in one ``.npz`` (saved
+  atomically; loading builds only fastnn's layers and those opted in with
+  :func:`register_layer` or ``custom_objects``, and raises :class:`ModelFileError` for a
+  file it cannot use).
 
 Every layer computes through :mod:`fastnn.ops`, so it runs on whichever backend is current,
 and reuses its output and gradient buffers across batches of one shape: a forward's output
@@ -50,7 +53,7 @@ from fastnn.nn.learner import Learner, accuracy
 from fastnn.nn.losses import mse_loss, softmax_cross_entropy
 from fastnn.nn.optim import SGD, Adam, Optimizer
 from fastnn.nn.parameter import Parameter
-from fastnn.nn.serialize import load, save
+from fastnn.nn.serialize import ModelFileError, load, register_layer, save
 
 __all__ = [
     "Parameter", "Layer",
@@ -59,5 +62,5 @@ __all__ = [
     "mse_loss", "softmax_cross_entropy",
     "Optimizer", "SGD", "Adam",
     "Learner", "accuracy", "Callback", "EarlyStopping",
-    "save", "load",
+    "save", "load", "register_layer", "ModelFileError",
 ]

@@ -54,12 +54,15 @@ class Layer:
     (array([[0., 2.]]), array([[0., 5.]]))
     """
 
-    # Saved-file type name -> class; see type_name().
+    # Saved-file type name -> class: the classes fastnn.nn.load may build. fastnn's own
+    # public layers enter it when defined; a user's class only through
+    # fastnn.nn.register_layer (see fastnn.nn.serialize).
     registry: ClassVar[dict[str, type[Layer]]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        Layer.registry[type_name(cls)] = cls
+        if cls.__module__.split(".")[0] == "fastnn" and not cls.__name__.startswith("_"):
+            Layer.registry[type_name(cls)] = cls
 
     def __init__(self) -> None:
         self._parameters: dict[str, Parameter] = {}
@@ -196,11 +199,12 @@ class Layer:
         save(self, path)
 
     @classmethod
-    def load(cls, path: PathLike) -> Layer:
-        """Rebuild a saved layer; it must be an instance of ``cls``."""
+    def load(cls, path: PathLike, custom_objects: Optional[dict[str, type]] = None) -> Layer:
+        """Rebuild a saved layer; it must be an instance of ``cls``. ``custom_objects``:
+        as for :func:`fastnn.nn.load`."""
         from fastnn.nn.serialize import load
 
-        layer = load(path)
+        layer = load(path, custom_objects)
         if not isinstance(layer, cls):
             raise TypeError(f"{path}: holds a {type(layer).__name__}, not a {cls.__name__}")
         return layer
@@ -214,8 +218,9 @@ def type_name(cls: type) -> str:
     """The name a saved model records for a layer class.
 
     fastnn's own layers go by their class name (``"Linear"``); any other layer by
-    ``"module:qualname"``, so a user's class never shadows a built-in one and loading can
-    import its module.
+    ``"module:qualname"``, so a user's class never shadows a built-in one. Loading looks
+    the name up in ``Layer.registry`` (and ``custom_objects``); it never imports the
+    module.
     """
     if cls.__module__.startswith("fastnn.nn."):
         return cls.__name__

@@ -92,9 +92,18 @@ class Sequential(Layer):
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Sequential:
-        from fastnn.nn.serialize import build
+        from fastnn.nn.serialize import _SpecError, build
 
-        return cls(*(build(spec) for spec in config["layers"]))
+        if set(config) != {"layers"} or not isinstance(config["layers"], list):
+            raise ValueError("a Sequential's config must be {'layers': [layer entries]}")
+        layers = []
+        for index, spec in enumerate(config["layers"]):
+            try:
+                layers.append(build(spec))
+            except _SpecError as exc:  # say where in the model the bad entry sits
+                exc.where.insert(0, str(index))
+                raise
+        return cls(*layers)
 
     def __repr__(self) -> str:
         inner = "".join(f"\n  {layer!r}," for layer in self.layers)
