@@ -12,7 +12,8 @@ from fastnn import _compat, _threads, ops
 from fastnn.nn._arrays import Array, empty, to_numpy
 from fastnn.nn.callbacks import Callback
 from fastnn.nn.layer import Layer
-from fastnn.nn.losses import softmax_cross_entropy
+from fastnn.nn.losses import mse_loss, softmax_cross_entropy
+from fastnn.nn.optim import Optimizer
 
 LossFunction = Callable[[Array, Array], tuple[float, Array]]
 Metric = Callable[[Array, Array], float]
@@ -44,6 +45,73 @@ def accuracy(output: Array, target: Array) -> float:
 
 METRICS: dict[str, Metric] = {"accuracy": accuracy}
 
+# Loss names a Learner accepts for its loss functions.
+LOSSES: dict[str, LossFunction] = {
+    "mse": mse_loss, "mse_loss": mse_loss,
+    "softmax_cross_entropy": softmax_cross_entropy, "cross_entropy": softmax_cross_entropy,
+}
+# Keras names whose semantics differ (probabilities in, not logits): refused with the fix.
+_KERAS_LOSSES = ("categorical_crossentropy", "sparse_categorical_crossentropy",
+                 "binary_crossentropy")
+
+
+def _resolve_loss(loss: Any) -> LossFunction:
+    if isinstance(loss, str):
+        if loss in LOSSES:
+            return LOSSES[loss]
+        if loss in _KERAS_LOSSES:
+            raise ValueError(f"Learner: loss {loss!r} is Keras's name for a loss on "
+                             "probabilities; fastnn's classifier loss is 'softmax_cross_entropy'"
+                             " (nn.softmax_cross_entropy): end the model in logits (a Linear, "
+                             "no Softmax) and give class ids or one-hot rows as targets")
+        raise ValueError(f"Learner: unknown loss {loss!r}; known names: {sorted(LOSSES)} (or "
+                         "pass a function (prediction, target) -> (loss, gradient), e.g. "
+                         "nn.mse_loss)")
+    if isinstance(loss, Optimizer) or isinstance(loss, type) and issubclass(loss, Optimizer):
+        name = loss.__name__ if isinstance(loss, type) else type(loss).__name__
+        raise TypeError(f"Learner: loss is an optimizer ({name}); the arguments are "
+                        "Learner(model, loss, optimizer), e.g. Learner(model, "
+                        "nn.softmax_cross_entropy, nn.Adam(lr=0.001))")
+    if isinstance(loss, type):
+        raise TypeError(f"Learner: loss must be a function (prediction, target) -> (loss, "
+                        f"gradient), got the class {loss.__name__}")
+    if not callable(loss):
+        raise TypeError(f"Learner: loss must be a function (prediction, target) -> (loss, "
+                        f"gradient) such as nn.mse_loss or nn.softmax_cross_entropy, got "
+                        f"{type(loss).__name__} {loss!r:.60}")
+    return loss
+
+
+def _check_optimizer(optimizer: Any) -> Callable[..., None]:
+    if optimizer is mse_loss or optimizer is softmax_cross_entropy:
+        raise TypeError(f"Learner: optimizer is the loss {optimizer.__name__}; the arguments "
+                        "are Learner(model, loss, optimizer), e.g. Learner(model, "
+                        f"nn.{optimizer.__name__}, nn.Adam(lr=0.001))")
+    if isinstance(optimizer, type):
+        name = optimizer.__name__
+        raise TypeError(f"Learner: optimizer must be an optimizer object, got the class "
+                        f"{name}: create one, e.g. nn.{name}(lr=0.01)")
+    if isinstance(optimizer, str):
+        raise TypeError(f"Learner: optimizer must be an optimizer object, got the string "
+                        f"{optimizer!r}: pass e.g. nn.Adam(lr=0.001) or nn.SGD(lr=0.01)")
+    if not callable(optimizer):
+        raise TypeError(f"Learner: optimizer must be an optimizer object such as "
+                        f"nn.Adam(lr=0.001), got {type(optimizer).__name__}")
+    return optimizer
+
+
+def _check_model(model: Any) -> Layer:
+    if isinstance(model, Layer):
+        return model
+    if isinstance(model, type) and issubclass(model, Layer):
+        raise TypeError(f"Learner: model must be a layer object, got the class "
+                        f"{model.__name__}: build one, e.g. nn.Sequential(nn.Linear(2, 1))")
+    if callable(model) and hasattr(model, "__name__"):
+        raise TypeError(f"Learner: model must be a fastnn.nn.Layer, got the function "
+                        f"{model.__name__}: call it to build the model, {model.__name__}()")
+    raise TypeError(f"Learner: model must be a fastnn.nn.Layer (e.g. an nn.Sequential), got "
+                    f"{type(model).__name__}")
+
 
 def _rows(A: Array, index: Union[slice, np.ndarray]) -> Array:
     """Rows ``index`` of ``A`` (a shuffled index array or a slice)."""
@@ -61,10 +129,12 @@ class Learner:
     ----------
     model : Layer
         Usually a :class:`~fastnn.nn.Sequential`; a classifier ends in logits.
-    loss : callable ``(prediction, target) -> (loss, gradient)``
-        e.g. :func:`~fastnn.nn.mse_loss` or :func:`~fastnn.nn.softmax_cross_entropy`.
+    loss : callable ``(prediction, target) -> (loss, gradient)``, or its name
+        e.g. :func:`~fastnn.nn.mse_loss` (``"mse"``) or
+        :func:`~fastnn.nn.softmax_cross_entropy` (``"softmax_cross_entropy"``,
+        ``"cross_entropy"``).
     optimizer : callable ``(Parameter) -> None``
-        e.g. :class:`~fastnn.nn.SGD` or :class:`~fastnn.nn.Adam`.
+        An optimizer object, e.g. ``SGD(lr=0.1)`` or ``Adam()`` (not the class).
     metrics : sequence of names ("accuracy") or callables ``(output, target) -> float``
         Default: ``("accuracy",)`` with :func:`softmax_cross_entropy`, none otherwise.
     flush_denormals : bool
@@ -75,6 +145,11 @@ class Learner:
 
     Notes
     -----
+    Inputs follow the model-boundary dtype rule of :class:`~fastnn.nn.Layer` in
+    ``fit``, ``fit_batch``, ``evaluate`` and ``predict`` alike (float data cast once to the model's
+    dtype, integer and uint8 inputs refused with how to convert them, lists converted);
+    float targets are cast to the model's dtype, integer class ids kept.
+
     The reported loss (``fit_batch``, ``fit``, ``evaluate``) is the data loss plus the
     layers' L2 ``regularization_loss()``, as TFLearn reports it. With
     :func:`softmax_cross_entropy` as the loss, :meth:`predict` returns class probabilities
@@ -97,10 +172,10 @@ class Learner:
     def __init__(self, model: Layer, loss: LossFunction, optimizer: Callable[..., None], *,
                  metrics: Optional[Sequence[Union[str, Metric]]] = None,
                  flush_denormals: bool = True) -> None:
-        self.model = model
+        self.model = _check_model(model)
         self.flush_denormals = bool(flush_denormals)
-        self.loss = loss
-        self.optimizer = optimizer
+        self.loss = _resolve_loss(loss)
+        self.optimizer = _check_optimizer(optimizer)
         self.metrics = self._resolve_metrics(metrics)
         self.history: dict[str, list[float]] = {}
         self.stop_training = False
@@ -122,13 +197,19 @@ class Learner:
         return resolved
 
     def _prepare(self, A: Any) -> Array:
-        """An array; float data cast to the model's dtype (integer labels stay as they are)."""
+        """Targets as an array; float ones cast to the model's dtype (integer labels stay as
+        they are)."""
         if not hasattr(A, "dtype"):
             A = np.asarray(A)
-        parameters = self.model.parameters
-        if A.dtype.kind == "f" and parameters and A.dtype != parameters[0].dtype:
-            A = A.astype(parameters[0].dtype)
+        dtype = self.model._param_dtype()
+        if A.dtype.kind == "f" and dtype is not None and A.dtype != dtype:
+            A = A.astype(dtype)
         return A
+
+    def _prepare_inputs(self, X: Any) -> Array:
+        """Inputs after the model-boundary dtype rule (:class:`~fastnn.nn.Layer`), once
+        for the whole data."""
+        return self.model._model_input(X)
 
     def _outputs(self, X: Array, bs: int) -> Iterator[tuple[int, int, Array]]:
         """``(start, stop, model output)`` per batch, in evaluation mode."""
@@ -165,9 +246,10 @@ class Learner:
     def fit_batch(self, X: Array, Y: Array) -> float:
         """One step on a batch: forward, loss, backward, update. Returns the batch loss.
 
-        Runs in the model's current mode (``fit`` switches it to training mode).
+        Runs in the model's current mode (``fit`` switches it to training mode). ``X`` and
+        ``Y`` follow the same dtype rule as in ``fit``.
         """
-        return self._step(X, Y)[0]
+        return self._step(self._prepare_inputs(X), self._prepare(Y))[0]
 
     def fit(self, X: Array, Y: Array, epochs: int, bs: int, *,
             validation: Optional[tuple[Array, Array]] = None,
@@ -186,7 +268,7 @@ class Learner:
         """
         if metrics is not None:
             self.metrics = self._resolve_metrics(metrics)
-        X, Y = self._prepare(X), self._prepare(Y)
+        X, Y = self._prepare_inputs(X), self._prepare(Y)
         if len(X) != len(Y) or len(X) == 0:
             raise ValueError(f"Learner.fit: X and Y need the same, non-zero number of rows, got "
                              f"{len(X)} and {len(Y)}")
@@ -255,7 +337,7 @@ class Learner:
         Class probabilities when the loss is :func:`softmax_cross_entropy` (the model
         ends in logits), else the model's output itself.
         """
-        X = self._prepare(X)
+        X = self._prepare_inputs(X)
         result = None
         for start, stop, output in self._outputs(X, bs):
             if self.loss is softmax_cross_entropy:
@@ -282,7 +364,7 @@ class Learner:
         >>> sorted(learner.evaluate(np.zeros((4, 2), np.float32), np.array([0, 1, 2, 0])))
         ['accuracy', 'loss']
         """
-        X, Y = self._prepare(X), self._prepare(Y)
+        X, Y = self._prepare_inputs(X), self._prepare(Y)
         if len(X) != len(Y) or len(X) == 0:
             raise ValueError(f"Learner.evaluate: X and Y need the same, non-zero number of "
                              f"rows, got {len(X)} and {len(Y)}")
