@@ -1,5 +1,5 @@
 """fastnn.nn errors in the user's terms: the model-boundary dtype rule, layer-named shape
-errors, Learner argument checks.
+errors, Learner argument checks, and the stop at the first non-finite training loss.
 
 Each test checks the message a newcomer's mistake produces: which layer, what it expects,
 what came, and the fix.
@@ -291,10 +291,105 @@ def test_model_given_as_its_builder():
         nn.Learner(nn.Sequential, nn.mse_loss, nn.Adam())
 
 
+# --------------------------------------------------------------------------- diverged training
+
+# Diverging on the reference backend overflows NumPy arithmetic on purpose.
+OVERFLOWS = pytest.mark.filterwarnings("ignore::RuntimeWarning")
+
+
+def _regression(n=64):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((n, 5)).astype(F32)
+    return X, (100 * rng.standard_normal((n, 1))).astype(F32)
+
+
+@OVERFLOWS
+def test_absurd_learning_rate_stops_at_the_first_nonfinite_loss():
+    X, Y = _regression()
+    model = _mlp(outputs=1)
+    ended = []
+
+    class Ended(nn.Callback):
+        def on_train_end(self, learner):
+            ended.append(True)
+
+    learner = nn.Learner(model, nn.mse_loss, nn.SGD(10.0))
+    with pytest.raises(nn.TrainingDiverged) as info:
+        learner.fit(X, Y, epochs=20, bs=8, progress=False, seed=0, callbacks=[Ended()])
+    error = info.value
+    assert isinstance(error, FloatingPointError)
+    assert (error.epoch, error.step, error.layer) == (1, 4, 2)
+    assert not np.isfinite(error.loss)
+    message = str(error)
+    assert message.startswith(f"Learner.fit: the loss is {error.loss} at epoch 1/20, step 4/8 "
+                              "(a batch of 8): the first non-finite output is that of layer 2 "
+                              "(Linear(16, 1)), on finite input, with finite parameters")
+    assert message.endswith("Training stopped before this step's update, so the model keeps "
+                            "the parameters of the step before. Try: lower the learning rate: "
+                            "this optimizer's lr is 10, try 1 (SGD(lr=1); with `fastnn train`,"
+                            " --lr 1), and check the inputs for NaN/inf (np.isfinite(X).all()).")
+    assert all(np.isfinite(p.tensor).all() for p in model.parameters)
+    assert ended == [True]
+
+
+@OVERFLOWS
+def test_nan_in_the_data_is_reported_as_the_data():
+    X, Y = _regression()
+    X[37, 2] = np.nan
+    learner = nn.Learner(_mlp(outputs=1), nn.mse_loss, nn.SGD(0.001))
+    with pytest.raises(nn.TrainingDiverged) as info:
+        learner.fit(X, Y, epochs=3, bs=8, progress=False, shuffle=False)
+    assert (info.value.epoch, info.value.step, info.value.layer) == (1, 5, None)
+    assert str(info.value) == (
+        "Learner.fit: the loss is nan at epoch 1/3, step 5/8 (a batch of 8): the input batch "
+        "itself holds 1 NaN/inf value; clean the data (np.isfinite(X).all() must be True). "
+        "Training stopped before this step's update, so the model keeps the parameters of the "
+        "step before. Try: fix the data; the learning rate is not the cause.")
+
+
+@OVERFLOWS
+def test_nan_in_the_targets_is_reported_as_the_targets():
+    X, Y = _regression()
+    Y[20] = np.inf
+    learner = nn.Learner(_mlp(outputs=1), nn.mse_loss, nn.SGD(0.001))
+    with pytest.raises(nn.TrainingDiverged, match=re.escape(
+            "epoch 1/1, step 3/8 (a batch of 8): the model's outputs are finite but this "
+            "batch's targets hold 1 NaN/inf value; clean the targets")):
+        learner.fit(X, Y, epochs=1, bs=8, progress=False, shuffle=False)
+
+
+@OVERFLOWS
+def test_a_single_layer_model_with_blown_up_weights():
+    X, Y = _regression()
+    model = nn.Linear(5, 1, rng=0)
+    model.weights.tensor[0, 0] = np.inf
+    learner = nn.Learner(model, nn.mse_loss, nn.SGD(0.01))
+    with pytest.raises(nn.TrainingDiverged, match=re.escape(
+            "step 1/8 (a batch of 8): the first non-finite output is that of the model "
+            "(Linear(5, 1)), whose weights already hold NaN/inf (earlier updates blew up)")):
+        learner.fit(X, Y, epochs=1, bs=8, progress=False, seed=0)
+
+
+@OVERFLOWS
+def test_a_loss_that_overflows_on_finite_outputs():
+    X, Y = _regression()
+    learner = nn.Learner(nn.Linear(5, 1, rng=0, dtype=np.float64), nn.mse_loss, nn.SGD(30.0))
+    with pytest.raises(nn.TrainingDiverged, match=re.escape(
+            "the model's outputs are finite but the loss overflowed. Training stopped")):
+        learner.fit(X, Y, epochs=50, bs=8, progress=False, seed=0)
+
+
+@OVERFLOWS
+def test_fit_batch_still_returns_a_nonfinite_loss():
+    X, Y = _regression(8)
+    X[0, 0] = np.inf
+    learner = nn.Learner(_mlp(outputs=1), nn.mse_loss, nn.SGD(0.1))
+    assert not np.isfinite(learner.fit_batch(X, Y))
+
+
 def test_fit_batch_follows_the_same_dtype_rule():
     learner = nn.Learner(nn.Linear(5, 1, rng=0), nn.mse_loss, nn.SGD(0.01))
-    rng = np.random.default_rng(0)
-    X, Y = rng.standard_normal((8, 5)).astype(F32), rng.standard_normal((8, 1)).astype(F32)
+    X, Y = _regression(8)
     assert np.isfinite(learner.fit_batch(X.astype(np.float64), Y.astype(np.float64)))
     with pytest.raises(TypeError, match="x is uint8"):
         learner.fit_batch(X.astype(np.uint8), Y)

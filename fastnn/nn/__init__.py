@@ -8,7 +8,8 @@
 * losses ``(prediction, target) -> (loss, gradient)``: :func:`mse_loss`,
   :func:`softmax_cross_entropy`;
 * optimizers called per parameter: :class:`SGD`, :class:`Adam`;
-* :class:`Learner` (``fit_batch``, ``fit``, ``predict``, ``evaluate``) and callbacks
+* :class:`Learner` (``fit_batch``, ``fit``, ``predict``, ``evaluate``; ``fit`` raises
+  :class:`TrainingDiverged` at the first NaN/inf loss) and callbacks
   (:class:`EarlyStopping`);
 * :func:`save` / :func:`load`: architecture and parameters in one ``.npz``.
 
@@ -46,7 +47,7 @@ from fastnn.nn.layers import (
     Softmax,
     Tanh,
 )
-from fastnn.nn.learner import Learner, accuracy
+from fastnn.nn.learner import Learner, TrainingDiverged, accuracy
 from fastnn.nn.losses import mse_loss, softmax_cross_entropy
 from fastnn.nn.optim import SGD, Adam, Optimizer
 from fastnn.nn.parameter import Parameter
@@ -58,6 +59,6 @@ __all__ = [
     "ReLU", "Sigmoid", "Tanh", "Softmax", "Sequential",
     "mse_loss", "softmax_cross_entropy",
     "Optimizer", "SGD", "Adam",
-    "Learner", "accuracy", "Callback", "EarlyStopping",
+    "Learner", "TrainingDiverged", "accuracy", "Callback", "EarlyStopping",
     "save", "load",
 ]

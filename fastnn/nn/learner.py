@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any, Callable, Optional, Union
@@ -12,6 +13,7 @@ from fastnn import _compat, _threads, ops
 from fastnn.nn._arrays import Array, empty, to_numpy
 from fastnn.nn.callbacks import Callback
 from fastnn.nn.layer import Layer
+from fastnn.nn.layers.sequential import Sequential
 from fastnn.nn.losses import mse_loss, softmax_cross_entropy
 from fastnn.nn.optim import Optimizer
 
@@ -53,6 +55,42 @@ LOSSES: dict[str, LossFunction] = {
 # Keras names whose semantics differ (probabilities in, not logits): refused with the fix.
 _KERAS_LOSSES = ("categorical_crossentropy", "sparse_categorical_crossentropy",
                  "binary_crossentropy")
+
+
+class TrainingDiverged(FloatingPointError):
+    """``Learner.fit`` stopped: the loss of a training step was NaN or infinite.
+
+    Raised before that step's backward and update, so the model keeps the parameters of
+    the step before. The message gives the epoch and step, the first layer whose output
+    was not finite (found by re-running that batch layer by layer, only once the loss is
+    non-finite) and what to try.
+
+    Attributes
+    ----------
+    loss : float
+        The non-finite loss.
+    epoch, step : int
+        Where it happened, both counted from 1.
+    layer : int or None
+        Index (in the Sequential) of the first layer whose output was not finite; None
+        when every output was finite (the loss itself overflowed, or the targets hold
+        NaN) or the input batch already was not finite.
+    """
+
+    def __init__(self, message: str, *, loss: float, epoch: int, step: int,
+                 layer: Optional[int] = None) -> None:
+        super().__init__(message)
+        self.loss, self.epoch, self.step, self.layer = loss, epoch, step, layer
+
+
+def _finite(A: Array) -> bool:
+    """Whether every element of ``A`` (NumPy or CuPy) is finite."""
+    return bool(np.isfinite(A).all())
+
+
+def _count_nonfinite(A: Array) -> int:
+    return int((~np.isfinite(A)).sum()) if getattr(A, "dtype", None) is not None and \
+        A.dtype.kind in "fc" else 0
 
 
 def _resolve_loss(loss: Any) -> LossFunction:
@@ -148,7 +186,8 @@ class Learner:
     Inputs follow the model-boundary dtype rule of :class:`~fastnn.nn.Layer` in
     ``fit``, ``fit_batch``, ``evaluate`` and ``predict`` alike (float data cast once to the model's
     dtype, integer and uint8 inputs refused with how to convert them, lists converted);
-    float targets are cast to the model's dtype, integer class ids kept.
+    float targets are cast to the model's dtype, integer class ids kept. ``fit`` stops with
+    :class:`TrainingDiverged` at the first step whose loss is NaN or infinite.
 
     The reported loss (``fit_batch``, ``fit``, ``evaluate``) is the data loss plus the
     layers' L2 ``regularization_loss()``, as TFLearn reports it. With
@@ -228,7 +267,9 @@ class Learner:
 
     # ------------------------------------------------------------------ training
 
-    def _step(self, X: Array, Y: Array) -> tuple[float, Array]:
+    def _step(self, X: Array, Y: Array, finite_only: bool = False) -> tuple[float, Array]:
+        """One training step; with ``finite_only``, a non-finite loss skips the backward
+        and the update and returns ``(loss, None)``."""
         # The data needs no gradient: the first layer skips its input gradient.
         requires_input_grad = self.model.requires_input_grad
         self.model.requires_input_grad = False
@@ -237,17 +278,78 @@ class Learner:
                 output, backward = self.model.forward(X)
                 loss, gradient = self.loss(output, Y)
                 loss += self.model.regularization_loss()
+                if finite_only and not math.isfinite(loss):
+                    return loss, None
                 backward(gradient)
                 self.model.update(self.optimizer)
         finally:
             self.model.requires_input_grad = requires_input_grad
         return loss, output
 
+    def _diverged(self, loss: float, epoch: int, epochs: int, step: int, steps: int,
+                  X: Array, Y: Array) -> TrainingDiverged:
+        """The exception for a non-finite loss, with the layer whose output went bad first
+        (this batch's forward re-run layer by layer: a cost paid only here)."""
+        where = (f"Learner.fit: the loss is {loss} at epoch {epoch}/{epochs}, step "
+                 f"{step}/{steps} (a batch of {len(X)})")
+        layers = self.model.layers if isinstance(self.model, Sequential) else [self.model]
+        culprit, data_fault = None, True
+        if _count_nonfinite(X):
+            k = _count_nonfinite(X)
+            found = (f"the input batch itself holds {k} NaN/inf value{'s' * (k != 1)}; "
+                     "clean the data (np.isfinite(X).all() must be True)")
+        else:
+            A = X
+            with _threads.flush_denormals(self.flush_denormals):
+                for i, layer in enumerate(layers):
+                    layer._fusion = None
+                    A = layer.forward(A)[0]
+                    if not _finite(A):
+                        culprit = i
+                        break
+            if culprit is not None:
+                data_fault = False
+                layer = layers[culprit]
+                name = (f"layer {culprit} ({layer._describe()})" if layer is not self.model
+                        else f"the model ({layer._describe()})")
+                bad = [n for n, p in layer.named_parameters() if not _finite(p.tensor)]
+                if bad:
+                    state = f"whose {', '.join(bad)} already hold NaN/inf (earlier updates blew up)"
+                else:
+                    largest = max((float(np.abs(p.tensor).max()) for p in layer.parameters
+                                   if p.tensor.size), default=0.0)
+                    state = ("on finite input, with finite parameters"
+                             + (f" (the largest of magnitude {largest:.3g})" if largest else ""))
+                found = f"the first non-finite output is that of {name}, {state}"
+            elif _count_nonfinite(Y):
+                k = _count_nonfinite(Y)
+                found = (f"the model's outputs are finite but this batch's targets hold "
+                         f"{k} NaN/inf value{'s' * (k != 1)}; clean the targets "
+                         "(np.isfinite(Y).all() must be True)")
+            else:
+                data_fault = False
+                found = "the model's outputs are finite but the loss overflowed"
+        if data_fault:
+            advice = "fix the data; the learning rate is not the cause"
+        else:
+            lr = getattr(self.optimizer, "lr", None)
+            if isinstance(lr, (int, float)) and lr > 0:
+                advice = (f"lower the learning rate: this optimizer's lr is {lr:g}, try "
+                          f"{lr / 10:g} ({type(self.optimizer).__name__}(lr={lr / 10:g}); with "
+                          f"`fastnn train`, --lr {lr / 10:g})")
+            else:
+                advice = "lower the learning rate (e.g. Adam(lr=0.001); `fastnn train --lr 0.001`)"
+            advice += ", and check the inputs for NaN/inf (np.isfinite(X).all())"
+        message = (f"{where}: {found}. Training stopped before this step's update, so the "
+                   f"model keeps the parameters of the step before. Try: {advice}.")
+        return TrainingDiverged(message, loss=loss, epoch=epoch, step=step, layer=culprit)
+
     def fit_batch(self, X: Array, Y: Array) -> float:
         """One step on a batch: forward, loss, backward, update. Returns the batch loss.
 
         Runs in the model's current mode (``fit`` switches it to training mode). ``X`` and
-        ``Y`` follow the same dtype rule as in ``fit``.
+        ``Y`` follow the same dtype rule as in ``fit``; a non-finite loss is returned as it
+        is (``fit`` raises :class:`TrainingDiverged` instead).
         """
         return self._step(self._prepare_inputs(X), self._prepare(Y))[0]
 
@@ -296,11 +398,14 @@ class Learner:
                            disable=not progress, leave=True)
                 with bar:
                     start_time = time.perf_counter()
-                    for start in range(0, n, bs):
+                    for step, start in enumerate(range(0, n, bs), 1):
                         index = (slice(start, start + bs) if order is None
                                  else order[start:start + bs])
                         xb, yb = _rows(X, index), _rows(Y, index)
-                        loss, output = self._step(xb, yb)
+                        loss, output = self._step(xb, yb, finite_only=True)
+                        if output is None:
+                            raise self._diverged(loss, epoch + 1, int(epochs), step,
+                                                 -(-n // bs), xb, yb)
                         m = len(xb)
                         totals["loss"] += loss * m
                         for name, metric in self.metrics.items():
