@@ -11,6 +11,7 @@
 * :class:`Learner` (``fit_batch``, ``fit``, ``predict``, ``evaluate``; ``fit`` raises
   :class:`TrainingDiverged` at the first NaN/inf loss) and callbacks
   (:class:`EarlyStopping`);
+* ``model.summary()`` (:meth:`Layer.summary`): layers, output shapes, parameter counts;
 * :func:`save` / :func:`load`: architecture and parameters in one ``.npz``.
 
 Every layer computes through :mod:`fastnn.ops`, so it runs on whichever backend is current,
@@ -52,6 +53,7 @@ from fastnn.nn.losses import mse_loss, softmax_cross_entropy
 from fastnn.nn.optim import SGD, Adam, Optimizer
 from fastnn.nn.parameter import Parameter
 from fastnn.nn.serialize import load, save
+from fastnn.nn.summary import ModelSummary
 
 __all__ = [
     "Parameter", "Layer",
@@ -60,5 +62,5 @@ __all__ = [
     "mse_loss", "softmax_cross_entropy",
     "Optimizer", "SGD", "Adam",
     "Learner", "TrainingDiverged", "accuracy", "Callback", "EarlyStopping",
-    "save", "load",
+    "save", "load", "ModelSummary",
 ]

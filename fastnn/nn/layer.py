@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import inspect
 import os
-from typing import Any, Callable, ClassVar, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Optional, Union
 
 import numpy as np
 
 from fastnn.nn._arrays import Array, axpy, empty, sum_of_squares
 from fastnn.nn.parameter import Parameter
+
+if TYPE_CHECKING:
+    from fastnn.nn.summary import ModelSummary
 
 Backward = Callable[[Array], Array]
 Seed = Union[None, int, np.random.Generator]  # what a layer's ``rng`` accepts
@@ -66,7 +69,8 @@ class Layer:
     Wrong shapes are reported by the layer that cannot take them, in the user's terms
     (what it expects, what came, the fix); inside a :class:`~fastnn.nn.Sequential` the
     message starts with the layer's index and description, ``layer 0 (Conv2d(1, 32,
-    kernel_size=3, ...)): ...``.
+    kernel_size=3, ...)): ...``. :meth:`summary` tabulates the output shape and parameters
+    of every layer.
 
     Example
     -------
@@ -84,7 +88,7 @@ class Layer:
     # model's first layer (see "Inputs" above); False hands the input over untouched.
     float_input: ClassVar[bool] = True
 
-    # The shape of the last input seen at the model boundary.
+    # The shape of the last input seen at the model boundary (for summary()).
     _input_shape: Optional[tuple[int, ...]] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -295,6 +299,54 @@ class Layer:
                 args.append(f"{name}={value!r}")
         return f"{type(self).__name__}({', '.join(args)})"
 
+    def summary(self, input_shape: Optional[tuple[Optional[int], ...]] = None, *,
+                print_fn: Optional[Callable[[str], Any]] = None) -> ModelSummary:
+        """A table of the model: per layer its index, description, output shape and
+        parameter count; the total parameters and their size in bytes (Keras's
+        ``model.summary()``).
+
+        Parameters
+        ----------
+        input_shape : tuple, optional
+            The shape of one sample, without the batch axis (``(28, 28, 1)``); a leading
+            ``None`` for the batch axis is accepted. By default, the shape of the last
+            input the model was called on (``model(X)``, ``Learner.fit``); a model never
+            run needs it.
+        print_fn : callable, optional
+            Called with the table's text (e.g. ``print``).
+
+        Returns
+        -------
+        ModelSummary
+            Shows as the table (``print(model.summary())``); ``rows`` holds ``(index,
+            description, output_shape, parameters)`` per layer (nested Sequentials
+            flattened, indices ``"3.0"``), plus ``total_parameters`` and ``total_bytes``.
+
+        Notes
+        -----
+        The output shapes come from one forward pass of a single zero sample in evaluation
+        mode, layer by layer; the layers' buffers, outputs and pending backwards are left as
+        they were.
+
+        Example
+        -------
+        >>> import numpy as np
+        >>> from fastnn.nn import Linear, ReLU, Sequential
+        >>> model = Sequential(Linear(4, 8, rng=0), ReLU(), Linear(8, 2, rng=1))
+        >>> print(model.summary(input_shape=(4,)))
+        Sequential, input (None, 4) float32
+        #  layer         output shape  parameters
+        0  Linear(4, 8)  (None, 8)             40
+        1  ReLU()        (None, 8)              0
+        2  Linear(8, 2)  (None, 2)             18
+        total: 58 parameters, 232 bytes
+        """
+        from fastnn.nn.summary import summarize
+
+        result = summarize(self, input_shape)
+        if print_fn is not None:
+            print_fn(str(result))
+        return result
 
 
 def type_name(cls: type) -> str:

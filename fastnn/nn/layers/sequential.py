@@ -27,6 +27,7 @@ class Sequential(Layer):
     ``ValueError`` raised inside a layer's forward or backward comes out as the same type
     with the layer's index and description first, ``layer 0 (Conv2d(1, 32,
     kernel_size=3, ...)): x looks NCHW ...``, the original chained as ``__cause__``.
+    :meth:`~fastnn.nn.Layer.summary` shows every layer's output shape and parameters.
 
     Example
     -------
