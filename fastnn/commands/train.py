@@ -234,6 +234,12 @@ class _StopIfDiverged:
         pass
 
 
+def _first_clause(exc: Exception) -> str:
+    """Where a diverged run broke down, without the Python-API advice that follows."""
+    text = str(exc).removeprefix("Learner.fit: ")
+    return text.split(". ")[0]
+
+
 class _EpochReport:
     """Callback: one line per epoch on stdout, whether or not a progress bar shows."""
 
@@ -321,10 +327,15 @@ def train(args: argparse.Namespace) -> int:
         start = time.perf_counter()
         # Overflow in a diverging run is reported once, below, not as NumPy warnings.
         with np.errstate(over="ignore", invalid="ignore"):
-            learner.fit(x, y, epochs=args.epochs, bs=args.batch_size,
-                        validation=(x_eval, y_eval), callbacks=[_EpochReport(args.epochs),
-                                                                diverged],
-                        progress=not args.no_progress, seed=args.seed)
+            try:
+                learner.fit(x, y, epochs=args.epochs, bs=args.batch_size,
+                            validation=(x_eval, y_eval),
+                            callbacks=[_EpochReport(args.epochs), diverged],
+                            progress=not args.no_progress, seed=args.seed)
+            except nn.TrainingDiverged as exc:  # a training loss went NaN/inf mid-epoch
+                raise CommandError(f"the training diverged: {_first_clause(exc)}; nothing was "
+                                   f"saved to {out}; try a smaller --lr than {args.lr}",
+                                   FAILURE) from None
         elapsed = time.perf_counter() - start
     if diverged.epoch is not None:
         raise CommandError(f"the training diverged ({diverged.what} {diverged.loss} at epoch "

@@ -8,8 +8,10 @@
 * losses ``(prediction, target) -> (loss, gradient)``: :func:`mse_loss`,
   :func:`softmax_cross_entropy`;
 * optimizers called per parameter: :class:`SGD`, :class:`Adam`;
-* :class:`Learner` (``fit_batch``, ``fit``, ``predict``, ``evaluate``) and callbacks
+* :class:`Learner` (``fit_batch``, ``fit``, ``predict``, ``evaluate``; ``fit`` raises
+  :class:`TrainingDiverged` at the first NaN/inf loss) and callbacks
   (:class:`EarlyStopping`);
+* ``model.summary()`` (:meth:`Layer.summary`): layers, output shapes, parameter counts;
 * :func:`save` / :func:`load`: architecture and parameters in one ``.npz`` (saved
   atomically; loading builds only fastnn's layers and those opted in with
   :func:`register_layer` or ``custom_objects``, and raises :class:`ModelFileError` for a
@@ -49,11 +51,12 @@ from fastnn.nn.layers import (
     Softmax,
     Tanh,
 )
-from fastnn.nn.learner import Learner, accuracy
+from fastnn.nn.learner import Learner, TrainingDiverged, accuracy
 from fastnn.nn.losses import mse_loss, softmax_cross_entropy
 from fastnn.nn.optim import SGD, Adam, Optimizer
 from fastnn.nn.parameter import Parameter
 from fastnn.nn.serialize import ModelFileError, load, register_layer, save
+from fastnn.nn.summary import ModelSummary
 
 __all__ = [
     "Parameter", "Layer",
@@ -61,6 +64,6 @@ __all__ = [
     "ReLU", "Sigmoid", "Tanh", "Softmax", "Sequential",
     "mse_loss", "softmax_cross_entropy",
     "Optimizer", "SGD", "Adam",
-    "Learner", "accuracy", "Callback", "EarlyStopping",
-    "save", "load", "register_layer", "ModelFileError",
+    "Learner", "TrainingDiverged", "accuracy", "Callback", "EarlyStopping",
+    "save", "load", "register_layer", "ModelFileError", "ModelSummary",
 ]

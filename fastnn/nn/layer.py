@@ -15,13 +15,17 @@ batch size does not make it reallocate every batch). Hence:
 
 from __future__ import annotations
 
+import inspect
 import os
-from typing import Any, Callable, ClassVar, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Optional, Union
 
 import numpy as np
 
 from fastnn.nn._arrays import Array, axpy, empty, sum_of_squares
 from fastnn.nn.parameter import Parameter
+
+if TYPE_CHECKING:
+    from fastnn.nn.summary import ModelSummary
 
 Backward = Callable[[Array], Array]
 Seed = Union[None, int, np.random.Generator]  # what a layer's ``rng`` accepts
@@ -45,6 +49,29 @@ class Layer:
     skip it and their backward returns None. :class:`~fastnn.nn.Learner` turns it off on
     the model it trains, and :class:`~fastnn.nn.Sequential` hands it to its first layer.
 
+    Inputs (the dtype rule)
+    -----------------------
+    At the model boundary - ``model(X)``, ``Sequential.forward`` and every
+    :class:`~fastnn.nn.Learner` entry (``fit``, ``fit_batch``, ``predict``, ``evaluate``)
+    - one rule applies to the input, as Keras applies it:
+
+    * float arrays of another precision are cast to the model's parameter dtype (float64
+      NumPy data into a float32 model computes in float32);
+    * integer, uint8 and bool arrays are refused with a ``TypeError`` that says how to
+      convert them (uint8 images: scale them to [0, 1] floats, ``X.astype(np.float32) /
+      255``), since casting pixels unscaled trains silently badly;
+    * Python lists and tuples are converted with ``np.asarray`` to the model's dtype.
+
+    A layer's own ``forward`` (below the boundary) takes arrays of its dtype as they are.
+    A custom first layer that takes something else (integer ids, say) sets the class
+    attribute ``float_input = False`` and receives its input untouched.
+
+    Wrong shapes are reported by the layer that cannot take them, in the user's terms
+    (what it expects, what came, the fix); inside a :class:`~fastnn.nn.Sequential` the
+    message starts with the layer's index and description, ``layer 0 (Conv2d(1, 32,
+    kernel_size=3, ...)): ...``. :meth:`summary` tabulates the output shape and parameters
+    of every layer.
+
     Example
     -------
     >>> import numpy as np
@@ -58,6 +85,13 @@ class Layer:
     # public layers enter it when defined; a user's class only through
     # fastnn.nn.register_layer (see fastnn.nn.serialize).
     registry: ClassVar[dict[str, type[Layer]]] = {}
+
+    # Whether the model-boundary dtype rule applies to this layer's input when it is a
+    # model's first layer (see "Inputs" above); False hands the input over untouched.
+    float_input: ClassVar[bool] = True
+
+    # The shape of the last input seen at the model boundary (for summary()).
+    _input_shape: Optional[tuple[int, ...]] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -112,8 +146,36 @@ class Layer:
         raise NotImplementedError(f"{type(self).__name__} does not implement forward")
 
     def __call__(self, X: Array) -> Array:
-        """The forward output alone (inference), in the current train/eval mode."""
-        return self.forward(X)[0]
+        """The forward output alone (inference), in the current train/eval mode.
+
+        ``X`` goes through the model-boundary dtype rule first (see the class docstring).
+        """
+        return self.forward(self._model_input(X))[0]
+
+    def _param_dtype(self) -> Optional[np.dtype]:
+        """The dtype of the first parameter (the model's compute dtype), None without any."""
+        for parameter in self.parameters:
+            return parameter.tensor.dtype
+        return None
+
+    def _model_input(self, X: Any) -> Array:
+        """``X`` after the model-boundary dtype rule (class docstring, "Inputs").
+
+        The normal case (an array of the model's dtype) costs a few attribute checks.
+        """
+        if not self.float_input:
+            return X
+        dtype = getattr(X, "dtype", None)
+        want = self._param_dtype()
+        if dtype is None or not hasattr(X, "shape"):
+            X = _convert(self, X, want)
+        elif dtype != want:
+            if dtype.kind != "f":
+                raise TypeError(f"{self._describe()}: {_not_float(X, want)}")
+            if want is not None:
+                X = X.astype(want)
+        self._input_shape = X.shape
+        return X
 
     def train(self, mode: bool = True) -> Layer:
         """Switch to training mode (``mode=False``: evaluation mode); returns ``self``."""
@@ -213,6 +275,83 @@ class Layer:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
         return f"{type(self).__name__}({args})"
 
+    # ------------------------------------------------------------------ describing
+
+    def _brief_config(self) -> dict[str, Any]:
+        """The configuration :meth:`_describe` shows (layers may drop noise, e.g. seeds)."""
+        return self.config()
+
+    def _describe(self) -> str:
+        """A short description for messages and summaries: the class name, the required
+        arguments (the first two positionally), and the arguments that differ from their
+        defaults, with ``(k, k)`` pairs shown as ``k``: ``Conv2d(1, 32, kernel_size=3,
+        activation='relu')``."""
+        try:
+            config = self._brief_config()
+            signature = inspect.signature(type(self).__init__).parameters
+        except Exception:  # noqa: BLE001 - a description must never fail
+            return type(self).__name__
+        args = []
+        for name, value in config.items():
+            value = _compact(value)
+            param = signature.get(name)
+            default = inspect.Parameter.empty if param is None else param.default
+            if default is inspect.Parameter.empty:
+                keyword = len(args) >= 2 or (args and "=" in args[-1]) or param is None
+                args.append(f"{name}={value!r}" if keyword else repr(value))
+            elif not _same(name, value, _compact(default)):
+                args.append(f"{name}={value!r}")
+        return f"{type(self).__name__}({', '.join(args)})"
+
+    def summary(self, input_shape: Optional[tuple[Optional[int], ...]] = None, *,
+                print_fn: Optional[Callable[[str], Any]] = None) -> ModelSummary:
+        """A table of the model: per layer its index, description, output shape and
+        parameter count; the total parameters and their size in bytes (Keras's
+        ``model.summary()``).
+
+        Parameters
+        ----------
+        input_shape : tuple, optional
+            The shape of one sample, without the batch axis (``(28, 28, 1)``); a leading
+            ``None`` for the batch axis is accepted. By default, the shape of the last
+            input the model was called on (``model(X)``, ``Learner.fit``); a model never
+            run needs it.
+        print_fn : callable, optional
+            Called with the table's text (e.g. ``print``).
+
+        Returns
+        -------
+        ModelSummary
+            Shows as the table (``print(model.summary())``); ``rows`` holds ``(index,
+            description, output_shape, parameters)`` per layer (nested Sequentials
+            flattened, indices ``"3.0"``), plus ``total_parameters`` and ``total_bytes``.
+
+        Notes
+        -----
+        The output shapes come from one forward pass of a single zero sample in evaluation
+        mode, layer by layer; the layers' buffers, outputs and pending backwards are left as
+        they were.
+
+        Example
+        -------
+        >>> import numpy as np
+        >>> from fastnn.nn import Linear, ReLU, Sequential
+        >>> model = Sequential(Linear(4, 8, rng=0), ReLU(), Linear(8, 2, rng=1))
+        >>> print(model.summary(input_shape=(4,)))
+        Sequential, input (None, 4) float32
+        #  layer         output shape  parameters
+        0  Linear(4, 8)  (None, 8)             40
+        1  ReLU()        (None, 8)              0
+        2  Linear(8, 2)  (None, 2)             18
+        total: 58 parameters, 232 bytes
+        """
+        from fastnn.nn.summary import summarize
+
+        result = summarize(self, input_shape)
+        if print_fn is not None:
+            print_fn(str(result))
+        return result
+
 
 def type_name(cls: type) -> str:
     """The name a saved model records for a layer class.
@@ -266,3 +405,86 @@ def dtype_name(dtype) -> str:
     if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
         raise TypeError(f"dtype must be float32 or float64, got {dtype}")
     return dtype.name
+
+
+# --------------------------------------------------------------------------- the input rule
+
+def _convert(model: Layer, X: Any, want: Optional[np.dtype]) -> np.ndarray:
+    """A list, tuple or number as an array of the model's dtype (float32 without one)."""
+    try:
+        return np.asarray(X, dtype=want or np.float32)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{model._describe()}: x must be an array (or a list of numbers), got "
+                        f"a {type(X).__name__} that does not convert to one ({exc})") from exc
+
+
+def _not_float(X: Array, want: Optional[np.dtype]) -> str:
+    """Why a non-float input is refused, and how to convert it."""
+    dtype, shape = X.dtype, tuple(X.shape)
+    target = np.dtype(want or np.float32).name
+    head = f"x is {dtype} (shape {shape}), but the model computes in {target}"
+    if dtype == np.uint8:
+        return (f"{head}: scale uint8 images to [0, 1] floats first, "
+                f"X.astype(np.{target}) / 255")
+    if dtype.kind in "iub":
+        return (f"{head}: convert it, X.astype(np.{target}) (scaled to a small range, "
+                f"e.g. [0, 1], for images)")
+    return f"{head}: the model takes float arrays"
+
+
+def _compact(value: Any) -> Any:
+    """``(k, k)`` -> ``k`` and lists to tuples, for descriptions."""
+    if isinstance(value, list):
+        value = tuple(value)
+    if (isinstance(value, tuple) and len(value) == 2 and value[0] == value[1]
+            and isinstance(value[0], int)):
+        return value[0]
+    return value
+
+
+def _same(name: str, value: Any, default: Any) -> bool:
+    if name == "dtype":
+        try:
+            return np.dtype(value) == np.dtype(default)
+        except TypeError:
+            return False
+    try:
+        return type(value) is type(default) and bool(value == default)
+    except Exception:  # noqa: BLE001 - e.g. arrays
+        return False
+
+
+def annotate(exc: Exception, index: int, layer: Layer,
+             previous: Optional[tuple[int, Layer, tuple[int, ...]]] = None,
+             note: str = "") -> Exception:
+    """``exc`` (a TypeError or ValueError raised inside ``layer``, the ``index``-th of a
+    Sequential) as a new exception of the same type, its message prefixed with ``layer
+    {index} ({description}): ``; a message already annotated by a nested Sequential gets
+    a dotted index (``layer 3.1``). ``previous`` is ``(index, layer, output shape)`` of the
+    layer whose output was the failing layer's input. The caller raises it ``from exc``."""
+    inner = getattr(exc, "fastnn_layer", None)
+    if inner is not None:
+        path, description, message, before = inner
+        path = f"{index}.{path}"
+        if before is not None:
+            before = (f"{index}.{before[0]}", *before[1:])
+    else:
+        path, description, message = str(index), layer._describe(), str(exc)
+        own = f"{type(layer).__name__}: "
+        if message.startswith(own):
+            message = message[len(own):]
+        message += note
+        before = (None if previous is None
+                  else (str(previous[0]), previous[1]._describe(), previous[2]))
+    text = f"layer {path} ({description}): {message}"
+    if before is not None:
+        text += f" (x is the output of layer {before[0]}, {before[1]})"
+    kind = TypeError if isinstance(exc, TypeError) else ValueError
+    try:
+        new = type(exc)(text)
+        if str(new) != text:
+            new = kind(text)
+    except Exception:  # noqa: BLE001 - a subclass with another signature
+        new = kind(text)
+    new.fastnn_layer = (path, description, message, before)
+    return new

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any, Callable, Optional, Union
@@ -12,7 +13,9 @@ from fastnn import _compat, _threads, ops
 from fastnn.nn._arrays import Array, empty, to_numpy
 from fastnn.nn.callbacks import Callback
 from fastnn.nn.layer import Layer
-from fastnn.nn.losses import softmax_cross_entropy
+from fastnn.nn.layers.sequential import Sequential
+from fastnn.nn.losses import mse_loss, softmax_cross_entropy
+from fastnn.nn.optim import Optimizer
 
 LossFunction = Callable[[Array, Array], tuple[float, Array]]
 Metric = Callable[[Array, Array], float]
@@ -44,6 +47,109 @@ def accuracy(output: Array, target: Array) -> float:
 
 METRICS: dict[str, Metric] = {"accuracy": accuracy}
 
+# Loss names a Learner accepts for its loss functions.
+LOSSES: dict[str, LossFunction] = {
+    "mse": mse_loss, "mse_loss": mse_loss,
+    "softmax_cross_entropy": softmax_cross_entropy, "cross_entropy": softmax_cross_entropy,
+}
+# Keras names whose semantics differ (probabilities in, not logits): refused with the fix.
+_KERAS_LOSSES = ("categorical_crossentropy", "sparse_categorical_crossentropy",
+                 "binary_crossentropy")
+
+
+class TrainingDiverged(FloatingPointError):
+    """``Learner.fit`` stopped: the loss of a training step was NaN or infinite.
+
+    Raised before that step's backward and update, so the model keeps the parameters of
+    the step before. The message gives the epoch and step, the first layer whose output
+    was not finite (found by re-running that batch layer by layer, only once the loss is
+    non-finite) and what to try.
+
+    Attributes
+    ----------
+    loss : float
+        The non-finite loss.
+    epoch, step : int
+        Where it happened, both counted from 1.
+    layer : int or None
+        Index (in the Sequential) of the first layer whose output was not finite; None
+        when every output was finite (the loss itself overflowed, or the targets hold
+        NaN) or the input batch already was not finite.
+    """
+
+    def __init__(self, message: str, *, loss: float, epoch: int, step: int,
+                 layer: Optional[int] = None) -> None:
+        super().__init__(message)
+        self.loss, self.epoch, self.step, self.layer = loss, epoch, step, layer
+
+
+def _finite(A: Array) -> bool:
+    """Whether every element of ``A`` (NumPy or CuPy) is finite."""
+    return bool(np.isfinite(A).all())
+
+
+def _count_nonfinite(A: Array) -> int:
+    return int((~np.isfinite(A)).sum()) if getattr(A, "dtype", None) is not None and \
+        A.dtype.kind in "fc" else 0
+
+
+def _resolve_loss(loss: Any) -> LossFunction:
+    if isinstance(loss, str):
+        if loss in LOSSES:
+            return LOSSES[loss]
+        if loss in _KERAS_LOSSES:
+            raise ValueError(f"Learner: loss {loss!r} is Keras's name for a loss on "
+                             "probabilities; fastnn's classifier loss is 'softmax_cross_entropy'"
+                             " (nn.softmax_cross_entropy): end the model in logits (a Linear, "
+                             "no Softmax) and give class ids or one-hot rows as targets")
+        raise ValueError(f"Learner: unknown loss {loss!r}; known names: {sorted(LOSSES)} (or "
+                         "pass a function (prediction, target) -> (loss, gradient), e.g. "
+                         "nn.mse_loss)")
+    if isinstance(loss, Optimizer) or isinstance(loss, type) and issubclass(loss, Optimizer):
+        name = loss.__name__ if isinstance(loss, type) else type(loss).__name__
+        raise TypeError(f"Learner: loss is an optimizer ({name}); the arguments are "
+                        "Learner(model, loss, optimizer), e.g. Learner(model, "
+                        "nn.softmax_cross_entropy, nn.Adam(lr=0.001))")
+    if isinstance(loss, type):
+        raise TypeError(f"Learner: loss must be a function (prediction, target) -> (loss, "
+                        f"gradient), got the class {loss.__name__}")
+    if not callable(loss):
+        raise TypeError(f"Learner: loss must be a function (prediction, target) -> (loss, "
+                        f"gradient) such as nn.mse_loss or nn.softmax_cross_entropy, got "
+                        f"{type(loss).__name__} {loss!r:.60}")
+    return loss
+
+
+def _check_optimizer(optimizer: Any) -> Callable[..., None]:
+    if optimizer is mse_loss or optimizer is softmax_cross_entropy:
+        raise TypeError(f"Learner: optimizer is the loss {optimizer.__name__}; the arguments "
+                        "are Learner(model, loss, optimizer), e.g. Learner(model, "
+                        f"nn.{optimizer.__name__}, nn.Adam(lr=0.001))")
+    if isinstance(optimizer, type):
+        name = optimizer.__name__
+        raise TypeError(f"Learner: optimizer must be an optimizer object, got the class "
+                        f"{name}: create one, e.g. nn.{name}(lr=0.01)")
+    if isinstance(optimizer, str):
+        raise TypeError(f"Learner: optimizer must be an optimizer object, got the string "
+                        f"{optimizer!r}: pass e.g. nn.Adam(lr=0.001) or nn.SGD(lr=0.01)")
+    if not callable(optimizer):
+        raise TypeError(f"Learner: optimizer must be an optimizer object such as "
+                        f"nn.Adam(lr=0.001), got {type(optimizer).__name__}")
+    return optimizer
+
+
+def _check_model(model: Any) -> Layer:
+    if isinstance(model, Layer):
+        return model
+    if isinstance(model, type) and issubclass(model, Layer):
+        raise TypeError(f"Learner: model must be a layer object, got the class "
+                        f"{model.__name__}: build one, e.g. nn.Sequential(nn.Linear(2, 1))")
+    if callable(model) and hasattr(model, "__name__"):
+        raise TypeError(f"Learner: model must be a fastnn.nn.Layer, got the function "
+                        f"{model.__name__}: call it to build the model, {model.__name__}()")
+    raise TypeError(f"Learner: model must be a fastnn.nn.Layer (e.g. an nn.Sequential), got "
+                    f"{type(model).__name__}")
+
 
 def _rows(A: Array, index: Union[slice, np.ndarray]) -> Array:
     """Rows ``index`` of ``A`` (a shuffled index array or a slice)."""
@@ -61,10 +167,12 @@ class Learner:
     ----------
     model : Layer
         Usually a :class:`~fastnn.nn.Sequential`; a classifier ends in logits.
-    loss : callable ``(prediction, target) -> (loss, gradient)``
-        e.g. :func:`~fastnn.nn.mse_loss` or :func:`~fastnn.nn.softmax_cross_entropy`.
+    loss : callable ``(prediction, target) -> (loss, gradient)``, or its name
+        e.g. :func:`~fastnn.nn.mse_loss` (``"mse"``) or
+        :func:`~fastnn.nn.softmax_cross_entropy` (``"softmax_cross_entropy"``,
+        ``"cross_entropy"``).
     optimizer : callable ``(Parameter) -> None``
-        e.g. :class:`~fastnn.nn.SGD` or :class:`~fastnn.nn.Adam`.
+        An optimizer object, e.g. ``SGD(lr=0.1)`` or ``Adam()`` (not the class).
     metrics : sequence of names ("accuracy") or callables ``(output, target) -> float``
         Default: ``("accuracy",)`` with :func:`softmax_cross_entropy`, none otherwise.
     flush_denormals : bool
@@ -75,6 +183,12 @@ class Learner:
 
     Notes
     -----
+    Inputs follow the model-boundary dtype rule of :class:`~fastnn.nn.Layer` in
+    ``fit``, ``fit_batch``, ``evaluate`` and ``predict`` alike (float data cast once to the model's
+    dtype, integer and uint8 inputs refused with how to convert them, lists converted);
+    float targets are cast to the model's dtype, integer class ids kept. ``fit`` stops with
+    :class:`TrainingDiverged` at the first step whose loss is NaN or infinite.
+
     The reported loss (``fit_batch``, ``fit``, ``evaluate``) is the data loss plus the
     layers' L2 ``regularization_loss()``, as TFLearn reports it. With
     :func:`softmax_cross_entropy` as the loss, :meth:`predict` returns class probabilities
@@ -97,10 +211,10 @@ class Learner:
     def __init__(self, model: Layer, loss: LossFunction, optimizer: Callable[..., None], *,
                  metrics: Optional[Sequence[Union[str, Metric]]] = None,
                  flush_denormals: bool = True) -> None:
-        self.model = model
+        self.model = _check_model(model)
         self.flush_denormals = bool(flush_denormals)
-        self.loss = loss
-        self.optimizer = optimizer
+        self.loss = _resolve_loss(loss)
+        self.optimizer = _check_optimizer(optimizer)
         self.metrics = self._resolve_metrics(metrics)
         self.history: dict[str, list[float]] = {}
         self.stop_training = False
@@ -122,13 +236,19 @@ class Learner:
         return resolved
 
     def _prepare(self, A: Any) -> Array:
-        """An array; float data cast to the model's dtype (integer labels stay as they are)."""
+        """Targets as an array; float ones cast to the model's dtype (integer labels stay as
+        they are)."""
         if not hasattr(A, "dtype"):
             A = np.asarray(A)
-        parameters = self.model.parameters
-        if A.dtype.kind == "f" and parameters and A.dtype != parameters[0].dtype:
-            A = A.astype(parameters[0].dtype)
+        dtype = self.model._param_dtype()
+        if A.dtype.kind == "f" and dtype is not None and A.dtype != dtype:
+            A = A.astype(dtype)
         return A
+
+    def _prepare_inputs(self, X: Any) -> Array:
+        """Inputs after the model-boundary dtype rule (:class:`~fastnn.nn.Layer`), once
+        for the whole data."""
+        return self.model._model_input(X)
 
     def _outputs(self, X: Array, bs: int) -> Iterator[tuple[int, int, Array]]:
         """``(start, stop, model output)`` per batch, in evaluation mode."""
@@ -147,7 +267,9 @@ class Learner:
 
     # ------------------------------------------------------------------ training
 
-    def _step(self, X: Array, Y: Array) -> tuple[float, Array]:
+    def _step(self, X: Array, Y: Array, finite_only: bool = False) -> tuple[float, Array]:
+        """One training step; with ``finite_only``, a non-finite loss skips the backward
+        and the update and returns ``(loss, None)``."""
         # The data needs no gradient: the first layer skips its input gradient.
         requires_input_grad = self.model.requires_input_grad
         self.model.requires_input_grad = False
@@ -156,18 +278,80 @@ class Learner:
                 output, backward = self.model.forward(X)
                 loss, gradient = self.loss(output, Y)
                 loss += self.model.regularization_loss()
+                if finite_only and not math.isfinite(loss):
+                    return loss, None
                 backward(gradient)
                 self.model.update(self.optimizer)
         finally:
             self.model.requires_input_grad = requires_input_grad
         return loss, output
 
+    def _diverged(self, loss: float, epoch: int, epochs: int, step: int, steps: int,
+                  X: Array, Y: Array) -> TrainingDiverged:
+        """The exception for a non-finite loss, with the layer whose output went bad first
+        (this batch's forward re-run layer by layer: a cost paid only here)."""
+        where = (f"Learner.fit: the loss is {loss} at epoch {epoch}/{epochs}, step "
+                 f"{step}/{steps} (a batch of {len(X)})")
+        layers = self.model.layers if isinstance(self.model, Sequential) else [self.model]
+        culprit, data_fault = None, True
+        if _count_nonfinite(X):
+            k = _count_nonfinite(X)
+            found = (f"the input batch itself holds {k} NaN/inf value{'s' * (k != 1)}; "
+                     "clean the data (np.isfinite(X).all() must be True)")
+        else:
+            A = X
+            with _threads.flush_denormals(self.flush_denormals):
+                for i, layer in enumerate(layers):
+                    layer._fusion = None
+                    A = layer.forward(A)[0]
+                    if not _finite(A):
+                        culprit = i
+                        break
+            if culprit is not None:
+                data_fault = False
+                layer = layers[culprit]
+                name = (f"layer {culprit} ({layer._describe()})" if layer is not self.model
+                        else f"the model ({layer._describe()})")
+                bad = [n for n, p in layer.named_parameters() if not _finite(p.tensor)]
+                if bad:
+                    state = f"whose {', '.join(bad)} already hold NaN/inf (earlier updates blew up)"
+                else:
+                    largest = max((float(np.abs(p.tensor).max()) for p in layer.parameters
+                                   if p.tensor.size), default=0.0)
+                    state = ("on finite input, with finite parameters"
+                             + (f" (the largest of magnitude {largest:.3g})" if largest else ""))
+                found = f"the first non-finite output is that of {name}, {state}"
+            elif _count_nonfinite(Y):
+                k = _count_nonfinite(Y)
+                found = (f"the model's outputs are finite but this batch's targets hold "
+                         f"{k} NaN/inf value{'s' * (k != 1)}; clean the targets "
+                         "(np.isfinite(Y).all() must be True)")
+            else:
+                data_fault = False
+                found = "the model's outputs are finite but the loss overflowed"
+        if data_fault:
+            advice = "fix the data; the learning rate is not the cause"
+        else:
+            lr = getattr(self.optimizer, "lr", None)
+            if isinstance(lr, (int, float)) and lr > 0:
+                advice = (f"lower the learning rate: this optimizer's lr is {lr:g}, try "
+                          f"{lr / 10:g} ({type(self.optimizer).__name__}(lr={lr / 10:g}); with "
+                          f"`fastnn train`, --lr {lr / 10:g})")
+            else:
+                advice = "lower the learning rate (e.g. Adam(lr=0.001); `fastnn train --lr 0.001`)"
+            advice += ", and check the inputs for NaN/inf (np.isfinite(X).all())"
+        message = (f"{where}: {found}. Training stopped before this step's update, so the "
+                   f"model keeps the parameters of the step before. Try: {advice}.")
+        return TrainingDiverged(message, loss=loss, epoch=epoch, step=step, layer=culprit)
+
     def fit_batch(self, X: Array, Y: Array) -> float:
         """One step on a batch: forward, loss, backward, update. Returns the batch loss.
 
-        Runs in the model's current mode (``fit`` switches it to training mode).
+        Runs in the model's current mode (``fit`` switches it to training mode). ``X`` and
+        ``Y`` follow the same dtype rule as in ``fit``; a non-finite loss is returned as it
+        is (``fit`` raises :class:`TrainingDiverged` instead).
         """
-        return self._step(X, Y)[0]
+        return self._step(self._prepare_inputs(X), self._prepare(Y))[0]
 
     def fit(self, X: Array, Y: Array, epochs: int, bs: int, *,
             validation: Optional[tuple[Array, Array]] = None,
@@ -186,7 +370,7 @@ class Learner:
         """
         if metrics is not None:
             self.metrics = self._resolve_metrics(metrics)
-        X, Y = self._prepare(X), self._prepare(Y)
+        X, Y = self._prepare_inputs(X), self._prepare(Y)
         if len(X) != len(Y) or len(X) == 0:
             raise ValueError(f"Learner.fit: X and Y need the same, non-zero number of rows, got "
                              f"{len(X)} and {len(Y)}")
@@ -214,11 +398,14 @@ class Learner:
                            disable=not progress, leave=True)
                 with bar:
                     start_time = time.perf_counter()
-                    for start in range(0, n, bs):
+                    for step, start in enumerate(range(0, n, bs), 1):
                         index = (slice(start, start + bs) if order is None
                                  else order[start:start + bs])
                         xb, yb = _rows(X, index), _rows(Y, index)
-                        loss, output = self._step(xb, yb)
+                        loss, output = self._step(xb, yb, finite_only=True)
+                        if output is None:
+                            raise self._diverged(loss, epoch + 1, int(epochs), step,
+                                                 -(-n // bs), xb, yb)
                         m = len(xb)
                         totals["loss"] += loss * m
                         for name, metric in self.metrics.items():
@@ -255,7 +442,7 @@ class Learner:
         Class probabilities when the loss is :func:`softmax_cross_entropy` (the model
         ends in logits), else the model's output itself.
         """
-        X = self._prepare(X)
+        X = self._prepare_inputs(X)
         result = None
         for start, stop, output in self._outputs(X, bs):
             if self.loss is softmax_cross_entropy:
@@ -282,7 +469,7 @@ class Learner:
         >>> sorted(learner.evaluate(np.zeros((4, 2), np.float32), np.array([0, 1, 2, 0])))
         ['accuracy', 'loss']
         """
-        X, Y = self._prepare(X), self._prepare(Y)
+        X, Y = self._prepare_inputs(X), self._prepare(Y)
         if len(X) != len(Y) or len(X) == 0:
             raise ValueError(f"Learner.evaluate: X and Y need the same, non-zero number of "
                              f"rows, got {len(X)} and {len(Y)}")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 from fastnn import ops
-from fastnn.nn._arrays import Array
+from fastnn.nn._arrays import Array, to_numpy
 
 
 def mse_loss(prediction: Array, target: Array) -> tuple[float, Array]:
@@ -42,5 +44,32 @@ def softmax_cross_entropy(logits: Array, labels: Array) -> tuple[float, Array]:
     (0.6931, array([[-0.25,  0.25],
            [ 0.25, -0.25]]))
     """
-    loss, probs = ops.softmax_cross_entropy(logits, labels)
+    try:
+        loss, probs = ops.softmax_cross_entropy(logits, labels)
+    except ValueError as exc:
+        hint = _labels_hint(logits, labels)
+        if hint is None:
+            raise
+        raise ValueError(f"softmax_cross_entropy: {hint}") from exc
     return float(loss), ops.softmax_cross_entropy_backward(1.0, probs, labels)
+
+
+def _labels_hint(logits: Array, labels: Array) -> Optional[str]:
+    """Why ``labels`` do not fit ``logits``, in the user's terms; None to keep the op's
+    message. Runs only after the op refused them."""
+    shape, kind = getattr(labels, "shape", None), getattr(getattr(labels, "dtype", None),
+                                                           "kind", None)
+    if shape is None or getattr(logits, "ndim", 0) != 2:
+        return None
+    n, classes = logits.shape
+    if kind == "f" and len(shape) == 1 and shape[0] == n:
+        return (f"labels are floats of shape {tuple(shape)}: float labels are one-hot (or "
+                f"soft) rows of shape ({n}, {classes}); class ids must be integers, "
+                f"labels.astype(np.int64)")
+    if kind in ("i", "u") and tuple(shape) == (n,) and n:
+        high = int(to_numpy(labels).max())
+        if high >= classes:
+            return (f"labels go up to {high} but the model has {classes} outputs (logits of "
+                    f"shape {tuple(logits.shape)}): end the model in a layer with "
+                    f"{high + 1} outputs for classes 0-{high}")
+    return None

@@ -111,8 +111,8 @@ class Conv2d(L2Weights, Layer):
         return (n, ho, wo, c) if self.layout == "NHWC" else (n, c, ho, wo)
 
     def forward(self, X: Array) -> tuple[Array, Backward]:
-        if X.ndim != 4:
-            raise ValueError(f"Conv2d: X must be 4-D {self.layout}, got shape {tuple(X.shape)}")
+        if X.ndim != 4 or X.shape[3 if self.layout == "NHWC" else 1] != self.in_channels:
+            raise ValueError(self._input_error(tuple(X.shape)))
         link, self._fusion = self._fusion, None  # relu before a max-pool (nn._fusion)
         token = self._begin_forward()
         W = self.weights.tensor
@@ -154,6 +154,32 @@ class Conv2d(L2Weights, Layer):
                                             out=self._buffer("dx", x_shape, dZ))
 
         return Y, backward
+
+    def _input_error(self, shape: tuple[int, ...]) -> str:
+        """What is wrong with an input of ``shape``, and the fix."""
+        c, layout = self.in_channels, self.layout
+        axes = "(batch, height, width, channels)" if layout == "NHWC" else \
+            "(batch, channels, height, width)"
+        expected = f"Conv2d: expects 4-D {layout} x {axes} with {c} channel{'s' * (c != 1)}"
+        if len(shape) == 3 and c == 1:
+            fix = "X[..., None]" if layout == "NHWC" else "X[:, None]"
+            return f"{expected}, got {shape}: add the channel axis, {fix}"
+        if len(shape) != 4:
+            return f"{expected}, got shape {shape}"
+        if layout == "NHWC":
+            if shape[1] == c:
+                return (f"x looks NCHW ({c} channel{'s' * (c != 1)} first, {shape[3]} last) "
+                        f"but the layer is NHWC: X.transpose(0, 2, 3, 1), or build the model "
+                        f"with layout='NCHW'")
+            got = shape[3]
+        else:
+            if shape[3] == c:
+                return (f"x looks NHWC ({c} channel{'s' * (c != 1)} last, {shape[1]} first) "
+                        f"but the layer is NCHW: X.transpose(0, 3, 1, 2), or build the model "
+                        f"with layout='NHWC'")
+            got = shape[1]
+        return (f"{expected}, got {shape}: {got} channels where the layer takes {c} "
+                f"(in_channels={c})")
 
     def config(self) -> dict[str, Any]:
         return {"in_channels": self.in_channels, "out_channels": self.out_channels,

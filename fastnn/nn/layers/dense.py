@@ -70,9 +70,8 @@ class Linear(L2Weights, Layer):
                      if bias else None)
 
     def forward(self, X: Array) -> tuple[Array, Backward]:
-        if X.ndim != 2:
-            raise ValueError(f"Linear: X must be 2-D (batch, {self.inputs}), got shape "
-                             f"{tuple(X.shape)}")
+        if X.ndim != 2 or X.shape[1] != self.inputs:
+            raise ValueError(self._input_error(tuple(X.shape)))
         token = self._begin_forward()
         W = self.weights.tensor
         b = None if self.bias is None else self.bias.tensor
@@ -95,6 +94,18 @@ class Linear(L2Weights, Layer):
             return ops.gemm(dZ, W, trans_b=True, out=self._buffer("dx", X.shape, dZ))
 
         return Y, backward
+
+    def _input_error(self, shape: tuple[int, ...]) -> str:
+        """What is wrong with an input of ``shape``, and the fix."""
+        expected = f"x of shape (batch, {self.inputs})"
+        if len(shape) == 2:
+            return (f"Linear: expects {expected}, got {shape}: {shape[1]} features where the "
+                    f"layer takes {self.inputs}; give it {self.inputs} features, or build "
+                    f"it as Linear({shape[1]}, {self.outputs})")
+        if len(shape) > 2 and int(np.prod(shape[1:])) == self.inputs:
+            return (f"Linear: expects 2-D {expected}, got {shape}: flatten it first (an "
+                    f"nn.Flatten() before this layer, or X.reshape(len(X), -1))")
+        return f"Linear: expects 2-D {expected}, got shape {shape}"
 
     def config(self) -> dict[str, Any]:
         return {"inputs": self.inputs, "outputs": self.outputs, "bias": self.bias is not None,

@@ -60,6 +60,9 @@ class Dropout(Layer):
         return {"keep_prob": self.keep_prob,
                 "seed": None if self.seed is None else int(self.seed)}
 
+    def _brief_config(self) -> dict[str, Any]:
+        return {"keep_prob": self.keep_prob}
+
 
 def _identity(D: Array) -> Array:
     return D

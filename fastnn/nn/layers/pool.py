@@ -50,6 +50,12 @@ class _Pool2d(Layer):
         return {"kernel": self.kernel, "stride": self.stride, "padding": self.padding,
                 "layout": self.layout}
 
+    def _brief_config(self) -> dict[str, Any]:
+        config = self.config()
+        if config["stride"] == config["kernel"]:
+            del config["stride"]
+        return config
+
 
 class MaxPool2d(_Pool2d):
     """Max pooling over ``kernel`` windows (``stride`` defaults to ``kernel``).

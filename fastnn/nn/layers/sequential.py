@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Optional
+
+import numpy as np
 
 from fastnn.nn import _fusion
 from fastnn.nn._arrays import Array
-from fastnn.nn.layer import Backward, Layer
+from fastnn.nn.layer import Backward, Layer, annotate
 from fastnn.nn.parameter import Parameter
 
 
@@ -18,6 +20,14 @@ class Sequential(Layer):
     and ``update(optimizer)`` reach every layer. A ReLU (or ``Conv2d(activation="relu")``)
     followed by a ``MaxPool2d`` has its backward fused (:mod:`fastnn.nn._fusion`): the
     ReLU's mask is applied to the pooled gradient, a quarter of the size.
+
+    Its forward is a model boundary: the input goes through the dtype rule of
+    :class:`~fastnn.nn.Layer` (float inputs cast to the parameters' dtype, integer and
+    uint8 arrays refused with how to convert them, lists converted). A ``TypeError`` or
+    ``ValueError`` raised inside a layer's forward or backward comes out as the same type
+    with the layer's index and description first, ``layer 0 (Conv2d(1, 32,
+    kernel_size=3, ...)): x looks NCHW ...``, the original chained as ``__cause__``.
+    :meth:`~fastnn.nn.Layer.summary` shows every layer's output shape and parameters.
 
     Example
     -------
@@ -45,19 +55,50 @@ class Sequential(Layer):
         return [(f"{i}.{name}", p) for i, layer in enumerate(self.layers)
                 for name, p in layer.named_parameters()]
 
+    @property
+    def float_input(self) -> bool:  # type: ignore[override]
+        """The dtype rule applies when it applies to the first layer."""
+        return self.layers[0].float_input if self.layers else True
+
+    def _param_dtype(self) -> Optional[np.dtype]:
+        for layer in self.layers:
+            dtype = layer._param_dtype()
+            if dtype is not None:
+                return dtype
+        return None
+
+    def __call__(self, X: Array) -> Array:
+        return self.forward(X)[0]  # forward applies the input rule
+
     def forward(self, X: Array) -> tuple[Array, Backward]:
-        if self.layers:
-            self.layers[0].requires_input_grad = self.requires_input_grad
-        links = _fusion.plan(self.layers)
+        X = self._model_input(X)
+        layers = self.layers
+        if layers:
+            layers[0].requires_input_grad = self.requires_input_grad
+        links = _fusion.plan(layers)
         backwards = []
-        for i, layer in enumerate(self.layers):
-            layer._fusion = links.get(i)
-            X, backward = layer.forward(X)
-            backwards.append(backward)
+        i = 0
+        try:
+            for i, layer in enumerate(layers):
+                layer._fusion = links.get(i)
+                X, backward = layer.forward(X)
+                backwards.append(backward)
+        except (TypeError, ValueError) as exc:
+            for layer in layers:  # links of this forward must not reach a later one
+                layer._fusion = None
+            previous = None
+            if i and X is not None and hasattr(X, "shape"):
+                previous = (i - 1, layers[i - 1], tuple(X.shape))
+            raise annotate(exc, i, layers[i], previous) from exc
 
         def backward(D: Array) -> Array:
-            for step in reversed(backwards):
-                D = step(D)
+            j = len(backwards) - 1
+            try:
+                while j >= 0:
+                    D = backwards[j](D)
+                    j -= 1
+            except (TypeError, ValueError) as exc:
+                raise annotate(exc, j, layers[j], note=" (in its backward)") from exc
             return D
 
         return X, backward
@@ -104,6 +145,9 @@ class Sequential(Layer):
                 exc.where.insert(0, str(index))
                 raise
         return cls(*layers)
+
+    def _describe(self) -> str:
+        return f"Sequential({len(self.layers)} layers)"
 
     def __repr__(self) -> str:
         inner = "".join(f"\n  {layer!r}," for layer in self.layers)
