@@ -36,6 +36,7 @@ Example
 from __future__ import annotations
 
 from fastnn.nn.callbacks import Callback, EarlyStopping
+from fastnn.nn.checkpoint import Checkpoint, TrainingInterrupted
 from fastnn.nn.layer import Layer
 from fastnn.nn.layers import (
     AvgPool2d,
@@ -64,6 +65,7 @@ __all__ = [
     "ReLU", "Sigmoid", "Tanh", "Softmax", "Sequential",
     "mse_loss", "softmax_cross_entropy",
     "Optimizer", "SGD", "Adam",
-    "Learner", "TrainingDiverged", "accuracy", "Callback", "EarlyStopping",
+    "Learner", "TrainingDiverged", "TrainingInterrupted", "accuracy", "Callback",
+    "EarlyStopping", "Checkpoint",
     "save", "load", "register_layer", "ModelFileError", "ModelSummary",
 ]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import signal
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any, Callable, Optional, Union
@@ -10,6 +12,7 @@ from typing import Any, Callable, Optional, Union
 import numpy as np
 
 from fastnn import _compat, _threads, ops
+from fastnn.nn import checkpoint
 from fastnn.nn._arrays import Array, empty, to_numpy
 from fastnn.nn.callbacks import Callback
 from fastnn.nn.layer import Layer
@@ -151,6 +154,40 @@ def _check_model(model: Any) -> Layer:
                     f"{type(model).__name__}")
 
 
+class _DeferredInterrupt:
+    """While active (in the main thread), the first Ctrl-C only sets ``requested``, so the
+    training loop can stop at the end of a batch with a consistent state; a second one
+    interrupts at once. Elsewhere (other threads) SIGINT behaves as usual."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous = None
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:  # the second Ctrl-C: the user means it
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self) -> _DeferredInterrupt:
+        if threading.current_thread() is threading.main_thread():
+            try:
+                self._previous = signal.signal(signal.SIGINT, self._handle)
+            except ValueError:  # not allowed here (an embedded interpreter)
+                self._previous = None
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+def _describe_run(run: dict) -> str:
+    if not run:
+        return "no recorded options"
+    return (f"{run['samples']} samples, bs {run['bs']}, shuffle {run['shuffle']} and the "
+            f"history keys {run['keys']}")
+
+
 def _rows(A: Array, index: Union[slice, np.ndarray]) -> Array:
     """Rows ``index`` of ``A`` (a shuffled index array or a slice)."""
     if isinstance(index, np.ndarray) and _compat.is_cupy_array(A):
@@ -218,6 +255,11 @@ class Learner:
         self.metrics = self._resolve_metrics(metrics)
         self.history: dict[str, list[float]] = {}
         self.stop_training = False
+        # What a checkpoint needs besides the model and optimizer (fastnn.nn.checkpoint):
+        self._rng: Optional[np.random.Generator] = None  # the shuffle order's generator
+        self._run: dict[str, Any] = {}  # the options of the run that fit is in
+        self._position = checkpoint.Position()
+        self.checkpoint_meta: dict[str, Any] = {}  # saved as is (fastnn train's options)
 
     # ------------------------------------------------------------------ helpers
 
@@ -353,12 +395,18 @@ class Learner:
         """
         return self._step(self._prepare_inputs(X), self._prepare(Y))[0]
 
+    def save_checkpoint(self, path) -> None:
+        """Write the training state (model, optimizer, random generators, history and the
+        position in the run) to ``path``; ``fit(..., resume=path)`` continues from it
+        exactly. :class:`~fastnn.nn.Checkpoint` calls this after every epoch."""
+        checkpoint.save_checkpoint(self, path, self._position)
+
     def fit(self, X: Array, Y: Array, epochs: int, bs: int, *,
             validation: Optional[tuple[Array, Array]] = None,
             metrics: Optional[Sequence[Union[str, Metric]]] = None,
             callbacks: Sequence[Callback] = (), progress: bool = True,
             seed: Union[None, int, np.random.Generator] = None,
-            shuffle: bool = True) -> list[float]:
+            shuffle: bool = True, resume=None) -> list[float]:
         """Train for ``epochs`` epochs of batches of ``bs``; return each epoch's mean loss.
 
         Every epoch visits the samples in a new random order (from ``seed``) when
@@ -367,6 +415,15 @@ class Learner:
         ``validation=(X_val, Y_val)``, ``val_loss`` and ``val_<metric>``. Callbacks see the
         same numbers; any of them can stop training (``learner.stop_training = True``).
         ``progress`` shows a tqdm bar per epoch (loss, metrics, samples/s).
+
+        ``resume`` names a checkpoint (:class:`~fastnn.nn.Checkpoint`,
+        :meth:`save_checkpoint`): the model, optimizer, random generators and history are
+        put back and training continues where it stopped, to ``epochs`` in all, ending
+        bit-identical to a run that was never interrupted (same data, ``bs``, backend and
+        threads). Ctrl-C stops at the end of the current batch: the :class:`Checkpoint`
+        among ``callbacks`` (if any) writes its last checkpoint, and ``fit`` raises
+        :class:`~fastnn.nn.TrainingInterrupted` saying how to resume; a second Ctrl-C
+        interrupts at once.
         """
         if metrics is not None:
             self.metrics = self._resolve_metrics(metrics)
@@ -376,63 +433,112 @@ class Learner:
                              f"{len(X)} and {len(Y)}")
         if int(bs) < 1:
             raise ValueError(f"Learner.fit: bs must be >= 1, got {bs!r}")
-        bs, n = int(bs), len(X)
+        bs, n, epochs = int(bs), len(X), int(epochs)
         if validation is not None:
             validation = (self._prepare(validation[0]), self._prepare(validation[1]))
-        rng = np.random.default_rng(seed)
         keys = ["loss", *self.metrics, "samples_per_s"]
         if validation is not None:
             keys += ["val_loss", *(f"val_{name}" for name in self.metrics)]
-        self.history = {key: [] for key in keys}
+        run = {"samples": n, "bs": bs, "shuffle": bool(shuffle), "keys": keys}
+        if resume is not None:
+            _, position = checkpoint.restore(self, resume)
+            if self._run != run:
+                raise ValueError(f"Learner.fit: {resume} was written by a run with "
+                                 f"{_describe_run(self._run)}; this one has "
+                                 f"{_describe_run(run)}: resume with the same data, bs, "
+                                 "shuffle, metrics and validation")
+        else:
+            self._rng = np.random.default_rng(seed)
+            self.history = {key: [] for key in keys}
+            position = checkpoint.Position()
+        self._run, self._position = run, position
         self.stop_training = False
+        steps = -(-n // bs)
+        saver = next((c for c in callbacks if isinstance(c, checkpoint.Checkpoint)), None)
         from tqdm.auto import tqdm
 
         self.model.train()
         for callback in callbacks:
             callback.on_train_begin(self)
         try:
-            for epoch in range(int(epochs)):
-                order = rng.permutation(n) if shuffle else None
-                totals = dict.fromkeys(["loss", *self.metrics], 0.0)
-                bar = tqdm(total=n, unit="sample", desc=f"epoch {epoch + 1}/{epochs}",
-                           disable=not progress, leave=True)
-                with bar:
-                    start_time = time.perf_counter()
-                    for step, start in enumerate(range(0, n, bs), 1):
-                        index = (slice(start, start + bs) if order is None
-                                 else order[start:start + bs])
-                        xb, yb = _rows(X, index), _rows(Y, index)
-                        loss, output = self._step(xb, yb, finite_only=True)
-                        if output is None:
-                            raise self._diverged(loss, epoch + 1, int(epochs), step,
-                                                 -(-n // bs), xb, yb)
-                        m = len(xb)
-                        totals["loss"] += loss * m
-                        for name, metric in self.metrics.items():
-                            totals[name] += metric(output, yb) * m
+            with _DeferredInterrupt() as interrupt:
+                for epoch in range(position.epoch, epochs):
+                    resumed_step = position.step if epoch == position.epoch else 0
+                    if resumed_step:  # the interrupted epoch's order, from its generator state
+                        self._rng.bit_generator.state = position.epoch_rng
+                    epoch_rng = self._rng.bit_generator.state
+                    order = self._rng.permutation(n) if shuffle else None
+                    totals = dict.fromkeys(["loss", *self.metrics], 0.0)
+                    elapsed = 0.0
+                    if resumed_step:
+                        totals.update(position.totals)
+                        elapsed = position.elapsed
+                    bar = tqdm(total=n, unit="sample", desc=f"epoch {epoch + 1}/{epochs}",
+                               disable=not progress, leave=True,
+                               initial=min(resumed_step * bs, n))
+                    with bar:
+                        start_time = time.perf_counter() - elapsed
+                        for step in range(resumed_step + 1, steps + 1):
+                            start = (step - 1) * bs
+                            index = (slice(start, start + bs) if order is None
+                                     else order[start:start + bs])
+                            xb, yb = _rows(X, index), _rows(Y, index)
+                            loss, output = self._step(xb, yb, finite_only=True)
+                            if output is None:
+                                raise self._diverged(loss, epoch + 1, epochs, step, steps,
+                                                     xb, yb)
+                            m = len(xb)
+                            totals["loss"] += loss * m
+                            for name, metric in self.metrics.items():
+                                totals[name] += metric(output, yb) * m
+                            if progress:
+                                seen = min(start + bs, n)
+                                bar.set_postfix({k: f"{v / seen:.4g}" for k, v in totals.items()},
+                                                refresh=False)
+                            bar.update(m)
+                            if interrupt.requested and step < steps:
+                                self._position = checkpoint.Position(
+                                    epoch, step, epoch_rng, dict(totals),
+                                    time.perf_counter() - start_time)
+                                raise self._interrupted(saver, epoch, epochs, step, steps)
+                        elapsed = time.perf_counter() - start_time
+                        logs = {k: v / n for k, v in totals.items()}
+                        logs["samples_per_s"] = n / elapsed if elapsed > 0 else float("inf")
+                        if validation is not None:
+                            scores = self.evaluate(*validation, bs=bs)
+                            logs.update({f"val_{k}": v for k, v in scores.items()})
                         if progress:
-                            seen = min(start + bs, n)
-                            bar.set_postfix({k: f"{v / seen:.4g}" for k, v in totals.items()},
-                                            refresh=False)
-                        bar.update(m)
-                    elapsed = time.perf_counter() - start_time
-                    logs = {k: v / n for k, v in totals.items()}
-                    logs["samples_per_s"] = n / elapsed if elapsed > 0 else float("inf")
-                    if validation is not None:
-                        scores = self.evaluate(*validation, bs=bs)
-                        logs.update({f"val_{k}": v for k, v in scores.items()})
-                    if progress:
-                        bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items()})
-                for key in keys:
-                    self.history[key].append(float(logs[key]))
-                for callback in callbacks:
-                    callback.on_epoch_end(self, epoch, logs)
-                if self.stop_training:
-                    break
+                            bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items()})
+                    for key in keys:
+                        self.history[key].append(float(logs[key]))
+                    self._position = checkpoint.Position(epoch + 1)
+                    for callback in callbacks:
+                        callback.on_epoch_end(self, epoch, logs)
+                    if interrupt.requested and epoch + 1 < epochs:
+                        raise self._interrupted(saver, epoch + 1, epochs, 0, steps)
+                    if self.stop_training:
+                        break
         finally:
             for callback in callbacks:
                 callback.on_train_end(self)
         return list(self.history["loss"])
+
+    def _interrupted(self, saver, epoch: int, epochs: int, step: int,
+                     steps: int) -> checkpoint.TrainingInterrupted:
+        """Write the last checkpoint (with a Checkpoint callback) and say how to resume."""
+        where = (f"epoch {epoch + 1}/{epochs} after step {step}/{steps}" if step
+                 else f"the end of epoch {epoch}/{epochs}")
+        if saver is None:
+            message = (f"Learner.fit: interrupted at {where}; no checkpoint was written (pass "
+                       "callbacks=[nn.Checkpoint(folder)] to fit to be able to resume)")
+            path = None
+        else:
+            path = str(saver.last_path)
+            self.save_checkpoint(path)
+            message = (f"Learner.fit: interrupted at {where}; the training state is in "
+                       f"{path}: resume with fit(..., resume={path!r})")
+        return checkpoint.TrainingInterrupted(message, epoch=epoch + (1 if step else 0),
+                                              step=step, steps=steps, checkpoint=path)
 
     # ------------------------------------------------------------------ inference
 
