@@ -4,7 +4,8 @@ so ``fastnn info`` does not pay for matplotlib or the training stack.
 
 A user error prints one line, ``fastnn <command>: error: <message>``, on stderr. Exit
 status: 0 done; 1 the command failed while running (e.g. its results could not be
-written); 2 an option, or a file or folder it names, cannot be used (nothing was done).
+written); 2 an option, or a file or folder it names, cannot be used (nothing was done);
+130 interrupted by Ctrl-C (``fastnn train`` then says how to resume).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from typing import Optional
 
-from fastnn.commands._common import EXIT_STATUS_HELP, USAGE, CommandError
+from fastnn.commands._common import EXIT_STATUS_HELP, INTERRUPTED, USAGE, CommandError
 
 # subcommand -> (module in fastnn.commands, one-line help)
 COMMANDS = {
@@ -68,6 +69,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except CommandError as exc:
         print(f"fastnn {known._name}: error: {exc}", file=sys.stderr)
         return exc.status
+    except KeyboardInterrupt:  # Ctrl-C outside a training loop (which handles its own)
+        print(f"fastnn {known._name}: interrupted; no file was left half-written",
+              file=sys.stderr)
+        return INTERRUPTED
 
 
 if __name__ == "__main__":

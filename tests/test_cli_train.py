@@ -389,3 +389,65 @@ def test_history_and_curves_are_written_atomically(tmp_path, monkeypatch):
                 write({**history, "loss": [9.0, 9.0]}, path)
         assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["curves.png", "history.json"]
+
+
+# --------------------------------------------------------------------------- Ctrl-C, resume
+
+def _run(args, cwd, interrupt_after=None):
+    """``fastnn train ...`` in a subprocess; with ``interrupt_after``, SIGINT (Ctrl-C) once
+    that text appears on its stdout. Returns (exit status, stdout, stderr)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "fastnn.cli", *args]
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    with subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True) as process:
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            if interrupt_after and interrupt_after in line:
+                process.send_signal(signal.SIGINT)
+                interrupt_after = None
+        err = process.stderr.read()
+    return process.returncode, "".join(lines), err
+
+
+RESUMABLE = ["train", "--epochs", "3", "--limit", "600", "--batch-size", "20", "--threads", "1",
+             "--no-progress", "--seed", "4"]
+
+
+@pytest.mark.slow
+def test_ctrl_c_saves_a_checkpoint_and_the_resumed_run_matches(tmp_path):
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    assert _run([*RESUMABLE, "--out", str(whole)], tmp_path)[0] == 0
+    status, out, err = _run([*RESUMABLE, "--out", str(parts)], tmp_path,
+                            interrupt_after="epoch 1/3")
+    assert status == 130, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("fastnn train: error: interrupted at "), err
+    assert lines[0].endswith(f"resume with: fastnn train --resume "
+                             f"{parts / 'checkpoint-last.npz'}")
+    assert not (parts / "model.npz").exists()
+    status, out, err = _run(["train", "--resume", str(parts / "checkpoint-last.npz"),
+                             "--threads", "1", "--no-progress"], tmp_path)
+    assert status == 0, err
+    resumed, reference = nn.load(parts / "model.npz"), nn.load(whole / "model.npz")
+    for a, b in zip(resumed.parameters, reference.parameters):
+        np.testing.assert_array_equal(a.tensor, b.tensor)
+    history = json.loads((parts / "history.json").read_text())
+    assert history["val_loss"] == json.loads((whole / "history.json").read_text())["val_loss"]
+
+
+def test_resume_refuses_a_contradicting_option_and_a_plain_model(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli([*TINY[:-2], "--out", str(out)]) == 0
+    checkpoint = str(out / "checkpoint-last.npz")
+    assert cli(["train", "--resume", checkpoint, "--lr", "0.5"]) == 2
+    assert "the run used --lr 0.01; drop --lr 0.5" in capsys.readouterr().err
+    assert cli(["train", "--resume", str(out / "model.npz")]) == 2
+    assert "without training state, not a checkpoint" in capsys.readouterr().err
+    assert cli(["train", "--resume", str(out)]) == 2
+    assert "a folder: name the checkpoint in it" in capsys.readouterr().err

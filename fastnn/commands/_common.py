@@ -14,11 +14,13 @@ import os
 
 USAGE = 2    # refused before doing anything: bad option or an unusable file
 FAILURE = 1  # failed while running
+INTERRUPTED = 130  # stopped by Ctrl-C (128 + SIGINT, as shells report it)
 
 MAX_THREADS = 1024
 
 EXIT_STATUS_HELP = ("exit status: 0 done; 1 failed while running (e.g. results could not be "
-                    "written); 2 an option, or a file or folder it names, cannot be used")
+                    "written); 2 an option, or a file or folder it names, cannot be used; "
+                    "130 interrupted (Ctrl-C)")
 
 
 class CommandError(Exception):

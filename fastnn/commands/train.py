@@ -31,6 +31,7 @@ import numpy as np
 from fastnn._files import atomic_write
 from fastnn.commands._common import (
     FAILURE,
+    INTERRUPTED,
     MAX_THREADS,
     CommandError,
     output_folder,
@@ -44,6 +45,7 @@ from fastnn.commands._common import (
 # cores with the cpu backend (43 s on the shared 2-core development machine, 2026-11-23;
 # 180 s when another job shares the cores). The NumPy reference backend is ~10x slower.
 DEFAULT_EPOCHS = 20
+DEFAULT_OUT = "runs"
 MODEL_FILE = "model.npz"
 HISTORY_FILE = "history.json"
 CURVES_FILE = "curves.png"
@@ -82,10 +84,16 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--seed", type=seed_int, default=0,
                             help="seed of the initial weights, shuffling and dropout, >= 0 "
                                  "(default: 0)")
-        parser.add_argument("--out", default="runs",
+        parser.add_argument("--out", default=DEFAULT_OUT,
                             help="folder for model.npz, history.json, curves.png (default: runs/)")
         parser.add_argument("--no-progress", action="store_true",
                             help="no progress bar (the per-epoch lines still print)")
+        parser.add_argument("--resume", metavar="CHECKPOINT", default=None,
+                            help="continue an interrupted run from its checkpoint (e.g. "
+                                 "runs/checkpoint-last.npz; every epoch writes one, Ctrl-C "
+                                 "too): the run's --batch-size, --lr, --seed and --data come "
+                                 "from it, --epochs may raise the total; the result is the "
+                                 "same as an uninterrupted run's")
         _data(parser)
     elif name == "evaluate":
         parser.add_argument("model", help="a model saved by `fastnn train` (.npz)")
@@ -300,10 +308,46 @@ def save_history(record: dict, path: Path) -> None:
         file.write(json.dumps(record, indent=1) + "\n")
 
 
+# The options that shape a run: a resumed run takes them from its checkpoint.
+RUN_OPTIONS = {"batch_size": ("--batch-size", 64), "lr": ("--lr", 0.01), "seed": ("--seed", 0),
+               "data": ("--data", None), "limit": ("--limit", None)}
+
+
+def _resume_options(args: argparse.Namespace) -> None:
+    """Take the run's options from the checkpoint ``--resume`` names; refuse ones given
+    that contradict it."""
+    from fastnn.nn import ModelFileError, checkpoint
+
+    path = args.resume
+    if not os.path.isfile(path):
+        raise CommandError(f"--resume {path}: no such file" + (
+            " (a folder: name the checkpoint in it, e.g. checkpoint-last.npz)"
+            if os.path.isdir(path) else ""))
+    try:
+        meta = checkpoint.read_checkpoint(path)[0].get("meta") or {}
+    except ModelFileError as exc:
+        raise CommandError(f"--resume {exc}") from None
+    if "batch_size" not in meta:
+        raise CommandError(f"--resume {path}: not a checkpoint of `fastnn train` (it has no "
+                           "run options); resume it with Learner.fit(..., resume=...)")
+    for key, (option, default) in RUN_OPTIONS.items():
+        given = getattr(args, key)
+        if given != default and given != meta[key]:
+            raise CommandError(f"--resume {path}: the run used {option} {meta[key]}; drop "
+                               f"{option} {given}, or start a new run without --resume")
+        setattr(args, key, meta[key])
+    if args.epochs == DEFAULT_EPOCHS:  # not given: the run's own total
+        args.epochs = meta["epochs"]
+    if args.out == DEFAULT_OUT:  # not given: where the run was writing
+        args.out = os.path.dirname(os.path.abspath(path))
+
+
 def train(args: argparse.Namespace) -> int:
     import fastnn
     from fastnn import models, nn
 
+    if args.resume is not None:
+        _resume_options(args)
     for option, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size)):
         if not (isinstance(value, int) and value >= 1):
             raise CommandError(f"{option} must be a whole number >= 1, got {value!r}")
@@ -324,14 +368,22 @@ def train(args: argparse.Namespace) -> int:
         model = models.seed_convnet(seed=args.seed).to(backend)
         x, y, x_eval, y_eval = _on(backend, x, y, x_eval, y_eval)
         learner = models.seed_learner(model, lr=args.lr)
+        learner.checkpoint_meta = {"epochs": args.epochs,
+                                   **{key: getattr(args, key) for key in RUN_OPTIONS}}
+        saver = nn.Checkpoint(out)
         start = time.perf_counter()
         # Overflow in a diverging run is reported once, below, not as NumPy warnings.
         with np.errstate(over="ignore", invalid="ignore"):
             try:
                 learner.fit(x, y, epochs=args.epochs, bs=args.batch_size,
                             validation=(x_eval, y_eval),
-                            callbacks=[_EpochReport(args.epochs), diverged],
-                            progress=not args.no_progress, seed=args.seed)
+                            callbacks=[_EpochReport(args.epochs), diverged, saver],
+                            progress=not args.no_progress, seed=args.seed,
+                            resume=args.resume)
+            except nn.TrainingInterrupted as exc:  # Ctrl-C, at the end of a batch
+                where = str(exc).split("; ")[0].removeprefix("Learner.fit: ")
+                raise CommandError(f"{where}; resume with: fastnn train --resume "
+                                   f"{saver.last_path}", INTERRUPTED) from None
             except nn.TrainingDiverged as exc:  # a training loss went NaN/inf mid-epoch
                 raise CommandError(f"the training diverged: {_first_clause(exc)}; nothing was "
                                    f"saved to {out}; try a smaller --lr than {args.lr}",
