@@ -22,6 +22,8 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-time", type=positive_number, default=0.2,
                         help="seconds per measurement, > 0 (default: 0.2)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    parser.add_argument("--list", action="store_true",
+                        help="list the cases (those --filter selects) and exit")
 
 
 def run(name: str, args: argparse.Namespace) -> int:
@@ -32,6 +34,11 @@ def run(name: str, args: argparse.Namespace) -> int:
         names = [c.name for c in benchmarking.all_cases()]
         raise CommandError(f"--filter {args.filter!r}: matches none of the {len(names)} cases "
                            f"({', '.join(names[:4])}, ...); give a glob such as 'relu*'")
+    if args.list:
+        width = max(len(c.name) for c in cases) + 2
+        for case in cases:
+            print(f"{case.name:<{width}}{case.group:<12}{', '.join(case.impls)}")
+        return 0
     for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
         if os.environ.get(var):
             print(f"note: {var} is set; it slows NumPy's OpenBLAS. For a fair comparison run "
@@ -45,8 +52,15 @@ def run(name: str, args: argparse.Namespace) -> int:
         print(f"  BLAS: {pool.get('internal_api')} {pool.get('version')} "
               f"kernel={pool.get('architecture')}")
     if machine["peak_gflops"]:
+        caches = " ".join(f"{k} {v >> 10} KiB" for k, v in machine["caches"].items())
+        levels = ", ".join(f"{level} {machine[key]:.0f}" for level, key in
+                           (("L2", "bandwidth_l2_gbs"), ("L3", "bandwidth_l3_gbs"))
+                           if machine.get(key))
         print(f"  measured peak {machine['peak_gflops']:.0f} GFLOP/s (float32 FMA), "
-              f"triad bandwidth {machine['bandwidth_gbs']:.1f} GB/s")
+              f"triad bandwidth {machine['bandwidth_gbs']:.1f} GB/s from memory"
+              + (f" ({levels} GB/s from the caches)" if levels else ""))
+        if caches:
+            print(f"  caches: {caches} (L1d and L2 per core)")
     results = []
     width = max([28] + [len(c.name) + 2 for c in cases])
     header = f"{'case':<{width}}{'impl':<16}{'time':>12}{'vs numpy':>10}{'rate':>16}"
@@ -65,12 +79,13 @@ def run(name: str, args: argparse.Namespace) -> int:
             elif case.flops:
                 rate = f"{case.flops / seconds / 1e9:.1f} GFLOP/s"
                 fraction = case.flops / seconds / 1e9 / (machine["peak_gflops"] or float("nan"))
-            else:
+            else:  # memory-bound: against the bandwidth of the level its data fits in
                 rate = f"{case.bytes_moved / seconds / 1e9:.1f} GB/s"
-                fraction = case.bytes_moved / seconds / 1e9 / (machine["bandwidth_gbs"]
-                                                                or float("nan"))
+                roof, gbs = benchmarking.bandwidth_roof(case.bytes_moved, machine)
+                fraction = case.bytes_moved / seconds / 1e9 / (gbs or float("nan"))
+            what = "FMA peak" if case.images or case.flops else f"{roof} bandwidth"
             print(f"{case.name:<{width}}{impl:<16}{seconds * 1e6:>10.1f}us{ratio:>9.2f}x"
-                  f"{rate:>16}  ({fraction:.0%} of peak)")
+                  f"{rate:>16}  ({fraction:.0%} of {what})")
             results.append(dict(case=case.name, group=case.group, impl=impl, seconds=seconds,
                                 ratio_vs_numpy=ratio, peak_fraction=fraction,
                                 images=case.images, **extra))
