@@ -253,7 +253,8 @@ void conv2d_direct_backward_weights(const Conv2dShape& s, const T* dy, const T* 
   auto partial = [&](int64_t chunk) { return reinterpret_cast<T*>(slots + chunk * l.slot() + l.pad_bytes); };
   for (int64_t c = 0; c < chunks; ++c) std::fill(partial(c), partial(c) + dw_size, T(0));
   const Isa isa = selected_isa();
-  parallel_chunks(0, s.batch * s.out_h, row_grain(s), chunks, [&](int64_t chunk, int64_t r0, int64_t r1) {
+  const int64_t used = parallel_chunks(0, s.batch * s.out_h, row_grain(s), chunks,
+                                       [&](int64_t chunk, int64_t r0, int64_t r1) {
     T* pad = reinterpret_cast<T*>(slots + chunk * l.slot());
     T* sum = partial(chunk);
     switch (isa) {
@@ -262,9 +263,9 @@ void conv2d_direct_backward_weights(const Conv2dShape& s, const T* dy, const T* 
       default: portable::conv2d_direct_backward_weights_rows(plan, dy, x, r0, r1, pad, sum); break;
     }
   });
-  // parallel_chunks may use fewer chunks than reserved; unused partials stay zero.
+  // The partials of the chunks that ran (all zeroed above), in chunk order.
   std::copy(partial(0), partial(0) + dw_size, dw);
-  for (int64_t c = 1; c < chunks; ++c) {
+  for (int64_t c = 1; c < used; ++c) {
     const T* p = partial(c);
     for (int64_t i = 0; i < dw_size; ++i) dw[i] += p[i];
   }

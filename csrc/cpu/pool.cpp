@@ -44,7 +44,7 @@ static void max_pool2d_dispatch(const Pool2dShape& s, const T* x, T* y, int64_t*
   const Isa isa = selected_isa();
   const int64_t rows = s.batch * s.out_height;
   const int64_t grain = row_grain(s.out_width * s.channels * s.kernel_h * s.kernel_w);
-  parallel_for(0, rows, grain, [&](int64_t lo, int64_t hi) {
+  parallel_for(0, rows, grain, get_num_threads(), [&](int64_t lo, int64_t hi) {
     switch (isa) {
       case Isa::avx512: avx512::max_pool2d_rows<T, Spatial>(s, x, y, argmax, nchw, lo, hi); break;
       case Isa::avx2: avx2::max_pool2d_rows<T, Spatial>(s, x, y, argmax, nchw, lo, hi); break;
@@ -86,7 +86,7 @@ template <typename T>
 static void max_pool2d_2x2(const Pool2dShape& s, const T* x, T* y, int64_t* argmax, bool nchw) {
   const Isa isa = selected_isa();
   const int64_t grain = row_grain(s.out_width * s.channels * 4);
-  parallel_for(0, s.batch * s.out_height, grain, [&](int64_t lo, int64_t hi) {
+  parallel_for(0, s.batch * s.out_height, grain, get_num_threads(), [&](int64_t lo, int64_t hi) {
     max_pool2d_2x2_run(isa, s, x, y, argmax, nchw, 0, lo, hi);
   });
 }
@@ -114,7 +114,7 @@ void max_pool2d_backward(const T* dy, const int64_t* argmax, T* dx, int64_t batc
   // is left for a serial second pass; an invalid one raises after the join.
   std::atomic<bool> stray{false};
   const int64_t grain = row_grain(dx_per_batch + dy_per_batch);
-  parallel_for(0, batch, grain, [&](int64_t lo, int64_t hi) {
+  parallel_for(0, batch, grain, get_num_threads(), [&](int64_t lo, int64_t hi) {
     bool local_stray = false;
     for (int64_t n = lo; n < hi; ++n) {
       T* dx_n = dx + n * dx_per_batch;
@@ -152,7 +152,7 @@ template <typename T>
 void avg_pool2d_forward(const Pool2dShape& s, const T* x_nhwc, T* y_nhwc, bool count_include_pad) {
   const Isa isa = selected_isa();
   const int64_t grain = row_grain(s.out_width * s.channels * s.kernel_h * s.kernel_w);
-  parallel_for(0, s.batch * s.out_height, grain, [&](int64_t lo, int64_t hi) {
+  parallel_for(0, s.batch * s.out_height, grain, get_num_threads(), [&](int64_t lo, int64_t hi) {
     switch (isa) {
       case Isa::avx512: avx512::avg_pool2d_rows<T>(s, x_nhwc, y_nhwc, count_include_pad, lo, hi); break;
       case Isa::avx2: avx2::avg_pool2d_rows<T>(s, x_nhwc, y_nhwc, count_include_pad, lo, hi); break;
@@ -166,7 +166,7 @@ void avg_pool2d_backward(const Pool2dShape& s, const T* dy_nhwc, T* dx_nhwc, boo
   const Isa isa = selected_isa();
   const int64_t grain = row_grain(s.width * s.channels * s.kernel_h * s.kernel_w /
                                   std::max<int64_t>(1, s.stride_h * s.stride_w) + s.width * s.channels);
-  parallel_for(0, s.batch * s.height, grain, [&](int64_t lo, int64_t hi) {
+  parallel_for(0, s.batch * s.height, grain, get_num_threads(), [&](int64_t lo, int64_t hi) {
     switch (isa) {
       case Isa::avx512: avx512::avg_pool2d_backward_rows<T>(s, dy_nhwc, dx_nhwc, count_include_pad, lo, hi); break;
       case Isa::avx2: avx2::avg_pool2d_backward_rows<T>(s, dy_nhwc, dx_nhwc, count_include_pad, lo, hi); break;

@@ -67,9 +67,9 @@ void bind_elementwise(py::module_& m) {
     const int64_t channels = planes ? dy.shape(1) : (dy.ndim() ? dy.shape(dy.ndim() - 1) : 0);
     require_output(out, dt, channels, op, "out");
     const int64_t rows = channels ? dy.size() / channels : 0;
-    const int64_t max_chunks = get_num_threads();
+    const int64_t team = get_num_threads();  // read once: sizes the workspace and runs the kernel
     thread_local std::vector<double> workspace;
-    if (!planes) workspace.resize(static_cast<size_t>(max_chunks * cpu::bias_backward_stride(channels)));
+    if (!planes) workspace.resize(static_cast<size_t>(team * cpu::bias_backward_stride(channels)));
     dispatch_float(dt, [&](auto tag) {
       using T = decltype(tag);
       const T* dyp = in_ptr<T>(dy);
@@ -78,7 +78,7 @@ void bind_elementwise(py::module_& m) {
       if (planes) {
         cpu::bias_backward_planes<T>(dyp, dy.shape(0), channels, dy.shape(2) * dy.shape(3), outp);
       } else {
-        cpu::bias_backward_rows<T>(dyp, rows, channels, workspace.data(), max_chunks, outp);
+        cpu::bias_backward_rows<T>(dyp, rows, channels, workspace.data(), team, outp);
       }
       return 0;
     });

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "common/parallel.h"
 #include "cpu/lrn.h"
 #include "python/array_utils.h"
 #include "python/bindings.h"
@@ -40,15 +41,16 @@ static void lrn(const py::array& x, py::array& y, py::array& scale, int64_t dept
   check_options(op, depth_radius, bias, alpha, beta);
   const int64_t channels = channel_count(x, op);
   const int64_t pixels = channels == 0 ? 0 : x.size() / channels;
+  const int team = get_num_threads();
   dispatch_float(dt, [&](auto tag) {
     using T = decltype(tag);
-    std::vector<T> workspace(static_cast<size_t>(cpu::lrn_workspace_size<T>(pixels, channels, depth_radius)));
+    std::vector<T> workspace(static_cast<size_t>(cpu::lrn_workspace_size<T>(pixels, channels, depth_radius, team)));
     const T* xp = in_ptr<T>(x);
     T* yp = out_ptr<T>(y);
     T* sp = out_ptr<T>(scale);
     py::gil_scoped_release release;
     cpu::lrn_forward<T>(xp, yp, sp, pixels, channels, depth_radius, T(bias), T(alpha), T(beta),
-                        workspace.data(), static_cast<int64_t>(workspace.size()));
+                        workspace.data(), static_cast<int64_t>(workspace.size()), team);
   });
 }
 
@@ -69,9 +71,10 @@ static void lrn_backward(const py::array& dy, const py::array& x, const py::arra
     }
   }
   const int64_t pixels = channels == 0 ? 0 : dy.size() / channels;
+  const int team = get_num_threads();
   dispatch_float(dt, [&](auto tag) {
     using T = decltype(tag);
-    std::vector<T> workspace(static_cast<size_t>(cpu::lrn_workspace_size<T>(pixels, channels, depth_radius)));
+    std::vector<T> workspace(static_cast<size_t>(cpu::lrn_workspace_size<T>(pixels, channels, depth_radius, team)));
     const T* dyp = in_ptr<T>(dy);
     const T* xp = in_ptr<T>(x);
     const T* yp = in_ptr<T>(y);
@@ -79,7 +82,7 @@ static void lrn_backward(const py::array& dy, const py::array& x, const py::arra
     T* dxp = out_ptr<T>(dx);
     py::gil_scoped_release release;
     cpu::lrn_backward<T>(dyp, xp, yp, sp, dxp, pixels, channels, depth_radius, T(alpha), T(beta),
-                         workspace.data(), static_cast<int64_t>(workspace.size()));
+                         workspace.data(), static_cast<int64_t>(workspace.size()), team);
   });
 }
 
