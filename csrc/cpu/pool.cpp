@@ -39,6 +39,23 @@ static int64_t row_grain(int64_t values_per_row) {
   return values_per_row <= 0 ? 1 : (kGrainValues + values_per_row - 1) / values_per_row;
 }
 
+// Every window must hold a real pixel (the max is seeded from the first one):
+// an image with rows and columns, and pad < kernel.  The bindings check this
+// too; the kernels refuse it on their own.
+static void check_pool_shape(const Pool2dShape& s, const char* op) {
+  if (s.height < 1 || s.width < 1 || s.batch < 0 || s.channels < 0) {
+    throw std::invalid_argument(std::string(op) + ": the image must have at least one row and one column");
+  }
+  if (s.kernel_h < 1 || s.kernel_w < 1 || s.stride_h < 1 || s.stride_w < 1 || s.pad_h < 0 || s.pad_w < 0 ||
+      s.pad_h >= s.kernel_h || s.pad_w >= s.kernel_w) {
+    throw std::invalid_argument(std::string(op) + ": need kernel >= 1, stride >= 1 and 0 <= padding < kernel");
+  }
+  if (s.out_height < 0 || s.out_width < 0 || (s.out_height - 1) * s.stride_h - s.pad_h >= s.height ||
+      (s.out_width - 1) * s.stride_w - s.pad_w >= s.width) {
+    throw std::invalid_argument(std::string(op) + ": the output is larger than the windows of the image");
+  }
+}
+
 template <typename T, typename Spatial>
 static void max_pool2d_dispatch(const Pool2dShape& s, const T* x, T* y, int64_t* argmax, bool nchw) {
   const Isa isa = selected_isa();
@@ -93,6 +110,7 @@ static void max_pool2d_2x2(const Pool2dShape& s, const T* x, T* y, int64_t* argm
 
 template <typename T>
 void max_pool2d_forward(const Pool2dShape& s, const T* x_nhwc, T* y_nhwc, int64_t* argmax, bool argmax_nchw) {
+  check_pool_shape(s, "max_pool2d");
   if (max_pool2d_is_2x2<T>(s)) {
     max_pool2d_2x2<T>(s, x_nhwc, y_nhwc, argmax, argmax_nchw);
     return;
@@ -150,6 +168,7 @@ void max_pool2d_backward(const T* dy, const int64_t* argmax, T* dx, int64_t batc
 
 template <typename T>
 void avg_pool2d_forward(const Pool2dShape& s, const T* x_nhwc, T* y_nhwc, bool count_include_pad) {
+  check_pool_shape(s, "avg_pool2d");
   const Isa isa = selected_isa();
   const int64_t grain = row_grain(s.out_width * s.channels * s.kernel_h * s.kernel_w);
   parallel_for(0, s.batch * s.out_height, grain, get_num_threads(), [&](int64_t lo, int64_t hi) {
@@ -163,6 +182,7 @@ void avg_pool2d_forward(const Pool2dShape& s, const T* x_nhwc, T* y_nhwc, bool c
 
 template <typename T>
 void avg_pool2d_backward(const Pool2dShape& s, const T* dy_nhwc, T* dx_nhwc, bool count_include_pad) {
+  check_pool_shape(s, "avg_pool2d_backward");
   const Isa isa = selected_isa();
   const int64_t grain = row_grain(s.width * s.channels * s.kernel_h * s.kernel_w /
                                   std::max<int64_t>(1, s.stride_h * s.stride_w) + s.width * s.channels);
