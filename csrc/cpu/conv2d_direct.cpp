@@ -55,8 +55,20 @@ Layout layout(const Conv2dShape& s, bool backward) {
   DirectConvPlan& p = l.plan;
   p.shape = s;
   p.taps = s.kernel_h * s.kernel_w * s.in_c;
-  p.padded_w = (s.out_w - 1) * s.stride_w + (s.kernel_w - 1) * s.dilation_w + 1;
-  p.padded_h = (s.out_h - 1) * s.stride_h + (s.kernel_h - 1) * s.dilation_h + 1;
+  // Tiles: whole output rows while a window's rows of them fit the cap, then as
+  // many rows as fit; narrower tiles only where one row does not.
+  const int64_t cap = kDirectPadBytes / static_cast<int64_t>(sizeof(T) * s.in_c);  // padded pixels
+  const int64_t span_h = (s.kernel_h - 1) * s.dilation_h + 1, span_w = (s.kernel_w - 1) * s.dilation_w + 1;
+  auto padded_cols = [&](int64_t cols) { return (cols - 1) * s.stride_w + span_w; };
+  p.tile_w = s.out_w;
+  if (span_h * padded_cols(p.tile_w) > cap) {
+    const int64_t fit = cap / span_h;  // padded columns a window's rows can have
+    p.tile_w = std::clamp<int64_t>(fit >= span_w ? (fit - span_w) / s.stride_w + 1 : 1, 1, s.out_w);
+  }
+  p.padded_w = padded_cols(p.tile_w);
+  const int64_t fit_rows = cap / p.padded_w;
+  p.band_rows = std::clamp<int64_t>(fit_rows >= span_h ? (fit_rows - span_h) / s.stride_h + 1 : 1, 1, s.out_h);
+  p.padded_h = (p.band_rows - 1) * s.stride_h + span_h;
   p.oc_blocks = (s.out_c + kDirectOcBlock<T> - 1) / kDirectOcBlock<T>;
   l.offsets_bytes = align_up(p.taps * sizeof(int64_t));
   l.weights_bytes = backward ? 0 : align_up(p.oc_blocks * p.taps * kDirectOcBlock<T> * sizeof(T));
