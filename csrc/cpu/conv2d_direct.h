@@ -37,8 +37,11 @@ struct DirectConvPlan {
 };
 
 // The padded-input buffer of one chunk stays within this (unless one output
-// pixel's window alone is larger).
-constexpr int64_t kDirectPadBytes = int64_t(1) << 20;
+// pixel's window alone is larger).  A/B against a whole padded image per chunk
+// (benchmarks/ab_native.py --cases direct, 1 and 2 threads): 28x28x1,
+// 224x224x3 and 512x512x3 images within the machine's noise (+-6%); the
+// 512x512 weight gradient ran 1.25-1.38x as fast in some runs, not in others.
+constexpr int64_t kDirectPadBytes = int64_t(256) << 10;
 
 template <typename T> size_t conv2d_direct_forward_workspace_bytes(const Conv2dShape& s, int threads);
 template <typename T> size_t conv2d_direct_backward_weights_workspace_bytes(const Conv2dShape& s, int threads);

@@ -188,7 +188,8 @@ void backward_weights_taps(const Conv2dShape& s, int64_t padded_w, const T* __re
   for (int64_t r = 0; r < rows; ++r) {
     const T* x_pixel = x_rows + r * x_row_step;
     const T* dy_pixel = dy_rows + r * s.out_w * s.out_c;
-    for (int64_t ow = 0; ow < cols; ++ow, x_pixel += pixel_step, dy_pixel += s.out_c) {
+    const T* const dy_end = dy_pixel + cols * s.out_c;  // (a pointer bound: one register fewer)
+    for (; dy_pixel != dy_end; x_pixel += pixel_step, dy_pixel += s.out_c) {
       const T* d = dy_pixel;
       if (!Full) {
         std::memcpy(tile, dy_pixel, sizeof(T) * static_cast<size_t>(valid));
