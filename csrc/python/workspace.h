@@ -24,6 +24,7 @@
 #include <memory>
 #include <mutex>
 #include <new>
+#include <stdexcept>
 #include <unordered_set>
 
 namespace fastnn::python {
@@ -82,6 +83,7 @@ class Workspace {
   // one Python thread are sequential).
   Lease acquire(size_t bytes) {
     std::lock_guard<std::mutex> lock(mutex_);
+    if (in_use_) throw std::logic_error("fastnn: a thread's workspace was acquired twice in one call");
     if (bytes > size_) {
       constexpr size_t kAlign = 4096;
       if (bytes > (SIZE_MAX - kAlign) / 5 * 4) throw std::bad_alloc();
