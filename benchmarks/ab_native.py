@@ -13,8 +13,9 @@ conditions, so their ratio is meaningful where two separate runs are not.
         $(python -c "import fastnn._C as C; print(C.__file__)") --threads 1 --rounds 30
 
 Cases (``--cases``): ``conv``, the seed network's conv2 (64x14x14x32 -> 64, 3x3 "same"),
-all three passes; ``direct``, the direct kernels of first layers; ``gemm``, square products and the seed's dense-layer shapes; ``lrn``,
-LRN forward and backward at the seed's shapes; ``pool``, 2x2 max-pool forward and backward.
+all three passes; ``direct``, the direct kernels of first layers; ``gemm``, square products
+and the seed's dense-layer shapes; ``lrn``, LRN forward and backward at the seed's shapes;
+``pool``, 2x2 max-pool forward and backward.
 """
 
 from __future__ import annotations
