@@ -13,8 +13,9 @@ conditions, so their ratio is meaningful where two separate runs are not.
         $(python -c "import fastnn._C as C; print(C.__file__)") --threads 1 --rounds 30
 
 Cases (``--cases``): ``conv``, the seed network's conv2 (64x14x14x32 -> 64, 3x3 "same"),
-all three passes; ``gemm``, square products and the seed's dense-layer shapes; ``lrn``,
-LRN forward and backward at the seed's shapes; ``pool``, 2x2 max-pool forward and backward.
+all three passes; ``direct``, the direct kernels of first layers; ``gemm``, square products
+and the seed's dense-layer shapes; ``lrn``, LRN forward and backward at the seed's shapes;
+``pool``, 2x2 max-pool forward and backward.
 """
 
 from __future__ import annotations
@@ -35,19 +36,47 @@ def load(tag: str, path: str):
     return module
 
 
+def conv_padding(native, pad):
+    """The padding argument of the build's conv bindings: ((top, bottom), (left, right))
+    since they recompute the output size, (top, left) before."""
+    if "padding" in (native.conv2d.__doc__ or ""):
+        return ((pad, pad), (pad, pad))
+    return (pad, pad)
+
+
 def conv_cases(native, batch=64):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((batch, 14, 14, 32), dtype=np.float32)
     w = rng.standard_normal((3, 3, 32, 64), dtype=np.float32)
     dy = rng.standard_normal((batch, 14, 14, 64), dtype=np.float32)
     y, dx, dw = np.empty_like(dy), np.empty_like(x), np.empty_like(w)
-    one = (1, 1)
+    one, pad = (1, 1), conv_padding(native, 1)
     return {
-        "conv2d": lambda: native.conv2d(x, w, None, one, one, one, None, y),
-        "conv2d_backward_data": lambda: native.conv2d_backward_data(dy, w, one, one, one, dx),
-        "conv2d_backward_weights": lambda: native.conv2d_backward_weights(dy, x, one, one, one,
+        "conv2d": lambda: native.conv2d(x, w, None, one, pad, one, None, y),
+        "conv2d_backward_data": lambda: native.conv2d_backward_data(dy, w, one, pad, one, dx),
+        "conv2d_backward_weights": lambda: native.conv2d_backward_weights(dy, x, one, pad, one,
                                                                           dw),
     }
+
+
+def direct_cases(native):
+    """The direct kernels (short patches): the seed's conv1 (64x28x28x1 -> 32), an
+    ImageNet-sized first layer (8x224x224x3 -> 32) and a 512x512 image, whose padded
+    input is bigger than one tile; forward (relu) and backward-weights, 3x3 "same"."""
+    rng = np.random.default_rng(0)
+    cases = {}
+    one, pad = (1, 1), conv_padding(native, 1)
+    for shape in ((64, 28, 28, 1), (8, 224, 224, 3), (1, 512, 512, 3)):
+        x = rng.standard_normal(shape, dtype=np.float32)
+        w = rng.standard_normal((3, 3, shape[3], 32), dtype=np.float32)
+        dy = rng.standard_normal(shape[:3] + (32,), dtype=np.float32)
+        y, dw = np.empty_like(dy), np.empty_like(w)
+        tag = "x".join(map(str, shape))
+        cases[f"direct/{tag}"] = lambda x=x, w=w, y=y: native.conv2d(x, w, None, one, pad, one,
+                                                                     "relu", y)
+        cases[f"direct_bw/{tag}"] = lambda x=x, dy=dy, dw=dw: native.conv2d_backward_weights(
+            dy, x, one, pad, one, dw)
+    return cases
 
 
 def gemm_cases(native):
@@ -104,7 +133,8 @@ def pool_cases(native):
     return cases
 
 
-CASES = {"conv": conv_cases, "gemm": gemm_cases, "lrn": lrn_cases, "pool": pool_cases}
+CASES = {"conv": conv_cases, "direct": direct_cases, "gemm": gemm_cases, "lrn": lrn_cases,
+         "pool": pool_cases}
 
 
 def main() -> None:

@@ -3,7 +3,8 @@
 * :mod:`fastnn.ops` - functional ops on plain arrays (the drop-in backend API);
 * :mod:`fastnn.backends` - the registry: ``reference`` (NumPy), ``cpu`` (C++), ``numba``,
   ``cuda``;
-* :mod:`fastnn.nn` - Parameter, layers, Sequential, losses, optimizers, Learner.
+* :mod:`fastnn.nn` - Parameter, layers, Sequential, losses, optimizers, Learner;
+* :func:`fastnn.release_memory` - free the workspaces the native kernels cache.
 
 >>> import numpy as np, fastnn
 >>> fastnn.ops.relu(np.array([-2.0, 3.0]))
@@ -13,6 +14,7 @@ array([0., 3.])
 from __future__ import annotations
 
 from fastnn import backends, ops
+from fastnn._memory import release_memory
 from fastnn._threads import (
     flush_denormals,
     get_flush_denormals,
@@ -23,7 +25,7 @@ from fastnn._threads import (
 
 __version__ = "0.1.0"
 __all__ = ["backends", "ops", "get_num_threads", "set_num_threads", "get_flush_denormals",
-           "set_flush_denormals", "flush_denormals", "__version__"]
+           "set_flush_denormals", "flush_denormals", "release_memory", "__version__"]
 
 
 def __getattr__(name):

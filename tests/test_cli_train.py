@@ -367,8 +367,10 @@ def test_a_failed_write_keeps_the_previous_results(tmp_path, capsys, monkeypatch
     monkeypatch.setattr(_files.os, "fsync", _disk_full)  # the disk fills as the data lands
     assert cli([*TINY, "--out", str(out)]) == 1
     err = capsys.readouterr().err
-    assert err.strip() == (f"fastnn train: error: cannot write {out / 'model.npz'} (No space "
-                           "left on device); an earlier model.npz there is unchanged")
+    # the first file written is the first epoch's checkpoint
+    assert err.strip() == (f"fastnn train: error: cannot write {out / 'checkpoint-last.npz'} "
+                           "(No space left on device); an earlier checkpoint-last.npz there "
+                           "is unchanged")
     assert {p.name: p.read_bytes() for p in out.iterdir()} == previous
 
 

@@ -140,3 +140,94 @@ def test_learner_flushes_while_it_runs_the_model():
         learner.evaluate(X, Y)
         assert seen[-3:] == [flag] * 3
         assert not fastnn.get_flush_denormals()
+
+
+# --------------------------------------------------------------------------- thread count flips
+
+def _flip_workload():
+    """(name, call) pairs whose kernels split work by the thread count: every one reads
+    the count once per call, so a call's result is its result at 1 or at 2 threads."""
+    rng = np.random.default_rng(7)
+    f32 = np.float32
+    dy_conv = rng.standard_normal((8, 16, 16, 32)).astype(f32)
+    x_conv = rng.standard_normal((8, 16, 16, 16)).astype(f32)
+    x_first = rng.standard_normal((8, 24, 24, 3)).astype(f32)
+    dy_first = rng.standard_normal((8, 24, 24, 32)).astype(f32)
+    x_wide = rng.standard_normal((4, 12, 12, 40)).astype(f32)
+    dy_wide = rng.standard_normal((4, 10, 10, 24)).astype(f32)
+    a = rng.standard_normal((192, 160)).astype(f32)
+    b = rng.standard_normal((160, 144)).astype(f32)
+    pool_x = rng.standard_normal((8, 32, 32, 16)).astype(f32)
+    lrn_x = rng.standard_normal((16, 14, 14, 32)).astype(f32)
+    rows = rng.standard_normal((4096, 48)).astype(f32)
+    logits = rng.standard_normal((4096, 10)).astype(f32)
+    labels = rng.integers(0, 10, 4096)
+    return [
+        ("conv2d_backward_weights (indirect)",
+         lambda: ops.conv2d_backward_weights(dy_conv, x_conv, (3, 3, 16, 32), padding=1)),
+        ("conv2d_backward_weights (direct)",
+         lambda: ops.conv2d_backward_weights(dy_first, x_first, (3, 3, 3, 32), padding=1)),
+        ("conv2d_backward_weights (im2col)",
+         lambda: ops.conv2d_backward_weights(dy_wide, x_wide, (3, 3, 40, 24))),
+        ("conv2d", lambda: ops.conv2d(x_conv, rng_w, padding=1)),
+        ("gemm", lambda: ops.gemm(a, b)),
+        ("max_pool2d", lambda: ops.max_pool2d(pool_x, kernel=3, stride=2, padding=1)[0]),
+        ("avg_pool2d", lambda: ops.avg_pool2d(pool_x, kernel=2)),
+        ("local_response_norm", lambda: ops.local_response_norm(lrn_x)[0]),
+        ("bias_backward", lambda: ops.bias_backward(rows)),
+        ("softmax_cross_entropy",
+         lambda: np.asarray(ops.softmax_cross_entropy(logits, labels)[0])),
+        ("mse_loss", lambda: np.asarray(ops.mse_loss(rows, rows[::-1].copy())[0])),
+    ]
+
+
+rng_w = np.random.default_rng(8).standard_normal((3, 3, 16, 32)).astype(np.float32)
+
+
+def test_results_stay_exact_while_the_thread_count_flips():
+    """Several threads mix ops while another flips set_num_threads between 1 and 2: every
+    result must be bit-identical to the op's serial result at 1 or at 2 threads (a kernel
+    that read the count twice summed per-thread partials it never zeroed)."""
+    import threading
+    import time
+
+    before = fastnn.get_num_threads()
+    failures = []
+    try:
+        with backends.use("cpu"):
+            work = _flip_workload()
+            expected = {}
+            for threads in (1, 2):
+                fastnn.set_num_threads(threads)
+                for name, call in work:
+                    expected.setdefault(name, []).append(call())
+        stop = threading.Event()
+
+        def flip():
+            while not stop.is_set():
+                for threads in (2, 1):
+                    fastnn._C.set_num_threads(threads)
+                    time.sleep(0)
+
+        def worker(offset):
+            with backends.use("cpu"):
+                i = offset
+                while not stop.is_set():
+                    name, call = work[i % len(work)]
+                    i += 1
+                    got = call()
+                    if not any(np.array_equal(got, e) for e in expected[name]):
+                        failures.append(name)
+                        stop.set()
+
+        threads = [threading.Thread(target=worker, args=(k,)) for k in range(3)]
+        threads.append(threading.Thread(target=flip))
+        for t in threads:
+            t.start()
+        stop.wait(3.0)
+        stop.set()
+        for t in threads:
+            t.join()
+    finally:
+        fastnn.set_num_threads(before)
+    assert not failures, f"results changed while the thread count flipped: {failures}"

@@ -23,7 +23,7 @@ constexpr int64_t kGrain = 1 << 15;
 template <typename T>
 void activation_forward(Activation act, const T* x, T* y, int64_t n) {
   const Isa isa = selected_isa();
-  parallel_for(0, n, kGrain, [&](int64_t lo, int64_t hi) {
+  parallel_for(0, n, kGrain, get_num_threads(), [&](int64_t lo, int64_t hi) {
     switch (isa) {
       case Isa::avx512: avx512::activation_forward(act, x + lo, y + lo, hi - lo); break;
       case Isa::avx2: avx2::activation_forward(act, x + lo, y + lo, hi - lo); break;
@@ -35,7 +35,7 @@ void activation_forward(Activation act, const T* x, T* y, int64_t n) {
 template <typename T>
 void activation_backward(Activation act, const T* dy, const T* y, T* dx, int64_t n) {
   const Isa isa = selected_isa();
-  parallel_for(0, n, kGrain, [&](int64_t lo, int64_t hi) {
+  parallel_for(0, n, kGrain, get_num_threads(), [&](int64_t lo, int64_t hi) {
     switch (isa) {
       case Isa::avx512: avx512::activation_backward(act, dy + lo, y + lo, dx + lo, hi - lo); break;
       case Isa::avx2: avx2::activation_backward(act, dy + lo, y + lo, dx + lo, hi - lo); break;

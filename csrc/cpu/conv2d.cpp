@@ -353,6 +353,10 @@ void indirect_backward_data(const Conv2dShape& s, const T* dy, const T* w, T* dx
 // (deterministic for a given thread count).
 template <typename T, typename Partial>
 void sum_partials(T* dw, int64_t size, int64_t count, const Partial& partial) {
+  if (count == 0) {  // no rows: nothing ran, the gradient is zero
+    std::fill(dw, dw + size, T(0));
+    return;
+  }
   std::copy(partial(0), partial(0) + size, dw);
   for (int64_t c = 1; c < count; ++c) {
     const T* p = partial(c);
@@ -417,7 +421,8 @@ void indirect_backward_weights(const Conv2dShape& s, const T* dy, const T* x, T*
   auto partial = [&](int64_t slot) {
     return reinterpret_cast<T*>(slot_base(slot) + l.table_bytes + l.count_bytes);
   };
-  parallel_chunks(0, chunks, 1, slots, [&](int64_t slot, int64_t q0, int64_t q1) {
+  // Exactly the slots that ran zero and fill their partial; only those are added.
+  const int64_t used = parallel_chunks(0, chunks, 1, slots, [&](int64_t slot, int64_t q0, int64_t q1) {
     // Per tap, the chunk's pixels whose tap is inside the image: x runs and dy rows.
     auto** runs = reinterpret_cast<const T**>(slot_base(slot));
     const T** dy_rows = runs + taps * chunk_rows;
@@ -457,7 +462,7 @@ void indirect_backward_weights(const Conv2dShape& s, const T* dy, const T* x, T*
       }
     }
   });
-  sum_partials(dw, dw_size, slots, partial);
+  sum_partials(dw, dw_size, used, partial);
 }
 
 // Per-thread slot: [im2col block | GEMM workspace | extra (dw partial)].
@@ -528,14 +533,15 @@ void require_workspace(size_t have, size_t need, const char* op) {
 // output rows, each thread on a contiguous range of blocks in its own slot of
 // the workspace; `patches` is the block's im2col matrix (rows x patch), or x
 // itself for a pointwise convolution.  Shared by forward and backward-weights.
+// Returns the number of chunks that ran (at most max_chunks).
 template <typename T, typename F>
-void for_each_patch_block(const Conv2dShape& s, const T* x, const Slots& slots, void* workspace,
-                          int64_t max_chunks, const F& fn) {
+int64_t for_each_patch_block(const Conv2dShape& s, const T* x, const Slots& slots, void* workspace,
+                             int64_t max_chunks, const F& fn) {
   const int64_t total_rows = s.batch * s.out_h * s.out_w;
   const int64_t rows_per_block = block_rows<T>(s);
   const int64_t blocks = (total_rows + rows_per_block - 1) / rows_per_block;
   const bool pointwise = is_pointwise(s);
-  parallel_chunks(0, blocks, 1, max_chunks, [&](int64_t chunk, int64_t b0, int64_t b1) {
+  return parallel_chunks(0, blocks, 1, max_chunks, [&](int64_t chunk, int64_t b0, int64_t b1) {
     auto* base = static_cast<unsigned char*>(workspace) + chunk * slots.slot();
     T* cols = reinterpret_cast<T*>(base);
     void* gemm_ws = base + slots.cols_bytes;
@@ -705,7 +711,7 @@ void conv2d_backward_weights(const Conv2dShape& s, const T* dy, const T* x, T* d
   };
   const int64_t max_chunks = std::min<int64_t>(threads, std::max<int64_t>(blocks, 1));
   for (int64_t c = 0; c < max_chunks; ++c) std::fill(partial(c), partial(c) + dw_size, T(0));
-  for_each_patch_block(s, x, slots, workspace, max_chunks,
+  const int64_t used = for_each_patch_block(s, x, slots, workspace, max_chunks,
                        [&](int64_t chunk, int64_t row0, int64_t rows, const T* patches, void* gemm_ws) {
                          GemmArgs<T> g = block_gemm<T>(k, s.out_c, rows);
                          g.a = patches;
@@ -718,7 +724,7 @@ void conv2d_backward_weights(const Conv2dShape& s, const T* dy, const T* x, T* d
                          g.beta = T(1);
                          gemm(g, gemm_ws, slots.gemm_bytes, 1);
                        });
-  sum_partials(dw, dw_size, max_chunks, partial);
+  sum_partials(dw, dw_size, used, partial);
 }
 
 #define FASTNN_INSTANTIATE(T)                                                                              \

@@ -55,8 +55,20 @@ Layout layout(const Conv2dShape& s, bool backward) {
   DirectConvPlan& p = l.plan;
   p.shape = s;
   p.taps = s.kernel_h * s.kernel_w * s.in_c;
-  p.padded_w = (s.out_w - 1) * s.stride_w + (s.kernel_w - 1) * s.dilation_w + 1;
-  p.padded_h = (s.out_h - 1) * s.stride_h + (s.kernel_h - 1) * s.dilation_h + 1;
+  // Tiles: whole output rows while a window's rows of them fit the cap, then as
+  // many rows as fit; narrower tiles only where one row does not.
+  const int64_t cap = kDirectPadBytes / static_cast<int64_t>(sizeof(T) * s.in_c);  // padded pixels
+  const int64_t span_h = (s.kernel_h - 1) * s.dilation_h + 1, span_w = (s.kernel_w - 1) * s.dilation_w + 1;
+  auto padded_cols = [&](int64_t cols) { return (cols - 1) * s.stride_w + span_w; };
+  p.tile_w = s.out_w;
+  if (span_h * padded_cols(p.tile_w) > cap) {
+    const int64_t fit = cap / span_h;  // padded columns a window's rows can have
+    p.tile_w = std::clamp<int64_t>(fit >= span_w ? (fit - span_w) / s.stride_w + 1 : 1, 1, s.out_w);
+  }
+  p.padded_w = padded_cols(p.tile_w);
+  const int64_t fit_rows = cap / p.padded_w;
+  p.band_rows = std::clamp<int64_t>(fit_rows >= span_h ? (fit_rows - span_h) / s.stride_h + 1 : 1, 1, s.out_h);
+  p.padded_h = (p.band_rows - 1) * s.stride_h + span_h;
   p.oc_blocks = (s.out_c + kDirectOcBlock<T> - 1) / kDirectOcBlock<T>;
   l.offsets_bytes = align_up(p.taps * sizeof(int64_t));
   l.weights_bytes = backward ? 0 : align_up(p.oc_blocks * p.taps * kDirectOcBlock<T> * sizeof(T));
@@ -253,7 +265,8 @@ void conv2d_direct_backward_weights(const Conv2dShape& s, const T* dy, const T* 
   auto partial = [&](int64_t chunk) { return reinterpret_cast<T*>(slots + chunk * l.slot() + l.pad_bytes); };
   for (int64_t c = 0; c < chunks; ++c) std::fill(partial(c), partial(c) + dw_size, T(0));
   const Isa isa = selected_isa();
-  parallel_chunks(0, s.batch * s.out_h, row_grain(s), chunks, [&](int64_t chunk, int64_t r0, int64_t r1) {
+  const int64_t used = parallel_chunks(0, s.batch * s.out_h, row_grain(s), chunks,
+                                       [&](int64_t chunk, int64_t r0, int64_t r1) {
     T* pad = reinterpret_cast<T*>(slots + chunk * l.slot());
     T* sum = partial(chunk);
     switch (isa) {
@@ -262,9 +275,9 @@ void conv2d_direct_backward_weights(const Conv2dShape& s, const T* dy, const T* 
       default: portable::conv2d_direct_backward_weights_rows(plan, dy, x, r0, r1, pad, sum); break;
     }
   });
-  // parallel_chunks may use fewer chunks than reserved; unused partials stay zero.
+  // The partials of the chunks that ran (all zeroed above), in chunk order.
   std::copy(partial(0), partial(0) + dw_size, dw);
-  for (int64_t c = 1; c < chunks; ++c) {
+  for (int64_t c = 1; c < used; ++c) {
     const T* p = partial(c);
     for (int64_t i = 0; i < dw_size; ++i) dw[i] += p[i];
   }

@@ -4,10 +4,11 @@
 // conv2d_direct.cpp packs the weights, splits the rows across threads and
 // picks the ISA.
 //
-// Every chunk of output rows first copies the input rows it reads into a
-// zero-padded buffer (one image at most, L1/L2 sized for the small-channel
-// layers this path serves): then every tap of every pixel is in range and the
-// inner loops have no border cases, for any stride, dilation or padding.
+// Every tile of output pixels (DirectConvPlan: whole rows of one image, for
+// the small-channel layers this path serves, within a fixed cap) first copies
+// the input it reads into a zero-padded buffer: then every tap of every pixel
+// is in range and the inner loops have no border cases, for any stride,
+// dilation or padding.
 //
 // Forward: a tile of P output pixels x one 128-byte block of output channels
 // (NV vectors) stays in P*NV registers while the taps stream past: per tap,
@@ -73,13 +74,17 @@ FASTNN_DIRECT_INLINE void store(T* p, Vec<T> v) {
   std::memcpy(p, &v, sizeof v);
 }
 
-// Copies padded rows [row0, row1) of image x_image (padded row r is input row
-// r - pad_top) into buf, padded_w columns each, zeros outside the image.
+// Copies padded rows [row0, row1) x padded columns [col0, col0 + padded_w) of
+// image x_image (padded row r is input row r - pad_top, padded column q input
+// column q - pad_left) into buf, padded_w columns each, zeros outside the image.
 template <typename T>
-void pad_rows(const Conv2dShape& s, const T* x_image, int64_t row0, int64_t row1, int64_t padded_w, T* buf) {
+void pad_rows(const Conv2dShape& s, const T* x_image, int64_t row0, int64_t row1, int64_t col0, int64_t padded_w,
+              T* buf) {
   const int64_t c = s.in_c;
-  const int64_t left = std::min(s.pad_left, padded_w);
-  const int64_t cols = std::clamp<int64_t>(padded_w - s.pad_left, 0, s.in_w);
+  const int64_t first = std::max<int64_t>(col0 - s.pad_left, 0);                 // first input column copied
+  const int64_t end = std::min<int64_t>(col0 + padded_w - s.pad_left, s.in_w);   // and one past the last
+  const int64_t left = std::clamp<int64_t>(s.pad_left - col0, 0, padded_w);
+  const int64_t cols = std::max<int64_t>(end - first, 0);
   for (int64_t r = row0; r < row1; ++r) {
     T* dst = buf + (r - row0) * padded_w * c;
     const int64_t ih = r - s.pad_top;
@@ -88,7 +93,9 @@ void pad_rows(const Conv2dShape& s, const T* x_image, int64_t row0, int64_t row1
       continue;
     }
     std::fill(dst, dst + left * c, T(0));
-    std::memcpy(dst + left * c, x_image + ih * s.in_w * c, sizeof(T) * static_cast<size_t>(cols * c));
+    if (cols > 0) {
+      std::memcpy(dst + left * c, x_image + (ih * s.in_w + first) * c, sizeof(T) * static_cast<size_t>(cols * c));
+    }
     std::fill(dst + (left + cols) * c, dst + padded_w * c, T(0));
   }
 }
@@ -164,7 +171,7 @@ FASTNN_DIRECT_INLINE void forward_tile(const T* __restrict x_pixel, int64_t pixe
 // so dy is loaded in place; otherwise each dy row goes through a stack tile.
 template <typename T, int KB, bool Full>
 void backward_weights_taps(const Conv2dShape& s, int64_t padded_w, const T* __restrict x_rows, int64_t rows,
-                           const T* __restrict dy_rows, const int64_t* __restrict tap_offsets, int64_t valid,
+                           int64_t cols, const T* __restrict dy_rows, const int64_t* __restrict tap_offsets, int64_t valid,
                            T* __restrict dw) {
   constexpr int L = kLanes<T>, NV = kVectors;
   Vec<T> acc[KB][NV];
@@ -181,7 +188,8 @@ void backward_weights_taps(const Conv2dShape& s, int64_t padded_w, const T* __re
   for (int64_t r = 0; r < rows; ++r) {
     const T* x_pixel = x_rows + r * x_row_step;
     const T* dy_pixel = dy_rows + r * s.out_w * s.out_c;
-    for (int64_t ow = 0; ow < s.out_w; ++ow, x_pixel += pixel_step, dy_pixel += s.out_c) {
+    const T* const dy_end = dy_pixel + cols * s.out_c;  // (a pointer bound: one register fewer)
+    for (; dy_pixel != dy_end; x_pixel += pixel_step, dy_pixel += s.out_c) {
       const T* d = dy_pixel;
       if (!Full) {
         std::memcpy(tile, dy_pixel, sizeof(T) * static_cast<size_t>(valid));
@@ -209,33 +217,37 @@ void backward_weights_taps(const Conv2dShape& s, int64_t padded_w, const T* __re
 // Runs the kernel for a block of kb <= KB taps (kb known only at run time).
 template <typename T, int KB>
 void backward_weights_block(int kb, const Conv2dShape& s, int64_t padded_w, const T* x_rows, int64_t rows,
-                            const T* dy_rows, const int64_t* tap_offsets, int64_t valid, T* dw) {
+                            int64_t cols, const T* dy_rows, const int64_t* tap_offsets, int64_t valid, T* dw) {
   if constexpr (KB > 1) {
     if (kb < KB) {
-      backward_weights_block<T, KB - 1>(kb, s, padded_w, x_rows, rows, dy_rows, tap_offsets, valid, dw);
+      backward_weights_block<T, KB - 1>(kb, s, padded_w, x_rows, rows, cols, dy_rows, tap_offsets, valid, dw);
       return;
     }
   }
   if (valid == kBlock<T>) {
-    backward_weights_taps<T, KB, true>(s, padded_w, x_rows, rows, dy_rows, tap_offsets, valid, dw);
+    backward_weights_taps<T, KB, true>(s, padded_w, x_rows, rows, cols, dy_rows, tap_offsets, valid, dw);
   } else {
-    backward_weights_taps<T, KB, false>(s, padded_w, x_rows, rows, dy_rows, tap_offsets, valid, dw);
+    backward_weights_taps<T, KB, false>(s, padded_w, x_rows, rows, cols, dy_rows, tap_offsets, valid, dw);
   }
 }
 
-// Calls fn(n, oh0, oh1, padded rows) for each image's share of output rows
-// [row_begin, row_end), after copying the input rows they read into pad_buffer.
+// Calls fn(n, oh0, oh1, ow0, ow1) for each tile (output rows [oh0, oh1) x
+// columns [ow0, ow1) of image n, at most band_rows x tile_w) of output rows
+// [row_begin, row_end), after copying the input the tile reads into pad_buffer.
 template <typename T, typename F>
 void for_each_padded_segment(const DirectConvPlan& plan, const T* x, int64_t row_begin, int64_t row_end,
                              T* pad_buffer, const F& fn) {
   const Conv2dShape& s = plan.shape;
   for (int64_t row = row_begin; row < row_end;) {
     const int64_t n = row / s.out_h, oh0 = row % s.out_h;
-    const int64_t oh1 = std::min(s.out_h, oh0 + (row_end - row));
+    const int64_t oh1 = std::min({s.out_h, oh0 + (row_end - row), oh0 + plan.band_rows});
     const int64_t first = oh0 * s.stride_h;
     const int64_t last = (oh1 - 1) * s.stride_h + (s.kernel_h - 1) * s.dilation_h + 1;
-    pad_rows(s, x + n * s.in_h * s.in_w * s.in_c, first, last, plan.padded_w, pad_buffer);
-    fn(n, oh0, oh1);
+    for (int64_t ow0 = 0; ow0 < s.out_w; ow0 += plan.tile_w) {
+      const int64_t ow1 = std::min(s.out_w, ow0 + plan.tile_w);
+      pad_rows(s, x + n * s.in_h * s.in_w * s.in_c, first, last, ow0 * s.stride_w, plan.padded_w, pad_buffer);
+      fn(n, oh0, oh1, ow0, ow1);
+    }
     row += oh1 - oh0;
   }
 }
@@ -246,22 +258,22 @@ void for_each_padded_segment(const DirectConvPlan& plan, const T* x, int64_t row
 // (a 1-pixel tile runs at FMA latency, not throughput).
 template <typename T, bool Relu>
 void forward_row_block(const DirectConvPlan& plan, const T* x_row, const T* w_block, const T* bias_block, T* y,
-                       int64_t valid) {
+                       int64_t cols, int64_t valid) {
   const Conv2dShape& s = plan.shape;
   constexpr int P = kForwardPixels;
   const int64_t pixel_step = s.stride_w * s.in_c;
   int64_t ow = 0;
-  for (; ow + P <= s.out_w; ow += P) {
+  for (; ow + P <= cols; ow += P) {
     forward_tile<T, P, Relu>(x_row + ow * pixel_step, pixel_step, plan.tap_offsets, plan.taps, w_block, bias_block,
                              y + ow * s.out_c, s.out_c, valid);
   }
   if constexpr (P > 4) {
-    for (; ow + 4 <= s.out_w; ow += 4) {
+    for (; ow + 4 <= cols; ow += 4) {
       forward_tile<T, 4, Relu>(x_row + ow * pixel_step, pixel_step, plan.tap_offsets, plan.taps, w_block,
                                bias_block, y + ow * s.out_c, s.out_c, valid);
     }
   }
-  for (; ow < s.out_w; ++ow) {
+  for (; ow < cols; ++ow) {
     forward_tile<T, 1, Relu>(x_row + ow * pixel_step, pixel_step, plan.tap_offsets, plan.taps, w_block, bias_block,
                              y + ow * s.out_c, s.out_c, valid);
   }
@@ -277,21 +289,23 @@ void conv2d_direct_forward_rows(const DirectConvPlan& plan, const T* x, const T*
                                 Activation act, T* y, int64_t y_row0, int64_t row_begin, int64_t row_end,
                                 T* pad_buffer) {
   const Conv2dShape& s = plan.shape;
-  for_each_padded_segment(plan, x, row_begin, row_end, pad_buffer, [&](int64_t n, int64_t oh0, int64_t oh1) {
+  for_each_padded_segment(plan, x, row_begin, row_end, pad_buffer,
+                          [&](int64_t n, int64_t oh0, int64_t oh1, int64_t ow0, int64_t ow1) {
+    const int64_t cols = ow1 - ow0;
     for (int64_t oh = oh0; oh < oh1; ++oh) {
       const T* x_row = pad_buffer + (oh - oh0) * s.stride_h * plan.padded_w * s.in_c;
-      T* y_row = y + (n * s.out_h + oh - y_row0) * s.out_w * s.out_c;
+      T* y_row = y + ((n * s.out_h + oh - y_row0) * s.out_w + ow0) * s.out_c;
       for (int64_t block = 0; block < plan.oc_blocks; ++block) {
         const int64_t oc0 = block * kBlock<T>;
         const int64_t valid = std::min<int64_t>(kBlock<T>, s.out_c - oc0);
         const T* w_block = w_packed + block * plan.taps * kBlock<T>;
         if (act == Activation::relu) {
-          forward_row_block<T, true>(plan, x_row, w_block, bias_packed + oc0, y_row + oc0, valid);
+          forward_row_block<T, true>(plan, x_row, w_block, bias_packed + oc0, y_row + oc0, cols, valid);
         } else {
-          forward_row_block<T, false>(plan, x_row, w_block, bias_packed + oc0, y_row + oc0, valid);
+          forward_row_block<T, false>(plan, x_row, w_block, bias_packed + oc0, y_row + oc0, cols, valid);
         }
       }
-      if (act != Activation::relu) activate_row(act, y_row, s.out_w * s.out_c);
+      if (act != Activation::relu) activate_row(act, y_row, cols * s.out_c);
     }
   });
 }
@@ -304,13 +318,14 @@ void conv2d_direct_backward_weights_rows(const DirectConvPlan& plan, const T* dy
   // Balanced tap blocks: 27 taps run as 9 + 9 + 9, not 12 + 12 + 3.
   const int64_t tap_blocks = (plan.taps + kMaxTapBlock - 1) / kMaxTapBlock;
   const int64_t tap_block = (plan.taps + tap_blocks - 1) / tap_blocks;
-  for_each_padded_segment(plan, x, row_begin, row_end, pad_buffer, [&](int64_t n, int64_t oh0, int64_t oh1) {
-    const T* dy_rows = dy + (n * s.out_h + oh0) * s.out_w * s.out_c;
+  for_each_padded_segment(plan, x, row_begin, row_end, pad_buffer,
+                          [&](int64_t n, int64_t oh0, int64_t oh1, int64_t ow0, int64_t ow1) {
+    const T* dy_rows = dy + ((n * s.out_h + oh0) * s.out_w + ow0) * s.out_c;
     for (int64_t oc0 = 0; oc0 < s.out_c; oc0 += kBlock<T>) {
       const int64_t valid = std::min<int64_t>(kBlock<T>, s.out_c - oc0);
       for (int64_t t0 = 0; t0 < plan.taps; t0 += tap_block) {
         const int kb = static_cast<int>(std::min(tap_block, plan.taps - t0));
-        backward_weights_block<T, kMaxTapBlock>(kb, s, plan.padded_w, pad_buffer, oh1 - oh0, dy_rows + oc0,
+        backward_weights_block<T, kMaxTapBlock>(kb, s, plan.padded_w, pad_buffer, oh1 - oh0, ow1 - ow0, dy_rows + oc0,
                                                 plan.tap_offsets + t0, valid, dw + t0 * s.out_c + oc0);
       }
     }

@@ -52,16 +52,15 @@ static int64_t row_grain(int64_t cols) { return std::max<int64_t>(1, kGrain / st
 int64_t bias_backward_stride(int64_t channels) { return (channels + 7) / 8 * 8 + 8; }
 
 template <typename T>
-void bias_backward_rows(const T* dy, int64_t rows, int64_t channels, double* workspace, int64_t max_chunks,
+void bias_backward_rows(const T* dy, int64_t rows, int64_t channels, double* workspace, int64_t team,
                         T* db) {
-  // Each chunk of rows sums into its own slice of the workspace; the slices are
-  // then added in chunk order (deterministic for a given thread count).
-  const int64_t threads = std::min<int64_t>(get_num_threads(), max_chunks);
-  const int64_t grain = row_grain(channels);
-  const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(threads, (rows + grain - 1) / grain));
+  // Each chunk of rows sums into its own slice of the workspace (sized by the
+  // caller for `team` chunks); the slices are then added in chunk order
+  // (deterministic for a given team size).
+  const int64_t chunks = std::max<int64_t>(1, chunk_count(rows, row_grain(channels), team));
   const int64_t stride = bias_backward_stride(channels);
   std::fill(workspace, workspace + chunks * stride, 0.0);
-  parallel_for(0, chunks, 1, [&](int64_t lo, int64_t hi) {
+  parallel_for(0, chunks, 1, team, [&](int64_t lo, int64_t hi) {
     for (int64_t c = lo; c < hi; ++c) {
       const int64_t r0 = rows * c / chunks, r1 = rows * (c + 1) / chunks;
       FASTNN_ISA_CALL(column_sum_chunk, dy + r0 * channels, r1 - r0, channels, workspace + c * stride);
@@ -76,22 +75,22 @@ void bias_backward_rows(const T* dy, int64_t rows, int64_t channels, double* wor
 
 template <typename T>
 void bias_backward_planes(const T* dy, int64_t batch, int64_t channels, int64_t plane, T* db) {
-  parallel_for(0, channels, std::max<int64_t>(1, kGrain / std::max<int64_t>(batch * plane, 1)),
-               [&](int64_t lo, int64_t hi) {
-                 for (int64_t c = lo; c < hi; ++c) {
-                   double sum = 0.0;
-                   for (int64_t n = 0; n < batch; ++n) {
-                     const T* p = dy + (n * channels + c) * plane;
-                     for (int64_t i = 0; i < plane; ++i) sum += static_cast<double>(p[i]);
-                   }
-                   db[c] = static_cast<T>(sum);
-                 }
-               });
+  const int64_t grain = std::max<int64_t>(1, kGrain / std::max<int64_t>(batch * plane, 1));
+  parallel_for(0, channels, grain, get_num_threads(), [&](int64_t lo, int64_t hi) {
+    for (int64_t c = lo; c < hi; ++c) {
+      double sum = 0.0;
+      for (int64_t n = 0; n < batch; ++n) {
+        const T* p = dy + (n * channels + c) * plane;
+        for (int64_t i = 0; i < plane; ++i) sum += static_cast<double>(p[i]);
+      }
+      db[c] = static_cast<T>(sum);
+    }
+  });
 }
 
 template <typename T>
 void softmax_rows(const T* x, T* y, int64_t rows, int64_t cols, bool log) {
-  parallel_for(0, rows, row_grain(cols), [&](int64_t lo, int64_t hi) {
+  parallel_for(0, rows, row_grain(cols), get_num_threads(), [&](int64_t lo, int64_t hi) {
     FASTNN_ISA_CALL(softmax_chunk, x + lo * cols, y + lo * cols, hi - lo, cols, log);
   });
 }
@@ -99,7 +98,7 @@ void softmax_rows(const T* x, T* y, int64_t rows, int64_t cols, bool log) {
 template <typename T>
 double softmax_cross_entropy(const T* logits, const int64_t* labels, const T* targets, T* probs, int64_t rows,
                              int64_t cols) {
-  const double total = parallel_reduce_sum(0, rows, row_grain(cols), [&](int64_t lo, int64_t hi) {
+  const double total = parallel_reduce_sum(0, rows, row_grain(cols), get_num_threads(), [&](int64_t lo, int64_t hi) {
     return FASTNN_ISA_CALL(softmax_cross_entropy_chunk, logits + lo * cols, labels ? labels + lo : nullptr,
                            targets ? targets + lo * cols : nullptr, probs + lo * cols, hi - lo, cols);
   });
@@ -110,7 +109,7 @@ template <typename T>
 void softmax_cross_entropy_backward(double dloss, const T* probs, const int64_t* labels, const T* targets,
                                     T* dlogits, int64_t rows, int64_t cols) {
   const T scale = static_cast<T>(dloss / static_cast<double>(rows));
-  parallel_for(0, rows, row_grain(cols), [&](int64_t lo, int64_t hi) {
+  parallel_for(0, rows, row_grain(cols), get_num_threads(), [&](int64_t lo, int64_t hi) {
     FASTNN_ISA_CALL(softmax_cross_entropy_backward_chunk, scale, probs + lo * cols, labels ? labels + lo : nullptr,
                     targets ? targets + lo * cols : nullptr, dlogits + lo * cols, hi - lo, cols);
   });
@@ -119,7 +118,7 @@ void softmax_cross_entropy_backward(double dloss, const T* probs, const int64_t*
 template <typename T>
 double mse_loss(const T* prediction, const T* target, T* grad, int64_t size, int64_t batch) {
   const T two_over_batch = static_cast<T>(2.0 / static_cast<double>(batch));
-  const double total = parallel_reduce_sum(0, size, kGrain, [&](int64_t lo, int64_t hi) {
+  const double total = parallel_reduce_sum(0, size, kGrain, get_num_threads(), [&](int64_t lo, int64_t hi) {
     return FASTNN_ISA_CALL(mse_chunk, prediction + lo, target + lo, grad + lo, hi - lo, two_over_batch);
   });
   return total / static_cast<double>(batch);
@@ -128,7 +127,7 @@ double mse_loss(const T* prediction, const T* target, T* grad, int64_t size, int
 template <typename T>
 void dropout(const T* x, T* y, uint8_t* mask, int64_t size, uint64_t seed, uint32_t threshold, double scale) {
   const uint64_t seed_mixed = seed * 0x9E3779B97F4A7C15ull;
-  parallel_for(0, size, kGrain, [&](int64_t lo, int64_t hi) {
+  parallel_for(0, size, kGrain, get_num_threads(), [&](int64_t lo, int64_t hi) {
     FASTNN_ISA_CALL(dropout_chunk, x + lo, y + lo, mask + lo, hi - lo, lo, seed_mixed, threshold,
                     static_cast<T>(scale));
   });
@@ -136,7 +135,7 @@ void dropout(const T* x, T* y, uint8_t* mask, int64_t size, uint64_t seed, uint3
 
 template <typename T>
 void dropout_backward(const T* dy, const uint8_t* mask, T* dx, int64_t size, double scale) {
-  parallel_for(0, size, kGrain, [&](int64_t lo, int64_t hi) {
+  parallel_for(0, size, kGrain, get_num_threads(), [&](int64_t lo, int64_t hi) {
     FASTNN_ISA_CALL(dropout_backward_chunk, dy + lo, mask + lo, dx + lo, hi - lo, static_cast<T>(scale));
   });
 }
@@ -144,7 +143,7 @@ void dropout_backward(const T* dy, const uint8_t* mask, T* dx, int64_t size, dou
 template <typename T>
 void sgd_update(T* param, T* grad, T* velocity, int64_t size, double lr, double momentum, double weight_decay,
                 bool nesterov) {
-  parallel_for(0, size, kGrain, [&](int64_t lo, int64_t hi) {
+  parallel_for(0, size, kGrain, get_num_threads(), [&](int64_t lo, int64_t hi) {
     FASTNN_ISA_CALL(sgd_chunk, param + lo, grad + lo, velocity ? velocity + lo : nullptr, hi - lo,
                     static_cast<T>(lr), static_cast<T>(momentum), static_cast<T>(weight_decay), nesterov);
   });
@@ -153,7 +152,7 @@ void sgd_update(T* param, T* grad, T* velocity, int64_t size, double lr, double 
 template <typename T>
 void adam_update(T* param, T* grad, T* m, T* v, int64_t size, double lr, double beta1, double beta2, double eps,
                  double weight_decay, double m_scale, double v_scale) {
-  parallel_for(0, size, kGrain, [&](int64_t lo, int64_t hi) {
+  parallel_for(0, size, kGrain, get_num_threads(), [&](int64_t lo, int64_t hi) {
     FASTNN_ISA_CALL(adam_chunk, param + lo, grad + lo, m + lo, v + lo, hi - lo, static_cast<T>(lr),
                     static_cast<T>(beta1), static_cast<T>(beta2), static_cast<T>(eps), static_cast<T>(weight_decay),
                     static_cast<T>(m_scale), static_cast<T>(v_scale));

@@ -10,11 +10,11 @@
 namespace fastnn::cpu {
 
 // db[c] = sum over rows of dy[r, c] (channels-last, any leading shape).
-// workspace: max_chunks * bias_backward_stride(channels) doubles (the binding
-// passes get_num_threads() as max_chunks; the kernel never uses more chunks).
+// workspace: team * bias_backward_stride(channels) doubles, for a team of
+// `team` threads (the caller reads the thread count once and sizes both).
 int64_t bias_backward_stride(int64_t channels);
 template <typename T>
-void bias_backward_rows(const T* dy, int64_t rows, int64_t channels, double* workspace, int64_t max_chunks,
+void bias_backward_rows(const T* dy, int64_t rows, int64_t channels, double* workspace, int64_t team,
                         T* db);
 // db[c] = sum over n and the plane of dy[n, c, plane] (NCHW).
 template <typename T>

@@ -42,38 +42,38 @@ static int64_t row_size(int64_t channels, int64_t depth_radius) {
 }
 
 // Below ~16K values per task a fork/join costs more than the work.
-static int64_t task_count(int64_t pixels, int64_t channels) {
+static int64_t task_count(int64_t pixels, int64_t channels, int team) {
   constexpr int64_t kGrainValues = 1 << 14;
   const int64_t by_size = (pixels * channels + kGrainValues - 1) / kGrainValues;
-  return std::max<int64_t>(1, std::min<int64_t>({by_size, get_num_threads(), pixels}));
+  return std::max<int64_t>(1, std::min<int64_t>({by_size, static_cast<int64_t>(team), pixels}));
 }
 
 template <typename T>
-int64_t lrn_workspace_size(int64_t pixels, int64_t channels, int64_t depth_radius) {
-  return task_count(pixels, channels) * row_size<T>(channels, depth_radius);
+int64_t lrn_workspace_size(int64_t pixels, int64_t channels, int64_t depth_radius, int team) {
+  return task_count(pixels, channels, team) * row_size<T>(channels, depth_radius);
 }
-template int64_t lrn_workspace_size<float>(int64_t, int64_t, int64_t);
-template int64_t lrn_workspace_size<double>(int64_t, int64_t, int64_t);
+template int64_t lrn_workspace_size<float>(int64_t, int64_t, int64_t, int);
+template int64_t lrn_workspace_size<double>(int64_t, int64_t, int64_t, int);
 
 // Calls fn(task_begin, task_end, padded_row) on disjoint pixel ranges in parallel.
 template <typename T, typename F>
 static void for_each_task(int64_t pixels, int64_t channels, int64_t depth_radius, T* workspace,
-                          int64_t workspace_size, const F& fn) {
+                          int64_t workspace_size, int team, const F& fn) {
   const int64_t row = row_size<T>(channels, depth_radius);
   if (pixels <= 0 || channels <= 0) return;
   if (workspace_size < row) throw std::invalid_argument("lrn: workspace smaller than one task's channel rows");
-  const int64_t tasks = std::min(task_count(pixels, channels), workspace_size / row);
-  parallel_for(0, tasks, 1, [&](int64_t lo, int64_t hi) {
+  const int64_t tasks = std::min(task_count(pixels, channels, team), workspace_size / row);
+  parallel_for(0, tasks, 1, team, [&](int64_t lo, int64_t hi) {
     for (int64_t t = lo; t < hi; ++t) fn(pixels * t / tasks, pixels * (t + 1) / tasks, workspace + t * row);
   });
 }
 
 template <typename T>
 void lrn_forward(const T* x, T* y, T* scale, int64_t pixels, int64_t channels, int64_t depth_radius, T bias,
-                 T alpha, T beta, T* workspace, int64_t workspace_size) {
+                 T alpha, T beta, T* workspace, int64_t workspace_size, int team) {
   const Isa isa = selected_isa();
   const int64_t r = effective_radius(channels, depth_radius);
-  for_each_task(pixels, channels, depth_radius, workspace, workspace_size, [&](int64_t lo, int64_t hi, T* pad) {
+  for_each_task(pixels, channels, depth_radius, workspace, workspace_size, team, [&](int64_t lo, int64_t hi, T* pad) {
     switch (isa) {
       case Isa::avx512: avx512::lrn_forward_pixels<T>(x, y, scale, lo, hi, channels, r, bias, alpha, beta, pad); break;
       case Isa::avx2: avx2::lrn_forward_pixels<T>(x, y, scale, lo, hi, channels, r, bias, alpha, beta, pad); break;
@@ -84,12 +84,12 @@ void lrn_forward(const T* x, T* y, T* scale, int64_t pixels, int64_t channels, i
 
 template <typename T>
 void lrn_backward(const T* dy, const T* x, const T* y, const T* scale, T* dx, int64_t pixels, int64_t channels,
-                  int64_t depth_radius, T alpha, T beta, T* workspace, int64_t workspace_size) {
+                  int64_t depth_radius, T alpha, T beta, T* workspace, int64_t workspace_size, int team) {
   const Isa isa = selected_isa();
   const int64_t r = effective_radius(channels, depth_radius);
   // Rounded to T once, as the reference does: t(2 * alpha * beta).
   const T k = static_cast<T>(2.0 * static_cast<double>(alpha) * static_cast<double>(beta));
-  for_each_task(pixels, channels, depth_radius, workspace, workspace_size, [&](int64_t lo, int64_t hi, T* pad) {
+  for_each_task(pixels, channels, depth_radius, workspace, workspace_size, team, [&](int64_t lo, int64_t hi, T* pad) {
     switch (isa) {
       case Isa::avx512: avx512::lrn_backward_pixels<T>(dy, x, y, scale, dx, lo, hi, channels, r, k, beta, pad); break;
       case Isa::avx2: avx2::lrn_backward_pixels<T>(dy, x, y, scale, dx, lo, hi, channels, r, k, beta, pad); break;
@@ -99,12 +99,12 @@ void lrn_backward(const T* dy, const T* x, const T* y, const T* scale, T* dx, in
 }
 
 template void lrn_forward<float>(const float*, float*, float*, int64_t, int64_t, int64_t, float, float, float,
-                                 float*, int64_t);
+                                 float*, int64_t, int);
 template void lrn_forward<double>(const double*, double*, double*, int64_t, int64_t, int64_t, double, double,
-                                  double, double*, int64_t);
+                                  double, double*, int64_t, int);
 template void lrn_backward<float>(const float*, const float*, const float*, const float*, float*, int64_t,
-                                  int64_t, int64_t, float, float, float*, int64_t);
+                                  int64_t, int64_t, float, float, float*, int64_t, int);
 template void lrn_backward<double>(const double*, const double*, const double*, const double*, double*,
-                                   int64_t, int64_t, int64_t, double, double, double*, int64_t);
+                                   int64_t, int64_t, int64_t, double, double, double*, int64_t, int);
 
 }  // namespace fastnn::cpu

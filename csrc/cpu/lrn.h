@@ -18,18 +18,19 @@ namespace fastnn::cpu {
 // waits for both to commit).
 constexpr int64_t kLrnGroup = 8;
 
-// Elements of workspace lrn_forward/lrn_backward want now (kLrnGroup padded
-// channel rows per thread they will use); any size of at least that works.
+// Elements of workspace lrn_forward/lrn_backward want on a team of `team`
+// threads (kLrnGroup padded channel rows per task); any size of at least one
+// task's rows works (fewer tasks run).
 template <typename T>
-int64_t lrn_workspace_size(int64_t pixels, int64_t channels, int64_t depth_radius);
+int64_t lrn_workspace_size(int64_t pixels, int64_t channels, int64_t depth_radius, int team);
 
 template <typename T>
 void lrn_forward(const T* x, T* y, T* scale, int64_t pixels, int64_t channels, int64_t depth_radius,
-                 T bias, T alpha, T beta, T* workspace, int64_t workspace_size);
+                 T bias, T alpha, T beta, T* workspace, int64_t workspace_size, int team);
 
 template <typename T>
 void lrn_backward(const T* dy, const T* x, const T* y, const T* scale, T* dx, int64_t pixels,
                   int64_t channels, int64_t depth_radius, T alpha, T beta, T* workspace,
-                  int64_t workspace_size);
+                  int64_t workspace_size, int team);
 
 }  // namespace fastnn::cpu

@@ -22,7 +22,7 @@ double measure_peak_flops(double seconds) {
   const auto start = std::chrono::steady_clock::now();
   do {
     const auto t0 = std::chrono::steady_clock::now();
-    parallel_for(0, threads, 1, [&](int64_t lo, int64_t hi) {
+    parallel_for(0, threads, 1, threads, [&](int64_t lo, int64_t hi) {
       for (int64_t t = lo; t < hi; ++t) {
         const float r = isa == Isa::avx512 ? avx512::fma_chains(iterations) : avx2::fma_chains(iterations);
         sink.store(r, std::memory_order_relaxed);
@@ -35,10 +35,11 @@ double measure_peak_flops(double seconds) {
 }
 
 double measure_triad_bandwidth(float* a, const float* b, const float* c, int64_t n, int repeats) {
+  const int threads = get_num_threads();
   double best = 0;
   for (int r = 0; r < repeats; ++r) {
     const auto t0 = std::chrono::steady_clock::now();
-    parallel_for(0, n, 1 << 16, [&](int64_t lo, int64_t hi) {
+    parallel_for(0, n, 1 << 16, threads, [&](int64_t lo, int64_t hi) {
       for (int64_t i = lo; i < hi; ++i) a[i] = b[i] + 0.5f * c[i];
     });
     const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -39,12 +39,29 @@ static int64_t row_grain(int64_t values_per_row) {
   return values_per_row <= 0 ? 1 : (kGrainValues + values_per_row - 1) / values_per_row;
 }
 
+// Every window must hold a real pixel (the max is seeded from the first one):
+// an image with rows and columns, and pad < kernel.  The bindings check this
+// too; the kernels refuse it on their own.
+static void check_pool_shape(const Pool2dShape& s, const char* op) {
+  if (s.height < 1 || s.width < 1 || s.batch < 0 || s.channels < 0) {
+    throw std::invalid_argument(std::string(op) + ": the image must have at least one row and one column");
+  }
+  if (s.kernel_h < 1 || s.kernel_w < 1 || s.stride_h < 1 || s.stride_w < 1 || s.pad_h < 0 || s.pad_w < 0 ||
+      s.pad_h >= s.kernel_h || s.pad_w >= s.kernel_w) {
+    throw std::invalid_argument(std::string(op) + ": need kernel >= 1, stride >= 1 and 0 <= padding < kernel");
+  }
+  if (s.out_height < 0 || s.out_width < 0 || (s.out_height - 1) * s.stride_h - s.pad_h >= s.height ||
+      (s.out_width - 1) * s.stride_w - s.pad_w >= s.width) {
+    throw std::invalid_argument(std::string(op) + ": the output is larger than the windows of the image");
+  }
+}
+
 template <typename T, typename Spatial>
 static void max_pool2d_dispatch(const Pool2dShape& s, const T* x, T* y, int64_t* argmax, bool nchw) {
   const Isa isa = selected_isa();
   const int64_t rows = s.batch * s.out_height;
   const int64_t grain = row_grain(s.out_width * s.channels * s.kernel_h * s.kernel_w);
-  parallel_for(0, rows, grain, [&](int64_t lo, int64_t hi) {
+  parallel_for(0, rows, grain, get_num_threads(), [&](int64_t lo, int64_t hi) {
     switch (isa) {
       case Isa::avx512: avx512::max_pool2d_rows<T, Spatial>(s, x, y, argmax, nchw, lo, hi); break;
       case Isa::avx2: avx2::max_pool2d_rows<T, Spatial>(s, x, y, argmax, nchw, lo, hi); break;
@@ -86,13 +103,14 @@ template <typename T>
 static void max_pool2d_2x2(const Pool2dShape& s, const T* x, T* y, int64_t* argmax, bool nchw) {
   const Isa isa = selected_isa();
   const int64_t grain = row_grain(s.out_width * s.channels * 4);
-  parallel_for(0, s.batch * s.out_height, grain, [&](int64_t lo, int64_t hi) {
+  parallel_for(0, s.batch * s.out_height, grain, get_num_threads(), [&](int64_t lo, int64_t hi) {
     max_pool2d_2x2_run(isa, s, x, y, argmax, nchw, 0, lo, hi);
   });
 }
 
 template <typename T>
 void max_pool2d_forward(const Pool2dShape& s, const T* x_nhwc, T* y_nhwc, int64_t* argmax, bool argmax_nchw) {
+  check_pool_shape(s, "max_pool2d");
   if (max_pool2d_is_2x2<T>(s)) {
     max_pool2d_2x2<T>(s, x_nhwc, y_nhwc, argmax, argmax_nchw);
     return;
@@ -114,7 +132,7 @@ void max_pool2d_backward(const T* dy, const int64_t* argmax, T* dx, int64_t batc
   // is left for a serial second pass; an invalid one raises after the join.
   std::atomic<bool> stray{false};
   const int64_t grain = row_grain(dx_per_batch + dy_per_batch);
-  parallel_for(0, batch, grain, [&](int64_t lo, int64_t hi) {
+  parallel_for(0, batch, grain, get_num_threads(), [&](int64_t lo, int64_t hi) {
     bool local_stray = false;
     for (int64_t n = lo; n < hi; ++n) {
       T* dx_n = dx + n * dx_per_batch;
@@ -150,9 +168,10 @@ void max_pool2d_backward(const T* dy, const int64_t* argmax, T* dx, int64_t batc
 
 template <typename T>
 void avg_pool2d_forward(const Pool2dShape& s, const T* x_nhwc, T* y_nhwc, bool count_include_pad) {
+  check_pool_shape(s, "avg_pool2d");
   const Isa isa = selected_isa();
   const int64_t grain = row_grain(s.out_width * s.channels * s.kernel_h * s.kernel_w);
-  parallel_for(0, s.batch * s.out_height, grain, [&](int64_t lo, int64_t hi) {
+  parallel_for(0, s.batch * s.out_height, grain, get_num_threads(), [&](int64_t lo, int64_t hi) {
     switch (isa) {
       case Isa::avx512: avx512::avg_pool2d_rows<T>(s, x_nhwc, y_nhwc, count_include_pad, lo, hi); break;
       case Isa::avx2: avx2::avg_pool2d_rows<T>(s, x_nhwc, y_nhwc, count_include_pad, lo, hi); break;
@@ -163,10 +182,11 @@ void avg_pool2d_forward(const Pool2dShape& s, const T* x_nhwc, T* y_nhwc, bool c
 
 template <typename T>
 void avg_pool2d_backward(const Pool2dShape& s, const T* dy_nhwc, T* dx_nhwc, bool count_include_pad) {
+  check_pool_shape(s, "avg_pool2d_backward");
   const Isa isa = selected_isa();
   const int64_t grain = row_grain(s.width * s.channels * s.kernel_h * s.kernel_w /
                                   std::max<int64_t>(1, s.stride_h * s.stride_w) + s.width * s.channels);
-  parallel_for(0, s.batch * s.height, grain, [&](int64_t lo, int64_t hi) {
+  parallel_for(0, s.batch * s.height, grain, get_num_threads(), [&](int64_t lo, int64_t hi) {
     switch (isa) {
       case Isa::avx512: avx512::avg_pool2d_backward_rows<T>(s, dy_nhwc, dx_nhwc, count_include_pad, lo, hi); break;
       case Isa::avx2: avx2::avg_pool2d_backward_rows<T>(s, dy_nhwc, dx_nhwc, count_include_pad, lo, hi); break;

@@ -10,6 +10,7 @@
 
 #include <cuda_runtime_api.h>
 
+#include <array>
 #include <cstdint>
 #include <initializer_list>
 #include <optional>
@@ -19,9 +20,11 @@
 #include <vector>
 
 #include "kernels.h"
+#include "python/array_utils.h"  // the option, size and window checks shared with fastnn._C
 
 namespace py = pybind11;
 namespace fc = fastnn::cuda;
+namespace fp = fastnn::python;
 
 namespace {
 
@@ -36,7 +39,9 @@ const char* dtype_name(DType d) {
   }
 }
 
-// A C-contiguous device array seen through __cuda_array_interface__.
+int64_t item_size(DType d) { return d == DType::float32 ? 4 : (d == DType::boolean ? 1 : 8); }
+
+// A C-contiguous, element-aligned device array seen through __cuda_array_interface__.
 struct DeviceArray {
   void* data = nullptr;
   std::vector<int64_t> shape;
@@ -72,8 +77,10 @@ DeviceArray device_array(py::handle obj, const std::string& op, const char* name
   a.data = reinterpret_cast<void*>(data[0].cast<std::uintptr_t>());
   if (writeable && data[1].cast<bool>()) fail_value(op, std::string(name) + " is read-only");
   for (py::handle dim : py::tuple(cai["shape"])) {
-    a.shape.push_back(dim.cast<int64_t>());
-    a.size *= a.shape.back();
+    const int64_t d = dim.cast<int64_t>();
+    if (d < 0) fail_value(op, std::string(name) + " has a negative dimension");
+    a.shape.push_back(d);
+    a.size = fp::checked_mul(a.size, d, op.c_str(), "the element count");
   }
   const std::string typestr = cai["typestr"].cast<std::string>();
   if (typestr == "<f4") a.dtype = DType::float32;
@@ -81,11 +88,16 @@ DeviceArray device_array(py::handle obj, const std::string& op, const char* name
   else if (typestr == "<i8") a.dtype = DType::int64;
   else if (typestr == "|b1") a.dtype = DType::boolean;
   else fail_type(op, std::string(name) + " has unsupported dtype " + typestr);
+  fp::checked_mul(a.size, item_size(a.dtype), op.c_str(), "the byte count");
+  if (a.size > 0 && reinterpret_cast<std::uintptr_t>(a.data) % item_size(a.dtype) != 0) {
+    fail_value(op, std::string(name) + " must be aligned to its " + std::to_string(item_size(a.dtype)) +
+                       "-byte elements");
+  }
   if (cai.contains("mask") && !cai["mask"].is_none()) {
     fail_value(op, std::string(name) + " must not be a masked array");
   }
   if (cai.contains("strides") && !cai["strides"].is_none() && a.size > 0) {
-    const int64_t item = (a.dtype == DType::float32) ? 4 : (a.dtype == DType::boolean ? 1 : 8);
+    const int64_t item = item_size(a.dtype);
     py::tuple strides = cai["strides"];
     int64_t expected = item;
     for (int d = a.ndim() - 1; d >= 0; --d) {
@@ -127,7 +139,19 @@ void same_size(const DeviceArray& a, int64_t size, const std::string& op, const 
 
 void same_shape(const DeviceArray& a, const std::vector<int64_t>& shape, const std::string& op,
                 const char* name) {
-  if (a.shape != shape) fail_value(op, std::string(name) + " has the wrong shape");
+  if (a.shape != shape) {
+    fail_value(op, std::string(name) + " must have shape " + fp::dims_text(shape.data(), shape.size()) +
+                       ", got " + fp::dims_text(a.shape.data(), a.shape.size()));
+  }
+}
+
+// A size the kernels hold in an int.
+int as_int(int64_t v, const std::string& op, const char* what) {
+  if (v < 0 || v > INT32_MAX) {
+    fail_value(op, std::string(what) + " must be in [0, " + std::to_string(INT32_MAX) + "], got " +
+                       std::to_string(v));
+  }
+  return static_cast<int>(v);
 }
 
 void require_ndim(const DeviceArray& a, int ndim, const std::string& op, const char* name) {
@@ -181,64 +205,94 @@ cudaError_t by_dtype(DType dtype, F&& fn) {
   return fn(double{});
 }
 
-fc::ConvShape conv_shape(const DeviceArray& x, const DeviceArray& w, const DeviceArray& y,
-                         std::pair<int, int> stride, std::pair<int, int> pad_top_left,
-                         std::pair<int, int> dilation, const std::string& op) {
-  require_ndim(x, 4, op, "x");
-  require_ndim(w, 4, op, "w");
-  require_ndim(y, 4, op, "y");
+using Padding = std::array<std::array<int64_t, 2>, 2>;  // ((top, bottom), (left, right))
+
+// The convolution of x (n, h, w, c) with a kernel of shape w (kh, kw, c, o): options
+// checked, output size recomputed from them (never taken from a buffer), every size
+// within the kernels' ints.  The caller checks the output (or dy) against (n, ho, wo, o).
+fc::ConvShape conv_shape(const DeviceArray& x, const DeviceArray& w, std::pair<int, int> stride,
+                         const Padding& padding, std::pair<int, int> dilation,
+                         const std::string& op, const char* x_name, const char* w_name) {
+  require_ndim(x, 4, op, x_name);
+  require_ndim(w, 4, op, w_name);
+  const char* o = op.c_str();
+  fp::require_range(stride.first, 1, fp::kMaxOption, o, "stride");
+  fp::require_range(stride.second, 1, fp::kMaxOption, o, "stride");
+  fp::require_range(dilation.first, 1, fp::kMaxOption, o, "dilation");
+  fp::require_range(dilation.second, 1, fp::kMaxOption, o, "dilation");
+  for (const auto& side : padding) {
+    fp::require_range(side[0], 0, fp::kMaxOption, o, "padding");
+    fp::require_range(side[1], 0, fp::kMaxOption, o, "padding");
+  }
+  if (w.shape[2] != x.shape[3]) {
+    fail_value(op, std::string(w_name) + " and " + x_name + " disagree on input channels");
+  }
+  if (w.shape[0] < 1 || w.shape[1] < 1 || w.shape[2] < 1 || w.shape[3] < 1) {
+    fail_value(op, std::string(w_name) + " must have non-empty kernel and channel axes");
+  }
+  const int64_t ho = fp::window_output_size(x.shape[1], w.shape[0], stride.first, padding[0][0], padding[0][1],
+                                            dilation.first, o, "row");
+  const int64_t wo = fp::window_output_size(x.shape[2], w.shape[1], stride.second, padding[1][0], padding[1][1],
+                                            dilation.second, o, "column");
   fc::ConvShape s{};
   s.n = x.shape[0];
-  s.h = static_cast<int>(x.shape[1]);
-  s.w = static_cast<int>(x.shape[2]);
-  s.c_in = static_cast<int>(x.shape[3]);
-  s.kh = static_cast<int>(w.shape[0]);
-  s.kw = static_cast<int>(w.shape[1]);
-  s.c_out = static_cast<int>(w.shape[3]);
-  s.ho = static_cast<int>(y.shape[1]);
-  s.wo = static_cast<int>(y.shape[2]);
+  s.h = as_int(x.shape[1], op, "the image height");
+  s.w = as_int(x.shape[2], op, "the image width");
+  s.c_in = as_int(x.shape[3], op, "the input channels");
+  s.kh = as_int(w.shape[0], op, "the kernel height");
+  s.kw = as_int(w.shape[1], op, "the kernel width");
+  s.c_out = as_int(w.shape[3], op, "the output channels");
+  s.ho = as_int(ho, op, "the output height");
+  s.wo = as_int(wo, op, "the output width");
   s.stride_h = stride.first;
   s.stride_w = stride.second;
-  s.pad_top = pad_top_left.first;
-  s.pad_left = pad_top_left.second;
+  s.pad_top = as_int(padding[0][0], op, "padding");
+  s.pad_left = as_int(padding[1][0], op, "padding");
   s.dilation_h = dilation.first;
   s.dilation_w = dilation.second;
-  if (s.stride_h < 1 || s.stride_w < 1 || s.dilation_h < 1 || s.dilation_w < 1 ||
-      s.pad_top < 0 || s.pad_left < 0) {
-    fail_value(op, "stride and dilation must be >= 1 and padding >= 0");
-  }
-  if (w.shape[2] != s.c_in || y.shape[0] != s.n || y.shape[3] != s.c_out) {
-    fail_value(op, "x, w and y shapes do not agree");
-  }
-  // Every kernel read is bounds-checked against x (or dy) and every write stays within the
-  // output, so consistent dimensions are all memory safety needs here.
   return s;
 }
 
+std::vector<int64_t> conv_output_shape(const fc::ConvShape& s) { return {s.n, s.ho, s.wo, s.c_out}; }
+
+// The pooling of x (the input; dx for the backward) into y (the output; dy): options
+// checked (pad < kernel, so every window of an image with rows and columns holds a real
+// pixel), the output size recomputed and compared with y.
 fc::PoolShape pool_shape(const DeviceArray& x, const DeviceArray& y, std::pair<int, int> kernel,
                          std::pair<int, int> stride, std::pair<int, int> padding,
                          bool channels_last, const std::string& op) {
   require_ndim(x, 4, op, "x");
   require_ndim(y, 4, op, "y");
+  const char* o = op.c_str();
+  fp::require_range(kernel.first, 1, fp::kMaxOption, o, "kernel");
+  fp::require_range(kernel.second, 1, fp::kMaxOption, o, "kernel");
+  fp::require_range(stride.first, 1, fp::kMaxOption, o, "stride");
+  fp::require_range(stride.second, 1, fp::kMaxOption, o, "stride");
+  fp::require_range(padding.first, 0, kernel.first - 1, o, "padding");
+  fp::require_range(padding.second, 0, kernel.second - 1, o, "padding");
   fc::PoolShape s{};
   s.channels_last = channels_last;
   s.n = x.shape[0];
   const int hd = channels_last ? 1 : 2, wd = channels_last ? 2 : 3, cd = channels_last ? 3 : 1;
-  s.h = static_cast<int>(x.shape[hd]);
-  s.w = static_cast<int>(x.shape[wd]);
-  s.c = static_cast<int>(x.shape[cd]);
-  s.ho = static_cast<int>(y.shape[hd]);
-  s.wo = static_cast<int>(y.shape[wd]);
+  if (x.shape[hd] < 1 || x.shape[wd] < 1) fail_value(op, "the image must have at least one row and one column");
+  s.h = as_int(x.shape[hd], op, "the image height");
+  s.w = as_int(x.shape[wd], op, "the image width");
+  s.c = as_int(x.shape[cd], op, "the channels");
   s.kh = kernel.first;
   s.kw = kernel.second;
   s.stride_h = stride.first;
   s.stride_w = stride.second;
   s.pad_h = padding.first;
   s.pad_w = padding.second;
-  if (s.kh < 1 || s.kw < 1 || s.stride_h < 1 || s.stride_w < 1 || s.pad_h < 0 || s.pad_w < 0) {
-    fail_value(op, "kernel and stride must be >= 1 and padding >= 0");
-  }
-  if (y.shape[0] != s.n || y.shape[cd] != s.c) fail_value(op, "x and y shapes do not agree");
+  s.ho = as_int(fp::window_output_size(s.h, s.kh, s.stride_h, s.pad_h, s.pad_h, 1, o, "row"), op, "the output height");
+  s.wo = as_int(fp::window_output_size(s.w, s.kw, s.stride_w, s.pad_w, s.pad_w, 1, o, "column"), op,
+                "the output width");
+  std::vector<int64_t> expected(4);
+  expected[0] = s.n;
+  expected[hd] = s.ho;
+  expected[wd] = s.wo;
+  expected[cd] = s.c;
+  same_shape(y, expected, op, "the output");
   return s;
 }
 
@@ -312,7 +366,9 @@ void bias_backward(py::handle dy_obj, int64_t outer, int64_t channels, int64_t i
   same_dtype(partial, dt, op, "workspace");
   same_dtype(out, dt, op, "out");
   if (outer < 0 || channels < 0 || inner < 0) fail_value(op, "negative sizes");
-  same_size(dy, outer * channels * inner, op, "dy");
+  same_size(dy, fp::checked_mul(fp::checked_mul(outer, channels, op.c_str(), "dy's size"), inner, op.c_str(),
+                                "dy's size"),
+            op, "dy");
   same_size(out, channels, op, "out");
   if (channels == 0 || partial.size % channels != 0) {
     if (channels == 0) return;
@@ -331,7 +387,7 @@ void bias_backward(py::handle dy_obj, int64_t outer, int64_t channels, int64_t i
 // ------------------------------------------------------------------ convolution
 
 void conv2d(py::handle x_obj, py::handle w_obj, py::handle b_obj, std::pair<int, int> stride,
-            std::pair<int, int> pad_top_left, std::pair<int, int> dilation, int kind,
+            const Padding& padding, std::pair<int, int> dilation, int kind,
             py::handle y_obj, std::uintptr_t stream) {
   const std::string op = "conv2d";
   const DeviceArray x = device_array(x_obj, op, "x"), w = device_array(w_obj, op, "w");
@@ -340,7 +396,8 @@ void conv2d(py::handle x_obj, py::handle w_obj, py::handle b_obj, std::pair<int,
   same_dtype(w, dt, op, "w");
   same_dtype(y, dt, op, "out");
   const auto b = optional_array(b_obj, op, "b");
-  const fc::ConvShape s = conv_shape(x, w, y, stride, pad_top_left, dilation, op);
+  const fc::ConvShape s = conv_shape(x, w, stride, padding, dilation, op, "x", "w");
+  same_shape(y, conv_output_shape(s), op, "out");
   if (b) {
     same_dtype(*b, dt, op, "b");
     same_size(*b, s.c_out, op, "b");
@@ -356,7 +413,7 @@ void conv2d(py::handle x_obj, py::handle w_obj, py::handle b_obj, std::pair<int,
 }
 
 void conv2d_backward_data(py::handle dy_obj, py::handle w_obj, std::pair<int, int> stride,
-                          std::pair<int, int> pad_top_left, std::pair<int, int> dilation,
+                          const Padding& padding, std::pair<int, int> dilation,
                           py::handle dx_obj, std::uintptr_t stream) {
   const std::string op = "conv2d_backward_data";
   const DeviceArray dy = device_array(dy_obj, op, "dy"), w = device_array(w_obj, op, "w");
@@ -364,7 +421,8 @@ void conv2d_backward_data(py::handle dy_obj, py::handle w_obj, std::pair<int, in
   const DType dt = float_dtype(dy, op, "dy");
   same_dtype(w, dt, op, "w");
   same_dtype(dx, dt, op, "out");
-  const fc::ConvShape s = conv_shape(dx, w, dy, stride, pad_top_left, dilation, op);
+  const fc::ConvShape s = conv_shape(dx, w, stride, padding, dilation, op, "out", "w");
+  same_shape(dy, conv_output_shape(s), op, "dy");
   run(op, dx.size ? dx.data : nullptr, [&] {
     return by_dtype(dt, [&](auto t) {
       using T = decltype(t);
@@ -374,14 +432,13 @@ void conv2d_backward_data(py::handle dy_obj, py::handle w_obj, std::pair<int, in
   });
 }
 
-fc::ConvShape weights_shape(const DeviceArray& dy, const DeviceArray& x, const DeviceArray& dw,
-                            std::pair<int, int> stride, std::pair<int, int> pad_top_left,
-                            std::pair<int, int> dilation, const std::string& op) {
-  return conv_shape(x, dw, dy, stride, pad_top_left, dilation, op);
-}
-
 int64_t conv2d_backward_weights_splits(int64_t n, int h, int w, int c_in, int ho, int wo,
                                        int kh, int kw, int c_out) {
+  const std::string op = "conv2d_backward_weights_splits";
+  for (int64_t v : {n, int64_t(h), int64_t(w), int64_t(c_in), int64_t(ho), int64_t(wo), int64_t(kh), int64_t(kw),
+                    int64_t(c_out)}) {
+    if (v < 0) fail_value(op, "sizes must be non-negative");
+  }
   fc::ConvShape s{};
   s.n = n; s.h = h; s.w = w; s.c_in = c_in; s.ho = ho; s.wo = wo; s.kh = kh; s.kw = kw;
   s.c_out = c_out;
@@ -389,7 +446,7 @@ int64_t conv2d_backward_weights_splits(int64_t n, int h, int w, int c_in, int ho
 }
 
 void conv2d_backward_weights(py::handle dy_obj, py::handle x_obj, std::pair<int, int> stride,
-                             std::pair<int, int> pad_top_left, std::pair<int, int> dilation,
+                             const Padding& padding, std::pair<int, int> dilation,
                              py::handle dw_obj, py::handle workspace_obj,
                              std::uintptr_t stream) {
   const std::string op = "conv2d_backward_weights";
@@ -398,7 +455,8 @@ void conv2d_backward_weights(py::handle dy_obj, py::handle x_obj, std::pair<int,
   const DType dt = float_dtype(dy, op, "dy");
   same_dtype(x, dt, op, "x");
   same_dtype(dw, dt, op, "out");
-  const fc::ConvShape s = weights_shape(dy, x, dw, stride, pad_top_left, dilation, op);
+  const fc::ConvShape s = conv_shape(x, dw, stride, padding, dilation, op, "x", "out");
+  same_shape(dy, conv_output_shape(s), op, "dy");
   const auto workspace = optional_array(workspace_obj, op, "workspace", true);
   int64_t splits = 1;
   if (workspace) {
@@ -429,8 +487,8 @@ void max_pool2d(py::handle x_obj, std::pair<int, int> kernel, std::pair<int, int
   const DType dt = float_dtype(x, op, "x");
   same_dtype(y, dt, op, "y");
   same_dtype(argmax, DType::int64, op, "argmax");
-  same_shape(argmax, y.shape, op, "argmax");
   const fc::PoolShape s = pool_shape(x, y, kernel, stride, padding, channels_last, op);
+  same_shape(argmax, y.shape, op, "argmax");
   run(op, y.size ? y.data : nullptr, [&] {
     return by_dtype(dt, [&](auto t) {
       using T = decltype(t);
@@ -503,7 +561,7 @@ fc::LrnShape lrn_shape(const DeviceArray& x, int depth_radius, double bias, doub
   if (depth_radius < 0) fail_value(op, "depth_radius must be >= 0");
   fc::LrnShape s{};
   s.size = x.size;
-  s.channels = static_cast<int>(channels_last ? x.shape[3] : x.shape[1]);
+  s.channels = as_int(channels_last ? x.shape[3] : x.shape[1], op, "the channels");
   s.inner = channels_last ? 1 : x.shape[2] * x.shape[3];
   s.depth_radius = depth_radius;
   s.bias = bias;
@@ -725,15 +783,15 @@ PYBIND11_MODULE(_cuda, m) {
   m.def("bias_backward", &bias_backward, py::arg("dy"), py::arg("outer"), py::arg("channels"),
         py::arg("inner"), py::arg("workspace"), py::arg("out"), s);
   m.def("conv2d", &conv2d, py::arg("x"), py::arg("w"), py::arg("b").none(true),
-        py::arg("stride"), py::arg("pad_top_left"), py::arg("dilation"), py::arg("kind"),
+        py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("kind"),
         py::arg("out"), s);
   m.def("conv2d_backward_data", &conv2d_backward_data, py::arg("dy"), py::arg("w"),
-        py::arg("stride"), py::arg("pad_top_left"), py::arg("dilation"), py::arg("out"), s);
+        py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("out"), s);
   m.def("conv2d_backward_weights_splits", &conv2d_backward_weights_splits, py::arg("n"),
         py::arg("h"), py::arg("w"), py::arg("c_in"), py::arg("ho"), py::arg("wo"),
         py::arg("kh"), py::arg("kw"), py::arg("c_out"));
   m.def("conv2d_backward_weights", &conv2d_backward_weights, py::arg("dy"), py::arg("x"),
-        py::arg("stride"), py::arg("pad_top_left"), py::arg("dilation"), py::arg("out"),
+        py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("out"),
         py::arg("workspace").none(true), s);
   m.def("max_pool2d", &max_pool2d, py::arg("x"), py::arg("kernel"), py::arg("stride"),
         py::arg("padding"), py::arg("channels_last"), py::arg("y"), py::arg("argmax"), s);

@@ -10,35 +10,26 @@ namespace fastnn::python {
 using cpu::Activation;
 
 static void forward(Activation act, const char* op, const py::array& x, py::array& y) {
-  const DType dt = dtype_of(x, op, "x");
-  require_same(x, y, op, "x", "out");
-  require_contiguous(x, op, "x");
-  require_contiguous(y, op, "out");
-  require_writeable(y, op, "out");
-  const int64_t n = x.size();
-  dispatch_float(dt, [&](auto tag) {
+  dispatch_float(dtype_of(x, op, "x"), [&](auto tag) {
     using T = decltype(tag);
-    const T* xp = in_ptr<T>(x);
-    T* yp = out_ptr<T>(y);
+    const T* xp = input<T>(x, op, "x");
+    T* yp = output<T>(y, op, "out");
+    require_same_shape(x, y, op, "out");
+    const int64_t n = x.size();
     py::gil_scoped_release release;
     cpu::activation_forward<T>(act, xp, yp, n);
   });
 }
 
 static void backward(Activation act, const char* op, const py::array& dy, const py::array& y, py::array& dx) {
-  const DType dt = dtype_of(dy, op, "dy");
-  require_same(dy, y, op, "dy", "y");
-  require_same(dy, dx, op, "dy", "out");
-  require_contiguous(dy, op, "dy");
-  require_contiguous(y, op, "y");
-  require_contiguous(dx, op, "out");
-  require_writeable(dx, op, "out");
-  const int64_t n = dy.size();
-  dispatch_float(dt, [&](auto tag) {
+  dispatch_float(dtype_of(dy, op, "dy"), [&](auto tag) {
     using T = decltype(tag);
-    const T* dyp = in_ptr<T>(dy);
-    const T* yp = in_ptr<T>(y);
-    T* dxp = out_ptr<T>(dx);
+    const T* dyp = input<T>(dy, op, "dy");
+    const T* yp = input<T>(y, op, "y");
+    require_same_shape(dy, y, op, "y");
+    T* dxp = output<T>(dx, op, "out");
+    require_same_shape(dy, dx, op, "out");
+    const int64_t n = dy.size();
     py::gil_scoped_release release;
     cpu::activation_backward<T>(act, dyp, yp, dxp, n);
   });

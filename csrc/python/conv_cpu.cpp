@@ -1,7 +1,9 @@
 // Bindings for conv2d forward, backward-data and backward-weights (NHWC/HWIO;
-// fastnn/backends/cpu_kernels/conv.py handles NCHW at the boundary).  Shapes are
-// checked here against each other so that a caller bypassing fastnn.ops gets a
-// ValueError, never an out-of-bounds access.
+// fastnn/backends/cpu_kernels/conv.py handles NCHW at the boundary).  The
+// output sizes are recomputed here from the inputs and the options (padding
+// ((top, bottom), (left, right))) and every buffer is checked against them,
+// so that a caller bypassing fastnn.ops gets a ValueError/TypeError, never an
+// out-of-bounds access.
 #include <array>
 #include <string>
 
@@ -19,30 +21,35 @@ namespace fastnn::python {
 namespace {
 
 using Pair = std::array<int64_t, 2>;
+using Padding = std::array<Pair, 2>;  // ((top, bottom), (left, right))
 
-cpu::Activation parse_activation(const py::object& activation) {
-  if (activation.is_none()) return cpu::Activation::none;
-  const auto name = activation.cast<std::string>();
-  if (name == "relu") return cpu::Activation::relu;
-  if (name == "sigmoid") return cpu::Activation::sigmoid;
-  if (name == "tanh") return cpu::Activation::tanh;
-  throw py::value_error("conv2d: unknown activation '" + name + "'");
+std::array<int64_t, 4> dims4(const py::array& a, const char* op, const char* name) {
+  require_ndim(a, 4, op, name);
+  return {a.shape(0), a.shape(1), a.shape(2), a.shape(3)};
 }
 
-void require_shape(const py::array& a, std::array<int64_t, 4> shape, const char* op, const char* name) {
-  require_contiguous(a, op, name);
-  if (a.ndim() != 4) throw py::value_error(std::string(op) + ": " + name + " must be 4-D");
-  for (int i = 0; i < 4; ++i) {
-    if (a.shape(i) != shape[i]) throw py::value_error(std::string(op) + ": " + name + " has the wrong shape");
+// The convolution of an image of shape x (n, h, w, c) with a kernel of shape w
+// (kh, kw, c, o): options checked, output size recomputed from them.
+cpu::Conv2dShape conv_shape(const std::array<int64_t, 4>& x, const std::array<int64_t, 4>& w, Pair stride,
+                            const Padding& padding, Pair dilation, const char* op, const char* x_name,
+                            const char* w_name) {
+  for (int i = 0; i < 2; ++i) {
+    require_range(stride[i], 1, kMaxOption, op, "stride");
+    require_range(dilation[i], 1, kMaxOption, op, "dilation");
+    require_range(padding[i][0], 0, kMaxOption, op, "padding");
+    require_range(padding[i][1], 0, kMaxOption, op, "padding");
   }
-}
-
-// Shape from x (n,h,w,c), w (kh,kw,c,o), y (n,oh,ow,o) and the options.
-cpu::Conv2dShape make_shape(const std::array<int64_t, 4>& x, const std::array<int64_t, 4>& w, Pair out_hw,
-                            Pair stride, Pair pad_top_left, Pair dilation, const char* op) {
-  if (w[2] != x[3]) throw py::value_error(std::string(op) + ": w and x disagree on input channels");
-  cpu::Conv2dShape s{x[0], x[1], x[2], x[3], w[0], w[1], w[3], out_hw[0], out_hw[1],
-                     stride[0], stride[1], pad_top_left[0], pad_top_left[1], dilation[0], dilation[1]};
+  if (w[2] != x[3]) {
+    throw py::value_error(std::string(op) + ": " + w_name + " has " + std::to_string(w[2]) + " input channels, " +
+                          x_name + " has " + std::to_string(x[3]));
+  }
+  if (w[0] < 1 || w[1] < 1 || w[2] < 1 || w[3] < 1) {
+    fail_value(op, w_name, "must have non-empty kernel and channel axes, got shape " + dims_text(w.data(), 4));
+  }
+  const int64_t out_h = window_output_size(x[1], w[0], stride[0], padding[0][0], padding[0][1], dilation[0], op, "row");
+  const int64_t out_w = window_output_size(x[2], w[1], stride[1], padding[1][0], padding[1][1], dilation[1], op, "column");
+  cpu::Conv2dShape s{x[0], x[1], x[2], x[3], w[0], w[1], w[3], out_h, out_w,
+                     stride[0], stride[1], padding[0][0], padding[1][0], dilation[0], dilation[1]};
   try {
     cpu::check_conv2d_shape(s);
   } catch (const std::invalid_argument& e) {
@@ -51,143 +58,108 @@ cpu::Conv2dShape make_shape(const std::array<int64_t, 4>& x, const std::array<in
   return s;
 }
 
-std::array<int64_t, 4> dims(const py::array& a, const char* op, const char* name) {
-  if (a.ndim() != 4) throw py::value_error(std::string(op) + ": " + name + " must be 4-D");
-  return {a.shape(0), a.shape(1), a.shape(2), a.shape(3)};
-}
-
 }  // namespace
 
 void bind_conv(py::module_& m) {
   m.def("conv2d", [](const py::array& x, const py::array& w, const py::object& bias, Pair stride,
-                     Pair pad_top_left, Pair dilation, const py::object& activation, py::array& out) {
+                     const Padding& padding, Pair dilation, const py::object& activation, py::array& out) {
     const char* op = "conv2d";
-    const DType dt = dtype_of(x, op, "x");
-    require_contiguous(x, op, "x");
-    require_contiguous(w, op, "w");
-    if (dtype_of(w, op, "w") != dt || dtype_of(out, op, "out") != dt) throw py::type_error("conv2d: dtypes differ");
-    const auto xd = dims(x, op, "x"), wd = dims(w, op, "w"), yd = dims(out, op, "out");
-    const auto s = make_shape(xd, wd, {yd[1], yd[2]}, stride, pad_top_left, dilation, op);
-    require_shape(out, {s.batch, s.out_h, s.out_w, s.out_c}, op, "out");
-    require_writeable(out, op, "out");
-    py::array b;
-    if (!bias.is_none()) {
-      b = bias.cast<py::array>();
-      require_contiguous(b, op, "b");
-      if (dtype_of(b, op, "b") != dt || b.size() != s.out_c) throw py::value_error("conv2d: bias has the wrong size");
-    }
-    const cpu::Activation act = parse_activation(activation);
-    if (s.batch == 0) return;
-    const int threads = get_num_threads();
-    dispatch_float(dt, [&](auto tag) {
+    dispatch_float(dtype_of(x, op, "x"), [&](auto tag) {
       using T = decltype(tag);
-      const size_t bytes = cpu::conv2d_forward_workspace_bytes<T>(s, threads);
-      void* ws = thread_workspace().get(bytes);
-      const T* xp = in_ptr<T>(x);
-      const T* wp = in_ptr<T>(w);
-      const T* bp = bias.is_none() ? nullptr : in_ptr<T>(b);
-      T* yp = out_ptr<T>(out);
+      const T* xp = input<T>(x, op, "x");
+      const T* wp = input<T>(w, op, "w");
+      const auto s = conv_shape(dims4(x, op, "x"), dims4(w, op, "w"), stride, padding, dilation, op, "x", "w");
+      const T* bp = optional_input<T>(bias, {s.out_c}, op, "b");
+      const cpu::Activation act = parse_activation(activation, op);
+      T* yp = output<T>(out, op, "out");
+      require_shape(out, {s.batch, s.out_h, s.out_w, s.out_c}, op, "out");
+      if (s.batch == 0) return 0;
+      const int team = get_num_threads();
+      const size_t bytes = cpu::conv2d_forward_workspace_bytes<T>(s, team);
+      const auto ws = thread_workspace().acquire(bytes);
       py::gil_scoped_release release;
-      cpu::conv2d_forward<T>(s, xp, wp, bp, act, yp, ws, bytes, threads);
+      cpu::conv2d_forward<T>(s, xp, wp, bp, act, yp, ws.data(), bytes, team);
       return 0;
     });
-  }, py::arg("x"), py::arg("w"), py::arg("bias"), py::arg("stride"), py::arg("pad_top_left"), py::arg("dilation"),
-     py::arg("activation"), py::arg("out"));
+  }, py::arg("x"), py::arg("w"), py::arg("bias"), py::arg("stride"), py::arg("padding"), py::arg("dilation"),
+     py::arg("activation"), py::arg("out"),
+     "out = act(conv(x, w) + bias), NHWC / HWIO; padding ((top, bottom), (left, right)).");
 
-  m.def("conv2d_backward_data", [](const py::array& dy, const py::array& w, Pair stride, Pair pad_top_left,
+  m.def("conv2d_backward_data", [](const py::array& dy, const py::array& w, Pair stride, const Padding& padding,
                                    Pair dilation, py::array& out) {
     const char* op = "conv2d_backward_data";
-    const DType dt = dtype_of(dy, op, "dy");
-    require_contiguous(dy, op, "dy");
-    require_contiguous(w, op, "w");
-    if (dtype_of(w, op, "w") != dt || dtype_of(out, op, "out") != dt) throw py::type_error(std::string(op) + ": dtypes differ");
-    const auto xd = dims(out, op, "out"), wd = dims(w, op, "w"), yd = dims(dy, op, "dy");
-    const auto s = make_shape(xd, wd, {yd[1], yd[2]}, stride, pad_top_left, dilation, op);
-    require_shape(dy, {s.batch, s.out_h, s.out_w, s.out_c}, op, "dy");
-    require_shape(out, xd, op, "out");
-    require_writeable(out, op, "out");
-    if (s.batch == 0) return;
-    const int threads = get_num_threads();
-    dispatch_float(dt, [&](auto tag) {
+    dispatch_float(dtype_of(dy, op, "dy"), [&](auto tag) {
       using T = decltype(tag);
-      const size_t bytes = cpu::conv2d_backward_data_workspace_bytes<T>(s, threads);
-      void* ws = thread_workspace().get(bytes);
-      const T* dyp = in_ptr<T>(dy);
-      const T* wp = in_ptr<T>(w);
-      T* dxp = out_ptr<T>(out);
+      const T* dyp = input<T>(dy, op, "dy");
+      const T* wp = input<T>(w, op, "w");
+      T* dxp = output<T>(out, op, "out");
+      // out is dx: its shape is x's, from which the output size follows.
+      const auto s = conv_shape(dims4(out, op, "out"), dims4(w, op, "w"), stride, padding, dilation, op, "out", "w");
+      require_shape(dy, {s.batch, s.out_h, s.out_w, s.out_c}, op, "dy");
+      if (s.batch == 0) return 0;
+      const int team = get_num_threads();
+      const size_t bytes = cpu::conv2d_backward_data_workspace_bytes<T>(s, team);
+      const auto ws = thread_workspace().acquire(bytes);
       py::gil_scoped_release release;
-      cpu::conv2d_backward_data<T>(s, dyp, wp, dxp, ws, bytes, threads);
+      cpu::conv2d_backward_data<T>(s, dyp, wp, dxp, ws.data(), bytes, team);
       return 0;
     });
-  }, py::arg("dy"), py::arg("w"), py::arg("stride"), py::arg("pad_top_left"), py::arg("dilation"), py::arg("out"));
+  }, py::arg("dy"), py::arg("w"), py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("out"),
+     "out (dx, x's shape) = the gradient of conv2d with respect to x.");
 
-  m.def("conv2d_backward_weights", [](const py::array& dy, const py::array& x, Pair stride, Pair pad_top_left,
+  m.def("conv2d_backward_weights", [](const py::array& dy, const py::array& x, Pair stride, const Padding& padding,
                                       Pair dilation, py::array& out) {
     const char* op = "conv2d_backward_weights";
-    const DType dt = dtype_of(dy, op, "dy");
-    require_contiguous(dy, op, "dy");
-    require_contiguous(x, op, "x");
-    if (dtype_of(x, op, "x") != dt || dtype_of(out, op, "out") != dt) throw py::type_error(std::string(op) + ": dtypes differ");
-    const auto xd = dims(x, op, "x"), wd = dims(out, op, "out"), yd = dims(dy, op, "dy");
-    const auto s = make_shape(xd, wd, {yd[1], yd[2]}, stride, pad_top_left, dilation, op);
-    require_shape(dy, {s.batch, s.out_h, s.out_w, s.out_c}, op, "dy");
-    require_writeable(out, op, "out");
-    const int threads = get_num_threads();
-    dispatch_float(dt, [&](auto tag) {
+    dispatch_float(dtype_of(dy, op, "dy"), [&](auto tag) {
       using T = decltype(tag);
-      const size_t bytes = cpu::conv2d_backward_weights_workspace_bytes<T>(s, threads);
-      void* ws = thread_workspace().get(bytes);
-      const T* dyp = in_ptr<T>(dy);
-      const T* xp = in_ptr<T>(x);
-      T* dwp = out_ptr<T>(out);
+      const T* dyp = input<T>(dy, op, "dy");
+      const T* xp = input<T>(x, op, "x");
+      T* dwp = output<T>(out, op, "out");
+      // out is dw: its shape is the kernel's.
+      const auto s = conv_shape(dims4(x, op, "x"), dims4(out, op, "out"), stride, padding, dilation, op, "x", "out");
+      require_shape(dy, {s.batch, s.out_h, s.out_w, s.out_c}, op, "dy");
+      if (s.batch == 0) {  // no pixels: a zero gradient
+        std::fill(dwp, dwp + out.size(), T(0));
+        return 0;
+      }
+      const int team = get_num_threads();
+      const size_t bytes = cpu::conv2d_backward_weights_workspace_bytes<T>(s, team);
+      const auto ws = thread_workspace().acquire(bytes);
       py::gil_scoped_release release;
-      cpu::conv2d_backward_weights<T>(s, dyp, xp, dwp, ws, bytes, threads);
+      cpu::conv2d_backward_weights<T>(s, dyp, xp, dwp, ws.data(), bytes, team);
       return 0;
     });
-  }, py::arg("dy"), py::arg("x"), py::arg("stride"), py::arg("pad_top_left"), py::arg("dilation"), py::arg("out"));
+  }, py::arg("dy"), py::arg("x"), py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("out"),
+     "out (dw, HWIO) = the gradient of conv2d with respect to w.");
 
   // Fused conv + bias + relu + 2x2 / stride-2 max-pool (conv2d_direct.h).  Returns
   // False, touching nothing, when this shape has no fused kernel (the caller composes
   // conv2d and max_pool2d instead); y and argmax are checked only when it has one.
   m.def("conv2d_relu_max_pool2d", [](const py::array& x, const py::array& w, const py::object& bias, Pair stride,
-                                     Pair pad_top_left, Pair dilation, Pair conv_out_hw, py::array& y,
-                                     py::array& argmax) {
+                                     const Padding& padding, Pair dilation, py::array& y, py::array& argmax) {
     const char* op = "conv2d_relu_max_pool2d";
-    const DType dt = dtype_of(x, op, "x");
-    require_contiguous(x, op, "x");
-    require_contiguous(w, op, "w");
-    if (dtype_of(w, op, "w") != dt) throw py::type_error(std::string(op) + ": dtypes differ");
-    const auto s = make_shape(dims(x, op, "x"), dims(w, op, "w"), conv_out_hw, stride, pad_top_left, dilation, op);
-    py::array b;
-    if (!bias.is_none()) {
-      b = bias.cast<py::array>();
-      require_contiguous(b, op, "b");
-      if (dtype_of(b, op, "b") != dt || b.size() != s.out_c) throw py::value_error(std::string(op) + ": bias has the wrong size");
-    }
-    const int threads = get_num_threads();
-    return dispatch_float(dt, [&](auto tag) {
+    return dispatch_float(dtype_of(x, op, "x"), [&](auto tag) {
       using T = decltype(tag);
+      const T* xp = input<T>(x, op, "x");
+      const T* wp = input<T>(w, op, "w");
+      const auto s = conv_shape(dims4(x, op, "x"), dims4(w, op, "w"), stride, padding, dilation, op, "x", "w");
+      const T* bp = optional_input<T>(bias, {s.out_c}, op, "b");
       if (!cpu::conv2d_direct_fuses_max_pool<T>(s)) return false;
-      if (dtype_of(y, op, "y") != dt) throw py::type_error(std::string(op) + ": dtypes differ");
+      T* yp = output<T>(y, op, "y");
       require_shape(y, {s.batch, s.out_h / 2, s.out_w / 2, s.out_c}, op, "y");
-      require_writeable(y, op, "y");
-      if (!argmax.dtype().is(py::dtype::of<int64_t>())) throw py::type_error(std::string(op) + ": argmax must be int64");
+      int64_t* ap = output<int64_t>(argmax, op, "argmax");
       require_shape(argmax, {s.batch, s.out_h / 2, s.out_w / 2, s.out_c}, op, "argmax");
-      require_writeable(argmax, op, "argmax");
       if (s.batch == 0) return true;
-      const size_t bytes = cpu::conv2d_direct_relu_max_pool_workspace_bytes<T>(s, threads);
-      void* ws = thread_workspace().get(bytes);
-      const T* xp = in_ptr<T>(x);
-      const T* wp = in_ptr<T>(w);
-      const T* bp = bias.is_none() ? nullptr : in_ptr<T>(b);
-      T* yp = out_ptr<T>(y);
-      auto* ap = static_cast<int64_t*>(argmax.mutable_data());
+      const int team = get_num_threads();
+      const size_t bytes = cpu::conv2d_direct_relu_max_pool_workspace_bytes<T>(s, team);
+      const auto ws = thread_workspace().acquire(bytes);
       py::gil_scoped_release release;
-      cpu::conv2d_direct_relu_max_pool<T>(s, xp, wp, bp, yp, ap, ws, bytes, threads);
+      cpu::conv2d_direct_relu_max_pool<T>(s, xp, wp, bp, yp, ap, ws.data(), bytes, team);
       return true;
     });
-  }, py::arg("x"), py::arg("w"), py::arg("bias"), py::arg("stride"), py::arg("pad_top_left"), py::arg("dilation"),
-     py::arg("conv_out_hw"), py::arg("y"), py::arg("argmax"));
+  }, py::arg("x"), py::arg("w"), py::arg("bias"), py::arg("stride"), py::arg("padding"), py::arg("dilation"),
+     py::arg("y"), py::arg("argmax"),
+     "y, argmax = max_pool2d(relu(conv2d(x, w) + bias), 2) where a fused kernel exists (returns False if not).");
 }
 
 }  // namespace fastnn::python

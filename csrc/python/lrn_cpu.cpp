@@ -1,85 +1,80 @@
 // Bindings for local response normalisation over the last (channel) axis.
-// Python allocates y, scale and dx; the binding checks dtypes, contiguity and
-// sizes, allocates the kernels' small workspace (one padded channel row per
-// thread) and releases the GIL around the compute.
-#include <initializer_list>
+// Python allocates y, scale and dx; the binding checks them (array_utils.h),
+// takes the kernels' small workspace (padded channel rows per task) from the
+// thread's workspace and releases the GIL around the compute.
+#include <algorithm>
 #include <string>
 #include <vector>
 
+#include "common/parallel.h"
 #include "cpu/lrn.h"
 #include "python/array_utils.h"
 #include "python/bindings.h"
+#include "python/workspace.h"
 
 namespace fastnn::python {
 
-static void check_io(const py::array& ref, const py::array& a, bool output, const char* op, const char* ref_name,
-                     const char* name) {
-  require_same(ref, a, op, ref_name, name);
-  require_contiguous(a, op, name);
-  if (output) require_writeable(a, op, name);
-}
-
 static void check_options(const char* op, int64_t depth_radius, double bias, double alpha, double beta) {
-  if (depth_radius < 0 || !(bias > 0) || !(alpha >= 0) || !(beta >= 0)) {
-    throw py::value_error(std::string(op) + ": need depth_radius >= 0, bias > 0, alpha >= 0, beta >= 0");
+  require_range(depth_radius, 0, kMaxOption, op, "depth_radius");
+  if (!(bias > 0) || !(alpha >= 0) || !(beta >= 0)) {
+    throw py::value_error(std::string(op) + ": need bias > 0, alpha >= 0, beta >= 0 (finite or inf), got bias " +
+                          std::to_string(bias) + ", alpha " + std::to_string(alpha) + ", beta " +
+                          std::to_string(beta));
   }
 }
 
 static int64_t channel_count(const py::array& x, const char* op) {
-  if (x.ndim() < 1) throw py::value_error(std::string(op) + ": x must have a channel (last) axis");
+  if (x.ndim() < 1) fail_value(op, "x", "must have a channel (last) axis, got a 0-D array");
   return x.shape(x.ndim() - 1);
 }
 
 static void lrn(const py::array& x, py::array& y, py::array& scale, int64_t depth_radius, double bias,
                 double alpha, double beta) {
   const char* op = "local_response_norm";
-  const DType dt = dtype_of(x, op, "x");
-  require_contiguous(x, op, "x");
-  check_io(x, y, true, op, "x", "y");
-  check_io(x, scale, true, op, "x", "scale");
-  check_options(op, depth_radius, bias, alpha, beta);
-  const int64_t channels = channel_count(x, op);
-  const int64_t pixels = channels == 0 ? 0 : x.size() / channels;
-  dispatch_float(dt, [&](auto tag) {
+  dispatch_float(dtype_of(x, op, "x"), [&](auto tag) {
     using T = decltype(tag);
-    std::vector<T> workspace(static_cast<size_t>(cpu::lrn_workspace_size<T>(pixels, channels, depth_radius)));
-    const T* xp = in_ptr<T>(x);
-    T* yp = out_ptr<T>(y);
-    T* sp = out_ptr<T>(scale);
+    const T* xp = input<T>(x, op, "x");
+    T* yp = output<T>(y, op, "y");
+    require_same_shape(x, y, op, "y");
+    T* sp = output<T>(scale, op, "scale");
+    require_same_shape(x, scale, op, "scale");
+    check_options(op, depth_radius, bias, alpha, beta);
+    const int64_t channels = channel_count(x, op);
+    const int64_t pixels = channels == 0 ? 0 : x.size() / channels;
+    const int team = get_num_threads();
+    const int64_t size = cpu::lrn_workspace_size<T>(pixels, channels, depth_radius, team);
+    const auto ws = thread_workspace().acquire(static_cast<size_t>(size) * sizeof(T));
+    std::fill_n(static_cast<T*>(ws.data()), size, T(0));  // as a fresh buffer: every call alike
     py::gil_scoped_release release;
     cpu::lrn_forward<T>(xp, yp, sp, pixels, channels, depth_radius, T(bias), T(alpha), T(beta),
-                        workspace.data(), static_cast<int64_t>(workspace.size()));
+                        static_cast<T*>(ws.data()), size, team);
   });
 }
 
 static void lrn_backward(const py::array& dy, const py::array& x, const py::array& y, const py::array& scale,
                          py::array& dx, int64_t depth_radius, double alpha, double beta) {
   const char* op = "local_response_norm_backward";
-  const DType dt = dtype_of(dy, op, "dy");
-  require_contiguous(dy, op, "dy");
-  check_io(dy, x, false, op, "dy", "x");
-  check_io(dy, y, false, op, "dy", "y");
-  check_io(dy, scale, false, op, "dy", "scale");
-  check_io(dy, dx, true, op, "dy", "out");
-  check_options(op, depth_radius, 1.0, alpha, beta);
-  const int64_t channels = channel_count(dy, op);
-  for (const py::array* a : std::initializer_list<const py::array*>{&x, &y, &scale, &dx}) {
-    if (channel_count(*a, op) != channels) {
-      throw py::value_error(std::string(op) + ": all arrays must have the same channel (last) axis");
-    }
-  }
-  const int64_t pixels = channels == 0 ? 0 : dy.size() / channels;
-  dispatch_float(dt, [&](auto tag) {
+  dispatch_float(dtype_of(dy, op, "dy"), [&](auto tag) {
     using T = decltype(tag);
-    std::vector<T> workspace(static_cast<size_t>(cpu::lrn_workspace_size<T>(pixels, channels, depth_radius)));
-    const T* dyp = in_ptr<T>(dy);
-    const T* xp = in_ptr<T>(x);
-    const T* yp = in_ptr<T>(y);
-    const T* sp = in_ptr<T>(scale);
-    T* dxp = out_ptr<T>(dx);
+    const T* dyp = input<T>(dy, op, "dy");
+    const T* xp = input<T>(x, op, "x");
+    require_same_shape(dy, x, op, "x");
+    const T* yp = input<T>(y, op, "y");
+    require_same_shape(dy, y, op, "y");
+    const T* sp = input<T>(scale, op, "scale");
+    require_same_shape(dy, scale, op, "scale");
+    T* dxp = output<T>(dx, op, "out");
+    require_same_shape(dy, dx, op, "out");
+    check_options(op, depth_radius, 1.0, alpha, beta);
+    const int64_t channels = channel_count(dy, op);
+    const int64_t pixels = channels == 0 ? 0 : dy.size() / channels;
+    const int team = get_num_threads();
+    const int64_t size = cpu::lrn_workspace_size<T>(pixels, channels, depth_radius, team);
+    const auto ws = thread_workspace().acquire(static_cast<size_t>(size) * sizeof(T));
+    std::fill_n(static_cast<T*>(ws.data()), size, T(0));  // as a fresh buffer: every call alike
     py::gil_scoped_release release;
     cpu::lrn_backward<T>(dyp, xp, yp, sp, dxp, pixels, channels, depth_radius, T(alpha), T(beta),
-                         workspace.data(), static_cast<int64_t>(workspace.size()));
+                         static_cast<T*>(ws.data()), size, team);
   });
 }
 

@@ -6,6 +6,7 @@
 #include "common/float_mode.h"
 #include "common/parallel.h"
 #include "python/bindings.h"
+#include "python/workspace.h"
 
 namespace py = pybind11;
 
@@ -16,9 +17,18 @@ PYBIND11_MODULE(_C, m) {
   fastnn::selected_isa();
   m.def("get_num_threads", &fastnn::get_num_threads, "Threads the CPU kernels use.");
   m.def("set_num_threads", [](int n) {
-    if (n < 1) throw py::value_error("set_num_threads: n must be >= 1, got " + std::to_string(n));
+    // Capped: workspaces are sized per thread, and no machine has more.
+    constexpr int kMaxThreads = 4096;
+    if (n < 1 || n > kMaxThreads) {
+      throw py::value_error("set_num_threads: n must be in [1, " + std::to_string(kMaxThreads) + "], got " +
+                            std::to_string(n));
+    }
     fastnn::set_num_threads(n);
   }, py::arg("n"));
+  m.def("workspace_bytes", &fastnn::python::workspace_bytes_held,
+        "Bytes the kernels' cached workspaces hold, over all threads.");
+  m.def("release_memory", [] { fastnn::python::release_all_workspaces(); },
+        "Frees every cached kernel workspace (one in use by a running call when that call ends).");
   m.def("openmp_enabled", &fastnn::openmp_enabled);
   m.def("get_flush_denormals", &fastnn::flush_denormals,
         "Whether the kernels run with subnormals flushed to zero (MXCSR FTZ|DAZ).");

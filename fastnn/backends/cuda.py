@@ -155,7 +155,7 @@ class CudaBackend(ReferenceBackend):
         wo = conv_output_size(width, kw, stride[1], *padding[1], dilation[1])
         direct = out is not None and layout == "NHWC"
         y = out if direct else self.xp.empty((n, ho, wo, c_out), x.dtype)
-        self._cuda.conv2d(x, w, b, stride, (padding[0][0], padding[1][0]), dilation,
+        self._cuda.conv2d(x, w, b, stride, padding, dilation,
                           _ACTIVATION[activation], y, self._stream())
         return y if layout == "NHWC" else self._finish(y, out, (0, 3, 1, 2))
 
@@ -166,7 +166,7 @@ class CudaBackend(ReferenceBackend):
         stride, dilation, padding = _pair(stride), _pair(dilation), _conv_padding(padding)
         direct = out is not None and layout == "NHWC"
         dx = out if direct else self.xp.empty(_nhwc_shape(x_shape, layout), dy.dtype)
-        self._cuda.conv2d_backward_data(dy, w, stride, (padding[0][0], padding[1][0]), dilation,
+        self._cuda.conv2d_backward_data(dy, w, stride, padding, dilation,
                                         dx, self._stream())
         return dx if layout == "NHWC" else self._finish(dx, out, (0, 3, 1, 2))
 
@@ -185,7 +185,7 @@ class CudaBackend(ReferenceBackend):
         splits = self._cuda.conv2d_backward_weights_splits(n, h, width, c_in, ho, wo, kh, kw,
                                                            c_out)
         workspace = self.xp.empty((splits, *w_shape), dy.dtype) if splits > 1 else None
-        self._cuda.conv2d_backward_weights(dy, x, stride, (padding[0][0], padding[1][0]),
+        self._cuda.conv2d_backward_weights(dy, x, stride, padding,
                                            dilation, dw, workspace, self._stream())
         return dw if layout == "NHWC" else self._finish(dw, out, (3, 2, 0, 1))
 

@@ -384,6 +384,10 @@ def train(args: argparse.Namespace) -> int:
                 where = str(exc).split("; ")[0].removeprefix("Learner.fit: ")
                 raise CommandError(f"{where}; resume with: fastnn train --resume "
                                    f"{saver.last_path}", INTERRUPTED) from None
+            except OSError as exc:  # a checkpoint could not be written (a full disk)
+                name = exc.filename or str(saver.last_path)
+                raise CommandError(f"cannot write {name} ({exc.strerror or exc}); an earlier "
+                                   f"{Path(name).name} there is unchanged", FAILURE) from None
             except nn.TrainingDiverged as exc:  # a training loss went NaN/inf mid-epoch
                 raise CommandError(f"the training diverged: {_first_clause(exc)}; nothing was "
                                    f"saved to {out}; try a smaller --lr than {args.lr}",

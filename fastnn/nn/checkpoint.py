@@ -265,11 +265,21 @@ class Checkpoint(Callback):
         return "val_loss" if "val_loss" in logs else "loss"
 
     def on_epoch_end(self, learner: Learner, epoch: int, logs: dict[str, float]) -> None:
-        learner.save_checkpoint(self.last_path)
+        _save(learner, self.last_path)
         key = self._key(logs)
         if key not in logs:
             raise KeyError(f"Checkpoint: the epoch logs have no {key!r} (keys: "
                            f"{sorted(logs)}); pass validation= to fit to get val_loss")
         if self.save_best and logs[key] < self.best:
             self.best = logs[key]
-            learner.save_checkpoint(self.best_path)
+            _save(learner, self.best_path)
+
+
+def _save(learner: Learner, path: Path) -> None:
+    """Write a checkpoint; an OSError names the checkpoint (a failed fsync names nothing)."""
+    try:
+        learner.save_checkpoint(path)
+    except OSError as exc:
+        if exc.filename is not None:
+            raise
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc

@@ -38,10 +38,6 @@ def _result(out, layout, shape_nhwc, dtype):
     return out if (out is not None and layout == "NHWC") else np.empty(shape_nhwc, dtype)
 
 
-def _top_left(padding):
-    return (padding[0][0], padding[1][0])
-
-
 class CpuConvOps:
     _C = None  # set by CpuBackend.__init__
 
@@ -54,7 +50,7 @@ class CpuConvOps:
         ho = conv_output_size(h, kh, stride[0], *padding[0], dilation[0])
         wo = conv_output_size(wd, kw, stride[1], *padding[1], dilation[1])
         y = _result(out, layout, (n, ho, wo, c_out), x.dtype)
-        self._C.conv2d(x, w, b, stride, _top_left(padding), dilation, activation, y)
+        self._C.conv2d(x, w, b, stride, padding, dilation, activation, y)
         return _finish(y, out, layout, lambda t: t.transpose(0, 3, 1, 2))
 
     def conv2d_relu_max_pool2d(self, x, w, b=None, *, stride=1, padding=0, dilation=1,
@@ -66,8 +62,7 @@ class CpuConvOps:
             wo = conv_output_size(wd, kw, stride[1], *padding[1], dilation[1])
             y = np.empty((n, ho // 2, wo // 2, c_out), x.dtype)
             argmax = np.empty(y.shape, np.int64)
-            if self._C.conv2d_relu_max_pool2d(x, w, b, stride, _top_left(padding), dilation,
-                                              (ho, wo), y, argmax):
+            if self._C.conv2d_relu_max_pool2d(x, w, b, stride, padding, dilation, y, argmax):
                 return y, argmax
         return super().conv2d_relu_max_pool2d(x, w, b, stride=stride, padding=padding,
                                               dilation=dilation, layout=layout)
@@ -79,7 +74,7 @@ class CpuConvOps:
             n, c, h, wd = x_shape
             x_shape = (n, h, wd, c)
         dx = _result(out, layout, x_shape, dy.dtype)
-        self._C.conv2d_backward_data(dy, w, stride, _top_left(padding), dilation, dx)
+        self._C.conv2d_backward_data(dy, w, stride, padding, dilation, dx)
         return _finish(dx, out, layout, lambda t: t.transpose(0, 3, 1, 2))
 
     def conv2d_backward_weights(self, dy, x, w_shape, *, stride=1, padding=0, dilation=1,
@@ -89,5 +84,5 @@ class CpuConvOps:
             o, i, kh, kw = w_shape
             w_shape = (kh, kw, i, o)
         dw = _result(out, layout, w_shape, dy.dtype)
-        self._C.conv2d_backward_weights(dy, x, stride, _top_left(padding), dilation, dw)
+        self._C.conv2d_backward_weights(dy, x, stride, padding, dilation, dw)
         return _finish(dw, out, layout, lambda t: t.transpose(3, 2, 0, 1))
