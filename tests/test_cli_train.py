@@ -453,3 +453,15 @@ def test_resume_refuses_a_contradicting_option_and_a_plain_model(tmp_path, capsy
     assert "without training state, not a checkpoint" in capsys.readouterr().err
     assert cli(["train", "--resume", str(out)]) == 2
     assert "a folder: name the checkpoint in it" in capsys.readouterr().err
+
+
+def test_without_matplotlib_train_says_how_to_get_the_curves(tmp_path, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if not installed
+    history = {"loss": [1.0], "val_loss": [1.1], "accuracy": [0.5], "val_accuracy": [0.4]}
+    assert train_command.plot_curves(history, tmp_path / "curves.png") is None
+    assert capsys.readouterr().out.strip() == (
+        "no curves.png: drawing it needs matplotlib, which is not installed "
+        "(pip install 'fastnn[plot]', then train again)")
+    assert not (tmp_path / "curves.png").exists()

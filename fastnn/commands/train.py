@@ -277,7 +277,8 @@ def plot_curves(history: dict, path: Path) -> Optional[Path]:
         import matplotlib.pyplot as plt
         from matplotlib.ticker import MaxNLocator
     except ImportError:
-        print("matplotlib is not installed (pip install 'fastnn[plot]'): no curves.png")
+        print(f"no {path.name}: drawing it needs matplotlib, which is not installed "
+              f"(pip install 'fastnn[plot]', then train again)")
         return None
     epochs = np.arange(1, len(history["loss"]) + 1)
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 4))
