@@ -4,6 +4,9 @@
 * :mod:`fastnn.backends` - the registry: ``reference`` (NumPy), ``cpu`` (C++), ``numba``,
   ``cuda``;
 * :mod:`fastnn.nn` - Parameter, layers, Sequential, losses, optimizers, Learner;
+* :mod:`fastnn.data` - datasets: the bundled MNIST digits and your own data (arrays,
+  ``.npz``, MNIST-format IDX folders, a folder of images per class), as ``Dataset`` objects of
+  NHWC float32 images and int64 labels with a train/validation split;
 * :func:`fastnn.release_memory` - free the workspaces the native kernels cache.
 
 >>> import numpy as np, fastnn
@@ -35,3 +38,8 @@ def __getattr__(name):
 
         return importlib.import_module(f"fastnn.{name}")
     raise AttributeError(f"module 'fastnn' has no attribute {name!r}")
+
+
+def __dir__():
+    # The lazily loaded subpackages are part of the module's contents too.
+    return sorted(set(globals()) | {"nn", "data"})
