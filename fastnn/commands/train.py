@@ -65,8 +65,12 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 def _data(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default=None,
-                        help="MNIST as a directory of IDX files or an .npz (default: the "
-                             "bundled digits, 8,000 to train and 2,000 to evaluate)")
+                        help="a folder of MNIST-format IDX files (MNIST, Fashion-MNIST, "
+                             "KMNIST), a folder of images per class (DATA/<class>/*.png, "
+                             ".jpg, ...; read as 28x28 grayscale, needs Pillow), or an .npz "
+                             "(x_train, y_train, x_test, y_test, or x, y) of 28x28 images "
+                             "(default: the bundled digits, 8,000 to train and 2,000 to "
+                             "evaluate)")
     # For tests and quick checks: use only the first N training and evaluation digits.
     parser.add_argument("--limit", type=positive_int, default=None, help=argparse.SUPPRESS)
 
@@ -102,9 +106,11 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
         _data(parser)
     elif name == "predict":
         parser.add_argument("model", help="a model saved by `fastnn train` (.npz)")
-        parser.add_argument("file", help="a 28x28 grayscale image: .png or .npy (white digit on "
-                                         "black, as MNIST; see --invert): uint8 or other "
-                                         "integer pixels 0-255, or float pixels in [0, 1]")
+        parser.add_argument("file", help="an image (white digit on black, as MNIST; see "
+                                         "--invert): a .png, .jpg or any format Pillow reads "
+                                         "(converted to grayscale and resized to 28x28 if "
+                                         "need be, which it reports), or a 28x28 .npy (n of "
+                                         "them) of integer pixels 0-255 or floats in [0, 1]")
         parser.add_argument("--invert", action="store_true",
                             help="invert the image first (for a dark digit on a light background)")
     _common(parser)
@@ -143,17 +149,24 @@ def _compute(args: argparse.Namespace):
         yield backend
 
 
+SEED_IMAGE = (28, 28)
+_LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R 601, as Pillow's "L" mode
+
+
 def _load_data(args: argparse.Namespace, *, training: bool):
-    """The digits ``--data`` names (or the bundled ones); ``training``: the training
-    split must hold digits too (``evaluate`` needs only the evaluation split)."""
+    """The :class:`fastnn.data.Dataset` ``--data`` names (or the bundled digits), as the
+    seed convnet takes it: 28x28x1 images (RGB arrays are converted to grayscale, other
+    sizes refused; an image folder is read as 28x28 grayscale). ``training``: the training
+    split must hold images too (``evaluate`` needs only the evaluation split). Returns the
+    dataset and a note on what was converted (or ``""``)."""
     import zlib
 
-    from fastnn.data import load_mnist
+    from fastnn import data
 
     source = f"--data {args.data}" if args.data is not None else "the bundled MNIST digits"
     try:
-        (x, y), (x_eval, y_eval) = load_mnist(args.data)
-    except (OSError, EOFError, ValueError, zlib.error) as exc:
+        dataset = data.load(args.data, size=SEED_IMAGE, color="grayscale")
+    except (OSError, EOFError, ValueError, ImportError, zlib.error) as exc:
         message = str(exc) or type(exc).__name__
         if message.startswith("load_mnist: "):
             message = message[len("load_mnist: "):]
@@ -162,19 +175,41 @@ def _load_data(args: argparse.Namespace, *, training: bool):
                 message = message[len(args.data):].lstrip(": ")
             message = f"--data {args.data}: {message}"
         raise CommandError(message) from None
+    note = ""
+    train, val = dataset.train, dataset.validation
+    h, w, c = dataset.image_shape
+    if (h, w) != SEED_IMAGE:
+        raise CommandError(f"{source}: the images are {h}x{w}; the seed convnet takes 28x28 "
+                           "(resize them first, or give a folder of images per class, which "
+                           "is resized)")
+    if c == 3:
+        train, val = (data.Split(np.ascontiguousarray((part.x @ _LUMA)[..., None]), part.y)
+                      for part in (train, val))
+        note = " (RGB, converted to grayscale for the seed convnet)"
+    elif dataset.kind == "images":
+        note = " (read as 28x28 grayscale for the seed convnet)"
     if args.limit is not None:
         if args.limit < 1:
             raise CommandError(f"--limit must be >= 1, got {args.limit}")
-        x, y, x_eval, y_eval = x[:args.limit], y[:args.limit], x_eval[:args.limit], \
-            y_eval[:args.limit]
-    if training and len(x) == 0:
+        train = data.Split(train.x[:args.limit], train.y[:args.limit])
+        val = data.Split(val.x[:args.limit], val.y[:args.limit])
+    if training and len(train) == 0:
         raise CommandError(f"{source}: has no training digits (x_train is empty); training "
                            "needs at least one")
-    if len(x_eval) == 0:
+    if len(val) == 0:
         raise CommandError(f"{source}: has no evaluation digits (x_test is empty); "
                            f"{'training validates on' if training else 'evaluate scores'} "
                            "them, so at least one is needed")
-    return (x, y), (x_eval, y_eval)
+    if training and len(dataset.classes) < 2:
+        raise CommandError(f"{source}: has only one class ({dataset.classes[0]}); training a "
+                           "classifier needs two or more")
+    dataset = data.Dataset(train, val, dataset.classes, dataset.source, dataset.kind)
+    return dataset, note
+
+
+def _describe(dataset, note: str) -> str:
+    """``data: <source>: <counts, image size, classes><note>``, for the log."""
+    return f"data: {dataset.source}: {dataset.describe()}{note}"
 
 
 def _on(backend, *arrays):
@@ -197,8 +232,9 @@ def _load_model(path: str):
         raise CommandError(str(exc)) from None
 
 
-def _check_model(model, path: str, backend) -> None:
-    """Refuse a model that is not a 28x28x1-digits-to-10-classes network, before use."""
+def _check_model(model, path: str, backend) -> int:
+    """Refuse a model that is not a 28x28x1-images-to-class-scores network, before use;
+    return its number of classes."""
     from fastnn.nn._arrays import to_numpy
 
     model.eval()
@@ -209,12 +245,13 @@ def _check_model(model, path: str, backend) -> None:
                            f"({type(exc).__name__}: {exc})") from None
     finally:
         model.train()
-    if tuple(output.shape) != (1, 10):
+    if len(output.shape) != 2 or output.shape[0] != 1 or output.shape[1] < 2:
         raise CommandError(f"{path}: the model outputs shape {tuple(output.shape)} for one "
-                           "digit; expected 10 class scores")
+                           "digit; expected class scores (1, classes >= 2)")
     if not np.isfinite(to_numpy(output)).all():
         raise CommandError(f"{path}: the model's output is not finite (its weights hold NaN "
                            "or infinity); train it again")
+    return int(output.shape[1])
 
 
 # --------------------------------------------------------------------------- train
@@ -357,16 +394,19 @@ def train(args: argparse.Namespace) -> int:
     if not (isinstance(args.seed, int) and args.seed >= 0):
         raise CommandError(f"--seed must be a whole number >= 0, got {args.seed!r}")
     _check_compute(args)
-    (x, y), (x_eval, y_eval) = _load_data(args, training=True)
+    dataset, note = _load_data(args, training=True)
+    (x, y), (x_eval, y_eval) = dataset
+    classes = dataset.classes
     output_folder("--out", args.out)
     out = Path(args.out)
     diverged = _StopIfDiverged()
     with _compute(args) as backend:
+        print(_describe(dataset, note), flush=True)
         print(f"seed convnet: {len(x)} training and {len(x_eval)} evaluation digits, "
               f"{args.epochs} epochs of batches of {args.batch_size}, Adam lr {args.lr}, "
               f"backend {backend.name}, {fastnn.get_num_threads()} threads, seed {args.seed}",
               flush=True)
-        model = models.seed_convnet(seed=args.seed).to(backend)
+        model = models.seed_convnet(seed=args.seed, classes=len(classes)).to(backend)
         x, y, x_eval, y_eval = _on(backend, x, y, x_eval, y_eval)
         learner = models.seed_learner(model, lr=args.lr)
         learner.checkpoint_meta = {"epochs": args.epochs,
@@ -402,7 +442,7 @@ def train(args: argparse.Namespace) -> int:
     record = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
               "seed": args.seed, "backend": backend.name, "threads": fastnn.get_num_threads(),
               "train_digits": len(x), "evaluation_digits": len(x_eval),
-              "seconds": elapsed, **history}
+              "classes": list(classes), "seconds": elapsed, **history}
     target = out / MODEL_FILE
     try:
         nn.save(model, target)
@@ -431,10 +471,18 @@ def evaluate(args: argparse.Namespace) -> int:
         raise CommandError(f"--batch-size must be a whole number >= 1, got {args.batch_size!r}")
     _check_compute(args)
     model = _load_model(args.model)
-    _, (x_eval, y_eval) = _load_data(args, training=False)
+    dataset, note = _load_data(args, training=False)
+    _, (x_eval, y_eval) = dataset
     with _compute(args) as backend:
         model.to(backend)
-        _check_model(model, args.model, backend)
+        classes = _check_model(model, args.model, backend)
+        top = int(max(dataset.train.y.max(initial=0), y_eval.max(initial=0)))
+        if top >= classes:
+            raise CommandError(f"{args.model}: the model scores {classes} classes but "
+                               f"{'--data ' + args.data if args.data else 'the data'} has "
+                               f"labels up to {top}; evaluate it on data like its training "
+                               "data")
+        print(_describe(dataset, note), flush=True)
         x_eval, y_eval = _on(backend, x_eval, y_eval)
         scores = models.seed_learner(model.to(backend)).evaluate(x_eval, y_eval,
                                                                  bs=args.batch_size)
@@ -445,33 +493,72 @@ def evaluate(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------- predict
 
-def _read_png(path: str) -> np.ndarray:
-    try:
-        from PIL import Image
-    except ImportError:
-        Image = None
-    if Image is not None:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+def _read_png_without_pillow(path: str) -> np.ndarray:
     try:
         import matplotlib.image as mpimg
     except ImportError:
-        raise CommandError("reading a PNG needs matplotlib (pip install 'fastnn[plot]') or "
-                           "Pillow; or save the digit as a 28x28 .npy") from None
+        raise CommandError("reading a PNG needs Pillow (pip install 'fastnn[images]') or "
+                           "matplotlib; or save the digit as a 28x28 .npy") from None
     pixels = np.asarray(mpimg.imread(path), dtype=np.float32)
     if pixels.ndim == 3:  # RGB(A) floats in [0, 1]: luminance, ignoring alpha
         pixels = pixels[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)
+    if pixels.ndim == 2 and pixels.shape != (28, 28):
+        raise CommandError(f"{path}: {pixels.shape[1]}x{pixels.shape[0]}; resizing it to "
+                           "28x28 needs Pillow: pip install 'fastnn[images]'")
     return pixels
 
 
-def read_digits(path: str, *, invert: bool = False) -> np.ndarray:
-    """Images for the network, ``(n, 28, 28, 1)`` float32 in [0, 1], from a .png or .npy.
+def _read_picture(path: str) -> tuple[np.ndarray, str]:
+    """An image file as 28x28 grayscale pixels in [0, 1], and what was done to it (a line
+    such as ``digit.jpg: 640x480 RGB, converted to grayscale and resized to 28x28``, or
+    ``""`` when it was 28x28 grayscale already)."""
+    from fastnn.data import datasets
 
-    A .npy may hold one digit (28×28 or 28×28×1) or several (n×28×28 or n×28×28×1); integer
-    pixels (uint8 and the like) are scaled from 0-255, float pixels must already be in
-    [0, 1]. Raises :class:`CommandError` for anything else: no images, pixels that are NaN
-    or infinite or out of range, an unreadable file.
+    suffix = Path(path).suffix.lower()
+    try:
+        from PIL import Image
+    except ImportError:
+        if suffix == ".png":
+            return _read_png_without_pillow(path), ""
+        raise CommandError(f"{path}: reading {suffix or 'this'} images needs Pillow: pip "
+                           "install 'fastnn[images]' (or give a 28x28 .png or .npy)") from None
+    try:
+        pixels, (width, height), mode = datasets._open(Path(path), (28, 28), "grayscale")
+    except datasets.DataError as exc:
+        if suffix not in Image.registered_extensions():
+            raise CommandError(f"{path}: expected a .png or .npy file, or another image "
+                               "format Pillow reads (.jpg, .bmp, .gif, .tif, .webp, ...)") \
+                from None
+        why = str(exc).split(": cannot read the image ", 1)[-1]
+        raise CommandError(f"{path}: cannot read the {suffix[1:].upper()} image {why}") \
+            from None
+    done = []
+    if mode != "L":
+        done.append("converted to grayscale")
+    if (width, height) != (28, 28):
+        done.append("resized to 28x28")
+    note = (f"{path}: {width}x{height} {datasets._describe_mode(mode)}, " + " and ".join(done)
+            if done else "")
+    return pixels[..., 0], note
+
+
+def read_digits(path: str, *, invert: bool = False) -> np.ndarray:
+    """Images for the network, ``(n, 28, 28, 1)`` float32 in [0, 1], from an image file or
+    a .npy.
+
+    An image (.png, .jpg or any other format Pillow reads) is converted to grayscale and
+    resized to 28x28 when it is not so already. A .npy may hold one digit (28×28 or
+    28×28×1) or several (n×28×28 or n×28×28×1); integer pixels (uint8 and the like) are
+    scaled from 0-255, float pixels must already be in [0, 1]. Raises :class:`CommandError`
+    for anything else: no images, pixels that are NaN or infinite or out of range, an
+    unreadable file.
     """
+    return _read_digits(path, invert=invert)[0]
+
+
+def _read_digits(path: str, *, invert: bool = False) -> tuple[np.ndarray, str]:
+    """:func:`read_digits`, and the line saying what was done to an image (or ``""``)."""
+    note = ""
     if not os.path.isfile(path):
         raise CommandError(f"no such file: {path}" + (" (a folder)" if os.path.isdir(path)
                                                        else ""))
@@ -507,15 +594,13 @@ def read_digits(path: str, *, invert: bool = False) -> np.ndarray:
                                    "values by 255 or save them as uint8")
         else:
             raise CommandError(f"{path}: pixels must be numbers, got {pixels.dtype}")
-    elif suffix == ".png":
+    else:
         try:
-            pixels = _read_png(path)
+            pixels, note = _read_picture(path)
         except CommandError:
             raise
         except Exception as exc:  # noqa: BLE001 - whatever the image reader raises
-            raise CommandError(f"{path}: cannot read the PNG ({exc})") from None
-    else:
-        raise CommandError(f"{path}: expected a .png or .npy file")
+            raise CommandError(f"{path}: cannot read the image ({exc})") from None
     if pixels.ndim >= 3 and pixels.shape[-1] == 1:
         pixels = pixels[..., 0]
     if pixels.ndim == 2:
@@ -528,7 +613,21 @@ def read_digits(path: str, *, invert: bool = False) -> np.ndarray:
                            "a 28x28 image (or n of them)")
     if invert:
         pixels = 1.0 - pixels
-    return np.ascontiguousarray(pixels[..., None], dtype=np.float32)
+    return np.ascontiguousarray(pixels[..., None], dtype=np.float32), note
+
+
+def _class_names(model_path: str, classes: int) -> Optional[list]:
+    """The class names `fastnn train` recorded in the history.json beside the model, when
+    they are not just the label numbers and fit the model; else ``None``."""
+    try:
+        with open(Path(model_path).parent / HISTORY_FILE) as file:
+            names = json.load(file).get("classes")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(names, list) or len(names) != classes or \
+            names == [str(i) for i in range(classes)]:
+        return None
+    return [str(name) for name in names]
 
 
 def predict(args: argparse.Namespace) -> int:
@@ -537,18 +636,23 @@ def predict(args: argparse.Namespace) -> int:
 
     _check_compute(args)
     model = _load_model(args.model)
-    digits = read_digits(args.file, invert=args.invert)
+    digits, note = _read_digits(args.file, invert=args.invert)
     with _compute(args) as backend:
         model.to(backend)
-        _check_model(model, args.model, backend)
+        classes = _check_model(model, args.model, backend)
         (digits,) = _on(backend, digits)
         probabilities = to_numpy(models.seed_learner(model).predict(digits))
     if not np.isfinite(probabilities).all():
         raise CommandError(f"{args.model}: the model's output for {args.file} is not finite; "
                            "nothing to report", FAILURE)
+    if note:
+        print(note)
+    names = _class_names(args.model, classes)
     for i, row in enumerate(probabilities):
         label = f"{args.file}" + (f"[{i}]" if len(probabilities) > 1 else "")
-        print(f"{label}: class {int(row.argmax())} ({100 * row.max():.1f}%)")
+        best = int(row.argmax())
+        name = f" {names[best]!r}" if names else ""
+        print(f"{label}: class {best}{name} ({100 * row.max():.1f}%)")
         print("  probabilities: " + "  ".join(f"{d}: {p:.3f}" for d, p in enumerate(row)))
     if not args.invert and digits.mean() > 0.5:
         print("note: the image is mostly light; MNIST digits are light on dark, so try --invert")

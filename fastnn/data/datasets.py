@@ -80,7 +80,9 @@ class Split:
 @dataclass(frozen=True)
 class Dataset:
     """A ``train`` and a ``validation`` :class:`Split`, the ``classes`` names (label ``i``
-    is ``classes[i]``) and ``source`` (where it came from, for messages).
+    is ``classes[i]``), ``source`` (where it came from, for messages) and ``kind``: the
+    reader that made it (``"mnist"`` for the bundled digits, ``"arrays"``, ``"npz"``,
+    ``"idx"`` or ``"images"``).
 
     Unpacks like :func:`fastnn.data.load_mnist`'s result:
     ``(x, y), (x_val, y_val) = dataset``.
@@ -90,6 +92,7 @@ class Dataset:
     validation: Split
     classes: tuple[str, ...]
     source: str = "arrays"
+    kind: str = "arrays"
 
     def __iter__(self):
         return iter((self.train, self.validation))
@@ -223,7 +226,7 @@ def from_arrays(x, y, *, validation: float = 0.2, seed: Optional[int] = 0,
         raise DataError(f"{source}: no images")
     names = _classes(source, classes, [labels])
     train, val = split(images, labels, validation=validation, seed=seed)
-    return Dataset(train, val, names, source)
+    return Dataset(train, val, names, source, "arrays")
 
 
 # --------------------------------------------------------------------------- files
@@ -270,8 +273,9 @@ def load_npz(path: PathLike, *, validation: float = 0.2, seed: Optional[int] = 0
     if classes is not None:
         classes = [str(name) for name in np.ravel(classes)]
     if wanted == ["x", "y"]:
-        return from_arrays(arrays["x"], arrays["y"], validation=validation, seed=seed,
-                           classes=classes, source=str(path))
+        dataset = from_arrays(arrays["x"], arrays["y"], validation=validation, seed=seed,
+                              classes=classes, source=str(path))
+        return Dataset(dataset.train, dataset.validation, dataset.classes, str(path), "npz")
     parts = []
     for x_key, y_key in (("x_train", "y_train"), ("x_test", "y_test")):
         x = _images(f"{path}[{x_key}]", arrays[x_key])
@@ -280,7 +284,7 @@ def load_npz(path: PathLike, *, validation: float = 0.2, seed: Optional[int] = 0
         raise DataError(f"{path}: x_train images are {parts[0].x.shape[1:]}, x_test images "
                         f"{parts[1].x.shape[1:]}; they must be the same size")
     names = _classes(str(path), classes, [p.y for p in parts])
-    return Dataset(parts[0], parts[1], names, str(path))
+    return Dataset(parts[0], parts[1], names, str(path), "npz")
 
 
 def load_idx(directory: PathLike) -> Dataset:
@@ -311,7 +315,7 @@ def load_idx(directory: PathLike) -> Dataset:
                                 f"{path}: is a file, not a folder of IDX files")
     (x, y), (x_val, y_val) = load_mnist(path)
     return Dataset(Split(x, y), Split(x_val, y_val), tuple(str(i) for i in range(10)),
-                   str(path))
+                   str(path), "idx")
 
 
 # --------------------------------------------------------------------------- images
@@ -448,7 +452,7 @@ def load_image_folder(root: PathLike, *, size: Size = DEFAULT_SIZE, color: str =
     x = np.stack(images)
     y = np.asarray(labels, np.int64)
     train, val = split(x, y, validation=validation, seed=seed)
-    return Dataset(train, val, tuple(folder.name for folder in folders), str(path))
+    return Dataset(train, val, tuple(folder.name for folder in folders), str(path), "images")
 
 
 # --------------------------------------------------------------------------- any of them
@@ -481,7 +485,7 @@ def load(path: Optional[PathLike] = None, *, size: Size = DEFAULT_SIZE,
 
         (x, y), (x_val, y_val) = load_mnist()
         return Dataset(Split(x, y), Split(x_val, y_val), tuple(str(i) for i in range(10)),
-                       "the bundled MNIST digits")
+                       "the bundled MNIST digits", "mnist")
     path = Path(path).expanduser()
     if path.is_dir():
         if _has_idx(path):
