@@ -172,8 +172,10 @@ def split(x: np.ndarray, y: np.ndarray, *, validation: float = 0.2,
 
     ``validation``: the fraction held out, in [0, 1). With an integer ``seed`` each class
     gives ``round(count * validation)`` of its images (at least one when it has two or
-    more), chosen at random with that seed; ``seed=None`` takes the last
-    ``round(n * validation)`` images instead. Both parts keep the original order.
+    more), chosen at random with that seed, and images of any class are added at random
+    until ``round(n * validation)`` (at least one of two or more) are held out;
+    ``seed=None`` takes the last ``round(n * validation)`` images instead. Both parts keep
+    the original order.
 
     >>> import numpy as np
     >>> train, val = split(np.arange(10), np.array([0] * 5 + [1] * 5), validation=0.4)
@@ -183,8 +185,10 @@ def split(x: np.ndarray, y: np.ndarray, *, validation: float = 0.2,
     if not (isinstance(validation, (int, float)) and 0 <= validation < 1):
         raise DataError(f"split: validation must be a fraction in [0, 1), got {validation!r}")
     n = len(y)
+    n_val = int(round(n * validation))
+    if validation > 0 and n >= 2:
+        n_val = min(max(n_val, 1), n - 1)
     if seed is None:
-        n_val = int(round(n * validation))
         held = np.arange(n - n_val, n)
     else:
         rng = np.random.default_rng(seed)
@@ -195,7 +199,11 @@ def split(x: np.ndarray, y: np.ndarray, *, validation: float = 0.2,
             if validation > 0 and len(members) >= 2:
                 take = min(max(take, 1), len(members) - 1)
             chosen.append(rng.permutation(members)[:take])
-        held = np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, np.int64)
+        held = np.concatenate(chosen) if chosen else np.zeros(0, np.int64)
+        if len(held) < n_val:  # classes too small to give their share: top up at random
+            rest = np.setdiff1d(np.arange(n), held)
+            held = np.concatenate([held, rng.permutation(rest)[:n_val - len(held)]])
+        held = np.sort(held)
     mask = np.zeros(n, bool)
     mask[held] = True
     return Split(x[~mask], y[~mask]), Split(x[mask], y[mask])
