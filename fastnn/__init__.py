@@ -5,8 +5,8 @@
   ``cuda``;
 * :mod:`fastnn.nn` - Parameter, layers, Sequential, losses, optimizers, Learner;
 * :mod:`fastnn.data` - datasets: the bundled MNIST digits and your own data (arrays,
-  ``.npz``, MNIST-format IDX folders, a folder of images per class), as ``Dataset`` objects of
-  NHWC float32 images and int64 labels with a train/validation split;
+  ``.npz``, MNIST-format IDX folders, a folder of images per class) as ``Dataset``
+  objects of NHWC float32 images and int64 labels, split for training and validation;
 * :func:`fastnn.release_memory` - free the workspaces the native kernels cache.
 
 >>> import numpy as np, fastnn

@@ -392,3 +392,22 @@ def test_predict_without_pillow_names_the_extra(folder_run, tmp_path, capsys, mo
     monkeypatch.setitem(sys.modules, "PIL", None)
     assert _cli(["predict", str(out / "model.npz"), str(photo)]) == 2
     assert "needs Pillow: pip install 'fastnn[images]'" in capsys.readouterr().err
+
+
+def test_readme_example_runs(tmp_path, monkeypatch, capsys):
+    """The README's "Your own data" Python example, given the folders it names."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## Your own data", 1)[1].split("\n## ", 1)[0]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    _write_idx_set(tmp_path / "fashion-mnist", DOWNLOADED_NAMES)
+    _image_folder(tmp_path / "photos", per_class=4)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md", "exec"), {})
+    out = capsys.readouterr().out.splitlines()
+    assert out == ["80 training and 20 validation images, 28x28x1, 4 classes (a, b, c, d)",
+                   "80 training and 20 validation images, 28x28x1, 4 classes (0, 1, 2, 3)",
+                   "12 training and 5 validation images, 28x28x1, 10 classes "
+                   "(0, 1, 2, 3, 4, 5, 6, 7, 8, 9)",
+                   "9 training and 3 validation images, 28x28x1, 3 classes (cat, dog, emu)"]

@@ -1,5 +1,6 @@
 """``fastnn train``, ``fastnn evaluate MODEL``, ``fastnn predict MODEL FILE``: the seed
-convnet (:func:`fastnn.models.seed_convnet`) on MNIST.
+convnet (:func:`fastnn.models.seed_convnet`) on MNIST or your own data (``--data``: what
+:func:`fastnn.data.load` reads, as 28x28 grayscale images, one output per class).
 
 ``train`` fits the network on the training digits (the bundled 8,000 by default), validates
 on the evaluation digits (the bundled last 2,000) after every epoch, and writes to ``--out``:

@@ -1,7 +1,8 @@
 """fastnn.data: datasets for training - the bundled MNIST digits and your own data.
 
-Every reader returns a :class:`Dataset`: a ``train`` and a ``validation`` :class:`Split` of
-``(x, y)`` arrays (NHWC float32 images in [0, 1], int64 labels) and the ``classes`` names.
+Every reader returns a :class:`Dataset`: a ``train`` and a ``validation`` :class:`Split`
+of ``(x, y)`` arrays (NHWC float32 images in [0, 1], int64 labels) and the ``classes``
+names.
 
 * :func:`load` - any of the below by path; ``load()`` is the bundled MNIST digits;
 * :func:`from_arrays` - NumPy images and labels (uint8 0-255 or float 0-1; (n, h, w) or
