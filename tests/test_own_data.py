@@ -254,6 +254,10 @@ def test_image_folder_errors(tmp_path):
     (root / "dog" / "broken.jpg").write_bytes(b"not a jpeg")
     with pytest.raises(DataError, match=r"broken\.jpg: cannot read the image"):
         data.load(root)
+    whole = (root / "dog" / "1.jpg").read_bytes()
+    (root / "dog" / "broken.jpg").write_bytes(whole[:len(whole) // 2])
+    with pytest.raises(DataError, match=r"broken\.jpg: cannot read the image .OSError"):
+        data.load(root)
     root = _image_folder(tmp_path / "c", per_class=2)
     Image.new("RGB", (12, 12)).save(root / "emu" / "small.png")
     with pytest.raises(DataError, match="small.png: 12x12 but .* is 40x30; the images differ"):

@@ -361,7 +361,7 @@ def _open(path: Path, size: Optional[tuple[int, int]], color: str):
             image.seek(0)  # the first frame of an animation
             original, mode = image.size, image.mode
             converted = image.convert("L" if color == "grayscale" else "RGB")
-    except (OSError, ValueError, SyntaxError) as exc:  # UnidentifiedImageError is an OSError
+    except Exception as exc:  # noqa: BLE001 - unidentified, truncated, decompression bombs
         raise DataError(f"{path}: cannot read the image ({type(exc).__name__}: {exc})") \
             from None
     if size is not None and converted.size != (size[1], size[0]):
