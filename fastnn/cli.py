@@ -18,6 +18,11 @@ from typing import Optional
 
 from fastnn.commands._common import EXIT_STATUS_HELP, INTERRUPTED, USAGE, CommandError
 
+DESCRIPTION = ("fastnn: compiled-kernel neural networks. Train the seed convnet on the bundled "
+               "MNIST digits (or your own data), evaluate and query saved models, run the "
+               "seed programs, and time the kernels. `fastnn COMMAND --help` for a command's "
+               "options.")
+
 # subcommand -> (module in fastnn.commands, one-line help)
 COMMANDS = {
     "info": ("info", "version, backends, CPU features, kernel ISA and thread counts"),
@@ -37,8 +42,7 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = ArgumentParser(prog="fastnn", description=__doc__.split("\n")[0],
-                            epilog=EXIT_STATUS_HELP)
+    parser = ArgumentParser(prog="fastnn", description=DESCRIPTION, epilog=EXIT_STATUS_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name, (module, help_text) in COMMANDS.items():
@@ -53,6 +57,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
+    if not argv:  # bare `fastnn`: what it can do, not an error
+        parser.print_help()
+        return 0
     try:
         # Two passes: find the subcommand, then let its module add options and parse again.
         known, _ = parser.parse_known_args(

@@ -465,3 +465,20 @@ def test_without_matplotlib_train_says_how_to_get_the_curves(tmp_path, capsys, m
         "no curves.png: drawing it needs matplotlib, which is not installed "
         "(pip install 'fastnn[plot]', then train again)")
     assert not (tmp_path / "curves.png").exists()
+
+
+def test_bare_fastnn_shows_help_and_the_help_is_plain_text(capsys):
+    assert cli([]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("usage: fastnn") and "train" in text and "``" not in text
+    assert cli(["--help"]) == 0
+    assert "``" not in capsys.readouterr().out
+
+
+def test_no_progress_bar_without_a_terminal(tmp_path, capsys):
+    # pytest's captured stderr is not a terminal: the per-epoch line, and no bar frames
+    without_flag = [a for a in TINY if a != "--no-progress"]
+    assert cli([*without_flag, "--out", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    assert "epoch 1/1:" in captured.out
+    assert "sample/s" not in captured.err and "\r" not in captured.err

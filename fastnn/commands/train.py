@@ -92,7 +92,8 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--out", default=DEFAULT_OUT,
                             help="folder for model.npz, history.json, curves.png (default: runs/)")
         parser.add_argument("--no-progress", action="store_true",
-                            help="no progress bar (the per-epoch lines still print)")
+                            help="no progress bar (the per-epoch lines still print; without a "
+                                 "terminal on stderr there is no bar anyway)")
         parser.add_argument("--resume", metavar="CHECKPOINT", default=None,
                             help="continue an interrupted run from its checkpoint (e.g. "
                                  "runs/checkpoint-last.npz; every epoch writes one, Ctrl-C "
@@ -420,7 +421,10 @@ def train(args: argparse.Namespace) -> int:
                 learner.fit(x, y, epochs=args.epochs, bs=args.batch_size,
                             validation=(x_eval, y_eval),
                             callbacks=[_EpochReport(args.epochs), diverged, saver],
-                            progress=not args.no_progress, seed=args.seed,
+                            # a bar only on a terminal: in a log file the per-epoch
+                            # lines say it all, without a redrawn bar's every frame
+                            progress=not args.no_progress and sys.stderr.isatty(),
+                            seed=args.seed,
                             resume=args.resume)
             except nn.TrainingInterrupted as exc:  # Ctrl-C, at the end of a batch
                 where = str(exc).split("; ")[0].removeprefix("Learner.fit: ")
