@@ -29,6 +29,7 @@ COMMANDS = {
     "train": ("train", "train the seed convnet on MNIST (bundled by default)"),
     "evaluate": ("train", "evaluate a saved model on the evaluation digits"),
     "predict": ("train", "classify a 28x28 PNG or .npy with a saved model"),
+    "summary": ("summary", "the layers, output shapes and parameters of a saved model"),
     "examples": ("examples", "list or run the seed programs written with fastnn"),
     "bench": ("bench", "time fastnn's ops against NumPy (and PyTorch where installed)"),
 }

@@ -482,3 +482,15 @@ def test_no_progress_bar_without_a_terminal(tmp_path, capsys):
     captured = capsys.readouterr()
     assert "epoch 1/1:" in captured.out
     assert "sample/s" not in captured.err and "\r" not in captured.err
+
+
+def test_summary_of_a_saved_model(tmp_path, capsys):
+    path = tmp_path / "model.npz"
+    nn.save(models.seed_convnet(seed=0), path)
+    assert cli(["summary", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "total: 455,946 parameters, 1,823,784 bytes" in out
+    assert cli(["summary", str(path), "--input-shape", "10,10,3"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fastnn summary: error: ") and "give --input-shape" in err
+    assert cli(["summary", str(tmp_path / "missing.npz")]) == 2
