@@ -20,8 +20,8 @@ from fastnn._threads import (
     set_flush_denormals,
     set_num_threads,
 )
+from fastnn._version import __version__
 
-__version__ = "0.1.0"
 __all__ = ["backends", "ops", "get_num_threads", "set_num_threads", "get_flush_denormals",
            "set_flush_denormals", "flush_denormals", "__version__"]
 

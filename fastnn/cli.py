@@ -10,6 +10,8 @@ import sys
 from collections.abc import Sequence
 from typing import Optional
 
+from fastnn._version import __version__
+
 # subcommand -> (module in fastnn.commands, one-line help)
 COMMANDS = {
     "info": ("info", "version, backends, CPU features, kernel ISA and thread counts"),
@@ -23,6 +25,7 @@ COMMANDS = {
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fastnn", description=__doc__.split("\n")[0])
+    parser.add_argument("--version", action="version", version=f"fastnn {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name, (module, help_text) in COMMANDS.items():
