@@ -12,7 +12,7 @@ array([0., 3.])
 
 from __future__ import annotations
 
-from fastnn import backends, ops
+from fastnn import _compat, backends, ops
 from fastnn._threads import (
     flush_denormals,
     get_flush_denormals,
@@ -24,6 +24,8 @@ from fastnn._version import __version__
 
 __all__ = ["backends", "ops", "get_num_threads", "set_num_threads", "get_flush_denormals",
            "set_flush_denormals", "flush_denormals", "__version__"]
+
+_compat.warn_if_shadowed()  # a source checkout without fastnn._C hiding an install
 
 
 def __getattr__(name):
