@@ -63,7 +63,10 @@ def _source_tree_copy(tmp_path: Path, checkout: bool) -> Path:
 
 
 CODE = """
-import warnings
+import importlib.util, warnings
+if importlib.util.find_spec("fastnn") is not None and importlib.util.find_spec("fastnn._C"):
+    print("native-found")       # an editable install's finder serves fastnn._C to any copy
+    raise SystemExit(0)
 warnings.simplefilter("always")  # count every warning, not once per location
 import fastnn, importlib
 from fastnn import _compat, backends
@@ -86,6 +89,8 @@ def test_a_source_tree_without_the_module_warns_once(tmp_path, checkout):
     root = _source_tree_copy(tmp_path, checkout)
     done = _python(CODE, cwd=root)  # Python run in the tree: its fastnn/ comes first
     assert done.returncode == 0, done.stderr
+    if "native-found" in done.stdout:
+        pytest.skip("fastnn._C is found for the copy too (an editable install): no shadowing")
     assert done.stderr.count("ShadowedInstallWarning") == 1, done.stderr
     assert f"imported from {'a source tree' if checkout else 'a copy'} at {root / 'fastnn'}" \
         in done.stderr
@@ -100,6 +105,8 @@ def test_no_warning_when_native_is_disabled_on_purpose(tmp_path):
     root = _source_tree_copy(tmp_path, checkout=True)
     done = _python(CODE, cwd=root, FASTNN_DISABLE_NATIVE="1")
     assert done.returncode == 0, done.stderr
+    if "native-found" in done.stdout:
+        pytest.skip("fastnn._C is found for the copy too (an editable install): no shadowing")
     assert "ShadowedInstallWarning" not in done.stderr
 
 
