@@ -126,7 +126,8 @@ def cupy() -> tuple[Optional[ModuleType], str]:
     """``(cupy, "")`` when CuPy imports and sees at least one CUDA device."""
     module, why = _try_import("cupy")
     if module is None:
-        return None, f"cupy is not installed (pip install 'fastnn[cuda]'): {why}"
+        return None, (f"cupy is not installed (pip install 'fastnn[cuda13]'; 'fastnn[cuda]' "
+                      f"where fastnn._cuda was built from source): {why}")
     try:
         count = module.cuda.runtime.getDeviceCount()
     except Exception as exc:  # noqa: BLE001
