@@ -85,7 +85,7 @@ for minor in $minors; do
     echo "== fastnn wheel for $tag ($python)"
     "$python" -m venv "$work/venv-$tag"
     "$work/venv-$tag/bin/pip" install --quiet --upgrade pip
-    "$work/venv-$tag/bin/pip" install --quiet build==1.6.1
+    "$work/venv-$tag/bin/pip" install --quiet "build>=1.2.2,<2"   # build 1.6 needs 3.10
     "$work/venv-$tag/bin/python" -m build --wheel --outdir "$work/raw-$tag" "$src" \
         -Cbuild-dir="$work/build-$tag" \
         -Ccmake.define.FASTNN_CUDA=OFF -Ccmake.define.FASTNN_STATIC_RUNTIME=ON
