@@ -30,7 +30,7 @@ root=$PWD
 
 if [[ ${1:-} == --all ]]; then
     for minor in 3.9 3.10 3.11 3.12 3.13; do
-        "$0" "$minor"
+        bash "$0" "$minor"
     done
     exit 0
 fi
