@@ -18,6 +18,8 @@
 #     its module loads (no GPU needed) and fastnn finds it;
 #   * run the whole test suite at the CPU's best kernel ISA, then the parity suite's cpu
 #     cases at each lower ISA (FASTNN_ISA=avx2, portable), `fastnn info` reporting each;
+#   * where qemu-user is installed, the parity suite's cpu cases on emulated older CPUs
+#     (AVX-only and AVX2), with no FASTNN_ISA: the wheel's own dispatch must choose;
 #   * run `fastnn train --epochs 1`;
 #   * check that the installed package gained no files but bytecode (the numba cache goes
 #     to the user cache directory, here a temporary XDG_CACHE_HOME).
@@ -147,6 +149,26 @@ for isa in $lower; do
     FASTNN_ISA=$isa fastnn info | grep "^kernel ISA:     $isa "
     FASTNN_ISA=$isa python -m pytest tests/test_parity.py -q -p no:cacheprovider -k cpu
 done
+
+# Older CPUs, where qemu-user is installed: on an emulated AVX-only x86-64 (SandyBridge: no
+# AVX2, FMA or AVX-512) fastnn must pick the portable kernels by itself, on an emulated
+# Haswell the avx2 ones, and pass the parity suite's cpu cases on each. OPENBLAS_CORETYPE
+# is set for these emulated processes only: NumPy's OpenBLAS picks kernels the emulator
+# cannot run.
+if command -v qemu-x86_64 >/dev/null; then
+    for cpu_isa in SandyBridge:portable Haswell:avx2; do
+        cpu=${cpu_isa%%:*} want=${cpu_isa##*:}
+        echo "== emulated $cpu CPU (qemu-x86_64), expecting the $want kernels"
+        emulated=(env OPENBLAS_CORETYPE=Nehalem OMP_NUM_THREADS=1 qemu-x86_64 -cpu "$cpu"
+                  "$(command -v python)")
+        got=$("${emulated[@]}" -c 'import fastnn._C as C; print(C.selected_isa())' 2>/dev/null)
+        [[ $got == "$want" ]] || { echo "$cpu: fastnn chose '$got', not $want" >&2; exit 1; }
+        "${emulated[@]}" -m pytest tests/test_parity.py -q -p no:cacheprovider -k cpu 2>&1 |
+            grep -v "TCG doesn't support"
+    done
+else
+    echo "(no qemu-x86_64 here: the runs on emulated older CPUs are skipped)"
+fi
 
 echo "== fastnn train --epochs 1"
 fastnn train --epochs 1 --out "$tmp/train"
