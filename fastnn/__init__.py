@@ -16,7 +16,7 @@ array([0., 3.])
 
 from __future__ import annotations
 
-from fastnn import backends, ops
+from fastnn import _compat, backends, ops
 from fastnn._memory import release_memory
 from fastnn._threads import (
     flush_denormals,
@@ -25,10 +25,12 @@ from fastnn._threads import (
     set_flush_denormals,
     set_num_threads,
 )
+from fastnn._version import __version__
 
-__version__ = "0.1.0"
 __all__ = ["backends", "ops", "get_num_threads", "set_num_threads", "get_flush_denormals",
            "set_flush_denormals", "flush_denormals", "release_memory", "__version__"]
+
+_compat.warn_if_shadowed()  # a source checkout without fastnn._C hiding an install
 
 
 def __getattr__(name):

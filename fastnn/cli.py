@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 from typing import Optional
 
+from fastnn._version import __version__
 from fastnn.commands._common import EXIT_STATUS_HELP, INTERRUPTED, USAGE, CommandError
 
 DESCRIPTION = ("fastnn: compiled-kernel neural networks. Train the seed convnet on the bundled "
@@ -44,6 +45,7 @@ class ArgumentParser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(prog="fastnn", description=DESCRIPTION, epilog=EXIT_STATUS_HELP)
+    parser.add_argument("--version", action="version", version=f"fastnn {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name, (module, help_text) in COMMANDS.items():

@@ -9,7 +9,10 @@ whose methods allocate outputs and call them; :class:`NumbaBackend` is their uni
 Compilation is lazy: this package is imported only when the registry builds the backend
 (never by ``import fastnn``), the decorators carry no signatures, so each kernel compiles
 on its first call for the dtypes it meets, and ``cache=True`` keeps the machine code on
-disk (``__pycache__``, or ``NUMBA_CACHE_DIR``) for the next process. Kernels that use
+disk for the next process: in ``NUMBA_CACHE_DIR``, which fastnn sets to
+``$XDG_CACHE_HOME/fastnn/numba`` (``~/.cache/fastnn/numba``) unless it is set already, so
+the cache never lands in site-packages (numba's own default is ``__pycache__`` beside the
+module). Kernels that use
 ``prange`` run on numba's thread pool, sized from :func:`fastnn.get_num_threads` when the
 backend is built and re-checked on every call.
 

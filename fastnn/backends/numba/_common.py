@@ -5,9 +5,14 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from fastnn import _threads
+from fastnn import _compat, _threads
 
-# Every kernel: compiled on first call for the dtypes it meets, cached on disk, with
+# Every kernel module imports this one before defining its kernels, so the cache location
+# is settled first: a user cache directory, never site-packages (see _compat).
+_compat.use_user_numba_cache()
+
+# Every kernel: compiled on first call for the dtypes it meets, cached on disk (in
+# NUMBA_CACHE_DIR, by default ~/.cache/fastnn/numba), with
 # NumPy's error model (x / 0 is inf or NaN, as in the reference, and no per-division
 # zero check to stop LLVM vectorising). GEMM-like reductions add "reassoc" so LLVM can
 # vectorise them; nothing uses full fastmath, because NaN and inf must pass through
