@@ -10,7 +10,7 @@
 # (gcc, g++, cc, c++, nvcc, cmake, ninja, ld, make, ...) from PATH and show that they are
 # gone; pip install the wheel with its test extra, binary packages only (numba is left out
 # where no wheel of it exists for that Python); then, from a directory outside the source
-# tree, with copies of tests/, benchmarks/ and examples/:
+# tree, with copies of tests/, benchmarks/, examples/ and README.md (its examples are tested):
 #   * check that `fastnn` is the installed package (site-packages, fastnn._C loaded, no
 #     ShadowedInstallWarning) and that `fastnn --version` / `python -m fastnn --version`
 #     print the wheel's version;
@@ -98,7 +98,7 @@ pip list 2>/dev/null | grep -iE '^(fastnn|numpy|numba|pytest|hypothesis|matplotl
 
 # The tests run from here, beside copies of what they read from the checkout.
 mkdir "$tmp/run"
-cp -r tests benchmarks examples pyproject.toml "$tmp/run/"
+cp -r tests benchmarks examples pyproject.toml README.md "$tmp/run/"
 find "$tmp/run" -name __pycache__ -prune -exec rm -rf {} +
 cd "$tmp/run"
 site=$(python -c 'import sysconfig; print(sysconfig.get_paths()["platlib"])')

@@ -5,8 +5,6 @@ from __future__ import annotations
 import pathlib
 import re
 
-import pytest
-
 README = pathlib.Path(__file__).resolve().parent.parent / "README.md"
 
 
@@ -16,8 +14,6 @@ def quickstart_blocks() -> list[str]:
     return re.findall(r"```python\n(.*?)```", section, re.S)
 
 
-@pytest.mark.skipif(not README.exists(), reason="run from a checkout (the README is not "
-                    "installed with the package)")
 def test_readme_quickstart_runs_as_written(tmp_path, monkeypatch, capsys):
     blocks = quickstart_blocks()
     assert len(blocks) == 2
