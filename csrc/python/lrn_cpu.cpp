@@ -28,6 +28,26 @@ static int64_t channel_count(const py::array& x, const char* op) {
   return x.shape(x.ndim() - 1);
 }
 
+// One call's split of an image batch into pixels x channels, its team size (the thread count,
+// read once) and its zeroed workspace, shared by the forward and the backward.
+template <typename T>
+struct LrnPlan {
+  LrnPlan(const py::array& a, int64_t depth_radius, const char* op)
+      : channels(channel_count(a, op)),
+        pixels(channels == 0 ? 0 : a.size() / channels),
+        team(get_num_threads()),
+        size(cpu::lrn_workspace_size<T>(pixels, channels, depth_radius, team)),
+        lease(thread_workspace().acquire(static_cast<size_t>(size) * sizeof(T))) {
+    std::fill_n(workspace(), size, T(0));  // as a fresh buffer: every call alike
+  }
+  T* workspace() const { return static_cast<T*>(lease.data()); }
+
+  int64_t channels, pixels;
+  int team;
+  int64_t size;
+  Workspace::Lease lease;
+};
+
 static void lrn(const py::array& x, py::array& y, py::array& scale, int64_t depth_radius, double bias,
                 double alpha, double beta) {
   const char* op = "local_response_norm";
@@ -39,15 +59,10 @@ static void lrn(const py::array& x, py::array& y, py::array& scale, int64_t dept
     T* sp = output<T>(scale, op, "scale");
     require_same_shape(x, scale, op, "scale");
     check_options(op, depth_radius, bias, alpha, beta);
-    const int64_t channels = channel_count(x, op);
-    const int64_t pixels = channels == 0 ? 0 : x.size() / channels;
-    const int team = get_num_threads();
-    const int64_t size = cpu::lrn_workspace_size<T>(pixels, channels, depth_radius, team);
-    const auto ws = thread_workspace().acquire(static_cast<size_t>(size) * sizeof(T));
-    std::fill_n(static_cast<T*>(ws.data()), size, T(0));  // as a fresh buffer: every call alike
+    const auto plan = LrnPlan<T>(x, depth_radius, op);
     py::gil_scoped_release release;
-    cpu::lrn_forward<T>(xp, yp, sp, pixels, channels, depth_radius, T(bias), T(alpha), T(beta),
-                        static_cast<T*>(ws.data()), size, team);
+    cpu::lrn_forward<T>(xp, yp, sp, plan.pixels, plan.channels, depth_radius, T(bias), T(alpha),
+                        T(beta), plan.workspace(), plan.size, plan.team);
   });
 }
 
@@ -66,15 +81,10 @@ static void lrn_backward(const py::array& dy, const py::array& x, const py::arra
     T* dxp = output<T>(dx, op, "out");
     require_same_shape(dy, dx, op, "out");
     check_options(op, depth_radius, 1.0, alpha, beta);
-    const int64_t channels = channel_count(dy, op);
-    const int64_t pixels = channels == 0 ? 0 : dy.size() / channels;
-    const int team = get_num_threads();
-    const int64_t size = cpu::lrn_workspace_size<T>(pixels, channels, depth_radius, team);
-    const auto ws = thread_workspace().acquire(static_cast<size_t>(size) * sizeof(T));
-    std::fill_n(static_cast<T*>(ws.data()), size, T(0));  // as a fresh buffer: every call alike
+    const auto plan = LrnPlan<T>(dy, depth_radius, op);
     py::gil_scoped_release release;
-    cpu::lrn_backward<T>(dyp, xp, yp, sp, dxp, pixels, channels, depth_radius, T(alpha), T(beta),
-                         static_cast<T*>(ws.data()), size, team);
+    cpu::lrn_backward<T>(dyp, xp, yp, sp, dxp, plan.pixels, plan.channels, depth_radius, T(alpha),
+                         T(beta), plan.workspace(), plan.size, plan.team);
   });
 }
 
