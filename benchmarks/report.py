@@ -1,6 +1,6 @@
 """Turn a ``fastnn bench --json`` file into the Markdown tables of BENCHMARKS.md.
 
-    python benchmarks/report.py benchmarks/results-2026-11-23.json > /tmp/tables.md
+    python benchmarks/report.py benchmarks/results-latest.json > /tmp/tables.md
 
 One table per group; one row per case with each implementation's time, the rate
 (GFLOP/s, GB/s or images/s) of fastnn-cpu, and fastnn-cpu's ratio to NumPy and to the
