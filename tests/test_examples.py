@@ -1,4 +1,4 @@
-"""The seed programs written with fastnn reproduce every expected number of SEEDS.md."""
+"""The seed programs written with fastnn reproduce every expected number listed in docs/design.md ("What fastnn is built from")."""
 
 from __future__ import annotations
 
