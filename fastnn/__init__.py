@@ -7,6 +7,8 @@
 * :mod:`fastnn.data` - datasets: the bundled MNIST digits and your own data (arrays,
   ``.npz``, MNIST-format IDX folders, a folder of images per class) as ``Dataset``
   objects of NHWC float32 images and int64 labels, split for training and validation;
+* :mod:`fastnn.distributed` - data-parallel training over MPI ranks (``fastnn[mpi]``):
+  ``Learner.fit(..., distributed=fastnn.distributed.init())``, ``mpirun -n N fastnn train``;
 * :func:`fastnn.release_memory` - free the workspaces the native kernels cache.
 
 >>> import numpy as np, fastnn
@@ -30,12 +32,15 @@ from fastnn._version import __version__
 __all__ = ["backends", "ops", "get_num_threads", "set_num_threads", "get_flush_denormals",
            "set_flush_denormals", "flush_denormals", "release_memory", "__version__"]
 
+_LAZY = ("nn", "data", "distributed")
+
 _compat.warn_if_shadowed()  # a source checkout without fastnn._C hiding an install
 
 
 def __getattr__(name):
-    # fastnn.nn and fastnn.data load on first use, keeping `import fastnn` light.
-    if name in ("nn", "data"):
+    # fastnn.nn, fastnn.data and fastnn.distributed load on first use, keeping
+    # `import fastnn` light.
+    if name in _LAZY:
         import importlib
 
         return importlib.import_module(f"fastnn.{name}")
@@ -44,4 +49,4 @@ def __getattr__(name):
 
 def __dir__():
     # The lazily loaded subpackages are part of the module's contents too.
-    return sorted(set(globals()) | {"nn", "data"})
+    return sorted(set(globals()) | set(_LAZY))

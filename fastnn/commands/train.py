@@ -382,10 +382,29 @@ def _resume_options(args: argparse.Namespace) -> None:
         args.out = os.path.dirname(os.path.abspath(path))
 
 
+def _join_mpi_job(args: argparse.Namespace):
+    """The job's :class:`fastnn.distributed.Communicator` when an MPI launcher (mpirun,
+    mpiexec, srun) started this process among several; else None. Ranks other than 0 print
+    nothing to stdout (their errors still reach stderr)."""
+    from fastnn import distributed
+
+    if distributed.launched_by_mpi() <= 1:
+        return None
+    try:
+        comm = distributed.init(threads=args.threads)
+    except distributed.DistributedError as exc:
+        raise CommandError(f"started by an MPI launcher, but {exc}") from None
+    if not comm.is_root:
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (for the rest of the process)
+    return comm
+
+
 def train(args: argparse.Namespace) -> int:
     import fastnn
     from fastnn import models, nn
 
+    comm = _join_mpi_job(args)
+    ranks = 1 if comm is None else comm.size
     if args.resume is not None:
         _resume_options(args)
     for option, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size)):
@@ -408,6 +427,11 @@ def train(args: argparse.Namespace) -> int:
               f"{args.epochs} epochs of batches of {args.batch_size}, Adam lr {args.lr}, "
               f"backend {backend.name}, {fastnn.get_num_threads()} threads, seed {args.seed}",
               flush=True)
+        if comm is not None:
+            print(f"distributed over {ranks} MPI ranks: a batch of {args.batch_size} per rank, "
+                  f"{args.batch_size * ranks} per step, {fastnn.get_num_threads()} thread(s) "
+                  f"per rank; the learning rate is not scaled (lr {args.lr} for the global "
+                  f"batch of {args.batch_size * ranks}; --lr sets it)", flush=True)
         model = models.seed_convnet(seed=args.seed, classes=len(classes)).to(backend)
         x, y, x_eval, y_eval = _on(backend, x, y, x_eval, y_eval)
         learner = models.seed_learner(model, lr=args.lr)
@@ -425,7 +449,7 @@ def train(args: argparse.Namespace) -> int:
                             # lines say it all, without a redrawn bar's every frame
                             progress=not args.no_progress and sys.stderr.isatty(),
                             seed=args.seed,
-                            resume=args.resume)
+                            resume=args.resume, distributed=comm)
             except nn.TrainingInterrupted as exc:  # Ctrl-C, at the end of a batch
                 where = str(exc).split("; ")[0].removeprefix("Learner.fit: ")
                 raise CommandError(f"{where}; resume with: fastnn train --resume "
@@ -447,7 +471,10 @@ def train(args: argparse.Namespace) -> int:
     record = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
               "seed": args.seed, "backend": backend.name, "threads": fastnn.get_num_threads(),
               "train_digits": len(x), "evaluation_digits": len(x_eval),
-              "classes": list(classes), "seconds": elapsed, **history}
+              "classes": list(classes), "seconds": elapsed, "ranks": ranks,
+              "global_batch_size": args.batch_size * ranks, **history}
+    if comm is not None and not comm.is_root:
+        return 0  # rank 0 writes the files
     target = out / MODEL_FILE
     try:
         nn.save(model, target)

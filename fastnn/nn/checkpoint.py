@@ -67,6 +67,7 @@ class Position:
     epoch_rng: Optional[dict] = None
     totals: dict = field(default_factory=dict)
     elapsed: float = 0.0
+    ranks: int = 1  # of a distributed run (fastnn.distributed): what a step's batch spans
 
 
 def _generators(model) -> list[np.random.Generator]:
@@ -111,7 +112,7 @@ def save_checkpoint(learner: Learner, path: PathLike, position: Position, *,
         "version": CHECKPOINT_VERSION,
         "epoch": position.epoch, "step": position.step,
         "epoch_rng": position.epoch_rng, "totals": position.totals,
-        "elapsed": position.elapsed,
+        "elapsed": position.elapsed, "ranks": position.ranks,
         "shuffle_rng": learner._rng.bit_generator.state if learner._rng else None,
         "layer_rngs": [g.bit_generator.state for g in _generators(learner.model)],
         "history": learner.history, "run": learner._run,
@@ -198,7 +199,8 @@ def restore(learner: Learner, path: PathLike) -> tuple[dict, Position]:
     rng.bit_generator.state = state["shuffle_rng"]
     learner._rng = rng
     position = Position(epoch=state["epoch"], step=state["step"], epoch_rng=state["epoch_rng"],
-                        totals=state["totals"], elapsed=state["elapsed"])
+                        totals=state["totals"], elapsed=state["elapsed"],
+                        ranks=state.get("ranks", 1))
     return state.get("meta") or {}, position
 
 
@@ -265,6 +267,9 @@ class Checkpoint(Callback):
         return "val_loss" if "val_loss" in logs else "loss"
 
     def on_epoch_end(self, learner: Learner, epoch: int, logs: dict[str, float]) -> None:
+        if not learner.is_root:  # in a distributed run rank 0 writes, the others track
+            self._track(logs)
+            return
         _save(learner, self.last_path)
         key = self._key(logs)
         if key not in logs:
@@ -273,6 +278,11 @@ class Checkpoint(Callback):
         if self.save_best and logs[key] < self.best:
             self.best = logs[key]
             _save(learner, self.best_path)
+
+    def _track(self, logs: dict[str, float]) -> None:
+        key = self._key(logs)
+        if key in logs and logs[key] < self.best:
+            self.best = logs[key]
 
 
 def _save(learner: Learner, path: Path) -> None:

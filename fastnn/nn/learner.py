@@ -260,6 +260,13 @@ class Learner:
         self._run: dict[str, Any] = {}  # the options of the run that fit is in
         self._position = checkpoint.Position()
         self.checkpoint_meta: dict[str, Any] = {}  # saved as is (fastnn train's options)
+        self.distributed = None  # the Communicator of the run fit is in (fastnn.distributed)
+
+    @property
+    def is_root(self) -> bool:
+        """Whether this process writes files and prints: always, except on the ranks other
+        than 0 of a distributed run (:mod:`fastnn.distributed`)."""
+        return self.distributed is None or self.distributed.is_root
 
     # ------------------------------------------------------------------ helpers
 
@@ -327,6 +334,39 @@ class Learner:
         finally:
             self.model.requires_input_grad = requires_input_grad
         return loss, output
+
+    def _distributed_step(self, X: Array, Y: Array, weight: float,
+                          stop_requested: bool) -> tuple[float, Optional[Array], list, bool]:
+        """One step of a data-parallel run on this rank's shard ``X`` (maybe empty):
+        forward, backward, the gradients times ``weight`` (the shard's part of the global
+        batch) summed over the ranks, then the update on every rank. Returns the local loss
+        and output, the ranks whose loss was not finite (then nothing was updated) and
+        whether any rank asked to stop (Ctrl-C)."""
+        comm = self.distributed
+        flags = np.zeros(1 + comm.size)
+        flags[0] = float(stop_requested)
+        loss, output = 0.0, None
+        requires_input_grad = self.model.requires_input_grad
+        self.model.requires_input_grad = False
+        try:
+            with _threads.flush_denormals(self.flush_denormals):
+                if len(X):
+                    output, backward = self.model.forward(X)
+                    loss, gradient = self.loss(output, Y)
+                    loss += self.model.regularization_loss()
+                    if math.isfinite(loss):
+                        backward(gradient)
+                    else:
+                        flags[1 + comm.rank] = 1.0
+                summed = comm.allreduce_gradients(self.model.parameters, weight, flags)
+                bad = [rank for rank in range(comm.size) if summed[1 + rank] > 0]
+                if not bad:
+                    self.model.update(self.optimizer)
+                else:
+                    self.model.zero_grad()
+        finally:
+            self.model.requires_input_grad = requires_input_grad
+        return loss, output, bad, bool(summed[0] > 0)
 
     def _diverged(self, loss: float, epoch: int, epochs: int, step: int, steps: int,
                   X: Array, Y: Array) -> TrainingDiverged:
@@ -406,7 +446,7 @@ class Learner:
             metrics: Optional[Sequence[Union[str, Metric]]] = None,
             callbacks: Sequence[Callback] = (), progress: bool = True,
             seed: Union[None, int, np.random.Generator] = None,
-            shuffle: bool = True, resume=None) -> list[float]:
+            shuffle: bool = True, resume=None, distributed=None) -> list[float]:
         """Train for ``epochs`` epochs of batches of ``bs``; return each epoch's mean loss.
 
         Every epoch visits the samples in a new random order (from ``seed``) when
@@ -424,6 +464,13 @@ class Learner:
         among ``callbacks`` (if any) writes its last checkpoint, and ``fit`` raises
         :class:`~fastnn.nn.TrainingInterrupted` saying how to resume; a second Ctrl-C
         interrupts at once.
+
+        ``distributed`` (a :class:`fastnn.distributed.Communicator`) trains data-parallel
+        over MPI ranks: ``bs`` is the per-rank batch, a step takes a global batch of
+        ``ranks x bs`` samples, each rank its own slice of it, with gradients averaged
+        before every update; parameters start from rank 0's, the history holds the
+        numbers of the whole global data, and only rank 0 shows progress and writes
+        checkpoints (:attr:`is_root`). Every rank passes the same data.
         """
         if metrics is not None:
             self.metrics = self._resolve_metrics(metrics)
@@ -453,7 +500,19 @@ class Learner:
             position = checkpoint.Position()
         self._run, self._position = run, position
         self.stop_training = False
-        steps = -(-n // bs)
+        comm = self.distributed = distributed
+        ranks = 1 if comm is None else comm.size
+        if resume is not None and position.step and position.ranks != ranks:
+            raise ValueError(f"Learner.fit: {resume} stopped in the middle of an epoch of a run "
+                             f"on {position.ranks} rank(s); resume it on {position.ranks}, or "
+                             "resume on any number of ranks from a checkpoint written at the "
+                             "end of an epoch (nn.Checkpoint's)")
+        if comm is not None:
+            self._join(comm, resumed=resume is not None)
+            if resume is not None and not comm.is_root:
+                position.totals = {}  # rank 0 carries the interrupted epoch's sums
+        global_bs = bs * ranks
+        steps = -(-n // global_bs)
         saver = next((c for c in callbacks if isinstance(c, checkpoint.Checkpoint)), None)
         from tqdm.auto import tqdm
 
@@ -474,54 +533,128 @@ class Learner:
                         totals.update(position.totals)
                         elapsed = position.elapsed
                     bar = tqdm(total=n, unit="sample", desc=f"epoch {epoch + 1}/{epochs}",
-                               disable=not progress, leave=True,
-                               initial=min(resumed_step * bs, n))
+                               disable=not (progress and self.is_root), leave=True,
+                               initial=min(resumed_step * global_bs, n))
                     with bar:
                         start_time = time.perf_counter() - elapsed
                         for step in range(resumed_step + 1, steps + 1):
-                            start = (step - 1) * bs
-                            index = (slice(start, start + bs) if order is None
-                                     else order[start:start + bs])
+                            start = (step - 1) * global_bs
+                            stop = min(start + global_bs, n)
+                            first, last = (start, stop) if comm is None else \
+                                comm.shard(start, stop, bs)
+                            index = (slice(first, last) if order is None
+                                     else order[first:last])
                             xb, yb = _rows(X, index), _rows(Y, index)
-                            loss, output = self._step(xb, yb, finite_only=True)
-                            if output is None:
-                                raise self._diverged(loss, epoch + 1, epochs, step, steps,
-                                                     xb, yb)
+                            if comm is None:
+                                loss, output = self._step(xb, yb, finite_only=True)
+                                if output is None:
+                                    raise self._diverged(loss, epoch + 1, epochs, step, steps,
+                                                         xb, yb)
+                            else:  # a Ctrl-C travels with the gradients: all ranks see it
+                                loss, output, bad, stop_requested = self._distributed_step(
+                                    xb, yb, (last - first) / (stop - start),
+                                    interrupt.requested)
+                                if bad:
+                                    raise self._diverged_elsewhere(
+                                        bad, loss, epoch + 1, epochs, step, steps, xb, yb)
                             m = len(xb)
-                            totals["loss"] += loss * m
-                            for name, metric in self.metrics.items():
-                                totals[name] += metric(output, yb) * m
-                            if progress:
-                                seen = min(start + bs, n)
+                            if m:
+                                totals["loss"] += loss * m
+                                for name, metric in self.metrics.items():
+                                    totals[name] += metric(output, yb) * m
+                            if progress and self.is_root:
+                                seen = last - start if comm is not None else min(start + bs, n)
                                 bar.set_postfix({k: f"{v / seen:.4g}" for k, v in totals.items()},
                                                 refresh=False)
-                            bar.update(m)
-                            if interrupt.requested and step < steps:
+                            bar.update(stop - start)
+                            if comm is None:
+                                stop_requested = interrupt.requested
+                            if stop_requested and step < steps:
+                                sums = dict(totals) if comm is None else \
+                                    dict(zip(totals, comm.sum(list(totals.values()))))
                                 self._position = checkpoint.Position(
-                                    epoch, step, epoch_rng, dict(totals),
-                                    time.perf_counter() - start_time)
+                                    epoch, step, epoch_rng, sums,
+                                    time.perf_counter() - start_time, ranks)
                                 raise self._interrupted(saver, epoch, epochs, step, steps)
                         elapsed = time.perf_counter() - start_time
+                        if comm is not None:
+                            totals = dict(zip(totals, comm.sum(list(totals.values()))))
+                            elapsed = comm.max(elapsed)
                         logs = {k: v / n for k, v in totals.items()}
                         logs["samples_per_s"] = n / elapsed if elapsed > 0 else float("inf")
                         if validation is not None:
-                            scores = self.evaluate(*validation, bs=bs)
+                            scores = self._validate(*validation, bs=bs)
                             logs.update({f"val_{k}": v for k, v in scores.items()})
                         if progress:
                             bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items()})
                     for key in keys:
                         self.history[key].append(float(logs[key]))
-                    self._position = checkpoint.Position(epoch + 1)
+                    self._position = checkpoint.Position(epoch + 1, ranks=ranks)
                     for callback in callbacks:
                         callback.on_epoch_end(self, epoch, logs)
-                    if interrupt.requested and epoch + 1 < epochs:
+                    stop_requested = interrupt.requested if comm is None else \
+                        bool(comm.sum([interrupt.requested])[0])  # every rank, or none
+                    if stop_requested and epoch + 1 < epochs:
                         raise self._interrupted(saver, epoch + 1, epochs, 0, steps)
                     if self.stop_training:
                         break
+        except (checkpoint.TrainingInterrupted, TrainingDiverged):
+            raise  # every rank raises these together
+        except BaseException as exc:
+            if comm is not None and comm.size > 1:
+                # The other ranks wait in the next collective: end them all, saying why.
+                comm.abort(f"Learner.fit failed: {type(exc).__name__}: {exc}")
+            raise
         finally:
             for callback in callbacks:
                 callback.on_train_end(self)
         return list(self.history["loss"])
+
+    def _join(self, comm, *, resumed: bool) -> None:
+        """Start every rank of a distributed run from rank 0's parameters and shuffle
+        order, and give each rank its own stream of the layers' random generators
+        (Dropout's): rank r's is rank 0's jumped r times, so the masks differ across the
+        shards of a batch while rank 0 draws what a single process would."""
+        comm.broadcast_parameters(self.model.parameters)
+        state = comm.broadcast(self._rng.bit_generator.state)
+        self._rng.bit_generator.state = state
+        for generator in checkpoint._generators(self.model):
+            generator.bit_generator.state = comm.broadcast(generator.bit_generator.state)
+            if comm.rank:
+                jumped = getattr(generator.bit_generator, "jumped", None)
+                if jumped is not None:
+                    generator.bit_generator.state = jumped(comm.rank).state
+                else:  # a bit generator without jumps: a seed of its own from rank 0's
+                    seed = np.random.SeedSequence([comm.rank, int(generator.integers(2**62))])
+                    generator.bit_generator.state = type(generator.bit_generator)(
+                        seed).state
+
+    def _diverged_elsewhere(self, bad: list, loss: float, epoch: int, epochs: int, step: int,
+                            steps: int, X: Array, Y: Array) -> TrainingDiverged:
+        """A distributed step some rank's loss was not finite on: that rank describes its
+        batch (:meth:`_diverged`), the others name it."""
+        if self.distributed.rank in bad:
+            return self._diverged(loss, epoch, epochs, step, steps, X, Y)
+        names = ", ".join(map(str, bad))
+        return TrainingDiverged(
+            f"Learner.fit: the loss is not finite on rank{'s' * (len(bad) > 1)} {names} at "
+            f"epoch {epoch}/{epochs}, step {step}/{steps} (that rank's message names the "
+            "layer). Training stopped before this step's update, so the model keeps the "
+            "parameters of the step before.", loss=float("nan"), epoch=epoch, step=step)
+
+    def _validate(self, X: Array, Y: Array, bs: int) -> dict[str, float]:
+        """``evaluate`` for ``fit``: in a distributed run each rank scores its part of the
+        validation rows and the sums are reduced."""
+        comm = self.distributed
+        if comm is None:
+            return self.evaluate(X, Y, bs=bs)
+        first, last = comm.shard_rows(len(X))
+        totals = self._totals(X[first:last], Y[first:last], bs) if last > first else \
+            dict.fromkeys(["loss", *self.metrics], 0.0)
+        sums = comm.sum(list(totals.values()))
+        scores = {k: v / len(X) for k, v in zip(totals, sums)}
+        scores["loss"] += self.model.regularization_loss()
+        return scores
 
     def _interrupted(self, saver, epoch: int, epochs: int, step: int,
                      steps: int) -> checkpoint.TrainingInterrupted:
@@ -534,7 +667,8 @@ class Learner:
             path = None
         else:
             path = str(saver.last_path)
-            self.save_checkpoint(path)
+            if self.is_root:
+                self.save_checkpoint(path)
             message = (f"Learner.fit: interrupted at {where}; the training state is in "
                        f"{path}: resume with fit(..., resume={path!r})")
         return checkpoint.TrainingInterrupted(message, epoch=epoch + (1 if step else 0),
@@ -579,6 +713,12 @@ class Learner:
         if len(X) != len(Y) or len(X) == 0:
             raise ValueError(f"Learner.evaluate: X and Y need the same, non-zero number of "
                              f"rows, got {len(X)} and {len(Y)}")
+        scores = {k: v / len(X) for k, v in self._totals(X, Y, bs).items()}
+        scores["loss"] += self.model.regularization_loss()
+        return scores
+
+    def _totals(self, X: Array, Y: Array, bs: int) -> dict[str, float]:
+        """The data loss and each metric summed over the rows of ``(X, Y)``."""
         totals = dict.fromkeys(["loss", *self.metrics], 0.0)
         for start, stop, output in self._outputs(X, bs):
             target = _rows(Y, slice(start, stop))
@@ -586,6 +726,4 @@ class Learner:
             totals["loss"] += loss * (stop - start)
             for name, metric in self.metrics.items():
                 totals[name] += metric(output, target) * (stop - start)
-        scores = {k: v / len(X) for k, v in totals.items()}
-        scores["loss"] += self.model.regularization_loss()
-        return scores
+        return totals
