@@ -7,7 +7,7 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from fastnn import ops
-from fastnn._shapes import conv_output_size, pair, resolve_padding
+from fastnn._shapes import conv_output_shape, from_hwio, nhwc_shape, pair, resolve_padding
 from fastnn.nn._arrays import Array, axpy
 from fastnn.nn.layer import (
     Backward,
@@ -88,27 +88,19 @@ class Conv2d(L2Weights, Layer):
         generator = np.random.default_rng(rng)
         hwio = generator.standard_normal((kh, kw, self.in_channels, self.out_channels))
         hwio *= np.sqrt(2.0 / fan_in)
-        weights = hwio if layout == "NHWC" else hwio.transpose(3, 2, 0, 1)
-        self.weights = self.add_parameter("weights", np.ascontiguousarray(weights, self.dtype))
+        self.weights = self.add_parameter(
+            "weights", np.ascontiguousarray(from_hwio(hwio, layout), self.dtype))
         self.bias = (self.add_parameter("bias", np.zeros(self.out_channels, self.dtype))
                      if bias else None)
 
     def _output_shape(self, x_shape: tuple[int, ...]) -> Optional[tuple[int, ...]]:
         """The output shape, or None when it does not fit (the op then raises its error)."""
-        if self.layout == "NHWC":
-            n, h, w, _ = x_shape
-        else:
-            n, _, h, w = x_shape
-        (top, bottom), (left, right) = resolve_padding(
-            "Conv2d", self.padding, (h, w), self.kernel_size, self.stride, self.dilation)
-        ho = conv_output_size(h, self.kernel_size[0], self.stride[0], top, bottom,
-                              self.dilation[0])
-        wo = conv_output_size(w, self.kernel_size[1], self.stride[1], left, right,
-                              self.dilation[1])
-        if ho < 1 or wo < 1:
-            return None
-        c = self.out_channels
-        return (n, ho, wo, c) if self.layout == "NHWC" else (n, c, ho, wo)
+        _, h, w, _ = nhwc_shape(x_shape, self.layout)
+        padding = resolve_padding("Conv2d", self.padding, (h, w), self.kernel_size, self.stride,
+                                  self.dilation)
+        y_shape = conv_output_shape(x_shape, self.weights.tensor.shape, self.stride, padding,
+                                    self.dilation, self.layout)
+        return y_shape if min(nhwc_shape(y_shape, self.layout)[1:3]) >= 1 else None
 
     def forward(self, X: Array) -> tuple[Array, Backward]:
         if X.ndim != 4 or X.shape[3 if self.layout == "NHWC" else 1] != self.in_channels:

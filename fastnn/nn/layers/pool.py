@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Optional, Union
 
 from fastnn import ops
-from fastnn._shapes import conv_output_size, pair
+from fastnn._shapes import nhwc_shape, pool_options, pool_output_shape
 from fastnn.nn._arrays import Array
 from fastnn.nn.layer import Backward, Layer
 from fastnn.nn.layers.conv import freeze
@@ -18,10 +18,8 @@ class _Pool2d(Layer):
                  padding: IntOrPair = 0, *, layout: str = "NHWC") -> None:
         super().__init__()
         name = type(self).__name__
-        self.kernel = pair(name, "kernel", freeze(kernel), minimum=1)
-        self.stride = (self.kernel if stride is None
-                       else pair(name, "stride", freeze(stride), minimum=1))
-        self.padding = pair(name, "padding", freeze(padding), minimum=0)
+        self.kernel, self.stride, self.padding = pool_options(name, freeze(kernel), freeze(stride),
+                                                              freeze(padding))
         if layout not in ("NHWC", "NCHW"):
             raise ValueError(f"{name}: layout must be 'NHWC' or 'NCHW', got {layout!r}")
         self.layout = layout
@@ -36,15 +34,8 @@ class _Pool2d(Layer):
                              f"{tuple(X.shape)}")
 
     def _output_shape(self, x_shape: tuple[int, ...]) -> Optional[tuple[int, ...]]:
-        if self.layout == "NHWC":
-            n, h, w, c = x_shape
-        else:
-            n, c, h, w = x_shape
-        ho, wo = (conv_output_size(size, k, s, p, p) for size, k, s, p
-                  in zip((h, w), self.kernel, self.stride, self.padding))
-        if ho < 1 or wo < 1:
-            return None
-        return (n, ho, wo, c) if self.layout == "NHWC" else (n, c, ho, wo)
+        y_shape = pool_output_shape(x_shape, self.kernel, self.stride, self.padding, self.layout)
+        return y_shape if min(nhwc_shape(y_shape, self.layout)[1:3]) >= 1 else None
 
     def config(self) -> dict[str, Any]:
         return {"kernel": self.kernel, "stride": self.stride, "padding": self.padding,
