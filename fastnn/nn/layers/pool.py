@@ -63,28 +63,24 @@ class MaxPool2d(_Pool2d):
     """
 
     def forward(self, X: Array) -> tuple[Array, Backward]:
-        link, self._fusion = self._fusion, None
-        if link is not None and link.pooled is not None:
-            # The Conv2d before this pool pooled already (nn._fusion); X is None.
-            Y, argmax, x_shape = link.pooled
-            link.pooled = None
-            token = self._begin_forward()
-        else:
-            self._check_input(X)
-            token = self._begin_forward()
-            # ops.max_pool2d takes no out= (it returns y and argmax): these two are fresh.
-            Y, argmax = ops.max_pool2d(X, **self._options())
-            x_shape = tuple(X.shape)
+        Y, argmax, token = self.pool(X)
+        x_shape = tuple(X.shape)
 
         def backward(D: Array) -> Array:
             self._check(token)
-            if link is not None:  # X is a ReLU's output: its mask, on the pooled gradient
-                D = ops.relu_backward(D, Y, out=self._buffer("dmask", D.shape, D))
-                link.pooled_grad = D
             return ops.max_pool2d_backward(D, argmax, x_shape,
                                            out=self._buffer("dx", x_shape, D))
 
         return Y, backward
+
+    def pool(self, X: Array) -> tuple[Array, Array, int]:
+        """The forward's computation: ``(Y, argmax, token)``, the token for :meth:`_check`
+        (also used by :mod:`fastnn.nn._fusion`, whose backward masks before the scatter)."""
+        self._check_input(X)
+        token = self._begin_forward()
+        # ops.max_pool2d takes no out= (it returns y and argmax): these two are fresh.
+        Y, argmax = ops.max_pool2d(X, **self._options())
+        return Y, argmax, token
 
 
 class AvgPool2d(_Pool2d):
