@@ -15,17 +15,15 @@ from fastnn._shapes import conv_output_shape, from_hwio, from_nhwc, hwio_shape, 
 from fastnn.backends.cpu.common import hwio, nhwc, store
 
 
-def _finish(result_nhwc, out, layout, from_nhwc_order):
-    """Return the NHWC/HWIO result in the caller's layout, in ``out`` when one was given."""
+def _compute(kernel, out, layout, shape_nhwc, dtype, from_nhwc_order):
+    """Run ``kernel(result)`` on an NHWC/HWIO result (the caller's ``out`` when it is
+    NHWC already) and return it in the caller's layout, in ``out`` when one was given."""
+    result = out if (out is not None and layout == "NHWC") else np.empty(shape_nhwc, dtype)
+    kernel(result)
     if layout == "NHWC":
-        return result_nhwc
-    converted = from_nhwc_order(result_nhwc, layout)
+        return result
+    converted = from_nhwc_order(result, layout)
     return np.ascontiguousarray(converted) if out is None else store(out, converted)
-
-
-def _result(out, layout, shape_nhwc, dtype):
-    """Where the kernel writes: the caller's ``out`` when it is already NHWC, else new."""
-    return out if (out is not None and layout == "NHWC") else np.empty(shape_nhwc, dtype)
 
 
 class ConvOps:
@@ -35,10 +33,11 @@ class ConvOps:
                activation=None, out=None):
         if layout == "NCHW":
             x, w = nhwc(x, layout), hwio(w, layout)
-        y_shape = conv_output_shape(x.shape, w.shape, stride, padding, dilation, "NHWC")
-        y = _result(out, layout, y_shape, x.dtype)
-        self._C.conv2d(x, w, b, stride, padding, dilation, activation, y)
-        return _finish(y, out, layout, from_nhwc)
+        return _compute(lambda y: self._C.conv2d(x, w, b, stride, padding, dilation, activation,
+                                                 y),
+                        out, layout,
+                        conv_output_shape(x.shape, w.shape, stride, padding, dilation, "NHWC"),
+                        x.dtype, from_nhwc)
 
     def conv2d_relu_max_pool2d(self, x, w, b=None, *, stride=1, padding=0, dilation=1,
                                layout="NHWC"):
@@ -56,14 +55,14 @@ class ConvOps:
                              layout="NHWC", out=None):
         if layout == "NCHW":
             dy, w = nhwc(dy, layout), hwio(w, layout)
-        dx = _result(out, layout, nhwc_shape(x_shape, layout), dy.dtype)
-        self._C.conv2d_backward_data(dy, w, stride, padding, dilation, dx)
-        return _finish(dx, out, layout, from_nhwc)
+        return _compute(lambda dx: self._C.conv2d_backward_data(dy, w, stride, padding,
+                                                                dilation, dx),
+                        out, layout, nhwc_shape(x_shape, layout), dy.dtype, from_nhwc)
 
     def conv2d_backward_weights(self, dy, x, w_shape, *, stride=1, padding=0, dilation=1,
                                 layout="NHWC", out=None):
         if layout == "NCHW":
             dy, x = nhwc(dy, layout), nhwc(x, layout)
-        dw = _result(out, layout, hwio_shape(w_shape, layout), dy.dtype)
-        self._C.conv2d_backward_weights(dy, x, stride, padding, dilation, dw)
-        return _finish(dw, out, layout, from_hwio)
+        return _compute(lambda dw: self._C.conv2d_backward_weights(dy, x, stride, padding,
+                                                                   dilation, dw),
+                        out, layout, hwio_shape(w_shape, layout), dy.dtype, from_hwio)
