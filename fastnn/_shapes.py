@@ -146,13 +146,6 @@ def hwio_shape(shape, layout: str) -> tuple[int, int, int, int]:
     return (kh, kw, i, o)
 
 
-def weight_shape(hwio, layout: str) -> tuple[int, int, int, int]:
-    """The weight shape for ``layout`` (HWIO or OIHW) whose ``(kh, kw, c_in, c_out)`` is
-    ``hwio``."""
-    kh, kw, i, o = hwio
-    return (kh, kw, i, o) if layout == "NHWC" else (o, i, kh, kw)
-
-
 def to_nhwc(x, layout: str):
     """An image batch in ``layout`` as an NHWC view (NHWC passes through)."""
     return x if layout == "NHWC" else x.transpose(0, 2, 3, 1)
