@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import pytest
 
-from fastnn import benchmarking
+from fastnn import bench
 
 PARAMS = [pytest.param(case, impl, id=f"{case.name}-{impl}")
-          for case in benchmarking.all_cases() for impl in case.impls]
+          for case in bench.all_cases() for impl in case.impls]
 
 
 @pytest.mark.parametrize("case, impl", PARAMS)

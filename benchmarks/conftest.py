@@ -7,13 +7,13 @@ import os
 
 import pytest
 
-from fastnn import benchmarking
+from fastnn import bench
 
 THREADS = int(os.environ.get("FASTNN_BENCH_THREADS", "2"))
 
 
 @pytest.fixture(scope="session", autouse=True)
 def pinned_threads():
-    limits = benchmarking.pin_threads(THREADS)
+    limits = bench.pin_threads(THREADS)
     yield THREADS
     limits.restore_original_limits()

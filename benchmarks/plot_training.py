@@ -1,7 +1,7 @@
 """Plot the seed convnet's training and inference throughput (images/s) per batch size.
 
 Reads the JSON of ``fastnn bench --filter 'seed_*' --json PATH`` (``--json PATH``), or runs
-:func:`fastnn.benchmarking.training_cases` itself, and writes
+:func:`fastnn.bench.training_cases` itself, and writes
 ``benchmarks/training_images_per_s.png``: two panels (training step, inference), images/s
 against batch size, one line per implementation.
 
@@ -20,7 +20,7 @@ import json
 import os
 import re
 
-from fastnn import benchmarking
+from fastnn import bench
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 NAME = re.compile(r"seed_(train|infer)/bs(\d+)$")
@@ -28,10 +28,10 @@ NAME = re.compile(r"seed_(train|infer)/bs(\d+)$")
 
 def measure(threads: int, min_time: float) -> list[dict]:
     """Results in the ``fastnn bench --json`` form, for the training cases only."""
-    benchmarking.pin_threads(threads)
+    bench.pin_threads(threads)
     results = []
-    for case in benchmarking.training_cases():
-        times = benchmarking.time_interleaved(
+    for case in bench.training_cases():
+        times = bench.time_interleaved(
             {impl: factory() for impl, factory in case.impls.items()}, min_time=min_time)
         for impl, seconds in times.items():
             results.append(dict(case=case.name, impl=impl, seconds=seconds,

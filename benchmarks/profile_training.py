@@ -22,7 +22,8 @@ import argparse
 import collections
 import time
 
-from fastnn import backends, benchmarking, models
+from fastnn import backends, bench, models
+from fastnn.bench.cases import _seed_batches
 
 
 def _label(name, args):
@@ -74,7 +75,7 @@ def profile(backend: str = "cpu", batch: int = 64, steps: int = 20, warmup: int 
     try:
         model = models.seed_convnet(seed=0)
         learner = models.seed_learner(model.train())
-        images, labels = benchmarking._seed_batches(batch)
+        images, labels = _seed_batches(batch)
         with backends.use(backend):
             for i in range(warmup):
                 learner.fit_batch(images[i % len(images)], labels[i % len(labels)])
@@ -106,7 +107,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall")
     args = parser.parse_args()
-    benchmarking.pin_threads(args.threads)
+    bench.pin_threads(args.threads)
     clock = time.perf_counter if args.clock == "wall" else time.process_time
     rows, mean, best = profile(args.backend, args.batch, args.steps, clock=clock)
     print(f"seed convnet, one training step, backend={args.backend} batch={args.batch} "

@@ -108,3 +108,16 @@ def atomic_write(path: PathLike, mode: str = "wb", *,
             os.unlink(temporary)
         raise
     _fsync_directory(directory)
+
+
+def save_figure(fig: Any, path: PathLike) -> PathLike:
+    """Write a matplotlib figure to ``path`` as a 100-dpi PNG, atomically, and close it
+    (also when writing fails); returns ``path``."""
+    import matplotlib.pyplot as plt
+
+    try:
+        with atomic_write(path) as file:
+            fig.savefig(file, format="png", dpi=100)
+    finally:
+        plt.close(fig)
+    return path

@@ -69,7 +69,16 @@ from typing import Any, Optional
 import numpy as np
 
 from fastnn import backends as _backends
-from fastnn._shapes import OPTION_LIMIT, conv_output_size, pair, resolve_padding
+from fastnn._shapes import (
+    OPTION_LIMIT,
+    conv_output_shape,
+    hwio_shape,
+    nhwc_shape,
+    pair,
+    pool_options,
+    pool_output_shape,
+    resolve_padding,
+)
 
 __all__ = [
     "gemm", "linear",
@@ -279,27 +288,6 @@ def _shape_tuple(op: str, name: str, shape, ndim: int) -> tuple[int, ...]:
     return shape
 
 
-def _nhwc(shape, layout):
-    """(n, h, w, c) of a 4-D image shape in either layout."""
-    if layout == "NHWC":
-        return shape
-    n, c, h, w = shape
-    return (n, h, w, c)
-
-
-def _image_shape(nhwc, layout):
-    n, h, w, c = nhwc
-    return (n, h, w, c) if layout == "NHWC" else (n, c, h, w)
-
-
-def _hwio(shape, layout):
-    """(kh, kw, c_in, c_out) of a conv weight shape in either layout (HWIO or OIHW)."""
-    if layout == "NHWC":
-        return shape
-    o, i, kh, kw = shape
-    return (kh, kw, i, o)
-
-
 # --------------------------------------------------------------------------- GEMM, linear
 
 def gemm(a, b, *, trans_a: bool = False, trans_b: bool = False, alpha: float = 1.0,
@@ -383,7 +371,7 @@ def linear(x, w, b=None, *, activation: Optional[str] = None, out=None):
 
 # --------------------------------------------------------------------------- convolution
 
-def _conv_args(op, x_shape, w_hwio, stride, padding, dilation, layout):
+def _conv_args(op, x_shape, w_shape, stride, padding, dilation, layout):
     """``(stride, padding, dilation, y_shape)`` normalised, or the error for bad ones.
 
     A training loop asks the same few questions every step: answers are cached (about
@@ -391,9 +379,9 @@ def _conv_args(op, x_shape, w_hwio, stride, padding, dilation, layout):
     1.0 or NumPy integers hash like 1 but must still be rejected), and errors never are.
     """
     if _plain(stride) and _plain(padding) and _plain(dilation):
-        return _conv_args_cached(op, tuple(x_shape), tuple(w_hwio), stride, padding, dilation,
+        return _conv_args_cached(op, tuple(x_shape), tuple(w_shape), stride, padding, dilation,
                                  layout)
-    return _conv_args_uncached(op, x_shape, w_hwio, stride, padding, dilation, layout)
+    return _conv_args_uncached(op, x_shape, w_shape, stride, padding, dilation, layout)
 
 
 def _plain(value) -> bool:
@@ -405,9 +393,9 @@ def _plain(value) -> bool:
         type(v) is int or (type(v) is tuple and all(type(u) is int for u in v)) for v in value)
 
 
-def _conv_args_uncached(op, x_shape, w_hwio, stride, padding, dilation, layout):
-    n, h, w, c = _nhwc(x_shape, layout)
-    kh, kw, c_in, c_out = w_hwio
+def _conv_args_uncached(op, x_shape, w_shape, stride, padding, dilation, layout):
+    n, h, w, c = nhwc_shape(x_shape, layout)
+    kh, kw, c_in, c_out = w_hwio = hwio_shape(w_shape, layout)
     if c_in != c:
         raise ValueError(f"{op}: w must have {c} input channels to match x, got {c_in}")
     if min(kh, kw, c_in, c_out) < 1:
@@ -419,15 +407,15 @@ def _conv_args_uncached(op, x_shape, w_hwio, stride, padding, dilation, layout):
     stride = pair(op, "stride", stride, minimum=1)
     dilation = pair(op, "dilation", dilation, minimum=1)
     pads = resolve_padding(op, padding, (h, w), (kh, kw), stride, dilation)
-    ho = conv_output_size(h, kh, stride[0], *pads[0], dilation[0])
-    wo = conv_output_size(w, kw, stride[1], *pads[1], dilation[1])
+    y_shape = conv_output_shape(x_shape, w_shape, stride, pads, dilation, layout)
+    _, ho, wo, _ = nhwc_shape(y_shape, layout)
     if ho < 1 or wo < 1:
         raise ValueError(
             f"{op}: the kernel (with dilation {dilation}) does not fit the padded input: "
             f"input {(h, w)}, kernel {(kh, kw)}, padding {pads}"
         )
     _output_fits(op, n, ho, wo, c_out)
-    return stride, pads, dilation, _image_shape((n, ho, wo, c_out), layout)
+    return stride, pads, dilation, y_shape
 
 
 def _output_fits(op, n, ho, wo, c):
@@ -446,12 +434,11 @@ def _conv_forward_args(op, x, w, b, stride, padding, dilation, layout):
     and its output shape: ``(x, w, b, stride, padding, dilation, y_shape)``."""
     x = _float(op, "x", x, ndim=4, layout=layout)
     w = _float(op, "w", w, ndim=4, dtype=x.dtype, layout="HWIO" if layout == "NHWC" else "OIHW")
-    w_hwio = _hwio(w.shape, layout)
-    stride, pads, dilation, y_shape = _conv_args(op, x.shape, w_hwio, stride, padding, dilation,
+    stride, pads, dilation, y_shape = _conv_args(op, x.shape, w.shape, stride, padding, dilation,
                                                  layout)
     if b is not None:
         b = _float(op, "b", b, ndim=1, dtype=x.dtype)
-        _same_shape(op, "b", b, (w_hwio[3],))
+        _same_shape(op, "b", b, (hwio_shape(w.shape, layout)[3],))
     return x, w, b, stride, pads, dilation, y_shape
 
 
@@ -517,7 +504,7 @@ def conv2d_relu_max_pool2d(x, w, b=None, *, stride=1, padding=0, dilation=1,
     layout = _layout(op, layout)
     x, w, b, stride, pads, dilation, y_shape = _conv_forward_args(op, x, w, b, stride, padding,
                                                                   dilation, layout)
-    _, ho, wo, _ = _nhwc(y_shape, layout)
+    _, ho, wo, _ = nhwc_shape(y_shape, layout)
     if ho < 2 or wo < 2:
         raise ValueError(f"{op}: the 2x2 pool does not fit the convolution's {(ho, wo)} output")
     return _dispatch(op, x, w, b).conv2d_relu_max_pool2d(
@@ -542,8 +529,8 @@ def conv2d_backward_data(dy, w, x_shape, *, stride=1, padding=0, dilation=1,
     dy = _float(op, "dy", dy, ndim=4, layout=layout)
     w = _float(op, "w", w, ndim=4, dtype=dy.dtype, layout="HWIO" if layout == "NHWC" else "OIHW")
     x_shape = _shape_tuple(op, "x_shape", x_shape, 4)
-    stride, pads, dilation, y_shape = _conv_args(op, x_shape, _hwio(w.shape, layout), stride,
-                                                 padding, dilation, layout)
+    stride, pads, dilation, y_shape = _conv_args(op, x_shape, w.shape, stride, padding,
+                                                 dilation, layout)
     _same_shape(op, "dy", dy, y_shape)
     out = _out(op, out, x_shape, dy.dtype, dy, (("dy", dy), ("w", w)))
     return _dispatch(op, dy, w, out).conv2d_backward_data(
@@ -565,8 +552,8 @@ def conv2d_backward_weights(dy, x, w_shape, *, stride=1, padding=0, dilation=1,
     dy = _float(op, "dy", dy, ndim=4, layout=layout)
     x = _float(op, "x", x, ndim=4, dtype=dy.dtype, layout=layout)
     w_shape = _shape_tuple(op, "w_shape", w_shape, 4)
-    stride, pads, dilation, y_shape = _conv_args(op, x.shape, _hwio(w_shape, layout), stride,
-                                                 padding, dilation, layout)
+    stride, pads, dilation, y_shape = _conv_args(op, x.shape, w_shape, stride, padding,
+                                                 dilation, layout)
     _same_shape(op, "dy", dy, y_shape)
     out = _out(op, out, w_shape, dy.dtype, dy, (("dy", dy), ("x", x)))
     return _dispatch(op, dy, x, out).conv2d_backward_weights(
@@ -595,22 +582,20 @@ def bias_backward(dy, *, layout: str = "NHWC", out=None):
 # --------------------------------------------------------------------------- pooling
 
 def _pool_args(op, x_shape, kernel, stride, padding, layout):
-    n, h, w, c = _nhwc(x_shape, layout)
-    kernel = pair(op, "kernel", kernel, minimum=1)
-    stride = kernel if stride is None else pair(op, "stride", stride, minimum=1)
-    padding = pair(op, "padding", padding, minimum=0)
+    n, h, w, c = nhwc_shape(x_shape, layout)
+    kernel, stride, padding = pool_options(op, kernel, stride, padding)
     if h < 1 or w < 1:
         raise ValueError(f"{op}: the images must have at least one row and one column, got "
                          f"{(h, w)} (an empty batch, n = 0, is fine)")
     if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
         raise ValueError(f"{op}: padding must be at most half the kernel {kernel}, got {padding}")
-    ho = conv_output_size(h, kernel[0], stride[0], padding[0], padding[0])
-    wo = conv_output_size(w, kernel[1], stride[1], padding[1], padding[1])
+    y_shape = pool_output_shape(x_shape, kernel, stride, padding, layout)
+    _, ho, wo, _ = nhwc_shape(y_shape, layout)
     if ho < 1 or wo < 1:
         raise ValueError(f"{op}: kernel {kernel} does not fit the padded input {(h, w)} "
                          f"(padding {padding})")
     _output_fits(op, n, ho, wo, c)
-    return kernel, stride, padding, _image_shape((n, ho, wo, c), layout)
+    return kernel, stride, padding, y_shape
 
 
 def max_pool2d(x, *, kernel, stride=None, padding=0, layout: str = "NHWC"):

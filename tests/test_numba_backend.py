@@ -39,7 +39,7 @@ import fastnn
 imported_at_start = "numba" in sys.modules
 from fastnn import backends, ops
 backend = backends.get("numba")
-from fastnn.backends.numba import _activations
+from fastnn.backends.numba import activations as _activations
 before = len(_activations._activation_kernel.signatures)
 with backends.use("numba"):
     y = ops.relu(np.array([-1.0, 0.5, 2.0], dtype=np.float32))

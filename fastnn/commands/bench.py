@@ -10,7 +10,7 @@ import json
 import os
 import platform
 
-from fastnn import benchmarking
+from fastnn import bench
 from fastnn._files import atomic_write
 from fastnn.commands._common import FAILURE, CommandError, output_file, positive_number, threads_int
 
@@ -29,9 +29,9 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
 def run(name: str, args: argparse.Namespace) -> int:
     if args.json:  # refuse an unwritable --json now, not after minutes of timing
         output_file("--json", args.json)
-    cases = [c for c in benchmarking.all_cases() if fnmatch.fnmatch(c.name, args.filter)]
+    cases = [c for c in bench.all_cases() if fnmatch.fnmatch(c.name, args.filter)]
     if not cases:
-        names = [c.name for c in benchmarking.all_cases()]
+        names = [c.name for c in bench.all_cases()]
         raise CommandError(f"--filter {args.filter!r}: matches none of the {len(names)} cases "
                            f"({', '.join(names[:4])}, ...); give a glob such as 'relu*'")
     if args.list:
@@ -43,8 +43,8 @@ def run(name: str, args: argparse.Namespace) -> int:
         if os.environ.get(var):
             print(f"note: {var} is set; it slows NumPy's OpenBLAS. For a fair comparison run "
                   f"`env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE fastnn bench`.")
-    limits = benchmarking.pin_threads(args.threads)
-    machine = benchmarking.measure_machine()
+    limits = bench.pin_threads(args.threads)
+    machine = bench.measure_machine()
     blas = [p for p in limits.get_original_num_threads() and limits._original_info
             if p.get("user_api") == "blas"]
     print(f"fastnn bench  {datetime.date.today()}  {platform.machine()}  threads={args.threads}")
@@ -67,7 +67,7 @@ def run(name: str, args: argparse.Namespace) -> int:
     print(header)
     print("-" * len(header))
     for case in cases:
-        times = benchmarking.time_interleaved(
+        times = bench.time_interleaved(
             {impl: factory() for impl, factory in case.impls.items()}, min_time=args.min_time)
         for impl, seconds in times.items():
             ratio = times["numpy"] / seconds if "numpy" in times else float("nan")
@@ -81,7 +81,7 @@ def run(name: str, args: argparse.Namespace) -> int:
                 fraction = case.flops / seconds / 1e9 / (machine["peak_gflops"] or float("nan"))
             else:  # memory-bound: against the bandwidth of the level its data fits in
                 rate = f"{case.bytes_moved / seconds / 1e9:.1f} GB/s"
-                roof, gbs = benchmarking.bandwidth_roof(case.bytes_moved, machine)
+                roof, gbs = bench.bandwidth_roof(case.bytes_moved, machine)
                 fraction = case.bytes_moved / seconds / 1e9 / (gbs or float("nan"))
             what = "FMA peak" if case.images or case.flops else f"{roof} bandwidth"
             print(f"{case.name:<{width}}{impl:<16}{seconds * 1e6:>10.1f}us{ratio:>9.2f}x"

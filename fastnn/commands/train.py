@@ -29,7 +29,7 @@ from typing import Optional
 
 import numpy as np
 
-from fastnn._files import atomic_write
+from fastnn._files import atomic_write, save_figure
 from fastnn.commands._common import (
     FAILURE,
     INTERRUPTED,
@@ -334,12 +334,7 @@ def plot_curves(history: dict, path: Path) -> Optional[Path]:
         ax.legend()
     fig.suptitle("fastnn seed convnet on MNIST")
     fig.tight_layout()
-    try:
-        with atomic_write(path) as file:
-            fig.savefig(file, format="png", dpi=100)
-    finally:
-        plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def save_history(record: dict, path: Path) -> None:
@@ -525,127 +520,19 @@ def evaluate(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------- predict
 
-def _read_png_without_pillow(path: str) -> np.ndarray:
-    try:
-        import matplotlib.image as mpimg
-    except ImportError:
-        raise CommandError("reading a PNG needs Pillow (pip install 'fastnn[images]') or "
-                           "matplotlib; or save the digit as a 28x28 .npy") from None
-    pixels = np.asarray(mpimg.imread(path), dtype=np.float32)
-    if pixels.ndim == 3:  # RGB(A) floats in [0, 1]: luminance, ignoring alpha
-        pixels = pixels[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)
-    if pixels.ndim == 2 and pixels.shape != (28, 28):
-        raise CommandError(f"{path}: {pixels.shape[1]}x{pixels.shape[0]}; resizing it to "
-                           "28x28 needs Pillow: pip install 'fastnn[images]'")
-    return pixels
-
-
-def _read_picture(path: str) -> tuple[np.ndarray, str]:
-    """An image file as 28x28 grayscale pixels in [0, 1], and what was done to it (a line
-    such as ``digit.jpg: 640x480 RGB, converted to grayscale and resized to 28x28``, or
-    ``""`` when it was 28x28 grayscale already)."""
-    from fastnn.data import datasets
-
-    suffix = Path(path).suffix.lower()
-    try:
-        from PIL import Image
-    except ImportError:
-        if suffix == ".png":
-            return _read_png_without_pillow(path), ""
-        raise CommandError(f"{path}: reading {suffix or 'this'} images needs Pillow: pip "
-                           "install 'fastnn[images]' (or give a 28x28 .png or .npy)") from None
-    try:
-        pixels, (width, height), mode = datasets._open(Path(path), (28, 28), "grayscale")
-    except datasets.DataError as exc:
-        if suffix not in Image.registered_extensions():
-            raise CommandError(f"{path}: expected a .png or .npy file, or another image "
-                               "format Pillow reads (.jpg, .bmp, .gif, .tif, .webp, ...)") \
-                from None
-        why = str(exc).split(": cannot read the image ", 1)[-1]
-        raise CommandError(f"{path}: cannot read the {suffix[1:].upper()} image {why}") \
-            from None
-    done = []
-    if mode != "L":
-        done.append("converted to grayscale")
-    if (width, height) != (28, 28):
-        done.append("resized to 28x28")
-    note = (f"{path}: {width}x{height} {datasets._describe_mode(mode)}, " + " and ".join(done)
-            if done else "")
-    return pixels[..., 0], note
-
-
 def read_digits(path: str, *, invert: bool = False) -> np.ndarray:
-    """Images for the network, ``(n, 28, 28, 1)`` float32 in [0, 1], from an image file or
-    a .npy.
-
-    An image (.png, .jpg or any other format Pillow reads) is converted to grayscale and
-    resized to 28x28 when it is not so already. A .npy may hold one digit (28×28 or
-    28×28×1) or several (n×28×28 or n×28×28×1); integer pixels (uint8 and the like) are
-    scaled from 0-255, float pixels must already be in [0, 1]. Raises :class:`CommandError`
-    for anything else: no images, pixels that are NaN or infinite or out of range, an
-    unreadable file.
-    """
+    """:func:`fastnn.data.images.read_digits`, raising :class:`CommandError` for a file it
+    cannot use."""
     return _read_digits(path, invert=invert)[0]
 
 
 def _read_digits(path: str, *, invert: bool = False) -> tuple[np.ndarray, str]:
-    """:func:`read_digits`, and the line saying what was done to an image (or ``""``)."""
-    note = ""
-    if not os.path.isfile(path):
-        raise CommandError(f"no such file: {path}" + (" (a folder)" if os.path.isdir(path)
-                                                       else ""))
-    suffix = Path(path).suffix.lower()
-    if suffix == ".npy":
-        try:
-            pixels = np.load(path, allow_pickle=False)
-        except Exception as exc:  # noqa: BLE001 - EOF, format and pickle errors alike
-            reason = "the file is empty" if os.path.getsize(path) == 0 else \
-                f"{type(exc).__name__}: {exc}"
-            raise CommandError(f"{path}: not a readable .npy file ({reason}); save the digit "
-                               "with numpy.save") from None
-        if not isinstance(pixels, np.ndarray):  # an .npz archive renamed .npy
-            pixels.close()
-            raise CommandError(f"{path}: an .npz archive, not a .npy array; save the digit "
-                               "with numpy.save")
-        if pixels.dtype.kind in "iu":
-            low, high = (int(pixels.min()), int(pixels.max())) if pixels.size else (0, 0)
-            if low < 0 or high > 255:
-                raise CommandError(f"{path}: integer pixels must be 0-255, got values in "
-                                   f"[{low}, {high}]")
-            pixels = pixels.astype(np.float32) / 255.0
-        elif pixels.dtype.kind == "f":
-            pixels = pixels.astype(np.float32)
-            finite = np.isfinite(pixels)
-            if not finite.all():
-                raise CommandError(f"{path}: {pixels.size - int(finite.sum())} pixel(s) are "
-                                   "NaN or infinite; pixels must be finite (floats in [0, 1] "
-                                   "or integers 0-255)")
-            if pixels.size and (pixels.min() < 0 or pixels.max() > 1):
-                raise CommandError(f"{path}: float pixels must be in [0, 1], got values in "
-                                   f"[{pixels.min():g}, {pixels.max():g}]; divide 0-255 "
-                                   "values by 255 or save them as uint8")
-        else:
-            raise CommandError(f"{path}: pixels must be numbers, got {pixels.dtype}")
-    else:
-        try:
-            pixels, note = _read_picture(path)
-        except CommandError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - whatever the image reader raises
-            raise CommandError(f"{path}: cannot read the image ({exc})") from None
-    if pixels.ndim >= 3 and pixels.shape[-1] == 1:
-        pixels = pixels[..., 0]
-    if pixels.ndim == 2:
-        pixels = pixels[None]
-    if pixels.ndim != 3 or pixels.shape[1:] != (28, 28):
-        raise CommandError(f"{path}: expected a 28x28 image (or n of them), got shape "
-                           f"{tuple(pixels.shape)}")
-    if pixels.shape[0] == 0:
-        raise CommandError(f"{path}: holds no images (shape {tuple(pixels.shape)}); expected "
-                           "a 28x28 image (or n of them)")
-    if invert:
-        pixels = 1.0 - pixels
-    return np.ascontiguousarray(pixels[..., None], dtype=np.float32), note
+    from fastnn.data import DataError, images
+
+    try:
+        return images.read_digits_noted(path, invert=invert)
+    except DataError as exc:
+        raise CommandError(str(exc)) from None
 
 
 def _class_names(model_path: str, classes: int) -> Optional[list]:

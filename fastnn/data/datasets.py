@@ -40,26 +40,24 @@ from typing import Optional, Union
 
 import numpy as np
 
+from fastnn.data.errors import DataError, MissingDependency
+from fastnn.data.images import (
+    DEFAULT_SIZE,
+    IMAGE_SUFFIXES,
+    Size,
+    check_color,
+    check_size,
+    is_image,
+    open_image,
+    read_image,
+    require_pillow,
+)
+
 __all__ = ["Dataset", "Split", "DataError", "MissingDependency", "from_arrays", "split",
            "load", "load_npz", "load_idx", "load_image_folder", "read_image", "IMAGE_SUFFIXES"]
 
 PathLike = Union[str, "os.PathLike[str]"]
-Size = Union[int, tuple[int, int], None]
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
-COLORS = ("grayscale", "rgb")
-DEFAULT_SIZE = (28, 28)
-_MODES = {"L": "grayscale", "1": "black-and-white", "P": "palette", "LA": "grayscale+alpha",
-          "RGBA": "RGBA", "RGB": "RGB", "CMYK": "CMYK", "I;16": "16-bit grayscale",
-          "I": "32-bit grayscale", "F": "float grayscale"}
-
-
-class DataError(ValueError):
-    """A data file, folder or array that cannot be used; the message names it."""
-
-
-class MissingDependency(ImportError):
-    """An optional package a reader needs is not installed; the message names the extra."""
 
 
 @dataclass(frozen=True)
@@ -328,80 +326,6 @@ def load_idx(directory: PathLike) -> Dataset:
 
 # --------------------------------------------------------------------------- images
 
-def _pillow():
-    try:
-        from PIL import Image
-    except ImportError:
-        raise MissingDependency("reading images needs Pillow, which is not installed: "
-                                "pip install 'fastnn[images]'") from None
-    return Image
-
-
-def _size(size: Size) -> Optional[tuple[int, int]]:
-    if size is None:
-        return None
-    if isinstance(size, (int, np.integer)):
-        size = (int(size), int(size))
-    if (len(size) != 2 or not all(isinstance(s, (int, np.integer)) and s >= 1 for s in size)):
-        raise DataError(f"size must be None, an int or (height, width) >= 1, got {size!r}")
-    return int(size[0]), int(size[1])
-
-
-def _color(color: str) -> str:
-    if color not in COLORS:
-        raise DataError(f"color must be one of {', '.join(COLORS)}, got {color!r}")
-    return color
-
-
-def _open(path: Path, size: Optional[tuple[int, int]], color: str):
-    """``(pixels HxWxC float32, original (width, height), original mode)``."""
-    Image = _pillow()
-    try:
-        with Image.open(path) as image:
-            image.seek(0)  # the first frame of an animation
-            original, mode = image.size, image.mode
-            converted = image.convert("L" if color == "grayscale" else "RGB")
-    except Exception as exc:  # noqa: BLE001 - unidentified, truncated, decompression bombs
-        raise DataError(f"{path}: cannot read the image ({type(exc).__name__}: {exc})") \
-            from None
-    if size is not None and converted.size != (size[1], size[0]):
-        resample = getattr(Image, "Resampling", Image).LANCZOS
-        converted = converted.resize((size[1], size[0]), resample)
-    pixels = np.asarray(converted, dtype=np.float32) / np.float32(255.0)
-    if pixels.ndim == 2:
-        pixels = pixels[..., None]
-    return pixels, original, mode
-
-
-def _describe_mode(mode: str) -> str:
-    return _MODES.get(mode, mode)
-
-
-def read_image(path: PathLike, *, size: Size = DEFAULT_SIZE,
-               color: str = "grayscale") -> np.ndarray:
-    """One image file (any format Pillow reads) as ``(height, width, channels)`` float32 in
-    [0, 1]: resized to ``size`` (``(height, width)`` or an int; ``None`` keeps its size) and
-    converted to ``color`` (``"grayscale"``: 1 channel, ``"rgb"``: 3).
-
-    >>> import numpy as np, os, tempfile
-    >>> from PIL import Image
-    >>> path = os.path.join(tempfile.mkdtemp(), "photo.jpg")
-    >>> Image.new("RGB", (64, 48), (255, 255, 255)).save(path)
-    >>> read_image(path).shape, read_image(path, size=None, color="rgb").shape
-    ((28, 28, 1), (48, 64, 3))
-    """
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: does not exist" if not path.exists() else
-                                f"{path}: is a folder, not an image")
-    return _open(path, _size(size), _color(color))[0]
-
-
-def _is_image(path: Path) -> bool:
-    return path.is_file() and not path.name.startswith(".") and \
-        path.suffix.lower() in IMAGE_SUFFIXES
-
-
 def load_image_folder(root: PathLike, *, size: Size = DEFAULT_SIZE, color: str = "grayscale",
                       validation: float = 0.2, seed: Optional[int] = 0) -> Dataset:
     """A :class:`Dataset` from a folder of images per class: ``root/<class>/<image>``.
@@ -427,26 +351,26 @@ def load_image_folder(root: PathLike, *, size: Size = DEFAULT_SIZE, color: str =
     >>> load_image_folder(root, size=(32, 32), color="rgb").image_shape
     (32, 32, 3)
     """
-    size, color = _size(size), _color(color)
+    size, color = check_size(size), check_color(color)
     path = Path(root).expanduser()
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: does not exist" if not path.exists() else
                                 f"{path}: is a file, not a folder of class folders")
     folders = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not folders:
-        loose = any(_is_image(p) for p in path.iterdir())
+        loose = any(is_image(p) for p in path.iterdir())
         raise DataError(f"{path}: no class folders; put each class's images in a folder of "
                         f"its own ({path}/<class>/*.png)"
                         + (" - the images lie directly in it" if loose else ""))
-    _pillow()
+    require_pillow()
     images, labels, first = [], [], None
     for label, folder in enumerate(folders):
-        files = sorted(p for p in folder.iterdir() if _is_image(p))
+        files = sorted(p for p in folder.iterdir() if is_image(p))
         if not files:
             raise DataError(f"{folder}: class {folder.name!r} has no images "
                             f"({', '.join(IMAGE_SUFFIXES)})")
         for file in files:
-            pixels, original, _ = _open(file, size, color)
+            pixels, original, _ = open_image(file, size, color)
             if size is None:
                 if first is None:
                     first = (file, pixels.shape)

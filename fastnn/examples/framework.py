@@ -20,7 +20,7 @@ from typing import Optional
 import numpy as np
 
 from fastnn import nn
-from fastnn._files import atomic_write
+from fastnn._files import save_figure
 
 DTYPE = np.float64
 
@@ -82,12 +82,7 @@ def plot(curves: dict, path: str) -> Optional[str]:
     fig.suptitle("y = x1 * x2: SGD lr 0.3, 50 epochs, batches of 50")
     fig.tight_layout()
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    try:
-        with atomic_write(path) as file:
-            fig.savefig(file, format="png", dpi=100)
-    finally:
-        plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def main(out: Optional[str] = "runs") -> dict:

@@ -10,37 +10,73 @@ every pooled element lands in exactly one input position, so the two sums agree 
 the order of the additions).
 
 A ``Conv2d(activation="relu")`` followed by a 2x2, stride-2, unpadded ``MaxPool2d`` (the
-layout the same) also fuses the forward: the convolution runs
-:func:`fastnn.ops.conv2d_relu_max_pool2d` and hands the pooled output and argmax to the
-pool through the link; its own output is never materialised (the backward does not need
-it: the pool masks with its pooled output). The cpu backend computes that op in one pass
-for short patches (the first layer); other backends and shapes compose the two ops.
+layout the same) also fuses the forward: one :func:`fastnn.ops.conv2d_relu_max_pool2d`
+computes the pooled output and argmax, and the convolution's full-size output is never
+materialised (the backward does not need it: the mask comes from the pooled output). The
+cpu backend computes that op in one pass for short patches (the first layer); other
+backends and shapes compose the two ops.
 
-Results equal the unfused layers' exactly, except the bias gradient's rounding. The
-link lives for one forward/backward; layers used outside a Sequential never see one.
+:func:`plan` finds the pairs; :class:`Sequential` runs each pair as one
+:class:`ReluMaxPool` step, a layer-like object whose ``forward(X)`` returns the pool's
+output and one ``backward`` for both layers. The two layers keep their parameters, buffers
+and configuration (a saved model or a summary sees them as they are) and, used on their
+own, their ordinary forward and backward. Results equal the unfused layers' exactly,
+except the bias gradient's rounding.
 """
 
 from __future__ import annotations
 
-from typing import Optional
-
+from fastnn import ops
 from fastnn.nn._arrays import Array
-from fastnn.nn.layer import Layer
+from fastnn.nn.layer import Backward, Layer
 from fastnn.nn.layers.activations import ReLU
 from fastnn.nn.layers.conv import Conv2d
 from fastnn.nn.layers.pool import MaxPool2d
 
 
-class ReluPoolLink:
-    """Shared by a ReLU producer and the max-pool after it for one forward/backward."""
+class ReluMaxPool:
+    """A ReLU producer (``ReLU``, or ``Conv2d(activation="relu")``) and the ``MaxPool2d``
+    after it, as one step of a :class:`~fastnn.nn.Sequential`.
 
-    __slots__ = ("pooled_grad", "fuse_forward", "pooled")
+    ``stage`` says which of the two layers runs (0: the producer, 1: the pool), so that an
+    error is reported against the right layer; ``pool_input_shape`` is the producer's
+    output shape once it has run.
+    """
 
-    def __init__(self, fuse_forward: bool = False) -> None:
-        self.pooled_grad: Optional[Array] = None  # the masked pooled gradient, set by the pool
-        self.fuse_forward = fuse_forward          # the producer pools too (a Conv2d)
-        # (y, argmax, conv output shape) from a fused producer, taken by the pool.
-        self.pooled: Optional[tuple[Array, Array, tuple[int, ...]]] = None
+    __slots__ = ("producer", "pool", "fuse_forward", "stage", "pool_input_shape")
+
+    def __init__(self, producer: Layer, pool: MaxPool2d) -> None:
+        self.producer, self.pool = producer, pool
+        self.fuse_forward = (type(producer) is Conv2d and pool.kernel == (2, 2)
+                             and pool.stride == (2, 2) and pool.padding == (0, 0))
+        self.stage = 0
+        self.pool_input_shape = None
+
+    def forward(self, X: Array) -> tuple[Array, Backward]:
+        producer, pool = self.producer, self.pool
+        self.stage = 0
+        if self.fuse_forward:
+            Y, argmax, x_shape, producer_backward = producer.forward_relu_max_pool2d(X)
+            self.stage, self.pool_input_shape = 1, x_shape
+            token = pool._begin_forward()
+        else:
+            H, producer_backward = producer.forward_masked(X)
+            self.stage, self.pool_input_shape = 1, tuple(H.shape)
+            Y, argmax, token = pool.pool(H)
+            x_shape = self.pool_input_shape
+
+        def backward(D: Array) -> Array:
+            self.stage = 1
+            pool._check(token)
+            # The relu's mask, on the pooled gradient; the scatter then leaves zeros wherever
+            # the relu was inactive, so the producer's backward takes the result as it is.
+            masked = ops.relu_backward(D, Y, out=pool._buffer("dmask", D.shape, D))
+            dH = ops.max_pool2d_backward(masked, argmax, x_shape,
+                                         out=pool._buffer("dx", x_shape, masked))
+            self.stage = 0
+            return producer_backward(dH, masked)
+
+        return Y, backward
 
 
 def _is_relu_producer(layer: Layer) -> bool:
@@ -49,15 +85,14 @@ def _is_relu_producer(layer: Layer) -> bool:
     return type(layer) is Conv2d and layer.activation == "relu"
 
 
-def plan(layers: list[Layer]) -> dict[int, ReluPoolLink]:
-    """Links for every (ReLU producer, MaxPool2d) pair of adjacent layers, by layer index."""
-    links: dict[int, ReluPoolLink] = {}
+def plan(layers: list[Layer]) -> dict[int, ReluMaxPool]:
+    """A :class:`ReluMaxPool` for every (ReLU producer, MaxPool2d) pair of adjacent layers,
+    under the index of each of its two layers."""
+    steps: dict[int, ReluMaxPool] = {}
     for i in range(len(layers) - 1):
         producer, pool = layers[i], layers[i + 1]
         if type(pool) is MaxPool2d and _is_relu_producer(producer):
             if getattr(producer, "layout", pool.layout) != pool.layout:
                 continue
-            fuse_forward = (type(producer) is Conv2d and pool.kernel == (2, 2)
-                            and pool.stride == (2, 2) and pool.padding == (0, 0))
-            links[i] = links[i + 1] = ReluPoolLink(fuse_forward)
-    return links
+            steps[i] = steps[i + 1] = ReluMaxPool(producer, pool)
+    return steps

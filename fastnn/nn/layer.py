@@ -104,9 +104,6 @@ class Layer:
         self._generation = 0
         self.training = True
         self.requires_input_grad = True
-        # Set by Sequential just before forward() when this layer takes part in a
-        # cross-layer fusion (fastnn.nn._fusion); forward() consumes it.
-        self._fusion = None
 
     # ------------------------------------------------------------------ parameters
 

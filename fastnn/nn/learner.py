@@ -384,7 +384,6 @@ class Learner:
             A = X
             with _threads.flush_denormals(self.flush_denormals):
                 for i, layer in enumerate(layers):
-                    layer._fusion = None
                     A = layer.forward(A)[0]
                     if not _finite(A):
                         culprit = i

@@ -86,18 +86,17 @@ def _leaves(layer: Layer) -> Iterator[Layer]:
 @contextmanager
 def _untouched(model: Layer) -> Iterator[None]:
     """Run forwards that leave every layer's buffers, forward count and mode as they were."""
-    saved = [(layer, layer._buffers, layer._generation, layer.training, layer._fusion)
+    saved = [(layer, layer._buffers, layer._generation, layer.training)
              for layer in _leaves(model)]
     try:
         for layer, *_ in saved:
             layer._buffers = {}
-            layer._fusion = None
             layer.training = False
         yield
     finally:
-        for layer, buffers, generation, training, fusion in saved:
+        for layer, buffers, generation, training in saved:
             layer._buffers, layer._generation = buffers, generation
-            layer.training, layer._fusion = training, fusion
+            layer.training = training
 
 
 def _walk(layer: Layer, X: Array, index: str, rows: list[SummaryRow]) -> Array:

@@ -1,8 +1,8 @@
 """The ``numba`` backend: every op of :mod:`fastnn.ops` as ``@njit`` kernels.
 
 The fallback where fastnn._C is missing, and a place for quick kernel experiments. Each op
-family lives in its own module (``_conv``, ``_pool``, ``_lrn``, ``_dense``,
-``_activations``, ``_losses``, ``_dropout``, ``_optim``), kernels first, then the mixin
+family lives in its own module (``conv``, ``pool``, ``lrn``, ``dense``,
+``activations``, ``losses``, ``dropout``, ``optim``), kernels first, then the mixin
 whose methods allocate outputs and call them; :class:`NumbaBackend` is their union over
 :class:`~fastnn.backends.reference.ReferenceBackend`.
 
@@ -33,15 +33,15 @@ array([0., 2.])
 
 from __future__ import annotations
 
-from fastnn.backends.numba._activations import ActivationOps
-from fastnn.backends.numba._common import sync_threads
-from fastnn.backends.numba._conv import ConvOps
-from fastnn.backends.numba._dense import DenseOps
-from fastnn.backends.numba._dropout import DropoutOps
-from fastnn.backends.numba._losses import LossOps
-from fastnn.backends.numba._lrn import LrnOps
-from fastnn.backends.numba._optim import OptimizerOps
-from fastnn.backends.numba._pool import PoolOps
+from fastnn.backends.numba.activations import ActivationOps
+from fastnn.backends.numba.common import sync_threads
+from fastnn.backends.numba.conv import ConvOps
+from fastnn.backends.numba.dense import DenseOps
+from fastnn.backends.numba.dropout import DropoutOps
+from fastnn.backends.numba.losses import LossOps
+from fastnn.backends.numba.lrn import LrnOps
+from fastnn.backends.numba.optim import OptimizerOps
+from fastnn.backends.numba.pool import PoolOps
 from fastnn.backends.reference import ReferenceBackend
 
 __all__ = ["NumbaBackend"]

@@ -13,20 +13,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastnn._shapes import conv_output_size
-from fastnn.backends.reference._util import from_nhwc, store, to_nhwc
+from fastnn._shapes import (
+    conv_output_shape,
+    from_hwio,
+    from_nhwc,
+    hwio_shape,
+    nhwc_shape,
+    to_hwio,
+    to_nhwc,
+)
 from fastnn.backends.reference.activations import apply_activation
-
-
-def _weights_hwio(w, layout):
-    """A view of the weights as HWIO (OIHW is transposed, no copy)."""
-    return w if layout == "NHWC" else w.transpose(2, 3, 1, 0)
-
-
-def _output_hw(h, w, kh, kw, stride, padding, dilation):
-    ho = conv_output_size(h, kh, stride[0], *padding[0], dilation[0])
-    wo = conv_output_size(w, kw, stride[1], *padding[1], dilation[1])
-    return ho, wo
+from fastnn.backends.reference.common import store
 
 
 def _pad_nhwc(x, padding):
@@ -59,10 +56,11 @@ class ConvOps:
     def conv2d(self, x, w, b=None, *, stride=1, padding=0, dilation=1, layout="NHWC",
                activation=None, out=None):
         x_nhwc = to_nhwc(x, layout)
-        w_hwio = _weights_hwio(w, layout)
+        w_hwio = to_hwio(w, layout)
         n, h, width, c_in = x_nhwc.shape
         kh, kw, _, c_out = w_hwio.shape
-        ho, wo = _output_hw(h, width, kh, kw, stride, padding, dilation)
+        _, ho, wo, _ = conv_output_shape(x_nhwc.shape, w_hwio.shape, stride, padding,
+                                         dilation, "NHWC")
         cols = _columns(_pad_nhwc(x_nhwc, padding), kh, kw, ho, wo, stride, dilation)
         y = cols.reshape(n * ho * wo, kh * kw * c_in) @ w_hwio.reshape(kh * kw * c_in, c_out)
         if b is not None:
@@ -81,9 +79,8 @@ class ConvOps:
     def conv2d_backward_data(self, dy, w, x_shape, *, stride=1, padding=0, dilation=1,
                              layout="NHWC", out=None):
         dy_nhwc = to_nhwc(dy, layout)
-        w_hwio = _weights_hwio(w, layout)
-        n, h, width, c_in = x_shape if layout == "NHWC" else (
-            x_shape[0], x_shape[2], x_shape[3], x_shape[1])
+        w_hwio = to_hwio(w, layout)
+        n, h, width, c_in = nhwc_shape(x_shape, layout)
         kh, kw, _, c_out = w_hwio.shape
         _, ho, wo, _ = dy_nhwc.shape
         (top, bottom), (left, right) = padding
@@ -103,12 +100,10 @@ class ConvOps:
                                 layout="NHWC", out=None):
         dy_nhwc = to_nhwc(dy, layout)
         x_nhwc = to_nhwc(x, layout)
-        kh, kw = (w_shape[0], w_shape[1]) if layout == "NHWC" else (w_shape[2], w_shape[3])
+        kh, kw, _, _ = hwio_shape(w_shape, layout)
         n, _, _, c_in = x_nhwc.shape
         _, ho, wo, c_out = dy_nhwc.shape
         cols = _columns(_pad_nhwc(x_nhwc, padding), kh, kw, ho, wo, stride, dilation)
         dw = (cols.reshape(n * ho * wo, kh * kw * c_in).T
               @ dy_nhwc.reshape(n * ho * wo, c_out)).reshape(kh, kw, c_in, c_out)
-        if layout == "NCHW":
-            dw = dw.transpose(3, 2, 0, 1)
-        return store(out, tuple(w_shape), dy.dtype, dw)
+        return store(out, tuple(w_shape), dy.dtype, from_hwio(dw, layout))

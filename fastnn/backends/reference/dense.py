@@ -4,8 +4,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastnn.backends.reference._util import empty
 from fastnn.backends.reference.activations import apply_activation
+from fastnn.backends.reference.common import empty
+
+
+def accumulate(product, out, beta):
+    """``beta * out + product`` in ``out`` (``product`` itself without one), as BLAS: with
+    ``beta == 0`` the old contents of ``out`` (even NaN) are ignored."""
+    if out is None:
+        return product
+    if beta == 0.0:
+        out[...] = product
+    else:
+        out *= out.dtype.type(beta)
+        out += product
+    return out
 
 
 class DenseOps:
@@ -15,14 +28,7 @@ class DenseOps:
         product = a @ b
         if alpha != 1.0:
             product *= a.dtype.type(alpha)
-        if out is None:
-            return product
-        if beta == 0.0:
-            out[...] = product  # BLAS semantics: the old contents (even NaN) are ignored
-        else:
-            out *= out.dtype.type(beta)
-            out += product
-        return out
+        return accumulate(product, out, beta)
 
     def linear(self, x, w, b=None, *, activation=None, out=None):
         y = np.matmul(x, w, out=empty(out, (x.shape[0], w.shape[1]), x.dtype))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastnn.backends.reference._util import empty
+from fastnn.backends.reference.common import empty
 
 GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastnn.backends.reference._util import empty
+from fastnn.backends.reference.common import empty
 
 
 def _targets(labels, shape, dtype):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastnn.backends.reference._util import store
+from fastnn.backends.reference.common import store
 
 
 def _channel_axis(layout):

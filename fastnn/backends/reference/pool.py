@@ -14,15 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastnn._shapes import conv_output_size
+from fastnn._shapes import from_nhwc, nhwc_shape, pool_output_shape, to_nhwc
 from fastnn.backends.base import argmax_out_of_range
-from fastnn.backends.reference._util import from_nhwc, store, to_nhwc
-
-
-def _output_hw(h, w, kernel, stride, padding):
-    ho = conv_output_size(h, kernel[0], stride[0], padding[0], padding[0])
-    wo = conv_output_size(w, kernel[1], stride[1], padding[1], padding[1])
-    return ho, wo
+from fastnn.backends.reference.common import store
 
 
 def _windows(x_padded, kernel, stride, ho, wo):
@@ -56,23 +50,16 @@ def _divisor(h, w, kernel, stride, padding, count_include_pad, ho, wo, dtype):
     return _real_pixels(h, w, kernel, stride, padding, ho, wo).astype(dtype)[:, :, None]
 
 
-def _nhwc_shape(shape, layout):
-    return tuple(shape) if layout == "NHWC" else (shape[0], shape[2], shape[3], shape[1])
-
-
 def _tap_slice(tap, stride, count):
     return slice(tap, tap + stride * (count - 1) + 1, stride)
 
 
 class PoolOps:
     def max_pool2d(self, x, *, kernel, stride=None, padding=0, layout="NHWC"):
-        kernel = tuple(kernel)
-        stride = kernel if stride is None else tuple(stride)
-        padding = (padding, padding) if isinstance(padding, int) else tuple(padding)
         x_nhwc = to_nhwc(x, layout)
         n, h, w, c = x_nhwc.shape
         kh, kw = kernel
-        ho, wo = _output_hw(h, w, kernel, stride, padding)
+        _, ho, wo, _ = pool_output_shape(x_nhwc.shape, kernel, stride, padding, "NHWC")
         windows = _windows(_pad(x_nhwc, padding, -np.inf), kernel, stride, ho, wo)
         flat = windows.reshape(n, ho, wo, kh * kw, c)
         tap = np.argmax(flat, axis=3)
@@ -110,12 +97,9 @@ class PoolOps:
 
     def avg_pool2d(self, x, *, kernel, stride=None, padding=0, layout="NHWC",
                    count_include_pad=True, out=None):
-        kernel = tuple(kernel)
-        stride = kernel if stride is None else tuple(stride)
-        padding = (padding, padding) if isinstance(padding, int) else tuple(padding)
         x_nhwc = to_nhwc(x, layout)
         n, h, w, c = x_nhwc.shape
-        ho, wo = _output_hw(h, w, kernel, stride, padding)
+        _, ho, wo, _ = pool_output_shape(x_nhwc.shape, kernel, stride, padding, "NHWC")
         windows = _windows(_pad(x_nhwc, padding, 0), kernel, stride, ho, wo)
         y = windows.sum(axis=(3, 4))
         y /= _divisor(h, w, kernel, stride, padding, count_include_pad, ho, wo, x.dtype)
@@ -124,10 +108,7 @@ class PoolOps:
 
     def avg_pool2d_backward(self, dy, x_shape, *, kernel, stride=None, padding=0,
                             layout="NHWC", count_include_pad=True, out=None):
-        kernel = tuple(kernel)
-        stride = kernel if stride is None else tuple(stride)
-        padding = (padding, padding) if isinstance(padding, int) else tuple(padding)
-        n, h, w, c = _nhwc_shape(x_shape, layout)
+        n, h, w, c = nhwc_shape(x_shape, layout)
         dy_nhwc = to_nhwc(dy, layout)
         ho, wo = dy_nhwc.shape[1:3]
         share = dy_nhwc / _divisor(h, w, kernel, stride, padding, count_include_pad, ho, wo,

@@ -25,14 +25,11 @@ class _Elementwise(Layer):
     _backward_op: Callable[..., Array]
 
     def forward(self, X: Array) -> tuple[Array, Backward]:
-        link, self._fusion = self._fusion, None  # a ReLU before a max-pool (nn._fusion)
         token = self._begin_forward()
         Y = type(self)._forward_op(X, out=self._buffer("y", X.shape, X))
 
         def backward(D: Array) -> Array:
             self._check(token)
-            if link is not None:  # the pool has masked D already
-                return D
             return type(self)._backward_op(D, Y, out=self._buffer("dx", D.shape, D))
 
         return Y, backward
@@ -50,6 +47,18 @@ class ReLU(_Elementwise):
 
     _forward_op = staticmethod(ops.relu)
     _backward_op = staticmethod(ops.relu_backward)
+
+    def forward_masked(self, X: Array) -> tuple[Array, Callable[[Array, Array], Array]]:
+        """The forward before a max-pool that applies this ReLU's mask itself
+        (:mod:`fastnn.nn._fusion`): the backward, ``backward(D, pooled)``, returns ``D``."""
+        token = self._begin_forward()
+        Y = ops.relu(X, out=self._buffer("y", X.shape, X))
+
+        def backward(D: Array, pooled: Array) -> Array:
+            self._check(token)
+            return D
+
+        return Y, backward
 
 
 class Sigmoid(_Elementwise):

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 import numpy as np
 
 from fastnn import ops
-from fastnn._shapes import conv_output_size, pair, resolve_padding
+from fastnn._shapes import conv_output_shape, from_hwio, nhwc_shape, pair, resolve_padding
 from fastnn.nn._arrays import Array, axpy
 from fastnn.nn.layer import (
     Backward,
@@ -88,54 +88,65 @@ class Conv2d(L2Weights, Layer):
         generator = np.random.default_rng(rng)
         hwio = generator.standard_normal((kh, kw, self.in_channels, self.out_channels))
         hwio *= np.sqrt(2.0 / fan_in)
-        weights = hwio if layout == "NHWC" else hwio.transpose(3, 2, 0, 1)
-        self.weights = self.add_parameter("weights", np.ascontiguousarray(weights, self.dtype))
+        self.weights = self.add_parameter(
+            "weights", np.ascontiguousarray(from_hwio(hwio, layout), self.dtype))
         self.bias = (self.add_parameter("bias", np.zeros(self.out_channels, self.dtype))
                      if bias else None)
 
     def _output_shape(self, x_shape: tuple[int, ...]) -> Optional[tuple[int, ...]]:
         """The output shape, or None when it does not fit (the op then raises its error)."""
-        if self.layout == "NHWC":
-            n, h, w, _ = x_shape
-        else:
-            n, _, h, w = x_shape
-        (top, bottom), (left, right) = resolve_padding(
-            "Conv2d", self.padding, (h, w), self.kernel_size, self.stride, self.dilation)
-        ho = conv_output_size(h, self.kernel_size[0], self.stride[0], top, bottom,
-                              self.dilation[0])
-        wo = conv_output_size(w, self.kernel_size[1], self.stride[1], left, right,
-                              self.dilation[1])
-        if ho < 1 or wo < 1:
-            return None
-        c = self.out_channels
-        return (n, ho, wo, c) if self.layout == "NHWC" else (n, c, ho, wo)
+        _, h, w, _ = nhwc_shape(x_shape, self.layout)
+        padding = resolve_padding("Conv2d", self.padding, (h, w), self.kernel_size, self.stride,
+                                  self.dilation)
+        y_shape = conv_output_shape(x_shape, self.weights.tensor.shape, self.stride, padding,
+                                    self.dilation, self.layout)
+        return y_shape if min(nhwc_shape(y_shape, self.layout)[1:3]) >= 1 else None
 
     def forward(self, X: Array) -> tuple[Array, Backward]:
+        token, W, b, geometry, y_shape = self._begin(X)
+        Y = ops.conv2d(X, W, b, activation=self.activation, **geometry,
+                       out=None if y_shape is None else self._buffer("y", y_shape, X, W.dtype))
+        backward = self._backward(token, X, W, geometry, None if self.activation is None else Y)
+        return Y, backward
+
+    def forward_masked(self, X: Array) -> tuple[Array, Callable[[Array, Array], Array]]:
+        """The forward of a relu convolution before a max-pool that applies the relu's mask
+        itself (:mod:`fastnn.nn._fusion`): the backward, ``backward(dZ, pooled)``, takes the
+        masked gradient and the masked pooled gradient (whose sum is the bias gradient)."""
+        token, W, b, geometry, y_shape = self._begin(X)
+        Y = ops.conv2d(X, W, b, activation=self.activation, **geometry,
+                       out=None if y_shape is None else self._buffer("y", y_shape, X, W.dtype))
+        return Y, self._backward(token, X, W, geometry, None)
+
+    def forward_relu_max_pool2d(self, X: Array):
+        """:meth:`forward_masked` with the 2x2 max-pool after it computed here too, by
+        :func:`fastnn.ops.conv2d_relu_max_pool2d`: ``(pooled, argmax, conv output shape,
+        backward)``; the full-size output is never made."""
+        token, W, b, geometry, y_shape = self._begin(X)
+        pooled, argmax = ops.conv2d_relu_max_pool2d(X, W, b, **geometry)
+        return pooled, argmax, y_shape, self._backward(token, X, W, geometry, None)
+
+    def _begin(self, X: Array):
         if X.ndim != 4 or X.shape[3 if self.layout == "NHWC" else 1] != self.in_channels:
             raise ValueError(self._input_error(tuple(X.shape)))
-        link, self._fusion = self._fusion, None  # relu before a max-pool (nn._fusion)
         token = self._begin_forward()
         W = self.weights.tensor
         b = None if self.bias is None else self.bias.tensor
         geometry = {"stride": self.stride, "padding": self.padding, "dilation": self.dilation,
                     "layout": self.layout}
-        y_shape = self._output_shape(tuple(X.shape))
-        if link is not None and link.fuse_forward:
-            # The max-pool after this relu is computed here too and handed over: the
-            # full-size output Y is never made (the pool masks the backward itself).
-            pooled, argmax = ops.conv2d_relu_max_pool2d(X, W, b, **geometry)
-            link.pooled = (pooled, argmax, y_shape)
-            Y = None
-        else:
-            Y = ops.conv2d(X, W, b, activation=self.activation, **geometry,
-                           out=None if y_shape is None else self._buffer("y", y_shape, X,
-                                                                         W.dtype))
+        return token, W, b, geometry, self._output_shape(tuple(X.shape))
+
+    def _backward(self, token: int, X: Array, W: Array, geometry: dict, Y: Optional[Array]):
+        """The backward of one forward: ``backward(D, pooled=None)``. With ``Y`` (the
+        output of the fused activation) ``D`` goes through the activation's backward first;
+        without, ``D`` is that gradient already. ``pooled`` given, the bias gradient is its
+        sum (it sums to the same as ``D``)."""
         x_shape = tuple(X.shape)
 
-        def backward(D: Array) -> Array:
+        def backward(D: Array, pooled: Optional[Array] = None) -> Array:
             self._check(token)
-            dZ = D  # with a link, the pool has applied the relu's mask to D already
-            if link is None and self.activation is not None:
+            dZ = D
+            if Y is not None:
                 dZ = ACTIVATION_BACKWARD[self.activation](D, Y,
                                                           out=self._buffer("dz", D.shape, D))
             dW = ops.conv2d_backward_weights(dZ, X, W.shape, **geometry,
@@ -143,9 +154,7 @@ class Conv2d(L2Weights, Layer):
             axpy(1.0, dW, self.weights.gradient)
             self._add_weight_decay_gradient()
             if self.bias is not None:
-                # With a pool after the relu, the pooled gradient has the same sum.
-                source = dZ if link is None or link.pooled_grad is None else link.pooled_grad
-                db = ops.bias_backward(source, layout=self.layout,
+                db = ops.bias_backward(dZ if pooled is None else pooled, layout=self.layout,
                                        out=self._buffer("db", (self.out_channels,), dZ))
                 axpy(1.0, db, self.bias.gradient)
             if not self.requires_input_grad:
@@ -153,7 +162,7 @@ class Conv2d(L2Weights, Layer):
             return ops.conv2d_backward_data(dZ, W, x_shape, **geometry,
                                             out=self._buffer("dx", x_shape, dZ))
 
-        return Y, backward
+        return backward
 
     def _input_error(self, shape: tuple[int, ...]) -> str:
         """What is wrong with an input of ``shape``, and the fix."""

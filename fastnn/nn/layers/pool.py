@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Optional, Union
 
 from fastnn import ops
-from fastnn._shapes import conv_output_size, pair
+from fastnn._shapes import nhwc_shape, pool_options, pool_output_shape
 from fastnn.nn._arrays import Array
 from fastnn.nn.layer import Backward, Layer
 from fastnn.nn.layers.conv import freeze
@@ -18,10 +18,8 @@ class _Pool2d(Layer):
                  padding: IntOrPair = 0, *, layout: str = "NHWC") -> None:
         super().__init__()
         name = type(self).__name__
-        self.kernel = pair(name, "kernel", freeze(kernel), minimum=1)
-        self.stride = (self.kernel if stride is None
-                       else pair(name, "stride", freeze(stride), minimum=1))
-        self.padding = pair(name, "padding", freeze(padding), minimum=0)
+        self.kernel, self.stride, self.padding = pool_options(name, freeze(kernel), freeze(stride),
+                                                              freeze(padding))
         if layout not in ("NHWC", "NCHW"):
             raise ValueError(f"{name}: layout must be 'NHWC' or 'NCHW', got {layout!r}")
         self.layout = layout
@@ -36,15 +34,8 @@ class _Pool2d(Layer):
                              f"{tuple(X.shape)}")
 
     def _output_shape(self, x_shape: tuple[int, ...]) -> Optional[tuple[int, ...]]:
-        if self.layout == "NHWC":
-            n, h, w, c = x_shape
-        else:
-            n, c, h, w = x_shape
-        ho, wo = (conv_output_size(size, k, s, p, p) for size, k, s, p
-                  in zip((h, w), self.kernel, self.stride, self.padding))
-        if ho < 1 or wo < 1:
-            return None
-        return (n, ho, wo, c) if self.layout == "NHWC" else (n, c, ho, wo)
+        y_shape = pool_output_shape(x_shape, self.kernel, self.stride, self.padding, self.layout)
+        return y_shape if min(nhwc_shape(y_shape, self.layout)[1:3]) >= 1 else None
 
     def config(self) -> dict[str, Any]:
         return {"kernel": self.kernel, "stride": self.stride, "padding": self.padding,
@@ -72,28 +63,24 @@ class MaxPool2d(_Pool2d):
     """
 
     def forward(self, X: Array) -> tuple[Array, Backward]:
-        link, self._fusion = self._fusion, None
-        if link is not None and link.pooled is not None:
-            # The Conv2d before this pool pooled already (nn._fusion); X is None.
-            Y, argmax, x_shape = link.pooled
-            link.pooled = None
-            token = self._begin_forward()
-        else:
-            self._check_input(X)
-            token = self._begin_forward()
-            # ops.max_pool2d takes no out= (it returns y and argmax): these two are fresh.
-            Y, argmax = ops.max_pool2d(X, **self._options())
-            x_shape = tuple(X.shape)
+        Y, argmax, token = self.pool(X)
+        x_shape = tuple(X.shape)
 
         def backward(D: Array) -> Array:
             self._check(token)
-            if link is not None:  # X is a ReLU's output: its mask, on the pooled gradient
-                D = ops.relu_backward(D, Y, out=self._buffer("dmask", D.shape, D))
-                link.pooled_grad = D
             return ops.max_pool2d_backward(D, argmax, x_shape,
                                            out=self._buffer("dx", x_shape, D))
 
         return Y, backward
+
+    def pool(self, X: Array) -> tuple[Array, Array, int]:
+        """The forward's computation: ``(Y, argmax, token)``, the token for :meth:`_check`
+        (also used by :mod:`fastnn.nn._fusion`, whose backward masks before the scatter)."""
+        self._check_input(X)
+        token = self._begin_forward()
+        # ops.max_pool2d takes no out= (it returns y and argmax): these two are fresh.
+        Y, argmax = ops.max_pool2d(X, **self._options())
+        return Y, argmax, token
 
 
 class AvgPool2d(_Pool2d):

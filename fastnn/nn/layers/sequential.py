@@ -18,7 +18,7 @@ class Sequential(Layer):
 
     Its parameters are all its layers' parameters, in layer order; ``train()``/``eval()``
     and ``update(optimizer)`` reach every layer. A ReLU (or ``Conv2d(activation="relu")``)
-    followed by a ``MaxPool2d`` has its backward fused (:mod:`fastnn.nn._fusion`): the
+    followed by a ``MaxPool2d`` runs as one fused step (:mod:`fastnn.nn._fusion`): the
     ReLU's mask is applied to the pooled gradient, a quarter of the size.
 
     Its forward is a model boundary: the input goes through the dtype rule of
@@ -75,30 +75,32 @@ class Sequential(Layer):
         layers = self.layers
         if layers:
             layers[0].requires_input_grad = self.requires_input_grad
-        links = _fusion.plan(layers)
-        backwards = []
-        i = 0
+        fused = _fusion.plan(layers)
+        backwards = []  # (backward, index of its (first) layer, its fused step or None)
+        i, count, step = 0, len(layers), None
         try:
-            for i, layer in enumerate(layers):
-                layer._fusion = links.get(i)
-                X, backward = layer.forward(X)
-                backwards.append(backward)
+            while i < count:
+                step = fused.get(i)
+                X, backward = (layers[i] if step is None else step).forward(X)
+                backwards.append((backward, i, step))
+                i += 1 if step is None else 2
         except (TypeError, ValueError) as exc:
-            for layer in layers:  # links of this forward must not reach a later one
-                layer._fusion = None
-            previous = None
-            if i and X is not None and hasattr(X, "shape"):
-                previous = (i - 1, layers[i - 1], tuple(X.shape))
+            shape = tuple(X.shape) if X is not None and hasattr(X, "shape") else None
+            if step is not None and step.stage:  # the pool of a fused pair
+                i, shape = i + 1, step.pool_input_shape
+            previous = None if not i or shape is None else (i - 1, layers[i - 1], shape)
             raise annotate(exc, i, layers[i], previous) from exc
 
         def backward(D: Array) -> Array:
             j = len(backwards) - 1
             try:
                 while j >= 0:
-                    D = backwards[j](D)
+                    D = backwards[j][0](D)
                     j -= 1
             except (TypeError, ValueError) as exc:
-                raise annotate(exc, j, layers[j], note=" (in its backward)") from exc
+                _, index, step = backwards[j]
+                index += 0 if step is None else step.stage
+                raise annotate(exc, index, layers[index], note=" (in its backward)") from exc
             return D
 
         return X, backward

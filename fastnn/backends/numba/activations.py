@@ -14,7 +14,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from fastnn.backends.numba._common import JIT, PARALLEL, alloc, flat, sync_threads
+from fastnn.backends.numba.common import JIT, PARALLEL, alloc, flat, sync_threads
 
 RELU, SIGMOID, TANH = 1, 2, 3
 ACTIVATION_CODES = {None: 0, "relu": RELU, "sigmoid": SIGMOID, "tanh": TANH}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from fastnn.backends.numba._common import PARALLEL, flat, sync_threads
+from fastnn.backends.numba.common import PARALLEL, flat, sync_threads
 
 
 @njit(**PARALLEL)

@@ -21,9 +21,17 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from fastnn._shapes import conv_output_size
-from fastnn.backends.numba._activations import ACTIVATION_CODES, RELU, activate
-from fastnn.backends.numba._common import JIT, REDUCE, alloc, sync_threads
+from fastnn._shapes import (
+    conv_output_shape,
+    from_hwio,
+    from_nhwc,
+    hwio_shape,
+    nhwc_shape,
+    to_hwio,
+    to_nhwc,
+)
+from fastnn.backends.numba.activations import ACTIVATION_CODES, RELU, activate
+from fastnn.backends.numba.common import JIT, REDUCE, alloc, sync_threads
 
 _TILE = 32  # patch rows per task: 32 x (kh*kw*c_in) stays in L1/L2 for the seed shapes
 _CHUNK = 256  # pixels per weight-gradient step
@@ -272,12 +280,8 @@ def _round4(count):
     return (count + 3) // 4 * 4
 
 
-def _to_nhwc(a, layout):
-    return a if layout == "NHWC" else np.ascontiguousarray(a.transpose(0, 2, 3, 1))
-
-
-def _hwio(w, layout):
-    return w if layout == "NHWC" else w.transpose(2, 3, 1, 0)
+def _nhwc(a, layout):
+    return a if layout == "NHWC" else np.ascontiguousarray(to_nhwc(a, layout))
 
 
 def _geometry(kernel_hw, stride, padding, dilation, size):
@@ -289,12 +293,12 @@ class ConvOps:
     def conv2d(self, x, w, b=None, *, stride=1, padding=0, dilation=1, layout="NHWC",
                activation=None, out=None):
         sync_threads()
-        x_nhwc = _to_nhwc(x, layout)
-        w_hwio = _hwio(w, layout)
-        n, h, width, c_in = x_nhwc.shape
+        x_nhwc = _nhwc(x, layout)
+        w_hwio = to_hwio(w, layout)
+        c_in = x_nhwc.shape[3]
         kh, kw, _, c_out = w_hwio.shape
-        ho = conv_output_size(h, kh, stride[0], *padding[0], dilation[0])
-        wo = conv_output_size(width, kw, stride[1], *padding[1], dilation[1])
+        n, ho, wo, _ = conv_output_shape(x_nhwc.shape, w_hwio.shape, stride, padding, dilation,
+                                         "NHWC")
         depth = kh * kw * c_in
         if layout == "NHWC":
             y = alloc(out, (n, ho, wo, c_out), x.dtype)
@@ -316,16 +320,15 @@ class ConvOps:
         if layout == "NHWC":
             return y
         result = alloc(out, (n, c_out, ho, wo), x.dtype)
-        result[...] = y.transpose(0, 3, 1, 2)
+        result[...] = from_nhwc(y, layout)
         return result
 
     def conv2d_backward_data(self, dy, w, x_shape, *, stride=1, padding=0, dilation=1,
                              layout="NHWC", out=None):
         sync_threads()
-        dy_nhwc = _to_nhwc(dy, layout)
-        w_hwio = _hwio(w, layout)
-        n, h, width, c_in = x_shape if layout == "NHWC" else (
-            x_shape[0], x_shape[2], x_shape[3], x_shape[1])
+        dy_nhwc = _nhwc(dy, layout)
+        w_hwio = to_hwio(w, layout)
+        n, h, width, c_in = nhwc_shape(x_shape, layout)
         kh, kw, _, c_out = w_hwio.shape
         # (c_in, kh*kw*c_out): what each input channel contributes to every (tap, c_out).
         weights = np.zeros((_round4(c_in), kh * kw * c_out), dtype=dy.dtype)
@@ -342,15 +345,15 @@ class ConvOps:
         if layout == "NHWC":
             return dx
         result = alloc(out, tuple(x_shape), dy.dtype)
-        result[...] = dx.transpose(0, 3, 1, 2)
+        result[...] = from_nhwc(dx, layout)
         return result
 
     def conv2d_backward_weights(self, dy, x, w_shape, *, stride=1, padding=0, dilation=1,
                                 layout="NHWC", out=None):
         sync_threads()
-        dy_nhwc = _to_nhwc(dy, layout)
-        x_nhwc = _to_nhwc(x, layout)
-        kh, kw = (w_shape[0], w_shape[1]) if layout == "NHWC" else (w_shape[2], w_shape[3])
+        dy_nhwc = _nhwc(dy, layout)
+        x_nhwc = _nhwc(x, layout)
+        kh, kw, _, _ = hwio_shape(w_shape, layout)
         c_in = x_nhwc.shape[3]
         _, ho, wo, c_out = dy_nhwc.shape
         depth = kh * kw * c_in
@@ -364,8 +367,7 @@ class ConvOps:
         total = partial[0]
         for s in range(1, slots):
             total += partial[s]
-        dw = total[:c_out, :depth].reshape(c_out, kh, kw, c_in)  # OHWI
-        dw = dw.transpose(1, 2, 3, 0) if layout == "NHWC" else dw.transpose(0, 3, 1, 2)
+        dw = total[:c_out, :depth].reshape(c_out, kh, kw, c_in).transpose(1, 2, 3, 0)  # OHWI
         result = alloc(out, tuple(w_shape), dy.dtype)
-        result[...] = dw
+        result[...] = from_hwio(dw, layout)
         return result

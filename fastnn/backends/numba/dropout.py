@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from fastnn.backends.numba._common import PARALLEL, alloc, flat, sync_threads
+from fastnn.backends.numba.common import PARALLEL, alloc, flat, sync_threads
 from fastnn.backends.reference.dropout import _MIX1, _MIX2, GOLDEN, keep_threshold
 
 _S30, _S27, _S31, _S40 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(40)

@@ -1,4 +1,4 @@
-"""Benchmark cases shared by ``fastnn bench`` and ``benchmarks/`` (pytest-benchmark).
+"""The benchmark cases shared by ``fastnn bench`` and ``benchmarks/`` (pytest-benchmark).
 
 A :class:`BenchCase` names one workload (an op at one shape) and, for each implementation
 (``numpy``: the plain NumPy a user would write; ``fastnn-<backend>``; ``torch``), a
@@ -15,8 +15,7 @@ Example
 from __future__ import annotations
 
 import dataclasses
-import time
-from typing import Any, Callable, Optional
+from typing import Callable
 
 import numpy as np
 
@@ -138,16 +137,10 @@ def pool_lrn_cases(pool_shapes=((64, 28, 28, 32), (64, 14, 14, 64)),
         with backends.use("reference"):
             y, argmax = ops.max_pool2d(x, kernel=2)
         dy = rng.standard_normal(y.shape).astype(dtype)
-        forward = dict(numpy=lambda x=x: _with_reference(lambda: ops.max_pool2d(x, kernel=2)))
-        forward.update(_fastnn_impls(lambda _b, x=x: lambda: ops.max_pool2d(x, kernel=2)))
-        backward = dict(numpy=lambda dy=dy, a=argmax, xs=x.shape: _with_reference(
-            lambda: ops.max_pool2d_backward(dy, a, xs)))
-        backward.update(_fastnn_impls(
-            lambda _b, dy=dy, a=argmax, xs=x.shape: lambda: ops.max_pool2d_backward(dy, a, xs)))
-        if torch is not None:
-            for name, cl in (("torch", False), ("torch-cl", True)):
-                forward[name] = _torch_max_pool(torch, x, dy, cl, backward=False)
-                backward[name] = _torch_max_pool(torch, x, dy, cl, backward=True)
+        forward = _numpy_and_fastnn(lambda x=x: ops.max_pool2d(x, kernel=2))
+        backward = _numpy_and_fastnn(
+            lambda dy=dy, a=argmax, xs=x.shape: ops.max_pool2d_backward(dy, a, xs))
+        _add_torch(forward, backward, torch, _torch_max_pool, x, dy)
         size = x.itemsize * x.size
         cases.append(BenchCase(f"max_pool2d/{_shape_tag(shape)}", "pool", forward,
                                bytes_moved=size * 1.75))  # x in; y and int64 argmax out
@@ -158,23 +151,31 @@ def pool_lrn_cases(pool_shapes=((64, 28, 28, 32), (64, 14, 14, 64)),
         with backends.use("reference"):
             y, scale = ops.local_response_norm(x)
         dy = rng.standard_normal(shape).astype(dtype)
-        forward = dict(numpy=lambda x=x: _with_reference(lambda: ops.local_response_norm(x)))
-        forward.update(_fastnn_impls(lambda _b, x=x: lambda: ops.local_response_norm(x)))
-        args = (dy, x, y, scale)
-        backward = dict(numpy=lambda args=args: _with_reference(
-            lambda: ops.local_response_norm_backward(*args)))
-        backward.update(_fastnn_impls(
-            lambda _b, args=args: lambda: ops.local_response_norm_backward(*args)))
-        if torch is not None:
-            for name, cl in (("torch", False), ("torch-cl", True)):
-                forward[name] = _torch_lrn(torch, x, dy, cl, backward=False)
-                backward[name] = _torch_lrn(torch, x, dy, cl, backward=True)
+        forward = _numpy_and_fastnn(lambda x=x: ops.local_response_norm(x))
+        backward = _numpy_and_fastnn(
+            lambda args=(dy, x, y, scale): ops.local_response_norm_backward(*args))
+        _add_torch(forward, backward, torch, _torch_lrn, x, dy)
         size = x.itemsize * x.size
         cases.append(BenchCase(f"local_response_norm/{_shape_tag(shape)}", "lrn", forward,
                                bytes_moved=size * 3))
         cases.append(BenchCase(f"local_response_norm_backward/{_shape_tag(shape)}", "lrn",
                                backward, bytes_moved=size * 5))
     return cases
+
+
+def _numpy_and_fastnn(call: Callable[[], object]) -> dict[str, Factory]:
+    """``call`` as ``numpy`` (on the reference backend) and on every fastnn backend."""
+    impls = {"numpy": lambda: _with_reference(call)}
+    impls.update(_fastnn_impls(lambda _backend: call))
+    return impls
+
+
+def _add_torch(forward, backward, torch, make, x, dy) -> None:
+    """PyTorch's plain (``torch``) and channels-last (``torch-cl``) forms, where it exists."""
+    if torch is not None:
+        for name, channels_last in (("torch", False), ("torch-cl", True)):
+            forward[name] = make(torch, x, dy, channels_last, backward=False)
+            backward[name] = make(torch, x, dy, channels_last, backward=True)
 
 
 def _with_reference(fn):
@@ -414,7 +415,7 @@ def _torch_seed(form, batch, training):
     def factory():
         import torch
 
-        from fastnn import torch_models
+        from fastnn.bench import torch_models
 
         net = torch_models.seed_convnet_torch(form, seed=0)
         images, labels = _seed_batches(batch)
@@ -433,7 +434,7 @@ def training_cases(batch_sizes=(32, 64, 128, 256)):
 
     ``numpy`` is the fastnn network on the reference backend; ``fastnn-<backend>`` the same
     network on each backend; ``torch-plain`` and ``torch-tuned`` the same network (same
-    initial weights, hyperparameters) in PyTorch, see :mod:`fastnn.torch_models`. Each
+    initial weights, hyperparameters) in PyTorch, see :mod:`fastnn.bench.torch_models`. Each
     factory builds a fresh model (no pre-training) and cycles over four random batches.
     """
     torch, _ = _compat.torch()
@@ -549,129 +550,3 @@ def _torch_adam(torch, state):
 def all_cases() -> list[BenchCase]:
     return (activation_cases() + elementwise_cases() + pool_lrn_cases() + conv_cases()
             + gemm_cases() + training_cases())
-
-
-# ------------------------------------------------------------------ timing and machine
-
-def _calibrate(fn: Callable[[], object], budget: float) -> int:
-    """Calls per timed batch so that a batch lasts at least ``budget`` seconds."""
-    fn()
-    loops = 1
-    while True:
-        start = time.perf_counter()
-        for _ in range(loops):
-            fn()
-        if time.perf_counter() - start >= budget or loops >= 1 << 20:
-            return loops
-        loops *= 2
-
-
-def _batch(fn: Callable[[], object], loops: int) -> float:
-    start = time.perf_counter()
-    for _ in range(loops):
-        fn()
-    return (time.perf_counter() - start) / loops
-
-
-# Seconds to wait when switching libraries: OpenBLAS's idle workers spin for about
-# 2**28 cycles (~0.1 s) after each call, and meanwhile a 2-thread OpenMP kernel on a
-# 2-core machine runs up to 5x slower (measured: a 512 GEMM after np.matmul, 5.5 ms
-# against 1.2 ms; back to normal after 0.2 s).
-SETTLE_SECONDS = 0.25
-
-
-def time_interleaved(fns: dict[str, Callable[[], object]], *, min_time=0.2, repeats=5,
-                     settle=SETTLE_SECONDS) -> dict[str, float]:
-    """Best-of-``repeats`` seconds per call of each function, the repeats interleaved.
-
-    On a shared machine speed drifts by tens of percent over seconds, so the
-    implementations take turns, repeat by repeat (the order rotating), and each sees the
-    same conditions. Each turn starts after ``settle`` seconds (the previous library's
-    worker threads stop spinning) and one untimed call (this one's threads wake up).
-    """
-    names = list(fns)
-    loops = {}
-    for name in names:
-        time.sleep(settle)
-        loops[name] = _calibrate(fns[name], min_time / repeats)
-    best = dict.fromkeys(names, float("inf"))
-    for r in range(repeats):
-        for name in names[r % len(names):] + names[:r % len(names)]:
-            time.sleep(settle)
-            fns[name]()
-            best[name] = min(best[name], _batch(fns[name], loops[name]))
-    return best
-
-
-def pin_threads(n: int):
-    """Pin fastnn, BLAS/OpenMP (threadpoolctl) and torch to ``n`` threads."""
-    from threadpoolctl import threadpool_limits
-
-    import fastnn
-
-    fastnn.set_num_threads(n)
-    limits = threadpool_limits(limits=n)
-    torch, _ = _compat.torch()
-    if torch is not None:
-        torch.set_num_threads(n)
-    return limits
-
-
-def cache_sizes() -> dict[str, int]:
-    """Bytes of each data cache level of CPU 0 as Linux reports them (``L1d``, ``L2``,
-    ``L3``: the L3 is shared, the others per core); empty where /sys does not say."""
-    from pathlib import Path
-
-    sizes: dict[str, int] = {}
-    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
-    for index in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
-        try:
-            level = (index / "level").read_text().strip()
-            kind = (index / "type").read_text().strip()
-            size = (index / "size").read_text().strip()
-        except OSError:
-            continue
-        if kind == "Instruction":
-            continue
-        number = int(size.rstrip("KMG")) * units.get(size[-1], 1)
-        sizes["L1d" if level == "1" else f"L{level}"] = number
-    return sizes
-
-
-def measure_machine() -> dict:
-    """Peak float32 FLOP/s (FMA probe) and triad bandwidth, with the current threads: from
-    memory (``bandwidth_gbs``) and, where the caches are known, from arrays that fit in L2
-    and in L3 (``bandwidth_l2_gbs``, ``bandwidth_l3_gbs``): the roofs for data that size."""
-    import fastnn
-
-    native, _ = _compat.native()
-    result: dict[str, Any] = {"peak_gflops": None, "bandwidth_gbs": None,
-                              "caches": cache_sizes()}
-    if native is not None:
-        result["peak_gflops"] = native.measure_peak_flops(0.3) / 1e9 or None
-        n = 1 << 25  # 3 x 128 MiB: far beyond the caches
-        a, b, c = (np.ones(n, np.float32) for _ in range(3))
-        result["bandwidth_gbs"] = native.measure_triad_bandwidth(a, b, c, 5) / 1e9
-        threads = fastnn.get_num_threads()
-        for level, total in (("L2", result["caches"].get("L2", 0) * threads),
-                             ("L3", result["caches"].get("L3", 0))):
-            if total:  # three arrays filling half the level
-                n = max(total // 2 // 12, 1 << 12)
-                a, b, c = (np.ones(n, np.float32) for _ in range(3))
-                result[f"bandwidth_{level.lower()}_gbs"] = native.measure_triad_bandwidth(
-                    a, b, c, 300) / 1e9
-    return result
-
-
-def bandwidth_roof(bytes_moved: float, machine: dict) -> tuple[str, Optional[float]]:
-    """The bandwidth that bounds an op moving ``bytes_moved`` bytes: ``("L2", GB/s)`` when
-    its data fits in the cores' L2, ``("L3", ...)`` in L3, else ``("memory", ...)``."""
-    import fastnn
-
-    caches = machine.get("caches") or {}
-    if bytes_moved <= caches.get("L2", 0) * fastnn.get_num_threads() and machine.get(
-            "bandwidth_l2_gbs"):
-        return "L2", machine["bandwidth_l2_gbs"]
-    if bytes_moved <= caches.get("L3", 0) and machine.get("bandwidth_l3_gbs"):
-        return "L3", machine["bandwidth_l3_gbs"]
-    return "memory", machine.get("bandwidth_gbs")

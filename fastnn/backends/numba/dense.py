@@ -13,8 +13,8 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from fastnn.backends.numba._activations import ACTIVATION_CODES, activate
-from fastnn.backends.numba._common import PARALLEL, alloc, flat, sync_threads
+from fastnn.backends.numba.activations import ACTIVATION_CODES, activate
+from fastnn.backends.numba.common import PARALLEL, alloc, flat, sync_threads
 
 
 @njit(**PARALLEL)

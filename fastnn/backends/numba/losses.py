@@ -13,7 +13,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from fastnn.backends.numba._common import JIT, PARALLEL, alloc, flat, sync_threads
+from fastnn.backends.numba.common import JIT, PARALLEL, alloc, flat, sync_threads
 
 
 @njit(inline="always", **JIT)

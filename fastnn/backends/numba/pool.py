@@ -21,8 +21,9 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from fastnn._shapes import nhwc_shape, pool_output_shape
 from fastnn.backends.base import argmax_out_of_range
-from fastnn.backends.numba._common import JIT, PARALLEL, alloc, flat, sync_threads
+from fastnn.backends.numba.common import JIT, PARALLEL, alloc, flat, sync_threads
 
 
 @njit(inline="always", **JIT)
@@ -249,42 +250,22 @@ def _strides(shape_nhwc, layout):
     return (c * h * w, w, 1, h * w)
 
 
-def _nhwc(shape, layout):
-    return tuple(shape) if layout == "NHWC" else (shape[0], shape[2], shape[3], shape[1])
-
-
-def _image(shape_nhwc, layout):
-    n, h, w, c = shape_nhwc
-    return (n, h, w, c) if layout == "NHWC" else (n, c, h, w)
-
-
 def _geometry(x_nhwc, y_nhwc, kernel, stride, padding, layout):
     return ((x_nhwc[1], x_nhwc[2], kernel[0], kernel[1], stride[0], stride[1], padding[0],
              padding[1]) + _strides(x_nhwc, layout) + _strides(y_nhwc, layout))
 
 
-def _options(kernel, stride, padding):
-    kernel = tuple(kernel)
-    stride = kernel if stride is None else tuple(stride)
-    padding = (padding, padding) if isinstance(padding, int) else tuple(padding)
-    return kernel, stride, padding
-
-
-def _output_nhwc(x_nhwc, kernel, stride, padding):
-    from fastnn._shapes import conv_output_size
-
-    n, h, w, c = x_nhwc
-    return (n, conv_output_size(h, kernel[0], stride[0], padding[0], padding[0]),
-            conv_output_size(w, kernel[1], stride[1], padding[1], padding[1]), c)
+def _shapes(x, kernel, stride, padding, layout):
+    """``(x, y)`` shapes in NHWC order and ``y``'s shape in ``layout``."""
+    y_shape = pool_output_shape(x.shape, kernel, stride, padding, layout)
+    return nhwc_shape(x.shape, layout), nhwc_shape(y_shape, layout), y_shape
 
 
 class PoolOps:
     def max_pool2d(self, x, *, kernel, stride=None, padding=0, layout="NHWC"):
         sync_threads()
-        kernel, stride, padding = _options(kernel, stride, padding)
-        x_nhwc = _nhwc(x.shape, layout)
-        y_nhwc = _output_nhwc(x_nhwc, kernel, stride, padding)
-        y = np.empty(_image(y_nhwc, layout), dtype=x.dtype)
+        x_nhwc, y_nhwc, y_shape = _shapes(x, kernel, stride, padding, layout)
+        y = np.empty(y_shape, dtype=x.dtype)
         argmax = np.empty(y.shape, dtype=np.int64)
         geometry = _geometry(x_nhwc, y_nhwc, kernel, stride, padding, layout)
         n, ho, wo, c = y_nhwc
@@ -309,10 +290,8 @@ class PoolOps:
     def avg_pool2d(self, x, *, kernel, stride=None, padding=0, layout="NHWC",
                    count_include_pad=True, out=None):
         sync_threads()
-        kernel, stride, padding = _options(kernel, stride, padding)
-        x_nhwc = _nhwc(x.shape, layout)
-        y_nhwc = _output_nhwc(x_nhwc, kernel, stride, padding)
-        y = alloc(out, _image(y_nhwc, layout), x.dtype)
+        x_nhwc, y_nhwc, y_shape = _shapes(x, kernel, stride, padding, layout)
+        y = alloc(out, y_shape, x.dtype)
         geometry = _geometry(x_nhwc, y_nhwc, kernel, stride, padding, layout)
         n, ho, wo, c = y_nhwc
         zero = x.dtype.type(0)
@@ -327,9 +306,8 @@ class PoolOps:
     def avg_pool2d_backward(self, dy, x_shape, *, kernel, stride=None, padding=0,
                             layout="NHWC", count_include_pad=True, out=None):
         sync_threads()
-        kernel, stride, padding = _options(kernel, stride, padding)
-        x_nhwc = _nhwc(x_shape, layout)
-        y_nhwc = _nhwc(dy.shape, layout)
+        x_nhwc = nhwc_shape(x_shape, layout)
+        y_nhwc = nhwc_shape(dy.shape, layout)
         dx = alloc(out, tuple(x_shape), dy.dtype)
         if dx.size:
             _avg_pool_backward_kernel(flat(dy), flat(dx), x_nhwc[0], x_nhwc[3], y_nhwc[1],

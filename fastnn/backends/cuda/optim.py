@@ -1,0 +1,18 @@
+"""cuda in-place SGD and Adam updates (csrc/cuda)."""
+
+from __future__ import annotations
+
+from fastnn.backends.cuda.common import CudaOps
+
+
+class OptimizerOps(CudaOps):
+    def sgd_update(self, param, grad, velocity=None, *, lr, momentum=0.0, weight_decay=0.0,
+                   nesterov=False):
+        self._cuda.sgd_update(param, grad, velocity if momentum else None, lr, momentum,
+                              weight_decay, bool(nesterov), self._stream())
+
+    def adam_update(self, param, grad, m, v, *, step, lr=1e-3, beta1=0.9, beta2=0.999,
+                    eps=1e-8, weight_decay=0.0):
+        self._cuda.adam_update(param, grad, m, v, lr, beta1, beta2, eps, weight_decay,
+                               1.0 / (1.0 - beta1**step), 1.0 / (1.0 - beta2**step),
+                               self._stream())

@@ -1,0 +1,72 @@
+"""Timing: interleaved best-of-N measurement, and thread pinning for every library."""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from fastnn import _compat
+
+
+def _calibrate(fn: Callable[[], object], budget: float) -> int:
+    """Calls per timed batch so that a batch lasts at least ``budget`` seconds."""
+    fn()
+    loops = 1
+    while True:
+        start = time.perf_counter()
+        for _ in range(loops):
+            fn()
+        if time.perf_counter() - start >= budget or loops >= 1 << 20:
+            return loops
+        loops *= 2
+
+
+def _batch(fn: Callable[[], object], loops: int) -> float:
+    start = time.perf_counter()
+    for _ in range(loops):
+        fn()
+    return (time.perf_counter() - start) / loops
+
+
+# Seconds to wait when switching libraries: OpenBLAS's idle workers spin for about
+# 2**28 cycles (~0.1 s) after each call, and meanwhile a 2-thread OpenMP kernel on a
+# 2-core machine runs up to 5x slower (measured: a 512 GEMM after np.matmul, 5.5 ms
+# against 1.2 ms; back to normal after 0.2 s).
+SETTLE_SECONDS = 0.25
+
+
+def time_interleaved(fns: dict[str, Callable[[], object]], *, min_time=0.2, repeats=5,
+                     settle=SETTLE_SECONDS) -> dict[str, float]:
+    """Best-of-``repeats`` seconds per call of each function, the repeats interleaved.
+
+    On a shared machine speed drifts by tens of percent over seconds, so the
+    implementations take turns, repeat by repeat (the order rotating), and each sees the
+    same conditions. Each turn starts after ``settle`` seconds (the previous library's
+    worker threads stop spinning) and one untimed call (this one's threads wake up).
+    """
+    names = list(fns)
+    loops = {}
+    for name in names:
+        time.sleep(settle)
+        loops[name] = _calibrate(fns[name], min_time / repeats)
+    best = dict.fromkeys(names, float("inf"))
+    for r in range(repeats):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            time.sleep(settle)
+            fns[name]()
+            best[name] = min(best[name], _batch(fns[name], loops[name]))
+    return best
+
+
+def pin_threads(n: int):
+    """Pin fastnn, BLAS/OpenMP (threadpoolctl) and torch to ``n`` threads."""
+    from threadpoolctl import threadpool_limits
+
+    import fastnn
+
+    fastnn.set_num_threads(n)
+    limits = threadpool_limits(limits=n)
+    torch, _ = _compat.torch()
+    if torch is not None:
+        torch.set_num_threads(n)
+    return limits
