@@ -1,5 +1,5 @@
-"""The ``fastnn`` command line: ``info``, ``train``, ``evaluate``, ``predict``, ``examples``,
-``bench``. Each subcommand lives in :mod:`fastnn.commands` and is imported only when run,
+"""The ``fastnn`` command line: ``info``, ``train``, ``evaluate``, ``predict``, ``summary``,
+``examples``, ``bench``, ``selftest``. Each subcommand lives in :mod:`fastnn.commands` and is imported only when run,
 so ``fastnn info`` does not pay for matplotlib or the training stack.
 
 A user error prints one line, ``fastnn <command>: error: <message>``, on stderr. Exit
@@ -33,6 +33,8 @@ COMMANDS = {
     "summary": ("summary", "the layers, output shapes and parameters of a saved model"),
     "examples": ("examples", "list or run the seed programs written with fastnn"),
     "bench": ("bench", "time fastnn's ops against NumPy (and PyTorch where installed)"),
+    "selftest": ("selftest", "check that this install computes correctly on this machine "
+                             "(every backend against the reference; run after installing)"),
 }
 
 
