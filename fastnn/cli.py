@@ -1,6 +1,7 @@
 """The ``fastnn`` command line: ``info``, ``train``, ``evaluate``, ``predict``, ``summary``,
-``examples``, ``bench``, ``selftest``. Each subcommand lives in :mod:`fastnn.commands` and is imported only when run,
-so ``fastnn info`` does not pay for matplotlib or the training stack.
+``examples``, ``bench``, ``selftest``. Each subcommand lives in :mod:`fastnn.commands` and
+is imported only when run, so ``fastnn info`` does not pay for matplotlib or the training
+stack.
 
 A user error prints one line, ``fastnn <command>: error: <message>``, on stderr. Exit
 status: 0 done; 1 the command failed while running (e.g. its results could not be

@@ -616,7 +616,7 @@ def run(backends: Optional[list[str]] = None, *, isa: bool = True, training: boo
     checks = sum(row.checks for row in report.rows)
     if report.ok:
         say(f"verdict: OK - {checks} checks against the reference passed"
-            + (f", and every backend trained" if training else "")
+            + (", and every backend trained" if training else "")
             + f" ({report.seconds:.0f} s); this install computes correctly on this machine")
     else:
         failed = len(report.failures) + sum(v != "ok" for v in report.training.values())

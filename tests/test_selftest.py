@@ -63,8 +63,8 @@ def test_the_command_exits_1_on_a_failure(monkeypatch, capsys):
     monkeypatch.setattr(backend_type, "max_pool2d", crash)
     assert cli(["selftest", "--backend", "cpu", "--no-isa"]) == 1
     out = capsys.readouterr().out
-    assert f"FAILED cpu (kernel ISA {selftest._selected_isa()}): max_pool2d [2x8x8x16 2/2 pad 0 NHWC, float32]: raised RuntimeError: " \
-           "illegal instruction (simulated)" in out
+    assert (f"FAILED cpu (kernel ISA {selftest._selected_isa()}): max_pool2d [2x8x8x16 2/2 "
+            "pad 0 NHWC, float32]: raised RuntimeError: illegal instruction (simulated)") in out
     assert "verdict: FAILED" in out
 
 

@@ -13,6 +13,7 @@ import argparse
 
 from fastnn.commands._common import FAILURE, CommandError, threads_int
 
+
 def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", action="append", default=None, metavar="BACKEND",
                         help="check only this backend (repeat for several; default: every "
