@@ -53,7 +53,13 @@ class _Case(NamedTuple):
 
 @dataclass
 class Failure:
-    """One check that did not agree with the reference (or raised)."""
+    """One check that did not agree with the reference (or raised).
+
+    Example
+    -------
+    >>> print(Failure("cpu", "avx2", "relu", "7x13", "float32", "3 of 91 values differ"))
+    cpu (kernel ISA avx2): relu [7x13, float32]: 3 of 91 values differ
+    """
 
     backend: str
     isa: Optional[str]
@@ -69,7 +75,7 @@ class Failure:
 
 @dataclass
 class Row:
-    """The result for one backend (at one kernel ISA)."""
+    """The result for one backend (at one kernel ISA): a row of the table."""
 
     backend: str
     isa: Optional[str]
@@ -82,7 +88,17 @@ class Row:
 
 @dataclass
 class Report:
-    """What :func:`run` found: ``ok`` when every check passed."""
+    """What :func:`run` found: ``ok`` when every check passed.
+
+    Example
+    -------
+    >>> report = Report(training={"cpu": "ok"})
+    >>> report.ok
+    True
+    >>> report.failures.append(Failure("cpu", None, "tanh", "7x13", "float64", "raised"))
+    >>> report.ok
+    False
+    """
 
     rows: list[Row] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
@@ -108,7 +124,17 @@ def _strided(x):
 
 
 def cases() -> list[_Case]:
-    """The selftest's cases: a few per op of :mod:`fastnn.ops`, every op covered."""
+    """The selftest's cases: a few per op of :mod:`fastnn.ops`, every op covered.
+
+    Each has ``op``, ``label`` (shape and options) and ``build(rng, dtype) -> (args,
+    kwargs)``.
+
+    Example
+    -------
+    >>> from fastnn import ops
+    >>> {c.op for c in cases()} == set(ops.__all__)
+    True
+    """
     from fastnn import backends, ops
 
     found: list[_Case] = []
@@ -541,7 +567,18 @@ def run(backends: Optional[list[str]] = None, *, isa: bool = True, training: boo
     ``backends``: the backends to check (default: every available one; the reference is
     the oracle: only its training is checked). ``isa``: also check the cpu backend at every
     lower kernel ISA this CPU runs (one subprocess each). ``training``: the small training
-    run on each backend. Returns a :class:`Report`; ``report.ok`` is the verdict.
+    run on each backend. Returns a :class:`Report`; ``report.ok`` is the verdict. Raises
+    ValueError for a backend that is not available.
+
+    Example
+    -------
+    >>> report = run(["reference"], isa=False)  # doctest: +ELLIPSIS
+    fastnn ... selftest: backends reference; ...
+    ...
+    training a small convnet for 4 epochs: reference ok
+    verdict: OK - 0 checks against the reference passed, ... computes correctly on this machine
+    >>> report.ok, report.training
+    (True, {'reference': 'ok'})
     """
     from fastnn import __version__, _threads
     from fastnn import backends as registry

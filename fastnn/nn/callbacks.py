@@ -27,6 +27,19 @@ class Callback:
 
     ``logs`` holds the epoch's numbers: ``loss``, ``samples_per_s``, each metric (e.g.
     ``accuracy``) and, with a validation set, ``val_loss`` and ``val_<metric>``.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> from fastnn import nn
+    >>> class PrintLoss(Callback):
+    ...     def on_epoch_end(self, learner, epoch, logs):
+    ...         print(f"epoch {epoch + 1}: loss {logs['loss']:.3f}")
+    >>> X = np.linspace(0, 1, 16, dtype=np.float32)[:, None]
+    >>> learner = nn.Learner(nn.Linear(1, 1, rng=0), nn.mse_loss, nn.SGD(0.5))
+    >>> _ = learner.fit(X, 2 * X, epochs=2, bs=16, progress=False, callbacks=[PrintLoss()])
+    epoch 1: loss 1.210
+    epoch 2: loss 0.247
     """
 
     def on_train_begin(self, learner: Learner) -> None:
