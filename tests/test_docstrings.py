@@ -82,4 +82,4 @@ def test_help_fastnn_lists_the_subpackages():
     contents = text.split("PACKAGE CONTENTS")[1].split("FUNCTIONS")[0]
     for package in ("backends", "nn", "data"):
         assert f"{package} (package)" in contents
-    assert fastnn.selftest.run is getattr(fastnn, "selftest").run
+    assert "selftest" in dir(fastnn)
