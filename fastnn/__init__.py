@@ -9,6 +9,11 @@
   objects of NHWC float32 images and int64 labels, split for training and validation;
 * :mod:`fastnn.distributed` - data-parallel training over MPI ranks (``fastnn[mpi]``):
   ``Learner.fit(..., distributed=fastnn.distributed.init())``, ``mpirun -n N fastnn train``;
+* :mod:`fastnn.models` - the seed convnet and its learner (what ``fastnn train`` trains);
+* :mod:`fastnn.selftest` - checks that this install computes correctly: every backend
+  against the reference (``fastnn selftest``, ``fastnn.selftest.run()``);
+* :mod:`fastnn.cli` - the ``fastnn`` command (``info``, ``train``, ``evaluate``,
+  ``predict``, ``summary``, ``examples``, ``bench``, ``selftest``);
 * :func:`fastnn.release_memory` - free the workspaces the native kernels cache.
 
 >>> import numpy as np, fastnn
@@ -32,14 +37,14 @@ from fastnn._version import __version__
 __all__ = ["backends", "ops", "get_num_threads", "set_num_threads", "get_flush_denormals",
            "set_flush_denormals", "flush_denormals", "release_memory", "__version__"]
 
-_LAZY = ("nn", "data", "distributed")
+_LAZY = ("nn", "data", "distributed", "models", "selftest")
 
 _compat.warn_if_shadowed()  # a source checkout without fastnn._C hiding an install
 
 
 def __getattr__(name):
-    # fastnn.nn, fastnn.data and fastnn.distributed load on first use, keeping
-    # `import fastnn` light.
+    # fastnn.nn, fastnn.data, fastnn.distributed, fastnn.models and fastnn.selftest load
+    # on first use, keeping `import fastnn` light.
     if name in _LAZY:
         import importlib
 

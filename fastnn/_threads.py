@@ -25,7 +25,12 @@ def _default() -> int:
 
 
 def get_num_threads() -> int:
-    """Threads fastnn's kernels use."""
+    """Threads fastnn's kernels use (all cores unless :func:`set_num_threads` said).
+
+    >>> import fastnn
+    >>> fastnn.get_num_threads() >= 1
+    True
+    """
     native, _ = _compat.native()
     if native is not None:
         return native.get_num_threads()
@@ -61,7 +66,13 @@ _flush_fallback = False  # without fastnn._C there are no kernels to set it for
 
 def get_flush_denormals() -> bool:
     """Whether fastnn's CPU kernels flush subnormal floats to zero (see
-    :func:`set_flush_denormals`)."""
+    :func:`set_flush_denormals`).
+
+    >>> import fastnn
+    >>> with fastnn.flush_denormals(True):
+    ...     fastnn.get_flush_denormals()
+    True
+    """
     native, _ = _compat.native()
     return bool(native.get_flush_denormals()) if native is not None else _flush_fallback
 

@@ -1,6 +1,7 @@
-"""The ``fastnn`` command line: ``info``, ``train``, ``evaluate``, ``predict``, ``examples``,
-``bench``. Each subcommand lives in :mod:`fastnn.commands` and is imported only when run,
-so ``fastnn info`` does not pay for matplotlib or the training stack.
+"""The ``fastnn`` command line: ``info``, ``train``, ``evaluate``, ``predict``, ``summary``,
+``examples``, ``bench``, ``selftest``. Each subcommand lives in :mod:`fastnn.commands` and
+is imported only when run, so ``fastnn info`` does not pay for matplotlib or the training
+stack.
 
 A user error prints one line, ``fastnn <command>: error: <message>``, on stderr. Exit
 status: 0 done; 1 the command failed while running (e.g. its results could not be
@@ -33,6 +34,8 @@ COMMANDS = {
     "summary": ("summary", "the layers, output shapes and parameters of a saved model"),
     "examples": ("examples", "list or run the seed programs written with fastnn"),
     "bench": ("bench", "time fastnn's ops against NumPy (and PyTorch where installed)"),
+    "selftest": ("selftest", "check that this install computes correctly on this machine "
+                             "(every backend against the reference; run after installing)"),
 }
 
 

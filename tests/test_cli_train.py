@@ -422,10 +422,12 @@ RESUMABLE = ["train", "--epochs", "3", "--limit", "600", "--batch-size", "20", "
 
 
 @pytest.mark.slow
-def test_ctrl_c_saves_a_checkpoint_and_the_resumed_run_matches(tmp_path):
+@pytest.mark.parametrize("recipe", [[], ["--recipe", "stable", "--early-stopping", "2"]],
+                         ids=["seed", "stable-early-stopping"])
+def test_ctrl_c_saves_a_checkpoint_and_the_resumed_run_matches(tmp_path, recipe):
     whole, parts = tmp_path / "whole", tmp_path / "parts"
-    assert _run([*RESUMABLE, "--out", str(whole)], tmp_path)[0] == 0
-    status, out, err = _run([*RESUMABLE, "--out", str(parts)], tmp_path,
+    assert _run([*RESUMABLE, *recipe, "--out", str(whole)], tmp_path)[0] == 0
+    status, out, err = _run([*RESUMABLE, *recipe, "--out", str(parts)], tmp_path,
                             interrupt_after="epoch 1/3")
     assert status == 130, err
     lines = err.strip().splitlines()
@@ -453,6 +455,109 @@ def test_resume_refuses_a_contradicting_option_and_a_plain_model(tmp_path, capsy
     assert "without training state, not a checkpoint" in capsys.readouterr().err
     assert cli(["train", "--resume", str(out)]) == 2
     assert "a folder: name the checkpoint in it" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- recipes, schedules
+
+def _params(path):
+    return [p.tensor for p in nn.load(path).parameters]
+
+
+def test_recipe_seed_is_the_default_run(tmp_path, capsys):
+    assert cli(["train", *SMALL, "--out", str(tmp_path / "a")]) == 0
+    default = capsys.readouterr().out
+    assert cli(["train", *SMALL, "--recipe", "seed", "--out", str(tmp_path / "b")]) == 0
+    seed = capsys.readouterr().out
+    assert "recipe " not in default and "lr schedule" not in default and "| lr" not in default
+    assert "Adam lr 0.01," in default
+    a, b = _history(tmp_path / "a"), _history(tmp_path / "b")
+    assert a["val_loss"] == b["val_loss"] and a["loss"] == b["loss"]
+    assert (a["recipe"], a["lr_schedule"], a["early_stopping"]) == ("seed", "constant", None)
+    assert "lr_per_epoch" not in a
+    for x, y in zip(_params(tmp_path / "a" / "model.npz"), _params(tmp_path / "b" / "model.npz")):
+        np.testing.assert_array_equal(x, y)
+    assert len(default.splitlines()) == len(seed.splitlines())
+
+
+def test_recipe_stable_decays_a_lower_rate(tmp_path, capsys):
+    argv = ["train", *SMALL, "--epochs", "3", "--recipe", "stable", "--out", str(tmp_path)]
+    assert cli(argv) == 0
+    out = capsys.readouterr().out
+    assert "Adam lr 0.001," in out
+    assert "recipe stable: lr schedule cosine: half a cosine from 0.001 down to 1e-05 over 3 " \
+           "epochs" in out
+    history = _history(tmp_path)
+    assert (history["recipe"], history["lr"], history["lr_schedule"]) == ("stable", 0.001,
+                                                                          "cosine")
+    lrs = history["lr_per_epoch"]
+    assert lrs[0] == 0.001 and lrs[0] > lrs[1] > lrs[2] > 1e-5
+    assert out.count(" | lr ") == 3 and "| lr 0.001\n" in out
+
+
+@pytest.mark.parametrize("schedule, rates", [
+    ("step", [0.02] * 3), ("exponential", [0.02, 0.018, 0.0162]), ("constant", None),
+])
+def test_lr_schedule_overrides_the_recipe(tmp_path, capsys, schedule, rates):
+    argv = ["train", *SMALL, "--epochs", "3", "--lr", "0.02", "--lr-schedule", schedule,
+            "--out", str(tmp_path)]
+    assert cli(argv) == 0
+    history = _history(tmp_path)
+    assert history["lr_schedule"] == schedule and history["lr"] == 0.02
+    if rates is None:
+        assert "lr_per_epoch" not in history
+    else:
+        assert history["lr_per_epoch"] == pytest.approx(rates, rel=1e-12)
+
+
+def test_early_stopping_keeps_the_best_epoch(tmp_path, capsys):
+    argv = ["train", *SMALL, "--epochs", "8", "--early-stopping", "1", "--out", str(tmp_path)]
+    assert cli(argv) == 0
+    out = capsys.readouterr().out
+    history = _history(tmp_path)
+    ran, best = len(history["loss"]), history["best_epoch"]
+    assert ran < 8 and history["stopped_after_epoch"] == ran
+    assert best == 1 + int(np.argmin(history["val_loss"]))
+    assert (f"early stopping: the validation loss has not improved for 1 epoch; stopped after "
+            f"epoch {ran} of 8, model.npz holds the weights of epoch {best}") in out
+    assert f"after {ran} epochs (the weights of epoch {best})" in out
+    best_checkpoint = nn.load(tmp_path / "checkpoint-best.npz")
+    for x, y in zip(_params(tmp_path / "model.npz"), best_checkpoint.parameters):
+        np.testing.assert_array_equal(x, y.tensor)
+
+
+def test_resume_with_a_schedule_and_early_stopping_matches_the_whole_run(tmp_path, capsys):
+    options = [*SMALL, "--lr-schedule", "plateau", "--early-stopping", "2", "--lr", "0.003"]
+    assert cli(["train", *options, "--epochs", "4", "--out", str(tmp_path / "whole")]) == 0
+    assert cli(["train", *options, "--epochs", "1", "--out", str(tmp_path / "parts")]) == 0
+    checkpoint = str(tmp_path / "parts" / "checkpoint-last.npz")
+    assert cli(["train", "--resume", checkpoint, "--epochs", "4", "--threads", "1",
+                "--no-progress"]) == 0
+    whole, parts = _history(tmp_path / "whole"), _history(tmp_path / "parts")
+    for key in ("val_loss", "loss", "lr_per_epoch", "lr_schedule", "early_stopping", "lr"):
+        assert parts[key] == whole[key], key
+    for x, y in zip(_params(tmp_path / "whole" / "model.npz"),
+                    _params(tmp_path / "parts" / "model.npz")):
+        np.testing.assert_array_equal(x, y)
+    capsys.readouterr()
+    assert cli(["train", "--resume", checkpoint, "--lr-schedule", "cosine"]) == 2
+    assert ("the run used --lr-schedule plateau; drop --lr-schedule cosine"
+            in capsys.readouterr().err)
+    assert cli(["train", "--resume", checkpoint, "--early-stopping", "5"]) == 2
+    assert "the run used --early-stopping 2; drop --early-stopping 5" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--recipe", "fast"], "argument --recipe: invalid choice: 'fast' (choose from "),
+    (["--lr-schedule", "linear"], "argument --lr-schedule: invalid choice: 'linear'"),
+    (["--early-stopping", "0"], "argument --early-stopping: expected a whole number >= 1, "
+                                "got '0'"),
+    (["--early-stopping", "two"], "argument --early-stopping: expected a whole number >= 1"),
+])
+def test_bad_recipe_and_schedule_options_are_usage_errors(tmp_path, capsys, argv, message):
+    assert cli(["train", *argv, "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err, err
+    assert not (tmp_path / "o").exists()
 
 
 def test_without_matplotlib_train_says_how_to_get_the_curves(tmp_path, capsys, monkeypatch):

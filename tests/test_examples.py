@@ -155,3 +155,16 @@ def test_cli_entry_point_in_a_fresh_interpreter(tmp_path):
                           capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "mean squared error 22.0" in done.stdout
+
+
+def test_the_examples_readme_cites_only_the_repository():
+    """examples/README.md points at files in the repository, never outside it."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    text = (root / "examples" / "README.md").read_text()
+    assert not re.search(r"https?://|file:|\]\(/|(^|\s)/[a-z]", text), "a link out"
+    for path in re.findall(r"`([\w./-]+\.(?:md|py|png))`", text):
+        assert (root / path).exists() or (root / "examples" / path).exists() or \
+            path.startswith("runs/"), path

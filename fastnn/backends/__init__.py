@@ -83,7 +83,20 @@ _current: contextvars.ContextVar[Optional[Backend]] = contextvars.ContextVar(
 
 def register(name: str, factory: Callable[[], Backend]) -> None:
     """Add a backend under ``name``; ``factory()`` builds it on first use (or raises
-    :class:`BackendUnavailable` with the reason)."""
+    :class:`BackendUnavailable` with the reason).
+
+    Example
+    -------
+    >>> from fastnn import backends
+    >>> from fastnn.backends.reference import ReferenceBackend
+    >>> class Mine(ReferenceBackend):
+    ...     name = "mine"
+    >>> backends.register("mine", Mine)
+    >>> "mine" in backends.available(), backends.get("mine")
+    (True, <fastnn backend 'mine'>)
+    >>> for table in (backends._factories, backends._instances):  # (the example tidies up)
+    ...     _ = table.pop("mine")
+    """
     global _numpy_default
     _factories[name] = factory
     _instances.pop(name, None)
@@ -108,7 +121,14 @@ def _load_entry_points() -> None:
 
 
 def names() -> list[str]:
-    """Every registered backend name, available or not."""
+    """Every registered backend name, available or not.
+
+    Example
+    -------
+    >>> from fastnn import backends
+    >>> {"reference", "cpu", "numba", "cuda"} <= set(backends.names())
+    True
+    """
     _load_entry_points()
     return list(_factories)
 
@@ -129,17 +149,39 @@ def _try(name: str) -> Optional[Backend]:
 
 
 def available() -> list[str]:
-    """Names of the backends that load on this machine."""
+    """Names of the backends that load on this machine.
+
+    Example
+    -------
+    >>> from fastnn import backends
+    >>> "reference" in backends.available()  # the NumPy one always loads
+    True
+    """
     return [name for name in names() if _try(name) is not None]
 
 
 def unavailable() -> dict[str, str]:
-    """Backends that do not load, with the reason for each."""
+    """Backends that do not load, with the reason for each.
+
+    Example
+    -------
+    >>> from fastnn import backends
+    >>> missing = backends.unavailable()  # e.g. {'cuda': 'cupy is not installed ...'}
+    >>> set(missing).isdisjoint(backends.available())
+    True
+    """
     return {name: _failures[name] for name in names() if _try(name) is None}
 
 
 def get(name: str) -> Backend:
-    """The backend called ``name``; ``ValueError`` naming the reason if it cannot load."""
+    """The backend called ``name``; ``ValueError`` naming the reason if it cannot load.
+
+    Example
+    -------
+    >>> from fastnn import backends
+    >>> backends.get("reference")
+    <fastnn backend 'reference'>
+    """
     backend = _instances.get(name)
     if backend is not None:  # loaded before: the common case, without the registry scan
         return backend
@@ -157,6 +199,14 @@ class use:  # noqa: N801 - used as a function: ``with backends.use("cpu"):``
     ``with use("numba") as backend:`` makes ``backend`` current until the block ends. A
     class rather than a generator (1.6 -> 0.5 us per block), so a loop that switches
     backends per call pays little for it; like any context manager, enter each once.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> from fastnn import backends, ops
+    >>> with backends.use("reference") as backend:
+    ...     backend.name, ops.tanh(np.zeros(2))
+    ('reference', array([0., 0.]))
     """
 
     __slots__ = ("_backend", "_token")
@@ -173,7 +223,16 @@ class use:  # noqa: N801 - used as a function: ``with backends.use("cpu"):``
 
 
 def set_default(name: Optional[str]) -> None:
-    """Make ``name`` the backend outside any :func:`use` block (None: choose automatically)."""
+    """Make ``name`` the backend outside any :func:`use` block (None: choose automatically).
+
+    Example
+    -------
+    >>> from fastnn import backends
+    >>> backends.set_default("reference")
+    >>> backends.current().name
+    'reference'
+    >>> backends.set_default(None)
+    """
     _current.set(None if name is None else get(name))
 
 
@@ -193,7 +252,15 @@ def _backend_env() -> str:
 
 
 def default_for(array=None) -> Backend:
-    """The automatic choice: ``FASTNN_BACKEND`` if set, else the best for the array type."""
+    """The automatic choice: ``FASTNN_BACKEND`` if set, else the best for the array type.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> from fastnn import backends
+    >>> backends.default_for(np.zeros(1)).name in backends.available()
+    True
+    """
     global _numpy_default
     env = _backend_env()
     if array is not None and type(array) is not np.ndarray and _compat.is_cupy_array(array):
@@ -210,6 +277,14 @@ def default_for(array=None) -> Backend:
 
 
 def current(array=None) -> Backend:
-    """The backend ops run on now: the innermost :func:`use`, else :func:`default_for`."""
+    """The backend ops run on now: the innermost :func:`use`, else :func:`default_for`.
+
+    Example
+    -------
+    >>> from fastnn import backends
+    >>> with backends.use("reference"):
+    ...     backends.current().name
+    'reference'
+    """
     backend = _current.get()
     return backend if backend is not None else default_for(array)

@@ -20,7 +20,16 @@ def argmax_out_of_range(argmax, size: int) -> ValueError:
 
 class Backend:
     """Base of every backend. Subclasses implement the ops of :mod:`fastnn.ops` as methods
-    (normally by inheriting :class:`~fastnn.backends.reference.ReferenceBackend`)."""
+    (normally by inheriting :class:`~fastnn.backends.reference.ReferenceBackend`).
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> from fastnn import backends
+    >>> backend = backends.get("reference")
+    >>> isinstance(backend, backends.Backend), backend.accepts(np.zeros(1))
+    (True, True)
+    """
 
     name = "base"
     array_kind = "NumPy"

@@ -56,6 +56,46 @@ __all__ = ["CommandError", "read_digits", "plot_curves", "add_arguments", "run"]
 
 # --------------------------------------------------------------------------- arguments
 
+# --recipe: the learning rate and its schedule; --lr and --lr-schedule override either.
+RECIPES = {"seed": {"lr": 0.01, "lr_schedule": "constant"},
+           "stable": {"lr": 0.001, "lr_schedule": "cosine"}}
+DEFAULT_RECIPE = "seed"
+
+
+def _cosine(lr: float, epochs: int):
+    from fastnn import nn
+
+    return nn.CosineDecay(epochs=epochs, min_lr=lr / 100)
+
+
+def _step(lr: float, epochs: int):
+    from fastnn import nn
+
+    return nn.StepDecay(step_size=5, gamma=0.5)
+
+
+def _exponential(lr: float, epochs: int):
+    from fastnn import nn
+
+    return nn.ExponentialDecay(gamma=0.9)
+
+
+def _plateau(lr: float, epochs: int):
+    from fastnn import nn
+
+    return nn.ReduceLROnPlateau(factor=0.2, patience=2, min_lr=lr / 1000)
+
+
+# --lr-schedule NAME: (help text, the callback for (lr, epochs), or None for none)
+SCHEDULES = {
+    "constant": ("the same rate every epoch", None),
+    "cosine": ("half a cosine from --lr down to --lr/100 over --epochs", _cosine),
+    "step": ("halve the rate every 5 epochs", _step),
+    "exponential": ("multiply the rate by 0.9 every epoch", _exponential),
+    "plateau": ("divide the rate by 5 when the validation loss has not improved for 2 "
+                "epochs", _plateau),
+}
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", default=None,
                         help="compute backend (default: the best available; see `fastnn info`)")
@@ -83,9 +123,26 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
                                  "the seed; under a minute on two cores)")
         parser.add_argument("--batch-size", type=positive_int, default=64,
                             help="digits per step, >= 1 (default: 64, TFLearn's)")
-        parser.add_argument("--lr", type=positive_number, default=0.01,
+        parser.add_argument("--recipe", choices=sorted(RECIPES), default=None,
+                            help="the learning rate and its schedule: seed (Adam lr 0.01 "
+                                 "throughout, as the seed; the validation accuracy swings by a "
+                                 "point between epochs) or stable (lr 0.001 with a cosine "
+                                 "decay: steadier, higher at the end); --lr and --lr-schedule "
+                                 "change either part (default: seed)")
+        parser.add_argument("--lr", type=positive_number, default=None,
                             help="Adam's learning rate, a finite number > 0 (default: 0.01, "
-                                 "the seed's)")
+                                 "the seed's; 0.001 with --recipe stable); with a schedule, the "
+                                 "rate of the first epoch")
+        parser.add_argument("--lr-schedule", choices=list(SCHEDULES), default=None,
+                            help="how the learning rate changes between epochs: "
+                                 + "; ".join(f"{name}: {text}" for name, (text, _)
+                                             in SCHEDULES.items())
+                                 + " (default: constant; cosine with --recipe stable)")
+        parser.add_argument("--early-stopping", metavar="PATIENCE", type=positive_int,
+                            default=None,
+                            help="stop once the validation loss has not improved for PATIENCE "
+                                 "epochs, and save the weights of the epoch with the lowest "
+                                 "validation loss (default: run all --epochs)")
         parser.add_argument("--seed", type=seed_int, default=0,
                             help="seed of the initial weights, shuffling and dropout, >= 0 "
                                  "(default: 0)")
@@ -97,9 +154,10 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--resume", metavar="CHECKPOINT", default=None,
                             help="continue an interrupted run from its checkpoint (e.g. "
                                  "runs/checkpoint-last.npz; every epoch writes one, Ctrl-C "
-                                 "too): the run's --batch-size, --lr, --seed and --data come "
-                                 "from it, --epochs may raise the total; the result is the "
-                                 "same as an uninterrupted run's")
+                                 "too): the run's --batch-size, --lr, --seed, --data, "
+                                 "--recipe, --lr-schedule and --early-stopping come from it, "
+                                 "--epochs may raise the total; the result is the same as an "
+                                 "uninterrupted run's")
         _data(parser)
     elif name == "evaluate":
         parser.add_argument("model", help="a model saved by `fastnn train` (.npz)")
@@ -290,8 +348,9 @@ def _first_clause(exc: Exception) -> str:
 class _EpochReport:
     """Callback: one line per epoch on stdout, whether or not a progress bar shows."""
 
-    def __init__(self, epochs: int) -> None:
+    def __init__(self, epochs: int, schedule=None) -> None:
         self.epochs = epochs
+        self.schedule = schedule  # a learning-rate schedule: its rate ends each line
         self.start = time.perf_counter()
 
     def on_train_begin(self, learner) -> None:
@@ -301,7 +360,9 @@ class _EpochReport:
         print(f"epoch {epoch + 1}/{self.epochs}: loss {logs['loss']:.4f}, accuracy "
               f"{100 * logs['accuracy']:.2f}% | validation loss {logs['val_loss']:.4f}, "
               f"accuracy {100 * logs['val_accuracy']:.2f}% | {logs['samples_per_s']:.0f} "
-              f"images/s | {time.perf_counter() - self.start:.0f} s", flush=True)
+              f"images/s | {time.perf_counter() - self.start:.0f} s"
+              + (f" | lr {learner.optimizer.lr:.3g}" if self.schedule is not None else ""),
+              flush=True)
 
     def on_train_end(self, learner) -> None:
         pass
@@ -344,8 +405,14 @@ def save_history(record: dict, path: Path) -> None:
 
 
 # The options that shape a run: a resumed run takes them from its checkpoint.
-RUN_OPTIONS = {"batch_size": ("--batch-size", 64), "lr": ("--lr", 0.01), "seed": ("--seed", 0),
-               "data": ("--data", None), "limit": ("--limit", None)}
+# (Checkpoints written before --recipe, --lr-schedule and --early-stopping existed lack
+# those keys: their runs had the seed's constant rate and no early stopping.)
+RUN_OPTIONS = {"batch_size": ("--batch-size", 64), "lr": ("--lr", None), "seed": ("--seed", 0),
+               "data": ("--data", None), "limit": ("--limit", None),
+               "recipe": ("--recipe", None), "lr_schedule": ("--lr-schedule", None),
+               "early_stopping": ("--early-stopping", None)}
+_BEFORE_SCHEDULES = {"recipe": DEFAULT_RECIPE, "lr_schedule": "constant",
+                     "early_stopping": None}
 
 
 def _resume_options(args: argparse.Namespace) -> None:
@@ -367,10 +434,12 @@ def _resume_options(args: argparse.Namespace) -> None:
                            "run options); resume it with Learner.fit(..., resume=...)")
     for key, (option, default) in RUN_OPTIONS.items():
         given = getattr(args, key)
-        if given != default and given != meta[key]:
-            raise CommandError(f"--resume {path}: the run used {option} {meta[key]}; drop "
+        used = meta[key] if key in meta else _BEFORE_SCHEDULES[key]
+        if given != default and given != used:
+            was = f"{option} {used}" if used is not None else f"no {option}"
+            raise CommandError(f"--resume {path}: the run used {was}; drop "
                                f"{option} {given}, or start a new run without --resume")
-        setattr(args, key, meta[key])
+        setattr(args, key, used)
     if args.epochs == DEFAULT_EPOCHS:  # not given: the run's own total
         args.epochs = meta["epochs"]
     if args.out == DEFAULT_OUT:  # not given: where the run was writing
@@ -394,6 +463,43 @@ def _join_mpi_job(args: argparse.Namespace):
     return comm
 
 
+def _apply_recipe(args: argparse.Namespace) -> None:
+    """Fill in --lr and --lr-schedule from --recipe where they were not given."""
+    if args.recipe is None:
+        args.recipe = DEFAULT_RECIPE
+    if args.recipe not in RECIPES:
+        raise CommandError(f"--recipe must be one of {', '.join(sorted(RECIPES))}, got "
+                           f"{args.recipe!r}")
+    recipe = RECIPES[args.recipe]
+    if args.lr is None:
+        args.lr = recipe["lr"]
+    if args.lr_schedule is None:
+        args.lr_schedule = recipe["lr_schedule"]
+    if args.lr_schedule not in SCHEDULES:
+        raise CommandError(f"--lr-schedule must be one of {', '.join(SCHEDULES)}, got "
+                           f"{args.lr_schedule!r}")
+    if args.early_stopping is not None and not (isinstance(args.early_stopping, int)
+                                                and args.early_stopping >= 1):
+        raise CommandError(f"--early-stopping must be a whole number of epochs >= 1, got "
+                           f"{args.early_stopping!r}")
+
+
+def _schedule_line(args: argparse.Namespace, schedule) -> str:
+    """How the learning rate and the stopping go, for the log (``""`` for the seed's)."""
+    parts = []
+    if schedule is not None:
+        parts.append(f"lr schedule {args.lr_schedule}: {SCHEDULES[args.lr_schedule][0]}"
+                     .replace("--lr/100", f"{args.lr / 100:g}").replace("--lr", f"{args.lr:g}")
+                     .replace("--epochs", f"{args.epochs} epochs"))
+    if args.early_stopping is not None:
+        parts.append(f"early stopping after {args.early_stopping} epoch"
+                     f"{'s' * (args.early_stopping != 1)} without a lower validation loss")
+    if not parts:
+        return ""
+    prefix = f"recipe {args.recipe}: " if args.recipe != DEFAULT_RECIPE else ""
+    return prefix + "; ".join(parts)
+
+
 def train(args: argparse.Namespace) -> int:
     import fastnn
     from fastnn import models, nn
@@ -402,6 +508,7 @@ def train(args: argparse.Namespace) -> int:
     ranks = 1 if comm is None else comm.size
     if args.resume is not None:
         _resume_options(args)
+    _apply_recipe(args)
     for option, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size)):
         if not (isinstance(value, int) and value >= 1):
             raise CommandError(f"{option} must be a whole number >= 1, got {value!r}")
@@ -433,13 +540,22 @@ def train(args: argparse.Namespace) -> int:
         learner.checkpoint_meta = {"epochs": args.epochs,
                                    **{key: getattr(args, key) for key in RUN_OPTIONS}}
         saver = nn.Checkpoint(out)
+        make_schedule = SCHEDULES[args.lr_schedule][1]
+        schedule = make_schedule(args.lr, args.epochs) if make_schedule else None
+        stopper = (nn.EarlyStopping(patience=args.early_stopping)
+                   if args.early_stopping is not None else None)
+        extra = [c for c in (schedule, stopper) if c is not None]
+        line = _schedule_line(args, schedule)
+        if line:
+            print(line, flush=True)
         start = time.perf_counter()
         # Overflow in a diverging run is reported once, below, not as NumPy warnings.
         with np.errstate(over="ignore", invalid="ignore"):
             try:
                 learner.fit(x, y, epochs=args.epochs, bs=args.batch_size,
                             validation=(x_eval, y_eval),
-                            callbacks=[_EpochReport(args.epochs), diverged, saver],
+                            callbacks=[_EpochReport(args.epochs, schedule), diverged,
+                                       *extra, saver],
                             # a bar only on a terminal: in a log file the per-epoch
                             # lines say it all, without a redrawn bar's every frame
                             progress=not args.no_progress and sys.stderr.isatty(),
@@ -467,7 +583,17 @@ def train(args: argparse.Namespace) -> int:
               "seed": args.seed, "backend": backend.name, "threads": fastnn.get_num_threads(),
               "train_digits": len(x), "evaluation_digits": len(x_eval),
               "classes": list(classes), "seconds": elapsed, "ranks": ranks,
-              "global_batch_size": args.batch_size * ranks, **history}
+              "global_batch_size": args.batch_size * ranks, "recipe": args.recipe,
+              "lr_schedule": args.lr_schedule, "early_stopping": args.early_stopping,
+              **history}
+    if schedule is not None:  # each epoch's rate (a function of the epoch and history)
+        record["lr_per_epoch"] = [schedule.lr_at(e, schedule.base_lr, {
+            k: v[:e] for k, v in history.items()}) for e in range(len(history["loss"]))]
+    ran = len(history["loss"])
+    kept = ran  # the epoch whose weights model.npz holds
+    if stopper is not None and stopper.stopped_epoch is not None:
+        kept = stopper.best_epoch + 1
+        record["stopped_after_epoch"], record["best_epoch"] = ran, kept
     if comm is not None and not comm.is_root:
         return 0  # rank 0 writes the files
     target = out / MODEL_FILE
@@ -480,10 +606,17 @@ def train(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise CommandError(f"cannot write {target} ({exc.strerror or exc}); an earlier "
                            f"{target.name} there is unchanged", FAILURE) from None
-    print(f"final: validation accuracy {100 * history['val_accuracy'][-1]:.2f}% "
-          f"(loss {history['val_loss'][-1]:.4f}) on {len(x_eval)} digits after "
-          f"{args.epochs} epochs, {elapsed:.0f} s, "
-          f"{np.mean(history['samples_per_s']):.0f} images/s")
+    if kept != ran:
+        print(f"early stopping: the validation loss has not improved for "
+              f"{args.early_stopping} epoch{'s' * (args.early_stopping != 1)}; stopped after "
+              f"epoch {ran} of {args.epochs}, model.npz holds the weights of epoch {kept}")
+    elif ran < args.epochs:
+        print(f"early stopping: stopped after epoch {ran} of {args.epochs}")
+    print(f"final: validation accuracy {100 * history['val_accuracy'][kept - 1]:.2f}% "
+          f"(loss {history['val_loss'][kept - 1]:.4f}) on {len(x_eval)} digits after "
+          f"{args.epochs if ran == args.epochs else ran} epochs"
+          + (f" (the weights of epoch {kept})" if kept != ran else "")
+          + f", {elapsed:.0f} s, {np.mean(history['samples_per_s']):.0f} images/s")
     print(f"saved {out / MODEL_FILE}, {out / HISTORY_FILE}"
           + (f", {curves}" if curves else ""))
     return 0

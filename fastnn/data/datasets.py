@@ -63,7 +63,16 @@ PathLike = Union[str, "os.PathLike[str]"]
 @dataclass(frozen=True)
 class Split:
     """Images ``x`` (n, height, width, channels) float32 in [0, 1] and labels ``y`` (n,)
-    int64. Unpacks as ``x, y = split``."""
+    int64. Unpacks as ``x, y = split``.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> part = Split(np.zeros((3, 28, 28, 1), np.float32), np.array([0, 1, 2]))
+    >>> x, y = part
+    >>> len(part), x.shape, y.tolist()
+    (3, (3, 28, 28, 1), [0, 1, 2])
+    """
 
     x: np.ndarray
     y: np.ndarray
@@ -84,6 +93,14 @@ class Dataset:
 
     Unpacks like :func:`fastnn.data.load_mnist`'s result:
     ``(x, y), (x_val, y_val) = dataset``.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> dataset = from_arrays(np.zeros((10, 8, 8), np.uint8), np.arange(10) % 2)
+    >>> (x, y), (x_val, y_val) = dataset
+    >>> dataset.image_shape, len(x), len(x_val), dataset.classes
+    ((8, 8, 1), 8, 2, ('0', '1'))
     """
 
     train: Split

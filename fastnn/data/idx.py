@@ -109,6 +109,14 @@ def write_idx(path: PathLike, array: np.ndarray, *, compress: bool = False) -> N
     """Write ``array`` as an IDX file (gzip-compressed when ``compress``).
 
     The element type must be one IDX has: uint8, int8, int16, int32, float32 or float64.
+
+    Example
+    -------
+    >>> import numpy as np, os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "labels-idx1-ubyte.gz")
+    >>> write_idx(path, np.array([3, 1, 4], np.uint8), compress=True)
+    >>> read_idx(path)
+    array([3, 1, 4], dtype=uint8)
     """
     array = np.asarray(array)
     key = array.dtype.newbyteorder("=") if array.dtype.itemsize > 1 else array.dtype

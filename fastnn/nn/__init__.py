@@ -10,7 +10,9 @@
 * optimizers called per parameter: :class:`SGD`, :class:`Adam`;
 * :class:`Learner` (``fit_batch``, ``fit``, ``predict``, ``evaluate``; ``fit`` raises
   :class:`TrainingDiverged` at the first NaN/inf loss) and callbacks
-  (:class:`EarlyStopping`);
+  (:class:`EarlyStopping`, :class:`Checkpoint`, and the learning-rate schedules
+  :class:`StepDecay`, :class:`ExponentialDecay`, :class:`CosineDecay`,
+  :class:`ReduceLROnPlateau`, :class:`LearningRateScheduler`);
 * ``model.summary()`` (:meth:`Layer.summary`): layers, output shapes, parameter counts;
 * :func:`save` / :func:`load`: architecture and parameters in one ``.npz`` (saved
   atomically; loading builds only fastnn's layers and those opted in with
@@ -35,7 +37,16 @@ Example
 
 from __future__ import annotations
 
-from fastnn.nn.callbacks import Callback, EarlyStopping
+from fastnn.nn.callbacks import (
+    Callback,
+    CosineDecay,
+    EarlyStopping,
+    ExponentialDecay,
+    LearningRateSchedule,
+    LearningRateScheduler,
+    ReduceLROnPlateau,
+    StepDecay,
+)
 from fastnn.nn.checkpoint import Checkpoint, TrainingInterrupted
 from fastnn.nn.layer import Layer
 from fastnn.nn.layers import (
@@ -66,6 +77,7 @@ __all__ = [
     "mse_loss", "softmax_cross_entropy",
     "Optimizer", "SGD", "Adam",
     "Learner", "TrainingDiverged", "TrainingInterrupted", "accuracy", "Callback",
-    "EarlyStopping", "Checkpoint",
+    "EarlyStopping", "Checkpoint", "LearningRateSchedule", "StepDecay", "ExponentialDecay",
+    "CosineDecay", "ReduceLROnPlateau", "LearningRateScheduler",
     "save", "load", "register_layer", "ModelFileError", "ModelSummary",
 ]

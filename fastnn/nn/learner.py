@@ -261,6 +261,7 @@ class Learner:
         self._position = checkpoint.Position()
         self.checkpoint_meta: dict[str, Any] = {}  # saved as is (fastnn train's options)
         self.distributed = None  # the Communicator of the run fit is in (fastnn.distributed)
+        self.callbacks: list[Callback] = []  # the callbacks of the run fit is in
 
     @property
     def is_root(self) -> bool:
@@ -452,7 +453,9 @@ class Learner:
         ``shuffle``; the last batch of an epoch may be smaller. ``history`` then holds, per
         epoch: ``loss``, each metric, ``samples_per_s`` (training throughput) and, with
         ``validation=(X_val, Y_val)``, ``val_loss`` and ``val_<metric>``. Callbacks see the
-        same numbers; any of them can stop training (``learner.stop_training = True``).
+        same numbers; any of them can stop training (``learner.stop_training = True``),
+        and ``on_epoch_begin`` runs before each epoch (a learning-rate schedule such as
+        :class:`~fastnn.nn.CosineDecay` sets the optimizer's ``lr`` there).
         ``progress`` shows a tqdm bar per epoch (loss, metrics, samples/s).
 
         ``resume`` names a checkpoint (:class:`~fastnn.nn.Checkpoint`,
@@ -513,6 +516,7 @@ class Learner:
         global_bs = bs * ranks
         steps = -(-n // global_bs)
         saver = next((c for c in callbacks if isinstance(c, checkpoint.Checkpoint)), None)
+        self.callbacks = list(callbacks)  # those of the run fit is in (EarlyStopping looks)
         from tqdm.auto import tqdm
 
         self.model.train()
@@ -521,6 +525,10 @@ class Learner:
         try:
             with _DeferredInterrupt() as interrupt:
                 for epoch in range(position.epoch, epochs):
+                    for callback in callbacks:  # e.g. a learning-rate schedule
+                        begin = getattr(callback, "on_epoch_begin", None)
+                        if begin is not None:
+                            begin(self, epoch)
                     resumed_step = position.step if epoch == position.epoch else 0
                     if resumed_step:  # the interrupted epoch's order, from its generator state
                         self._rng.bit_generator.state = position.epoch_rng

@@ -28,7 +28,27 @@ def _check(name: str, value: float, *, low: float = 0.0, below_one: bool = False
 
 
 class Optimizer:
-    """Base class: ``optimizer(param)`` is ``optimizer.step(param)``."""
+    """Base class: ``optimizer(param)`` is ``optimizer.step(param)``.
+
+    A subclass implements ``step(param)``: update ``param.tensor`` in place from
+    ``param.gradient``, then zero the gradient; per-parameter state goes in ``self.state``.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> from fastnn.nn import Parameter
+    >>> class SignSGD(Optimizer):
+    ...     def __init__(self, lr):
+    ...         self.lr, self.state = lr, {}
+    ...     def step(self, param):
+    ...         param.tensor -= self.lr * np.sign(param.gradient)
+    ...         param.gradient[...] = 0
+    >>> p = Parameter(np.array([1.0, 2.0]))
+    >>> p.gradient[...] = [0.3, -4.0]
+    >>> SignSGD(0.5)(p)
+    >>> p.tensor
+    array([0.5, 2.5])
+    """
 
     def __call__(self, param: Parameter) -> None:
         self.step(param)

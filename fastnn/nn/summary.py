@@ -34,6 +34,14 @@ class ModelSummary:
     dtype : numpy dtype of the input
     rows : list of SummaryRow
     total_parameters, total_bytes : int
+
+    Example
+    -------
+    >>> from fastnn import nn
+    >>> model = nn.Sequential(nn.Linear(4, 3, rng=0), nn.ReLU())
+    >>> summary = model.summary((None, 4), print_fn=lambda text: None)
+    >>> summary.total_parameters, summary.rows[0].layer, summary.rows[0].output_shape
+    (15, 'Linear(4, 3)', (None, 3))
     """
 
     def __init__(self, model: str, input_shape: tuple[Optional[int], ...], dtype: np.dtype,
