@@ -2,45 +2,35 @@
 // chunks and run the kernel compiled for the selected ISA on each chunk.
 #include "cpu/activations.h"
 
-#include "common/cpu_features.h"
 #include "common/parallel.h"
+#include "cpu/activations_table.h"
+#include "cpu/dispatch.h"
 
 namespace fastnn::cpu {
 
-#define FASTNN_DECLARE_ACTIVATIONS(ns)                                                         \
-  namespace ns {                                                                               \
-  template <typename T> void activation_forward(Activation, const T*, T*, int64_t);            \
-  template <typename T> void activation_backward(Activation, const T*, const T*, T*, int64_t); \
-  }
-FASTNN_DECLARE_ACTIVATIONS(portable)
-FASTNN_DECLARE_ACTIVATIONS(avx2)
-FASTNN_DECLARE_ACTIVATIONS(avx512)
-#undef FASTNN_DECLARE_ACTIVATIONS
+// The selected ISA's activation kernels, resolved once.
+template <typename T>
+static const ActivationKernels<T>& activation_kernels() {
+  return resolve_kernel_table(&portable::activation_kernel_table<T>, &avx2::activation_kernel_table<T>,
+                              &avx512::activation_kernel_table<T>);
+}
 
 // Below ~32K elements a fork/join costs more than the work it splits.
 constexpr int64_t kGrain = 1 << 15;
 
 template <typename T>
 void activation_forward(Activation act, const T* x, T* y, int64_t n) {
-  const Isa isa = selected_isa();
+  const auto forward = activation_kernels<T>().forward;
   parallel_for(0, n, kGrain, get_num_threads(), [&](int64_t lo, int64_t hi) {
-    switch (isa) {
-      case Isa::avx512: avx512::activation_forward(act, x + lo, y + lo, hi - lo); break;
-      case Isa::avx2: avx2::activation_forward(act, x + lo, y + lo, hi - lo); break;
-      default: portable::activation_forward(act, x + lo, y + lo, hi - lo); break;
-    }
+    forward(act, x + lo, y + lo, hi - lo);
   });
 }
 
 template <typename T>
 void activation_backward(Activation act, const T* dy, const T* y, T* dx, int64_t n) {
-  const Isa isa = selected_isa();
+  const auto backward = activation_kernels<T>().backward;
   parallel_for(0, n, kGrain, get_num_threads(), [&](int64_t lo, int64_t hi) {
-    switch (isa) {
-      case Isa::avx512: avx512::activation_backward(act, dy + lo, y + lo, dx + lo, hi - lo); break;
-      case Isa::avx2: avx2::activation_backward(act, dy + lo, y + lo, dx + lo, hi - lo); break;
-      default: portable::activation_backward(act, dy + lo, y + lo, dx + lo, hi - lo); break;
-    }
+    backward(act, dy + lo, y + lo, dx + lo, hi - lo);
   });
 }
 

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "cpu/activations.h"
+#include "cpu/activations_table.h"
 #include "cpu/math_approx.h"
 
 #ifndef FASTNN_ISA_NAMESPACE
@@ -56,9 +57,11 @@ void activation_backward(Activation act, const T* __restrict dy, const T* __rest
   }
 }
 
-template void activation_forward<float>(Activation, const float*, float*, int64_t);
-template void activation_forward<double>(Activation, const double*, double*, int64_t);
-template void activation_backward<float>(Activation, const float*, const float*, float*, int64_t);
-template void activation_backward<double>(Activation, const double*, const double*, double*, int64_t);
+template <typename T>
+ActivationKernels<T> activation_kernel_table() {
+  return {&activation_forward<T>, &activation_backward<T>};
+}
+template ActivationKernels<float> activation_kernel_table<float>();
+template ActivationKernels<double> activation_kernel_table<double>();
 
 }  // namespace fastnn::cpu::FASTNN_ISA_NAMESPACE

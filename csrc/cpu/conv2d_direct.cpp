@@ -13,33 +13,26 @@
 #include <stdexcept>
 #include <string>
 
-#include "common/cpu_features.h"
+#include "common/align.h"
 #include "common/parallel.h"
+#include "cpu/conv2d_algorithms.h"
+#include "cpu/conv2d_direct_table.h"
+#include "cpu/dispatch.h"
 #include "cpu/pool.h"
 
 namespace fastnn::cpu {
 
-#define FASTNN_DECLARE_DIRECT_CONV(ns)                                                                     \
-  namespace ns {                                                                                           \
-  template <typename T>                                                                                    \
-  void conv2d_direct_forward_rows(const DirectConvPlan&, const T*, const T*, const T*, Activation, T*,    \
-                                  int64_t, int64_t, int64_t, T*);                                          \
-  template <typename T>                                                                                    \
-  void conv2d_direct_backward_weights_rows(const DirectConvPlan&, const T*, const T*, int64_t, int64_t, T*, \
-                                           T*);                                                            \
-  }
-FASTNN_DECLARE_DIRECT_CONV(portable)
-FASTNN_DECLARE_DIRECT_CONV(avx2)
-FASTNN_DECLARE_DIRECT_CONV(avx512)
-#undef FASTNN_DECLARE_DIRECT_CONV
-
 namespace {
 
-constexpr size_t kAlign = 64;
+// The selected ISA's row kernels, resolved once.
+template <typename T>
+const DirectConvKernels<T>& direct_conv_kernels() {
+  return resolve_kernel_table(&portable::direct_conv_kernel_table<T>, &avx2::direct_conv_kernel_table<T>,
+                              &avx512::direct_conv_kernel_table<T>);
+}
+
 // A chunk should hold at least this many multiply-adds to be worth a fork.
 constexpr int64_t kGrainMacs = 1 << 16;
-
-size_t align_up(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 
 struct Layout {
   DirectConvPlan plan;
@@ -145,24 +138,6 @@ void pack_forward(Layout& l, const T* w, const T* bias, unsigned char* base, T**
   if (bias != nullptr) std::copy(bias, bias + s.out_c, *bias_packed);
 }
 
-// Output rows [r0, r1) by the row kernel compiled for `isa`, into y holding rows from y_row0.
-template <typename T>
-void forward_rows(Isa isa, const DirectConvPlan& plan, const T* x, const T* w_packed, const T* bias_packed,
-                  Activation act, T* y, int64_t y_row0, int64_t r0, int64_t r1, T* pad) {
-  switch (isa) {
-    case Isa::avx512: avx512::conv2d_direct_forward_rows(plan, x, w_packed, bias_packed, act, y, y_row0, r0, r1, pad); break;
-    case Isa::avx2: avx2::conv2d_direct_forward_rows(plan, x, w_packed, bias_packed, act, y, y_row0, r0, r1, pad); break;
-    default: portable::conv2d_direct_forward_rows(plan, x, w_packed, bias_packed, act, y, y_row0, r0, r1, pad); break;
-  }
-}
-
-void require_workspace(size_t have, size_t need, const char* op) {
-  if (have < need) {
-    throw std::invalid_argument(std::string(op) + ": workspace of " + std::to_string(have) + " bytes, need " +
-                                std::to_string(need));
-  }
-}
-
 }  // namespace
 
 template <typename T>
@@ -178,7 +153,7 @@ size_t conv2d_direct_backward_weights_workspace_bytes(const Conv2dShape& s, int 
 }
 
 template <typename T>
-void conv2d_direct_forward(const Conv2dShape& s, const T* x, const T* w, const T* bias, Activation act, T* y,
+void conv2d_direct_forward(const Conv2dShape& s, const T* x_nhwc, const T* w_hwio, const T* bias, Activation act, T* y_nhwc,
                            void* workspace, size_t workspace_bytes, int threads) {
   check_conv2d_shape(s);
   require_workspace(workspace_bytes, conv2d_direct_forward_workspace_bytes<T>(s, threads), "conv2d");
@@ -187,13 +162,13 @@ void conv2d_direct_forward(const Conv2dShape& s, const T* x, const T* w, const T
   auto* base = static_cast<unsigned char*>(workspace);
   unsigned char* slots = base + l.shared();
   T *w_packed, *bias_packed;
-  pack_forward(l, w, bias, base, &w_packed, &bias_packed);
+  pack_forward(l, w_hwio, bias, base, &w_packed, &bias_packed);
 
-  const Isa isa = selected_isa();
+  const auto forward_rows = direct_conv_kernels<T>().forward_rows;
   parallel_chunks(0, s.batch * s.out_h, row_grain(s), chunk_count(s, threads),
                   [&](int64_t chunk, int64_t r0, int64_t r1) {
     T* pad = reinterpret_cast<T*>(slots + chunk * l.slot());
-    forward_rows(isa, plan, x, w_packed, bias_packed, act, y, 0, r0, r1, pad);
+    forward_rows(plan, x_nhwc, w_packed, bias_packed, act, y_nhwc, 0, r0, r1, pad);
   });
 }
 
@@ -209,7 +184,7 @@ size_t conv2d_direct_relu_max_pool_workspace_bytes(const Conv2dShape& s, int thr
 }
 
 template <typename T>
-void conv2d_direct_relu_max_pool(const Conv2dShape& s, const T* x, const T* w, const T* bias, T* y_pool,
+void conv2d_direct_relu_max_pool(const Conv2dShape& s, const T* x_nhwc, const T* w_hwio, const T* bias, T* y_pool_nhwc,
                                  int64_t* argmax, void* workspace, size_t workspace_bytes, int threads) {
   check_conv2d_shape(s);
   if (!conv2d_direct_fuses_max_pool<T>(s)) {
@@ -222,15 +197,15 @@ void conv2d_direct_relu_max_pool(const Conv2dShape& s, const T* x, const T* w, c
   auto* base = static_cast<unsigned char*>(workspace);
   unsigned char* slots = base + l.shared();
   T *w_packed, *bias_packed;
-  pack_forward(l, w, bias, base, &w_packed, &bias_packed);
+  pack_forward(l, w_hwio, bias, base, &w_packed, &bias_packed);
 
-  // Pooled rows (batch x out_h / 2) across threads; each computes its two
+  // Pooled rows (batch x_nhwc out_h / 2) across threads; each computes its two
   // output rows into the chunk's scratch (L1-sized) and pools them from there,
   // so the full-size output is never written.  Chunk count and grain as the
   // plain forward's, in pooled rows.
   const Pool2dShape ps = pool_of_two_rows(s);
   const int64_t pooled_h = s.out_h / 2, pooled_row = ps.out_width * s.out_c;
-  const Isa isa = selected_isa();
+  const auto forward_rows = direct_conv_kernels<T>().forward_rows;
   parallel_chunks(0, s.batch * pooled_h, std::max<int64_t>(1, row_grain(s) / 2), chunk_count(s, threads),
                   [&](int64_t chunk, int64_t p0, int64_t p1) {
     unsigned char* slot = slots + chunk * l.slot();
@@ -239,15 +214,15 @@ void conv2d_direct_relu_max_pool(const Conv2dShape& s, const T* x, const T* w, c
     for (int64_t pr = p0; pr < p1; ++pr) {
       const int64_t n = pr / pooled_h, ph = pr % pooled_h;
       const int64_t r0 = n * s.out_h + 2 * ph;  // the first of its two output rows
-      forward_rows(isa, plan, x, w_packed, bias_packed, Activation::relu, rows, r0, r0, r0 + 2, pad);
-      max_pool2d_2x2_rows<T>(ps, rows, y_pool + pr * pooled_row, argmax + pr * pooled_row,
+      forward_rows(plan, x_nhwc, w_packed, bias_packed, Activation::relu, rows, r0, r0, r0 + 2, pad);
+      max_pool2d_2x2_rows<T>(ps, rows, y_pool_nhwc + pr * pooled_row, argmax + pr * pooled_row,
                              r0 * s.out_w * s.out_c, 0, 1);
     }
   });
 }
 
 template <typename T>
-void conv2d_direct_backward_weights(const Conv2dShape& s, const T* dy, const T* x, T* dw, void* workspace,
+void conv2d_direct_backward_weights(const Conv2dShape& s, const T* dy_nhwc, const T* x_nhwc, T* dw_hwio, void* workspace,
                                     size_t workspace_bytes, int threads) {
   check_conv2d_shape(s);
   require_workspace(workspace_bytes, conv2d_direct_backward_weights_workspace_bytes<T>(s, threads),
@@ -264,23 +239,15 @@ void conv2d_direct_backward_weights(const Conv2dShape& s, const T* dy, const T* 
   const int64_t chunks = chunk_count(s, threads);
   auto partial = [&](int64_t chunk) { return reinterpret_cast<T*>(slots + chunk * l.slot() + l.pad_bytes); };
   for (int64_t c = 0; c < chunks; ++c) std::fill(partial(c), partial(c) + dw_size, T(0));
-  const Isa isa = selected_isa();
+  const auto backward_weights_rows = direct_conv_kernels<T>().backward_weights_rows;
   const int64_t used = parallel_chunks(0, s.batch * s.out_h, row_grain(s), chunks,
                                        [&](int64_t chunk, int64_t r0, int64_t r1) {
     T* pad = reinterpret_cast<T*>(slots + chunk * l.slot());
     T* sum = partial(chunk);
-    switch (isa) {
-      case Isa::avx512: avx512::conv2d_direct_backward_weights_rows(plan, dy, x, r0, r1, pad, sum); break;
-      case Isa::avx2: avx2::conv2d_direct_backward_weights_rows(plan, dy, x, r0, r1, pad, sum); break;
-      default: portable::conv2d_direct_backward_weights_rows(plan, dy, x, r0, r1, pad, sum); break;
-    }
+    backward_weights_rows(plan, dy_nhwc, x_nhwc, r0, r1, pad, sum);
   });
   // The partials of the chunks that ran (all zeroed above), in chunk order.
-  std::copy(partial(0), partial(0) + dw_size, dw);
-  for (int64_t c = 1; c < used; ++c) {
-    const T* p = partial(c);
-    for (int64_t i = 0; i < dw_size; ++i) dw[i] += p[i];
-  }
+  sum_partials(dw_hwio, dw_size, used, partial);
 }
 
 #define FASTNN_INSTANTIATE(T)                                                                                  \

@@ -26,6 +26,7 @@
 #include <cstring>
 
 #include "cpu/conv2d_direct.h"
+#include "cpu/conv2d_direct_table.h"
 #include "cpu/math_approx.h"
 
 #ifndef FASTNN_ISA_NAMESPACE
@@ -285,16 +286,16 @@ void forward_row_block(const DirectConvPlan& plan, const T* x_row, const T* w_bl
 // y holds output rows from y_row0 on (0: the whole output; a fused caller
 // passes a scratch of a few rows).
 template <typename T>
-void conv2d_direct_forward_rows(const DirectConvPlan& plan, const T* x, const T* w_packed, const T* bias_packed,
-                                Activation act, T* y, int64_t y_row0, int64_t row_begin, int64_t row_end,
+void conv2d_direct_forward_rows(const DirectConvPlan& plan, const T* x_nhwc, const T* w_packed, const T* bias_packed,
+                                Activation act, T* y_nhwc, int64_t y_row0, int64_t row_begin, int64_t row_end,
                                 T* pad_buffer) {
   const Conv2dShape& s = plan.shape;
-  for_each_padded_segment(plan, x, row_begin, row_end, pad_buffer,
+  for_each_padded_segment(plan, x_nhwc, row_begin, row_end, pad_buffer,
                           [&](int64_t n, int64_t oh0, int64_t oh1, int64_t ow0, int64_t ow1) {
     const int64_t cols = ow1 - ow0;
     for (int64_t oh = oh0; oh < oh1; ++oh) {
       const T* x_row = pad_buffer + (oh - oh0) * s.stride_h * plan.padded_w * s.in_c;
-      T* y_row = y + ((n * s.out_h + oh - y_row0) * s.out_w + ow0) * s.out_c;
+      T* y_row = y_nhwc + ((n * s.out_h + oh - y_row0) * s.out_w + ow0) * s.out_c;
       for (int64_t block = 0; block < plan.oc_blocks; ++block) {
         const int64_t oc0 = block * kBlock<T>;
         const int64_t valid = std::min<int64_t>(kBlock<T>, s.out_c - oc0);
@@ -312,35 +313,32 @@ void conv2d_direct_forward_rows(const DirectConvPlan& plan, const T* x, const T*
 
 // Adds the weight gradient of output rows [row_begin, row_end) into dw (taps x out_c).
 template <typename T>
-void conv2d_direct_backward_weights_rows(const DirectConvPlan& plan, const T* dy, const T* x, int64_t row_begin,
-                                         int64_t row_end, T* pad_buffer, T* dw) {
+void conv2d_direct_backward_weights_rows(const DirectConvPlan& plan, const T* dy_nhwc, const T* x_nhwc, int64_t row_begin,
+                                         int64_t row_end, T* pad_buffer, T* dw_hwio) {
   const Conv2dShape& s = plan.shape;
   // Balanced tap blocks: 27 taps run as 9 + 9 + 9, not 12 + 12 + 3.
   const int64_t tap_blocks = (plan.taps + kMaxTapBlock - 1) / kMaxTapBlock;
   const int64_t tap_block = (plan.taps + tap_blocks - 1) / tap_blocks;
-  for_each_padded_segment(plan, x, row_begin, row_end, pad_buffer,
+  for_each_padded_segment(plan, x_nhwc, row_begin, row_end, pad_buffer,
                           [&](int64_t n, int64_t oh0, int64_t oh1, int64_t ow0, int64_t ow1) {
-    const T* dy_rows = dy + ((n * s.out_h + oh0) * s.out_w + ow0) * s.out_c;
+    const T* dy_rows = dy_nhwc + ((n * s.out_h + oh0) * s.out_w + ow0) * s.out_c;
     for (int64_t oc0 = 0; oc0 < s.out_c; oc0 += kBlock<T>) {
       const int64_t valid = std::min<int64_t>(kBlock<T>, s.out_c - oc0);
       for (int64_t t0 = 0; t0 < plan.taps; t0 += tap_block) {
         const int kb = static_cast<int>(std::min(tap_block, plan.taps - t0));
         backward_weights_block<T, kMaxTapBlock>(kb, s, plan.padded_w, pad_buffer, oh1 - oh0, ow1 - ow0, dy_rows + oc0,
-                                                plan.tap_offsets + t0, valid, dw + t0 * s.out_c + oc0);
+                                                plan.tap_offsets + t0, valid, dw_hwio + t0 * s.out_c + oc0);
       }
     }
   });
 }
 
-template void conv2d_direct_forward_rows<float>(const DirectConvPlan&, const float*, const float*, const float*,
-                                                Activation, float*, int64_t, int64_t, int64_t, float*);
-template void conv2d_direct_forward_rows<double>(const DirectConvPlan&, const double*, const double*,
-                                                 const double*, Activation, double*, int64_t, int64_t, int64_t,
-                                                 double*);
-template void conv2d_direct_backward_weights_rows<float>(const DirectConvPlan&, const float*, const float*, int64_t,
-                                                         int64_t, float*, float*);
-template void conv2d_direct_backward_weights_rows<double>(const DirectConvPlan&, const double*, const double*,
-                                                          int64_t, int64_t, double*, double*);
+template <typename T>
+DirectConvKernels<T> direct_conv_kernel_table() {
+  return {&conv2d_direct_forward_rows<T>, &conv2d_direct_backward_weights_rows<T>};
+}
+template DirectConvKernels<float> direct_conv_kernel_table<float>();
+template DirectConvKernels<double> direct_conv_kernel_table<double>();
 
 }  // namespace fastnn::cpu::FASTNN_ISA_NAMESPACE
 

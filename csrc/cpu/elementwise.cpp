@@ -7,39 +7,18 @@
 #include <algorithm>
 #include <cstring>
 
-#include "common/cpu_features.h"
 #include "common/parallel.h"
+#include "cpu/dispatch.h"
+#include "cpu/elementwise_table.h"
 
 namespace fastnn::cpu {
 
-#define FASTNN_DECLARE_ELEMENTWISE(ns)                                                                        \
-  namespace ns {                                                                                              \
-  template <typename T> void column_sum_chunk(const T*, int64_t, int64_t, double*);                           \
-  template <typename T> void softmax_chunk(const T*, T*, int64_t, int64_t, bool);                             \
-  template <typename T>                                                                                       \
-  double softmax_cross_entropy_chunk(const T*, const int64_t*, const T*, T*, int64_t, int64_t);               \
-  template <typename T>                                                                                       \
-  void softmax_cross_entropy_backward_chunk(T, const T*, const int64_t*, const T*, T*, int64_t, int64_t);     \
-  template <typename T> double mse_chunk(const T*, const T*, T*, int64_t, T);                                 \
-  template <typename T> void dropout_chunk(const T*, T*, uint8_t*, int64_t, int64_t, uint64_t, uint32_t, T);  \
-  template <typename T> void dropout_backward_chunk(const T*, const uint8_t*, T*, int64_t, T);                \
-  template <typename T> void sgd_chunk(T*, T*, T*, int64_t, T, T, T, bool);                                   \
-  template <typename T> void adam_chunk(T*, T*, T*, T*, int64_t, T, T, T, T, T, T, T);                        \
-  }
-FASTNN_DECLARE_ELEMENTWISE(portable)
-FASTNN_DECLARE_ELEMENTWISE(avx2)
-FASTNN_DECLARE_ELEMENTWISE(avx512)
-#undef FASTNN_DECLARE_ELEMENTWISE
-
-// Calls ns::fn<T>(args...) for the ISA chosen at run time.
-#define FASTNN_ISA_CALL(fn, ...)                                           \
-  [&] {                                                                    \
-    switch (selected_isa()) {                                              \
-      case Isa::avx512: return avx512::fn<T>(__VA_ARGS__);                 \
-      case Isa::avx2: return avx2::fn<T>(__VA_ARGS__);                     \
-      default: return portable::fn<T>(__VA_ARGS__);                        \
-    }                                                                      \
-  }()
+// The selected ISA's chunk kernels, resolved once.
+template <typename T>
+static const ElementwiseKernels<T>& elementwise_kernels() {
+  return resolve_kernel_table(&portable::elementwise_kernel_table<T>, &avx2::elementwise_kernel_table<T>,
+                              &avx512::elementwise_kernel_table<T>);
+}
 
 // Elementwise streams split at ~32K elements; row-wise ops at ~32K values.
 constexpr int64_t kGrain = 1 << 15;
@@ -54,6 +33,7 @@ int64_t bias_backward_stride(int64_t channels) { return (channels + 7) / 8 * 8 +
 template <typename T>
 void bias_backward_rows(const T* dy, int64_t rows, int64_t channels, double* workspace, int64_t team,
                         T* db) {
+  const auto kernel = elementwise_kernels<T>().column_sum;
   // Each chunk of rows sums into its own slice of the workspace (sized by the
   // caller for `team` chunks); the slices are then added in chunk order
   // (deterministic for a given team size).
@@ -63,7 +43,7 @@ void bias_backward_rows(const T* dy, int64_t rows, int64_t channels, double* wor
   parallel_for(0, chunks, 1, team, [&](int64_t lo, int64_t hi) {
     for (int64_t c = lo; c < hi; ++c) {
       const int64_t r0 = rows * c / chunks, r1 = rows * (c + 1) / chunks;
-      FASTNN_ISA_CALL(column_sum_chunk, dy + r0 * channels, r1 - r0, channels, workspace + c * stride);
+      kernel(dy + r0 * channels, r1 - r0, channels, workspace + c * stride);
     }
   });
   for (int64_t ch = 0; ch < channels; ++ch) {
@@ -90,17 +70,19 @@ void bias_backward_planes(const T* dy, int64_t batch, int64_t channels, int64_t 
 
 template <typename T>
 void softmax_rows(const T* x, T* y, int64_t rows, int64_t cols, bool log) {
+  const auto kernel = elementwise_kernels<T>().softmax;
   parallel_for(0, rows, row_grain(cols), get_num_threads(), [&](int64_t lo, int64_t hi) {
-    FASTNN_ISA_CALL(softmax_chunk, x + lo * cols, y + lo * cols, hi - lo, cols, log);
+    kernel(x + lo * cols, y + lo * cols, hi - lo, cols, log);
   });
 }
 
 template <typename T>
 double softmax_cross_entropy(const T* logits, const int64_t* labels, const T* targets, T* probs, int64_t rows,
                              int64_t cols) {
+  const auto kernel = elementwise_kernels<T>().softmax_cross_entropy;
   const double total = parallel_reduce_sum(0, rows, row_grain(cols), get_num_threads(), [&](int64_t lo, int64_t hi) {
-    return FASTNN_ISA_CALL(softmax_cross_entropy_chunk, logits + lo * cols, labels ? labels + lo : nullptr,
-                           targets ? targets + lo * cols : nullptr, probs + lo * cols, hi - lo, cols);
+    return kernel(logits + lo * cols, labels ? labels + lo : nullptr, targets ? targets + lo * cols : nullptr,
+                  probs + lo * cols, hi - lo, cols);
   });
   return total / static_cast<double>(rows);
 }
@@ -108,54 +90,59 @@ double softmax_cross_entropy(const T* logits, const int64_t* labels, const T* ta
 template <typename T>
 void softmax_cross_entropy_backward(double dloss, const T* probs, const int64_t* labels, const T* targets,
                                     T* dlogits, int64_t rows, int64_t cols) {
+  const auto kernel = elementwise_kernels<T>().softmax_cross_entropy_backward;
   const T scale = static_cast<T>(dloss / static_cast<double>(rows));
   parallel_for(0, rows, row_grain(cols), get_num_threads(), [&](int64_t lo, int64_t hi) {
-    FASTNN_ISA_CALL(softmax_cross_entropy_backward_chunk, scale, probs + lo * cols, labels ? labels + lo : nullptr,
-                    targets ? targets + lo * cols : nullptr, dlogits + lo * cols, hi - lo, cols);
+    kernel(scale, probs + lo * cols, labels ? labels + lo : nullptr, targets ? targets + lo * cols : nullptr,
+           dlogits + lo * cols, hi - lo, cols);
   });
 }
 
 template <typename T>
 double mse_loss(const T* prediction, const T* target, T* grad, int64_t size, int64_t batch) {
+  const auto kernel = elementwise_kernels<T>().mse;
   const T two_over_batch = static_cast<T>(2.0 / static_cast<double>(batch));
   const double total = parallel_reduce_sum(0, size, kGrain, get_num_threads(), [&](int64_t lo, int64_t hi) {
-    return FASTNN_ISA_CALL(mse_chunk, prediction + lo, target + lo, grad + lo, hi - lo, two_over_batch);
+    return kernel(prediction + lo, target + lo, grad + lo, hi - lo, two_over_batch);
   });
   return total / static_cast<double>(batch);
 }
 
 template <typename T>
 void dropout(const T* x, T* y, uint8_t* mask, int64_t size, uint64_t seed, uint32_t threshold, double scale) {
+  const auto kernel = elementwise_kernels<T>().dropout;
   const uint64_t seed_mixed = seed * 0x9E3779B97F4A7C15ull;
   parallel_for(0, size, kGrain, get_num_threads(), [&](int64_t lo, int64_t hi) {
-    FASTNN_ISA_CALL(dropout_chunk, x + lo, y + lo, mask + lo, hi - lo, lo, seed_mixed, threshold,
-                    static_cast<T>(scale));
+    kernel(x + lo, y + lo, mask + lo, hi - lo, lo, seed_mixed, threshold, static_cast<T>(scale));
   });
 }
 
 template <typename T>
 void dropout_backward(const T* dy, const uint8_t* mask, T* dx, int64_t size, double scale) {
+  const auto kernel = elementwise_kernels<T>().dropout_backward;
   parallel_for(0, size, kGrain, get_num_threads(), [&](int64_t lo, int64_t hi) {
-    FASTNN_ISA_CALL(dropout_backward_chunk, dy + lo, mask + lo, dx + lo, hi - lo, static_cast<T>(scale));
+    kernel(dy + lo, mask + lo, dx + lo, hi - lo, static_cast<T>(scale));
   });
 }
 
 template <typename T>
 void sgd_update(T* param, T* grad, T* velocity, int64_t size, double lr, double momentum, double weight_decay,
                 bool nesterov) {
+  const auto kernel = elementwise_kernels<T>().sgd;
   parallel_for(0, size, kGrain, get_num_threads(), [&](int64_t lo, int64_t hi) {
-    FASTNN_ISA_CALL(sgd_chunk, param + lo, grad + lo, velocity ? velocity + lo : nullptr, hi - lo,
-                    static_cast<T>(lr), static_cast<T>(momentum), static_cast<T>(weight_decay), nesterov);
+    kernel(param + lo, grad + lo, velocity ? velocity + lo : nullptr, hi - lo, static_cast<T>(lr),
+           static_cast<T>(momentum), static_cast<T>(weight_decay), nesterov);
   });
 }
 
 template <typename T>
 void adam_update(T* param, T* grad, T* m, T* v, int64_t size, double lr, double beta1, double beta2, double eps,
                  double weight_decay, double m_scale, double v_scale) {
+  const auto kernel = elementwise_kernels<T>().adam;
   parallel_for(0, size, kGrain, get_num_threads(), [&](int64_t lo, int64_t hi) {
-    FASTNN_ISA_CALL(adam_chunk, param + lo, grad + lo, m + lo, v + lo, hi - lo, static_cast<T>(lr),
-                    static_cast<T>(beta1), static_cast<T>(beta2), static_cast<T>(eps), static_cast<T>(weight_decay),
-                    static_cast<T>(m_scale), static_cast<T>(v_scale));
+    kernel(param + lo, grad + lo, m + lo, v + lo, hi - lo, static_cast<T>(lr), static_cast<T>(beta1),
+           static_cast<T>(beta2), static_cast<T>(eps), static_cast<T>(weight_decay), static_cast<T>(m_scale),
+           static_cast<T>(v_scale));
   });
 }
 

@@ -1,8 +1,3 @@
 // Elementwise chunk kernels compiled for the avx2 instruction set (see CMakeLists.txt).
 #define FASTNN_ISA_NAMESPACE avx2
 #include "cpu/elementwise_kernels.h"
-
-namespace fastnn::cpu::avx2 {
-FASTNN_INSTANTIATE_ELEMENTWISE(float)
-FASTNN_INSTANTIATE_ELEMENTWISE(double)
-}  // namespace fastnn::cpu::avx2

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "cpu/elementwise_table.h"
 #include "cpu/math_approx.h"
 
 #ifndef FASTNN_ISA_NAMESPACE
@@ -208,16 +209,13 @@ void adam_chunk(T* __restrict param, T* __restrict grad, T* __restrict m, T* __r
   }
 }
 
-#define FASTNN_INSTANTIATE_ELEMENTWISE(T)                                                                  \
-  template void column_sum_chunk<T>(const T*, int64_t, int64_t, double*);                                  \
-  template void softmax_chunk<T>(const T*, T*, int64_t, int64_t, bool);                                    \
-  template double softmax_cross_entropy_chunk<T>(const T*, const int64_t*, const T*, T*, int64_t, int64_t); \
-  template void softmax_cross_entropy_backward_chunk<T>(T, const T*, const int64_t*, const T*, T*, int64_t, \
-                                                        int64_t);                                          \
-  template double mse_chunk<T>(const T*, const T*, T*, int64_t, T);                                        \
-  template void dropout_chunk<T>(const T*, T*, uint8_t*, int64_t, int64_t, uint64_t, uint32_t, T);         \
-  template void dropout_backward_chunk<T>(const T*, const uint8_t*, T*, int64_t, T);                       \
-  template void sgd_chunk<T>(T*, T*, T*, int64_t, T, T, T, bool);                                          \
-  template void adam_chunk<T>(T*, T*, T*, T*, int64_t, T, T, T, T, T, T, T);
+template <typename T>
+ElementwiseKernels<T> elementwise_kernel_table() {
+  return {&column_sum_chunk<T>, &softmax_chunk<T>, &softmax_cross_entropy_chunk<T>,
+          &softmax_cross_entropy_backward_chunk<T>, &mse_chunk<T>, &dropout_chunk<T>,
+          &dropout_backward_chunk<T>, &sgd_chunk<T>, &adam_chunk<T>};
+}
+template ElementwiseKernels<float> elementwise_kernel_table<float>();
+template ElementwiseKernels<double> elementwise_kernel_table<double>();
 
 }  // namespace fastnn::cpu::FASTNN_ISA_NAMESPACE

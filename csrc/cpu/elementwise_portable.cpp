@@ -1,8 +1,3 @@
 // Elementwise chunk kernels compiled for the portable instruction set (see CMakeLists.txt).
 #define FASTNN_ISA_NAMESPACE portable
 #include "cpu/elementwise_kernels.h"
-
-namespace fastnn::cpu::portable {
-FASTNN_INSTANTIATE_ELEMENTWISE(float)
-FASTNN_INSTANTIATE_ELEMENTWISE(double)
-}  // namespace fastnn::cpu::portable

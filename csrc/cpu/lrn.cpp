@@ -6,23 +6,18 @@
 #include <algorithm>
 #include <stdexcept>
 
-#include "common/cpu_features.h"
 #include "common/parallel.h"
+#include "cpu/dispatch.h"
+#include "cpu/lrn_table.h"
 
 namespace fastnn::cpu {
 
-#define FASTNN_DECLARE_LRN(ns)                                                                          \
-  namespace ns {                                                                                        \
-  template <typename T>                                                                                 \
-  void lrn_forward_pixels(const T*, T*, T*, int64_t, int64_t, int64_t, int64_t, T, T, T, T*);           \
-  template <typename T>                                                                                 \
-  void lrn_backward_pixels(const T*, const T*, const T*, const T*, T*, int64_t, int64_t, int64_t,        \
-                           int64_t, T, T, T*);                                                          \
-  }
-FASTNN_DECLARE_LRN(portable)
-FASTNN_DECLARE_LRN(avx2)
-FASTNN_DECLARE_LRN(avx512)
-#undef FASTNN_DECLARE_LRN
+// The selected ISA's LRN kernels, resolved once.
+template <typename T>
+static const LrnKernels<T>& lrn_kernels() {
+  return resolve_kernel_table(&portable::lrn_kernel_table<T>, &avx2::lrn_kernel_table<T>,
+                              &avx512::lrn_kernel_table<T>);
+}
 
 // A channel window wider than the row adds only zeros: clamp it.
 static int64_t effective_radius(int64_t channels, int64_t depth_radius) {
@@ -71,30 +66,24 @@ static void for_each_task(int64_t pixels, int64_t channels, int64_t depth_radius
 template <typename T>
 void lrn_forward(const T* x, T* y, T* scale, int64_t pixels, int64_t channels, int64_t depth_radius, T bias,
                  T alpha, T beta, T* workspace, int64_t workspace_size, int team) {
-  const Isa isa = selected_isa();
-  const int64_t r = effective_radius(channels, depth_radius);
-  for_each_task(pixels, channels, depth_radius, workspace, workspace_size, team, [&](int64_t lo, int64_t hi, T* pad) {
-    switch (isa) {
-      case Isa::avx512: avx512::lrn_forward_pixels<T>(x, y, scale, lo, hi, channels, r, bias, alpha, beta, pad); break;
-      case Isa::avx2: avx2::lrn_forward_pixels<T>(x, y, scale, lo, hi, channels, r, bias, alpha, beta, pad); break;
-      default: portable::lrn_forward_pixels<T>(x, y, scale, lo, hi, channels, r, bias, alpha, beta, pad); break;
-    }
+  const auto forward_pixels = lrn_kernels<T>().forward_pixels;
+  const int64_t radius = effective_radius(channels, depth_radius);
+  for_each_task(pixels, channels, depth_radius, workspace, workspace_size, team,
+                [&](int64_t begin, int64_t end, T* padded) {
+    forward_pixels(x, y, scale, begin, end, channels, radius, bias, alpha, beta, padded);
   });
 }
 
 template <typename T>
 void lrn_backward(const T* dy, const T* x, const T* y, const T* scale, T* dx, int64_t pixels, int64_t channels,
                   int64_t depth_radius, T alpha, T beta, T* workspace, int64_t workspace_size, int team) {
-  const Isa isa = selected_isa();
-  const int64_t r = effective_radius(channels, depth_radius);
+  const auto backward_pixels = lrn_kernels<T>().backward_pixels;
+  const int64_t radius = effective_radius(channels, depth_radius);
   // Rounded to T once, as the reference does: t(2 * alpha * beta).
-  const T k = static_cast<T>(2.0 * static_cast<double>(alpha) * static_cast<double>(beta));
-  for_each_task(pixels, channels, depth_radius, workspace, workspace_size, team, [&](int64_t lo, int64_t hi, T* pad) {
-    switch (isa) {
-      case Isa::avx512: avx512::lrn_backward_pixels<T>(dy, x, y, scale, dx, lo, hi, channels, r, k, beta, pad); break;
-      case Isa::avx2: avx2::lrn_backward_pixels<T>(dy, x, y, scale, dx, lo, hi, channels, r, k, beta, pad); break;
-      default: portable::lrn_backward_pixels<T>(dy, x, y, scale, dx, lo, hi, channels, r, k, beta, pad); break;
-    }
+  const T two_alpha_beta = static_cast<T>(2.0 * static_cast<double>(alpha) * static_cast<double>(beta));
+  for_each_task(pixels, channels, depth_radius, workspace, workspace_size, team,
+                [&](int64_t begin, int64_t end, T* padded) {
+    backward_pixels(dy, x, y, scale, dx, begin, end, channels, radius, two_alpha_beta, beta, padded);
   });
 }
 

@@ -33,6 +33,7 @@
 #include <limits>
 
 #include "cpu/lrn.h"
+#include "cpu/lrn_table.h"
 #include "cpu/math_approx.h"
 
 #ifndef FASTNN_ISA_NAMESPACE
@@ -235,14 +236,11 @@ void lrn_backward_pixels(const T* __restrict dy, const T* __restrict x, const T*
       });
 }
 
-template void lrn_forward_pixels<float>(const float*, float*, float*, int64_t, int64_t, int64_t, int64_t,
-                                        float, float, float, float*);
-template void lrn_forward_pixels<double>(const double*, double*, double*, int64_t, int64_t, int64_t,
-                                         int64_t, double, double, double, double*);
-template void lrn_backward_pixels<float>(const float*, const float*, const float*, const float*, float*,
-                                         int64_t, int64_t, int64_t, int64_t, float, float, float*);
-template void lrn_backward_pixels<double>(const double*, const double*, const double*, const double*,
-                                          double*, int64_t, int64_t, int64_t, int64_t, double, double,
-                                          double*);
+template <typename T>
+LrnKernels<T> lrn_kernel_table() {
+  return {&lrn_forward_pixels<T>, &lrn_backward_pixels<T>};
+}
+template LrnKernels<float> lrn_kernel_table<float>();
+template LrnKernels<double> lrn_kernel_table<double>();
 
 }  // namespace fastnn::cpu::FASTNN_ISA_NAMESPACE

@@ -11,27 +11,19 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
-#include <type_traits>
 
-#include "common/cpu_features.h"
 #include "common/parallel.h"
+#include "cpu/dispatch.h"
+#include "cpu/pool_table.h"
 
 namespace fastnn::cpu {
 
-#define FASTNN_DECLARE_POOL(ns)                                                                       \
-  namespace ns {                                                                                      \
-  template <typename T, typename Spatial>                                                             \
-  void max_pool2d_rows(const Pool2dShape&, const T*, T*, int64_t*, bool, int64_t, int64_t);           \
-  template <typename T, typename Rel>                                                                 \
-  void max_pool2d_rows_2x2(const Pool2dShape&, const T*, T*, int64_t*, bool, int64_t, int64_t, int64_t); \
-  template <typename T> void avg_pool2d_rows(const Pool2dShape&, const T*, T*, bool, int64_t, int64_t); \
-  template <typename T>                                                                               \
-  void avg_pool2d_backward_rows(const Pool2dShape&, const T*, T*, bool, int64_t, int64_t);            \
-  }
-FASTNN_DECLARE_POOL(portable)
-FASTNN_DECLARE_POOL(avx2)
-FASTNN_DECLARE_POOL(avx512)
-#undef FASTNN_DECLARE_POOL
+// The selected ISA's pooling kernels, resolved once.
+template <typename T>
+static const PoolKernels<T>& pool_kernels() {
+  return resolve_kernel_table(&portable::pool_kernel_table<T>, &avx2::pool_kernel_table<T>,
+                              &avx512::pool_kernel_table<T>);
+}
 
 // Rows per chunk so that a chunk reads at least ~32K values.
 static int64_t row_grain(int64_t values_per_row) {
@@ -56,17 +48,14 @@ static void check_pool_shape(const Pool2dShape& s, const char* op) {
   }
 }
 
-template <typename T, typename Spatial>
-static void max_pool2d_dispatch(const Pool2dShape& s, const T* x, T* y, int64_t* argmax, bool nchw) {
-  const Isa isa = selected_isa();
+// The general kernel over all rows; `rows_kernel` is the table's int32 or int64 variant.
+template <typename T, typename RowsKernel>
+static void max_pool2d_general(const Pool2dShape& s, const T* x, T* y, int64_t* argmax, bool nchw,
+                               RowsKernel rows_kernel) {
   const int64_t rows = s.batch * s.out_height;
   const int64_t grain = row_grain(s.out_width * s.channels * s.kernel_h * s.kernel_w);
   parallel_for(0, rows, grain, get_num_threads(), [&](int64_t lo, int64_t hi) {
-    switch (isa) {
-      case Isa::avx512: avx512::max_pool2d_rows<T, Spatial>(s, x, y, argmax, nchw, lo, hi); break;
-      case Isa::avx2: avx2::max_pool2d_rows<T, Spatial>(s, x, y, argmax, nchw, lo, hi); break;
-      default: portable::max_pool2d_rows<T, Spatial>(s, x, y, argmax, nchw, lo, hi); break;
-    }
+    rows_kernel(s, x, y, argmax, nchw, lo, hi);
   });
 }
 
@@ -81,30 +70,18 @@ bool max_pool2d_is_2x2(const Pool2dShape& s) {
          s.height * s.width <= max_offset;
 }
 
-// Rows [lo, hi) of the unrolled 2x2 kernel compiled for `isa`.
 template <typename T>
-static void max_pool2d_2x2_run(Isa isa, const Pool2dShape& s, const T* x, T* y, int64_t* argmax, bool nchw,
-                               int64_t index_base, int64_t lo, int64_t hi) {
-  using Rel = std::conditional_t<sizeof(T) == 4, int32_t, int64_t>;
-  switch (isa) {
-    case Isa::avx512: avx512::max_pool2d_rows_2x2<T, Rel>(s, x, y, argmax, nchw, index_base, lo, hi); break;
-    case Isa::avx2: avx2::max_pool2d_rows_2x2<T, Rel>(s, x, y, argmax, nchw, index_base, lo, hi); break;
-    default: portable::max_pool2d_rows_2x2<T, Rel>(s, x, y, argmax, nchw, index_base, lo, hi); break;
-  }
-}
-
-template <typename T>
-void max_pool2d_2x2_rows(const Pool2dShape& s, const T* x, T* y, int64_t* argmax, int64_t index_base,
+void max_pool2d_2x2_rows(const Pool2dShape& s, const T* x_nhwc, T* y_nhwc, int64_t* argmax, int64_t index_base,
                          int64_t row_begin, int64_t row_end) {
-  max_pool2d_2x2_run(selected_isa(), s, x, y, argmax, false, index_base, row_begin, row_end);
+  pool_kernels<T>().max_rows_2x2(s, x_nhwc, y_nhwc, argmax, false, index_base, row_begin, row_end);
 }
 
 template <typename T>
 static void max_pool2d_2x2(const Pool2dShape& s, const T* x, T* y, int64_t* argmax, bool nchw) {
-  const Isa isa = selected_isa();
+  const auto max_rows_2x2 = pool_kernels<T>().max_rows_2x2;
   const int64_t grain = row_grain(s.out_width * s.channels * 4);
   parallel_for(0, s.batch * s.out_height, grain, get_num_threads(), [&](int64_t lo, int64_t hi) {
-    max_pool2d_2x2_run(isa, s, x, y, argmax, nchw, 0, lo, hi);
+    max_rows_2x2(s, x, y, argmax, nchw, 0, lo, hi);
   });
 }
 
@@ -117,10 +94,11 @@ void max_pool2d_forward(const Pool2dShape& s, const T* x_nhwc, T* y_nhwc, int64_
   }
   // float tracks the winning pixel as int32 (same lane width as the data) when
   // an image's pixel count fits; anything else uses int64.
+  const PoolKernels<T>& kernels = pool_kernels<T>();
   if (sizeof(T) == 4 && s.height * s.width <= INT32_MAX) {
-    max_pool2d_dispatch<T, int32_t>(s, x_nhwc, y_nhwc, argmax, argmax_nchw);
+    max_pool2d_general(s, x_nhwc, y_nhwc, argmax, argmax_nchw, kernels.max_rows_int32);
   } else {
-    max_pool2d_dispatch<T, int64_t>(s, x_nhwc, y_nhwc, argmax, argmax_nchw);
+    max_pool2d_general(s, x_nhwc, y_nhwc, argmax, argmax_nchw, kernels.max_rows_int64);
   }
 }
 
@@ -169,29 +147,21 @@ void max_pool2d_backward(const T* dy, const int64_t* argmax, T* dx, int64_t batc
 template <typename T>
 void avg_pool2d_forward(const Pool2dShape& s, const T* x_nhwc, T* y_nhwc, bool count_include_pad) {
   check_pool_shape(s, "avg_pool2d");
-  const Isa isa = selected_isa();
+  const auto avg_rows = pool_kernels<T>().avg_rows;
   const int64_t grain = row_grain(s.out_width * s.channels * s.kernel_h * s.kernel_w);
   parallel_for(0, s.batch * s.out_height, grain, get_num_threads(), [&](int64_t lo, int64_t hi) {
-    switch (isa) {
-      case Isa::avx512: avx512::avg_pool2d_rows<T>(s, x_nhwc, y_nhwc, count_include_pad, lo, hi); break;
-      case Isa::avx2: avx2::avg_pool2d_rows<T>(s, x_nhwc, y_nhwc, count_include_pad, lo, hi); break;
-      default: portable::avg_pool2d_rows<T>(s, x_nhwc, y_nhwc, count_include_pad, lo, hi); break;
-    }
+    avg_rows(s, x_nhwc, y_nhwc, count_include_pad, lo, hi);
   });
 }
 
 template <typename T>
 void avg_pool2d_backward(const Pool2dShape& s, const T* dy_nhwc, T* dx_nhwc, bool count_include_pad) {
   check_pool_shape(s, "avg_pool2d_backward");
-  const Isa isa = selected_isa();
+  const auto avg_backward_rows = pool_kernels<T>().avg_backward_rows;
   const int64_t grain = row_grain(s.width * s.channels * s.kernel_h * s.kernel_w /
                                   std::max<int64_t>(1, s.stride_h * s.stride_w) + s.width * s.channels);
   parallel_for(0, s.batch * s.height, grain, get_num_threads(), [&](int64_t lo, int64_t hi) {
-    switch (isa) {
-      case Isa::avx512: avx512::avg_pool2d_backward_rows<T>(s, dy_nhwc, dx_nhwc, count_include_pad, lo, hi); break;
-      case Isa::avx2: avx2::avg_pool2d_backward_rows<T>(s, dy_nhwc, dx_nhwc, count_include_pad, lo, hi); break;
-      default: portable::avg_pool2d_backward_rows<T>(s, dy_nhwc, dx_nhwc, count_include_pad, lo, hi); break;
-    }
+    avg_backward_rows(s, dy_nhwc, dx_nhwc, count_include_pad, lo, hi);
   });
 }
 

@@ -15,8 +15,10 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "cpu/pool.h"
+#include "cpu/pool_table.h"
 
 #ifndef FASTNN_ISA_NAMESPACE
 #error "define FASTNN_ISA_NAMESPACE before including pool_kernels.h"
@@ -265,16 +267,18 @@ void avg_pool2d_backward_rows(const Pool2dShape& s, const T* __restrict dy, T* _
   }
 }
 
-template void max_pool2d_rows<float, int32_t>(const Pool2dShape&, const float*, float*, int64_t*, bool, int64_t, int64_t);
-template void max_pool2d_rows<float, int64_t>(const Pool2dShape&, const float*, float*, int64_t*, bool, int64_t, int64_t);
-template void max_pool2d_rows<double, int64_t>(const Pool2dShape&, const double*, double*, int64_t*, bool, int64_t, int64_t);
-template void max_pool2d_rows_2x2<float, int32_t>(const Pool2dShape&, const float*, float*, int64_t*, bool, int64_t,
-                                                  int64_t, int64_t);
-template void max_pool2d_rows_2x2<double, int64_t>(const Pool2dShape&, const double*, double*, int64_t*, bool,
-                                                   int64_t, int64_t, int64_t);
-template void avg_pool2d_rows<float>(const Pool2dShape&, const float*, float*, bool, int64_t, int64_t);
-template void avg_pool2d_rows<double>(const Pool2dShape&, const double*, double*, bool, int64_t, int64_t);
-template void avg_pool2d_backward_rows<float>(const Pool2dShape&, const float*, float*, bool, int64_t, int64_t);
-template void avg_pool2d_backward_rows<double>(const Pool2dShape&, const double*, double*, bool, int64_t, int64_t);
+template <typename T>
+PoolKernels<T> pool_kernel_table() {
+  using Rel = std::conditional_t<sizeof(T) == 4, int32_t, int64_t>;
+  PoolKernels<T> table{};
+  if constexpr (sizeof(T) == 4) table.max_rows_int32 = &max_pool2d_rows<T, int32_t>;
+  table.max_rows_int64 = &max_pool2d_rows<T, int64_t>;
+  table.max_rows_2x2 = &max_pool2d_rows_2x2<T, Rel>;
+  table.avg_rows = &avg_pool2d_rows<T>;
+  table.avg_backward_rows = &avg_pool2d_backward_rows<T>;
+  return table;
+}
+template PoolKernels<float> pool_kernel_table<float>();
+template PoolKernels<double> pool_kernel_table<double>();
 
 }  // namespace fastnn::cpu::FASTNN_ISA_NAMESPACE

@@ -37,9 +37,9 @@
 #include <stdexcept>
 #include <string>
 
-#include "common/cpu_features.h"
 #include "common/float_mode.h"
 #include "common/parallel.h"
+#include "cpu/dispatch.h"
 #include "cpu/gemm/gemm_kernels.h"
 
 namespace fastnn::cpu {
@@ -70,24 +70,6 @@ const CacheSizes& cache_sizes() {
     return CacheSizes{l1, l2};
   }();
   return sizes;
-}
-
-template <typename T> KernelSet<T> kernels_for(Isa isa, bool narrow);
-
-template <> KernelSet<float> kernels_for<float>(Isa isa, bool narrow) {
-  switch (isa) {
-    case Isa::avx512: return gemm_impl::avx512::gemm_kernels_f32(narrow);
-    case Isa::avx2: return gemm_impl::avx2::gemm_kernels_f32(narrow);
-    default: return gemm_impl::portable::gemm_kernels_f32(narrow);
-  }
-}
-
-template <> KernelSet<double> kernels_for<double>(Isa isa, bool narrow) {
-  switch (isa) {
-    case Isa::avx512: return gemm_impl::avx512::gemm_kernels_f64(narrow);
-    case Isa::avx2: return gemm_impl::avx2::gemm_kernels_f64(narrow);
-    default: return gemm_impl::portable::gemm_kernels_f64(narrow);
-  }
 }
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -152,10 +134,9 @@ Grid choose_grid(const GemmArgs<T>& g, const Plan<T>& p, int threads) {
 
 template <typename T>
 Plan<T> make_plan(const GemmArgs<T>& g, int num_threads) {
-  const Isa isa = selected_isa();
-  const KernelSet<T> narrow = kernels_for<T>(isa, true);
+  const gemm_impl::GemmKernels<T>& kernels = gemm_impl::gemm_kernels<T>();
   Plan<T> p{};
-  p.ks = g.n <= narrow.nr ? narrow : kernels_for<T>(isa, false);
+  p.ks = g.n <= kernels.narrow.nr ? kernels.narrow : kernels.wide;
   const int64_t mr = p.ks.mr, nr = p.ks.nr;
   const CacheSizes& cs = cache_sizes();
   const int64_t k = std::max<int64_t>(g.k, 1);
@@ -390,45 +371,17 @@ void gemm(const GemmArgs<T>& g, void* workspace, size_t workspace_bytes, int num
 
 namespace gemm_impl {
 
-template <>
-IndirectKernel<float> indirect_kernel<float>(int64_t n) {
-  switch (selected_isa()) {
-    case Isa::avx512: return avx512::indirect_kernel_f32(n);
-    case Isa::avx2: return avx2::indirect_kernel_f32(n);
-    default: return portable::indirect_kernel_f32(n);
-  }
+template <typename T>
+const GemmKernels<T>& gemm_kernels() {
+  return resolve_kernel_table(&portable::gemm_kernel_table<T>, &avx2::gemm_kernel_table<T>,
+                              &avx512::gemm_kernel_table<T>);
 }
-
-template <>
-IndirectKernel<double> indirect_kernel<double>(int64_t n) {
-  switch (selected_isa()) {
-    case Isa::avx512: return avx512::indirect_kernel_f64(n);
-    case Isa::avx2: return avx2::indirect_kernel_f64(n);
-    default: return portable::indirect_kernel_f64(n);
-  }
-}
-
-template <>
-GatherKernel<float> gather_kernel<float>(int64_t m, int64_t n) {
-  switch (selected_isa()) {
-    case Isa::avx512: return avx512::gather_kernel_f32(m, n);
-    case Isa::avx2: return avx2::gather_kernel_f32(m, n);
-    default: return portable::gather_kernel_f32(m, n);
-  }
-}
-
-template <>
-GatherKernel<double> gather_kernel<double>(int64_t m, int64_t n) {
-  switch (selected_isa()) {
-    case Isa::avx512: return avx512::gather_kernel_f64(m, n);
-    case Isa::avx2: return avx2::gather_kernel_f64(m, n);
-    default: return portable::gather_kernel_f64(m, n);
-  }
-}
+template const GemmKernels<float>& gemm_kernels<float>();
+template const GemmKernels<double>& gemm_kernels<double>();
 
 }  // namespace gemm_impl
 
-const char* gemm_kernel_name() { return kernels_for<float>(selected_isa(), false).name; }
+const char* gemm_kernel_name() { return gemm_impl::gemm_kernels<float>().wide.name; }
 
 template size_t gemm_workspace_bytes<float>(const GemmArgs<float>&, int);
 template size_t gemm_workspace_bytes<double>(const GemmArgs<double>&, int);

@@ -107,27 +107,26 @@ struct GatherKernel {
   void (*run)(const GatherTask<T>& task);
 };
 
-// One wide set (the main tile) and one narrow set (one vector of columns,
-// for outputs with few columns) per ISA and dtype.
-#define FASTNN_DECLARE_GEMM_KERNELS(ns)                  \
-  namespace ns {                                         \
-  KernelSet<float> gemm_kernels_f32(bool narrow);        \
-  KernelSet<double> gemm_kernels_f64(bool narrow);       \
-  IndirectKernel<float> indirect_kernel_f32(int64_t n);  \
-  IndirectKernel<double> indirect_kernel_f64(int64_t n); \
-  GatherKernel<float> gather_kernel_f32(int64_t m, int64_t n);   \
-  GatherKernel<double> gather_kernel_f64(int64_t m, int64_t n);  \
-  }
-FASTNN_DECLARE_GEMM_KERNELS(portable)
-FASTNN_DECLARE_GEMM_KERNELS(avx2)
-FASTNN_DECLARE_GEMM_KERNELS(avx512)
-#undef FASTNN_DECLARE_GEMM_KERNELS
+// Everything the GEMM and the convolutions take from one ISA, per dtype: one
+// wide set (the main tile) and one narrow set (one vector of columns, for
+// outputs with few columns), and the indirect and gather kernels, whose tiles
+// depend on the output's size.  Each microkernel_<isa>.cpp defines its
+// namespace's gemm_kernel_table; gemm.cpp resolves the selected ISA's once
+// (cpu/dispatch.h).
+template <typename T>
+struct GemmKernels {
+  KernelSet<T> wide;
+  KernelSet<T> narrow;
+  IndirectKernel<T> (*indirect)(int64_t n);          // for outputs n columns wide
+  GatherKernel<T> (*gather)(int64_t m, int64_t n);   // for an m x n C
+};
 
-// The selected ISA's indirect kernel for outputs n columns wide (gemm.cpp).
+namespace portable { template <typename T> GemmKernels<T> gemm_kernel_table(); }
+namespace avx2 { template <typename T> GemmKernels<T> gemm_kernel_table(); }
+namespace avx512 { template <typename T> GemmKernels<T> gemm_kernel_table(); }
+
+// The selected ISA's kernels (gemm.cpp).
 template <typename T>
-IndirectKernel<T> indirect_kernel(int64_t n);
-// ... and its gather kernel for an m x n C.
-template <typename T>
-GatherKernel<T> gather_kernel(int64_t m, int64_t n);
+const GemmKernels<T>& gemm_kernels();
 
 }  // namespace fastnn::cpu::gemm_impl

@@ -1,4 +1,4 @@
-// GEMM kernels for AVX2 + FMA (see microkernel_impl.h).  Tiles: float 6 x 16,
+// GEMM kernels for AVX2 + FMA (see microkernel.h).  Tiles: float 6 x 16,
 // double 6 x 8 (two ymm columns: 12 accumulators + 2 B vectors + 1 broadcast
 // = 15 of 16 registers); the narrow sets keep one ymm column.
 #include <immintrin.h>
@@ -52,17 +52,13 @@ bool pack_transposed(const T*, int64_t, int, int64_t, T*, int64_t, int) {
 
 }  // namespace fastnn::cpu::gemm_impl::avx2
 
-#include "cpu/gemm/microkernel_impl.h"
+#include "cpu/gemm/indirect/gather.h"
+#include "cpu/gemm/indirect/indirect.h"
+#include "cpu/gemm/macrokernel.h"
 
 namespace fastnn::cpu::gemm_impl::avx2 {
 
-KernelSet<float> gemm_kernels_f32(bool narrow) {
-  return narrow ? make_kernel_set<float, 6, 1>("avx2 6x8") : make_kernel_set<float, 6, 2>("avx2 6x16");
-}
-
-KernelSet<double> gemm_kernels_f64(bool narrow) {
-  return narrow ? make_kernel_set<double, 6, 1>("avx2 6x4") : make_kernel_set<double, 6, 2>("avx2 6x8");
-}
+namespace {
 
 // Indirect (convolution) tiles by output width n: as few padded columns as
 // possible, then the most rows the register file holds.
@@ -87,5 +83,20 @@ GatherKernel<double> gather_kernel_f64(int64_t m, int64_t n) {
   if (n <= 4) return make_gather_kernel<double, 12, 1>("avx2 gather 12x4");
   return make_gather_kernel<double, 6, 2>("avx2 gather 6x8");
 }
+
+}  // namespace
+
+template <typename T>
+GemmKernels<T> gemm_kernel_table() {
+  if constexpr (sizeof(T) == 4) {
+    return {make_kernel_set<float, 6, 2>("avx2 6x16"),
+            make_kernel_set<float, 6, 1>("avx2 6x8"), &indirect_kernel_f32, &gather_kernel_f32};
+  } else {
+    return {make_kernel_set<double, 6, 2>("avx2 6x8"),
+            make_kernel_set<double, 6, 1>("avx2 6x4"), &indirect_kernel_f64, &gather_kernel_f64};
+  }
+}
+template GemmKernels<float> gemm_kernel_table<float>();
+template GemmKernels<double> gemm_kernel_table<double>();
 
 }  // namespace fastnn::cpu::gemm_impl::avx2

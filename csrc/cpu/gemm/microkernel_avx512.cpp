@@ -1,4 +1,4 @@
-// GEMM kernels for AVX-512 (see microkernel_impl.h).  Tiles: float 6 x 64
+// GEMM kernels for AVX-512 (see microkernel.h).  Tiles: float 6 x 64
 // (four zmm columns: 24 accumulators + 4 B vectors + 1 broadcast; 10 loads
 // per 24 FMAs), double 14 x 16 (two zmm columns: 28 + 2 + 1 = 31 of 32
 // registers); the narrow sets keep one zmm column for outputs <= 16 wide.
@@ -118,17 +118,13 @@ inline bool pack_transposed<float>(const float* src, int64_t lds, int rows, int6
 
 }  // namespace fastnn::cpu::gemm_impl::avx512
 
-#include "cpu/gemm/microkernel_impl.h"
+#include "cpu/gemm/indirect/gather.h"
+#include "cpu/gemm/indirect/indirect.h"
+#include "cpu/gemm/macrokernel.h"
 
 namespace fastnn::cpu::gemm_impl::avx512 {
 
-KernelSet<float> gemm_kernels_f32(bool narrow) {
-  return narrow ? make_kernel_set<float, 14, 1>("avx512 14x16") : make_kernel_set<float, 6, 4>("avx512 6x64");
-}
-
-KernelSet<double> gemm_kernels_f64(bool narrow) {
-  return narrow ? make_kernel_set<double, 14, 1>("avx512 14x8") : make_kernel_set<double, 14, 2>("avx512 14x16");
-}
+namespace {
 
 // Indirect (convolution) tiles by output width n: as few padded columns as
 // possible, then the most rows the register file holds (14x32: 28 accumulators
@@ -162,5 +158,20 @@ GatherKernel<double> gather_kernel_f64(int64_t m, int64_t n) {
   if (n <= 8) return make_gather_kernel<double, 14, 1>("avx512 gather 14x8");
   return make_gather_kernel<double, 14, 2>("avx512 gather 14x16");
 }
+
+}  // namespace
+
+template <typename T>
+GemmKernels<T> gemm_kernel_table() {
+  if constexpr (sizeof(T) == 4) {
+    return {make_kernel_set<float, 6, 4>("avx512 6x64"),
+            make_kernel_set<float, 14, 1>("avx512 14x16"), &indirect_kernel_f32, &gather_kernel_f32};
+  } else {
+    return {make_kernel_set<double, 14, 2>("avx512 14x16"),
+            make_kernel_set<double, 14, 1>("avx512 14x8"), &indirect_kernel_f64, &gather_kernel_f64};
+  }
+}
+template GemmKernels<float> gemm_kernel_table<float>();
+template GemmKernels<double> gemm_kernel_table<double>();
 
 }  // namespace fastnn::cpu::gemm_impl::avx512

@@ -1,4 +1,4 @@
-// Portable GEMM kernels (see microkernel_impl.h), written with GCC/Clang
+// Portable GEMM kernels (see microkernel.h), written with GCC/Clang
 // vector extensions of 16 bytes: SSE2 on baseline x86-64, NEON elsewhere.
 // No FMA at this level, so a multiply and an add.  Tiles: float 4 x 8,
 // double 4 x 4 (8 accumulators of the 16 registers SSE2 has).
@@ -43,17 +43,13 @@ bool pack_transposed(const T*, int64_t, int, int64_t, T*, int64_t, int) {
 
 }  // namespace fastnn::cpu::gemm_impl::portable
 
-#include "cpu/gemm/microkernel_impl.h"
+#include "cpu/gemm/indirect/gather.h"
+#include "cpu/gemm/indirect/indirect.h"
+#include "cpu/gemm/macrokernel.h"
 
 namespace fastnn::cpu::gemm_impl::portable {
 
-KernelSet<float> gemm_kernels_f32(bool narrow) {
-  return narrow ? make_kernel_set<float, 4, 1>("portable 4x4") : make_kernel_set<float, 4, 2>("portable 4x8");
-}
-
-KernelSet<double> gemm_kernels_f64(bool narrow) {
-  return narrow ? make_kernel_set<double, 4, 1>("portable 4x2") : make_kernel_set<double, 4, 2>("portable 4x4");
-}
+namespace {
 
 // Indirect (convolution) tiles by output width n: as few padded columns as
 // possible, then the most rows the register file holds.
@@ -78,5 +74,20 @@ GatherKernel<double> gather_kernel_f64(int64_t m, int64_t n) {
   if (n <= 2) return make_gather_kernel<double, 4, 1>("portable gather 4x2");
   return make_gather_kernel<double, 4, 2>("portable gather 4x4");
 }
+
+}  // namespace
+
+template <typename T>
+GemmKernels<T> gemm_kernel_table() {
+  if constexpr (sizeof(T) == 4) {
+    return {make_kernel_set<float, 4, 2>("portable 4x8"),
+            make_kernel_set<float, 4, 1>("portable 4x4"), &indirect_kernel_f32, &gather_kernel_f32};
+  } else {
+    return {make_kernel_set<double, 4, 2>("portable 4x4"),
+            make_kernel_set<double, 4, 1>("portable 4x2"), &indirect_kernel_f64, &gather_kernel_f64};
+  }
+}
+template GemmKernels<float> gemm_kernel_table<float>();
+template GemmKernels<double> gemm_kernel_table<double>();
 
 }  // namespace fastnn::cpu::gemm_impl::portable

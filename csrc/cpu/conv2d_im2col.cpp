@@ -1,0 +1,285 @@
+// Convolution as blocked im2col + GEMM: the algorithm for every shape the
+// direct and indirect paths do not take (conv2d.cpp chooses).
+//
+// im2col + GEMM: the output pixels (batch x out_h x out_w rows) are cut into
+// blocks of block_rows rows, sized so one block of the im2col matrix
+// (block_rows x kernel_h*kernel_w*in_c) stays in L2.  Each thread takes a
+// contiguous range of blocks; for each it gathers the block's patches (in
+// NHWC every tap is a contiguous run of in_c values, so the gather is a
+// memcpy per tap) and runs a single-threaded GEMM with the bias + activation
+// epilogue straight into y.  Keeping a block's gather and its GEMM on one
+// core keeps the patches hot in that core's L2, and no fork/join happens
+// inside the loop.
+//
+//   forward:          y[rows]  = act(cols[rows] @ w + b)
+//   backward-weights: dw      += cols[rows]^T @ dy[rows]   (per-thread partial
+//                     sums in the workspace, added in thread order at the end:
+//                     deterministic for a given thread count)
+//   backward-data:    dcols    = dy[rows] @ w^T, scattered back (col2im) into
+//                     dx; blocks are whole images so threads never write the
+//                     same dx element.
+//
+#include <algorithm>
+#include <cstring>
+
+#include "common/align.h"
+#include "common/parallel.h"
+#include "cpu/conv2d_algorithms.h"
+#include "cpu/dispatch.h"
+#include "cpu/gemm/gemm.h"
+
+namespace fastnn::cpu {
+namespace {
+
+// One im2col block: about a third of a 2 MiB L2 (measured on conv2 of the seed
+// network, 2 threads: 96 KiB 1.90 ms, 192 KiB 1.81, 384 KiB 1.73, 768 KiB 1.68,
+// 1.5 MiB 1.83).
+constexpr int64_t kBlockBytes = 768 * 1024;
+
+template <typename T>
+int64_t block_rows(const Conv2dShape& s) {
+  const int64_t per_row = patch_size(s) * static_cast<int64_t>(sizeof(T));
+  return std::clamp<int64_t>(kBlockBytes / std::max<int64_t>(per_row, 1), 8, 2048);
+}
+
+// Gathers the patches of output rows [row0, row0 + rows) into cols (rows x patch).
+template <typename T>
+void im2col(const Conv2dShape& s, const T* x_nhwc, int64_t row0, int64_t rows, T* cols) {
+  const int64_t patch = patch_size(s);
+  const size_t run = static_cast<size_t>(s.in_c) * sizeof(T);
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t row = row0 + r;
+    const int64_t ow = row % s.out_w;
+    const int64_t oh = (row / s.out_w) % s.out_h;
+    const int64_t n = row / (s.out_w * s.out_h);
+    T* dst = cols + r * patch;
+    for (int64_t i = 0; i < s.kernel_h; ++i) {
+      const int64_t ih = oh * s.stride_h - s.pad_top + i * s.dilation_h;
+      for (int64_t j = 0; j < s.kernel_w; ++j, dst += s.in_c) {
+        const int64_t iw = ow * s.stride_w - s.pad_left + j * s.dilation_w;
+        if (ih < 0 || ih >= s.in_h || iw < 0 || iw >= s.in_w) {
+          std::memset(dst, 0, run);
+        } else {
+          std::memcpy(dst, x_nhwc + ((n * s.in_h + ih) * s.in_w + iw) * s.in_c, run);
+        }
+      }
+    }
+  }
+}
+
+// The selected ISA's col2im (conv2d_col2im_*.cpp: 13% off conv2 backward-data
+// against the baseline-x86 build of the same loop), resolved once.
+template <typename T>
+const Col2imKernels<T>& col2im_kernels() {
+  return resolve_kernel_table(&portable::col2im_kernel_table<T>, &avx2::col2im_kernel_table<T>,
+                              &avx512::col2im_kernel_table<T>);
+}
+
+template <typename T>
+GemmArgs<T> block_gemm(int64_t m, int64_t n, int64_t k) {
+  GemmArgs<T> g;
+  g.m = m;
+  g.n = n;
+  g.k = k;
+  return g;
+}
+
+// Per-thread slot: [im2col block | GEMM workspace | extra (dw partial)].
+struct Slots {
+  size_t cols_bytes, gemm_bytes, extra_bytes;
+  size_t slot() const { return cols_bytes + gemm_bytes + extra_bytes; }
+};
+
+// GEMM workspace for the blocks a row-blocked pass runs: the full block and the
+// last, shorter one (the GEMM's blocking, and so its workspace, depends on the
+// sizes, not monotonically).  Sizing for both keeps gemm() from ever finding
+// its workspace short inside a parallel region.
+template <typename T, typename MakeArgs>
+size_t block_gemm_bytes(const Conv2dShape& s, const MakeArgs& make_args) {
+  const int64_t rows = block_rows<T>(s);
+  const int64_t last = (s.batch * s.out_h * s.out_w) % rows;
+  size_t bytes = gemm_workspace_bytes(make_args(rows), 1);
+  if (last > 0) bytes = std::max(bytes, gemm_workspace_bytes(make_args(last), 1));
+  return bytes;
+}
+
+template <typename T>
+Slots forward_slots(const Conv2dShape& s) {
+  const int64_t k = patch_size(s);
+  const size_t gemm_bytes = block_gemm_bytes<T>(s, [&](int64_t rows) {
+    GemmArgs<T> g = block_gemm<T>(rows, s.out_c, k);
+    g.lda = k;
+    g.ldb = s.out_c;
+    g.ldc = s.out_c;
+    return g;
+  });
+  return {align_up(block_rows<T>(s) * k * sizeof(T)), align_up(gemm_bytes), 0};
+}
+
+template <typename T>
+Slots backward_data_slots(const Conv2dShape& s) {
+  const int64_t rows = s.out_h * s.out_w;  // one image per block
+  GemmArgs<T> g = block_gemm<T>(rows, patch_size(s), s.out_c);
+  g.trans_b = true;
+  g.lda = s.out_c;
+  g.ldb = s.out_c;
+  g.ldc = patch_size(s);
+  return {align_up(rows * patch_size(s) * sizeof(T)), align_up(gemm_workspace_bytes(g, 1)), 0};
+}
+
+template <typename T>
+Slots backward_weights_slots(const Conv2dShape& s) {
+  const int64_t k = patch_size(s);
+  const size_t gemm_bytes = block_gemm_bytes<T>(s, [&](int64_t rows) {
+    GemmArgs<T> g = block_gemm<T>(k, s.out_c, rows);
+    g.trans_a = true;
+    g.lda = k;
+    g.ldb = s.out_c;
+    g.ldc = s.out_c;
+    return g;
+  });
+  return {align_up(block_rows<T>(s) * k * sizeof(T)), align_up(gemm_bytes), align_up(k * s.out_c * sizeof(T))};
+}
+
+// Runs fn(chunk, row0, rows, patches, gemm_workspace) for every block of
+// output rows, each thread on a contiguous range of blocks in its own slot of
+// the workspace; `patches` is the block's im2col matrix (rows x patch), or x
+// itself for a pointwise convolution.  Shared by forward and backward-weights.
+// Returns the number of chunks that ran (at most max_chunks).
+template <typename T, typename F>
+int64_t for_each_patch_block(const Conv2dShape& s, const T* x_nhwc, const Slots& slots, void* workspace,
+                             int64_t max_chunks, const F& fn) {
+  const int64_t total_rows = s.batch * s.out_h * s.out_w;
+  const int64_t rows_per_block = block_rows<T>(s);
+  const int64_t blocks = (total_rows + rows_per_block - 1) / rows_per_block;
+  const bool pointwise = is_pointwise(s);
+  return parallel_chunks(0, blocks, 1, max_chunks, [&](int64_t chunk, int64_t b0, int64_t b1) {
+    auto* base = static_cast<unsigned char*>(workspace) + chunk * slots.slot();
+    T* cols = reinterpret_cast<T*>(base);
+    void* gemm_ws = base + slots.cols_bytes;
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t row0 = b * rows_per_block;
+      const int64_t rows = std::min(rows_per_block, total_rows - row0);
+      const T* patches = x_nhwc + row0 * s.in_c;
+      if (!pointwise) {
+        im2col(s, x_nhwc, row0, rows, cols);
+        patches = cols;
+      }
+      fn(chunk, row0, rows, patches, gemm_ws);
+    }
+  });
+}
+
+}  // namespace
+
+template <typename T>
+size_t im2col_forward_workspace_bytes(const Conv2dShape& s, int threads) {
+  return forward_slots<T>(s).slot() * static_cast<size_t>(std::max(threads, 1));
+}
+
+template <typename T>
+size_t im2col_backward_data_workspace_bytes(const Conv2dShape& s, int threads) {
+  return backward_data_slots<T>(s).slot() * static_cast<size_t>(std::max(threads, 1));
+}
+
+template <typename T>
+size_t im2col_backward_weights_workspace_bytes(const Conv2dShape& s, int threads) {
+  return backward_weights_slots<T>(s).slot() * static_cast<size_t>(std::max(threads, 1));
+}
+
+template <typename T>
+void im2col_forward(const Conv2dShape& s, const T* x_nhwc, const T* w_hwio, const T* bias, Activation act,
+                    T* y_nhwc, void* workspace, int threads) {
+  const Slots slots = forward_slots<T>(s);
+  const int64_t k = patch_size(s);
+  for_each_patch_block(s, x_nhwc, slots, workspace, threads,
+                       [&](int64_t, int64_t row0, int64_t rows, const T* patches, void* gemm_ws) {
+                         GemmArgs<T> g = block_gemm<T>(rows, s.out_c, k);
+                         g.a = patches;
+                         g.lda = k;
+                         g.b = w_hwio;
+                         g.ldb = s.out_c;
+                         g.c = y_nhwc + row0 * s.out_c;
+                         g.ldc = s.out_c;
+                         g.bias = bias;
+                         g.act = act;
+                         gemm(g, gemm_ws, slots.gemm_bytes, 1);
+                       });
+}
+
+template <typename T>
+void im2col_backward_data(const Conv2dShape& s, const T* dy_nhwc, const T* w_hwio, T* dx_nhwc, void* workspace,
+                          int threads) {
+  const Slots slots = backward_data_slots<T>(s);
+  const Col2imKernels<T>& col2im = col2im_kernels<T>();
+  const int64_t image_rows = s.out_h * s.out_w;
+  const int64_t k = patch_size(s);
+  const bool pointwise = is_pointwise(s);
+  parallel_chunks(0, s.batch, 1, threads, [&](int64_t chunk, int64_t n0, int64_t n1) {
+    auto* base = static_cast<unsigned char*>(workspace) + chunk * slots.slot();
+    T* dcols = reinterpret_cast<T*>(base);
+    void* gemm_ws = base + slots.cols_bytes;
+    for (int64_t n = n0; n < n1; ++n) {
+      T* dx_image = dx_nhwc + n * s.in_h * s.in_w * s.in_c;
+      GemmArgs<T> g = block_gemm<T>(image_rows, k, s.out_c);
+      g.a = dy_nhwc + n * image_rows * s.out_c;
+      g.lda = s.out_c;
+      g.b = w_hwio;
+      g.ldb = s.out_c;
+      g.trans_b = true;
+      g.ldc = k;
+      if (pointwise) {  // dcols is dx_nhwc itself
+        g.c = dx_image;
+        gemm(g, gemm_ws, slots.gemm_bytes, 1);
+        continue;
+      }
+      g.c = dcols;
+      gemm(g, gemm_ws, slots.gemm_bytes, 1);
+      std::fill(dx_image, dx_image + s.in_h * s.in_w * s.in_c, T(0));
+      col2im.add(s, dcols, n * image_rows, image_rows, dx_nhwc);
+    }
+  });
+}
+
+template <typename T>
+void im2col_backward_weights(const Conv2dShape& s, const T* dy_nhwc, const T* x_nhwc, T* dw_hwio,
+                             void* workspace, int threads) {
+  const Slots slots = backward_weights_slots<T>(s);
+  const int64_t total_rows = s.batch * s.out_h * s.out_w;
+  const int64_t blocks = (total_rows + block_rows<T>(s) - 1) / block_rows<T>(s);
+  const int64_t k = patch_size(s);
+  const int64_t dw_size = k * s.out_c;
+  auto partial = [&](int64_t chunk) {
+    return reinterpret_cast<T*>(static_cast<unsigned char*>(workspace) + chunk * slots.slot() + slots.cols_bytes +
+                                slots.gemm_bytes);
+  };
+  const int64_t max_chunks = std::min<int64_t>(threads, std::max<int64_t>(blocks, 1));
+  for (int64_t c = 0; c < max_chunks; ++c) std::fill(partial(c), partial(c) + dw_size, T(0));
+  const int64_t used = for_each_patch_block(s, x_nhwc, slots, workspace, max_chunks,
+                       [&](int64_t chunk, int64_t row0, int64_t rows, const T* patches, void* gemm_ws) {
+                         GemmArgs<T> g = block_gemm<T>(k, s.out_c, rows);
+                         g.a = patches;
+                         g.lda = k;
+                         g.trans_a = true;
+                         g.b = dy_nhwc + row0 * s.out_c;
+                         g.ldb = s.out_c;
+                         g.c = partial(chunk);
+                         g.ldc = s.out_c;
+                         g.beta = T(1);
+                         gemm(g, gemm_ws, slots.gemm_bytes, 1);
+                       });
+  sum_partials(dw_hwio, dw_size, used, partial);
+}
+
+#define FASTNN_INSTANTIATE(T)                                                                              \
+  template size_t im2col_forward_workspace_bytes<T>(const Conv2dShape&, int);                              \
+  template size_t im2col_backward_data_workspace_bytes<T>(const Conv2dShape&, int);                        \
+  template size_t im2col_backward_weights_workspace_bytes<T>(const Conv2dShape&, int);                     \
+  template void im2col_forward<T>(const Conv2dShape&, const T*, const T*, const T*, Activation, T*, void*, int); \
+  template void im2col_backward_data<T>(const Conv2dShape&, const T*, const T*, T*, void*, int);           \
+  template void im2col_backward_weights<T>(const Conv2dShape&, const T*, const T*, T*, void*, int);
+FASTNN_INSTANTIATE(float)
+FASTNN_INSTANTIATE(double)
+#undef FASTNN_INSTANTIATE
+
+}  // namespace fastnn::cpu

@@ -1,0 +1,333 @@
+// Convolution as indirect GEMM, for layers with >= 16 channels per tap.
+//
+// Forward and stride-1 backward-data without an im2col copy: a table of run
+// pointers (one per output row and kernel tap: a pixel's channel vector, or
+// a zero run where the tap falls in the padding) feeds the indirect GEMM
+// micro-kernels (gemm_kernels.h), which read every tap straight from the
+// image.  The weights are packed once per call into the kernel's panels.
+//
+//   forward:       y[pixel]  = act(sum_tap x[pixel + tap] @ w[tap] + b)
+//   backward-data: dx[pixel] = sum_tap dy[pixel - tap] @ w[tap]^T  (stride 1:
+//                  each dx row is written once, by one thread, and never
+//                  needs zeroing or a scatter)
+//
+// Backward-weights, per tap t:  dw[t] (in_c x out_c) += runs(t)^T @ dy over
+// the pixels whose tap t reads inside the image (forward's runs; taps in the
+// padding would add zeros, so they are left out of the lists).  Each thread
+// takes a contiguous range of chunks of output rows (short enough that a
+// chunk's dy rows stay in L1 while every tile of dw[t] passes over them) and
+// accumulates into its own partial dw; the partials are added in thread order
+// (deterministic for a thread count).
+#include <algorithm>
+#include <cstring>
+
+#include "common/align.h"
+#include "common/parallel.h"
+#include "cpu/conv2d_algorithms.h"
+#include "cpu/gemm/gemm_kernels.h"
+
+namespace fastnn::cpu {
+namespace {
+
+// Output rows per pointer table: a table (rows x taps pointers) stays in L1.
+template <typename T>
+int64_t indirect_chunk_rows(const gemm_impl::IndirectKernel<T>& ik) { return 16 * ik.mr; }
+
+struct IndirectLayout {
+  size_t packed_bytes, zero_bytes, offsets_bytes, table_bytes;  // table: per thread
+  size_t shared() const { return packed_bytes + zero_bytes + offsets_bytes; }
+  size_t total(int threads) const { return shared() + table_bytes * size_t(std::max(threads, 1)); }
+};
+
+// The workspace of an indirect pass, carved by its layout: the packed weights,
+// the zero run, one image's run offsets, then one pointer table per thread.
+template <typename T>
+struct IndirectBuffers {
+  T* packed;
+  T* zero;
+  int64_t* offsets;
+  unsigned char* tables;
+};
+
+template <typename T>
+IndirectBuffers<T> indirect_buffers(const IndirectLayout& l, void* workspace) {
+  auto* base = static_cast<unsigned char*>(workspace);
+  return {reinterpret_cast<T*>(base), reinterpret_cast<T*>(base + l.packed_bytes),
+          reinterpret_cast<int64_t*>(base + l.packed_bytes + l.zero_bytes), base + l.shared()};
+}
+
+// taps x kc runs per row, n output columns, `spatial` rows per image.
+template <typename T>
+IndirectLayout indirect_layout(const gemm_impl::IndirectKernel<T>& ik, int64_t taps, int64_t kc, int64_t n,
+                               int64_t spatial) {
+  const int64_t panels = (n + ik.nr - 1) / ik.nr;
+  IndirectLayout l;
+  l.packed_bytes = align_up(size_t(panels * taps * kc * ik.nr) * sizeof(T));
+  l.zero_bytes = align_up(size_t(kc) * sizeof(T));
+  l.offsets_bytes = align_up(size_t(spatial * taps) * sizeof(int64_t));
+  l.table_bytes = align_up(size_t(indirect_chunk_rows(ik) * taps) * sizeof(const T*));
+  return l;
+}
+
+// The run pointers of rows [row0, row0 + rows) of a batch of images, taps per
+// row.  The runs are the same for every image: offsets[q*taps + t] is tap t
+// of spatial position q, relative to its image (image_elems apart from
+// `src`), or -1 for a tap in the padding (the zero run).  A select per entry,
+// which the compiler vectorises.
+template <typename T>
+void fill_runs(const int64_t* offsets, int64_t spatial, int64_t taps, const T* src, int64_t image_elems,
+               const T* zero, int64_t row0, int64_t rows, const T** table) {
+  int64_t n = row0 / spatial, pos = row0 % spatial;
+  for (int64_t r = 0; r < rows; ++r, table += taps) {
+    const T* image = src + n * image_elems;
+    const int64_t* off = offsets + pos * taps;
+    for (int64_t k = 0; k < taps; ++k) table[k] = off[k] < 0 ? zero : image + off[k];
+    if (++pos == spatial) {
+      pos = 0;
+      ++n;
+    }
+  }
+}
+
+// Runs the indirect GEMM over batch x spatial output rows, cut into chunks
+// that threads take in contiguous ranges, each with its own pointer table.
+template <typename T>
+void run_indirect(const gemm_impl::IndirectKernel<T>& ik, const IndirectLayout& l, int64_t batch, int64_t spatial,
+                  const T* src, int64_t image_elems, gemm_impl::IndirectTask<T> task, void* workspace,
+                  int threads) {
+  const IndirectBuffers<T> buf = indirect_buffers<T>(l, workspace);
+  const int64_t total_rows = batch * spatial;
+  const int64_t chunk_rows = indirect_chunk_rows(ik);
+  const int64_t chunks = (total_rows + chunk_rows - 1) / chunk_rows;
+  T* const c0 = task.c;
+  task.zero = buf.zero;
+  parallel_chunks(0, chunks, 1, threads, [&](int64_t slot, int64_t q0, int64_t q1) {
+    auto** table = reinterpret_cast<const T**>(buf.tables + slot * l.table_bytes);
+    gemm_impl::IndirectTask<T> t = task;
+    t.rows = table;
+    for (int64_t q = q0; q < q1; ++q) {
+      const int64_t row0 = q * chunk_rows;
+      t.mc = std::min(chunk_rows, total_rows - row0);
+      fill_runs(buf.offsets, spatial, task.taps, src, image_elems, buf.zero, row0, t.mc, table);
+      t.c = c0 + row0 * t.ldc;
+      ik.run(t);
+    }
+  });
+}
+
+// Forward's runs: tap (i, j) of output pixel (oh, ow) reads input pixel
+// (oh*stride - pad + i*dil, ow*stride - pad + j*dil).
+void forward_offsets(const Conv2dShape& s, int64_t* offsets) {
+  for (int64_t oh = 0; oh < s.out_h; ++oh) {
+    for (int64_t ow = 0; ow < s.out_w; ++ow) {
+      for (int64_t i = 0; i < s.kernel_h; ++i) {
+        const int64_t ih = oh * s.stride_h - s.pad_top + i * s.dilation_h;
+        for (int64_t j = 0; j < s.kernel_w; ++j) {
+          const int64_t iw = ow * s.stride_w - s.pad_left + j * s.dilation_w;
+          const bool inside = ih >= 0 && ih < s.in_h && iw >= 0 && iw < s.in_w;
+          *offsets++ = inside ? (ih * s.in_w + iw) * s.in_c : -1;
+        }
+      }
+    }
+  }
+}
+
+// Backward-data's runs: tap (i, j) of dx pixel (ih, iw) reads dy pixel
+// (ih + pad - i*dil, iw + pad - j*dil) (stride 1).
+void backward_data_offsets(const Conv2dShape& s, int64_t* offsets) {
+  for (int64_t ih = 0; ih < s.in_h; ++ih) {
+    for (int64_t iw = 0; iw < s.in_w; ++iw) {
+      for (int64_t i = 0; i < s.kernel_h; ++i) {
+        const int64_t oh = ih + s.pad_top - i * s.dilation_h;
+        for (int64_t j = 0; j < s.kernel_w; ++j) {
+          const int64_t ow = iw + s.pad_left - j * s.dilation_w;
+          const bool inside = oh >= 0 && oh < s.out_h && ow >= 0 && ow < s.out_w;
+          *offsets++ = inside ? (oh * s.out_w + ow) * s.out_c : -1;
+        }
+      }
+    }
+  }
+}
+
+template <typename T>
+IndirectLayout indirect_forward_layout(const Conv2dShape& s, const gemm_impl::IndirectKernel<T>& ik) {
+  return indirect_layout(ik, s.kernel_h * s.kernel_w, s.in_c, s.out_c, s.out_h * s.out_w);
+}
+
+template <typename T>
+IndirectLayout indirect_backward_data_layout(const Conv2dShape& s, const gemm_impl::IndirectKernel<T>& ik) {
+  return indirect_layout(ik, s.kernel_h * s.kernel_w, s.out_c, s.in_c, s.in_h * s.in_w);
+}
+
+// Rows per chunk: dy's rows of a chunk take about half of L1 (measured on the
+// seed's conv2, 1 thread: 16-24 KiB 3.2 ms, 8 KiB 3.5, 32-128 KiB 3.8-4.0).
+template <typename T>
+int64_t gather_chunk_rows(const Conv2dShape& s) {
+  constexpr int64_t kChunkBytes = 24 * 1024;
+  return std::clamp<int64_t>(kChunkBytes / (s.out_c * int64_t(sizeof(T))), 16, 512);
+}
+
+struct GatherLayout {
+  size_t offsets_bytes;                          // shared
+  size_t table_bytes, count_bytes, partial_bytes;  // per thread
+  size_t slot() const { return table_bytes + count_bytes + partial_bytes; }
+  size_t total(int threads) const { return offsets_bytes + slot() * size_t(std::max(threads, 1)); }
+};
+
+template <typename T>
+GatherLayout gather_layout(const Conv2dShape& s) {
+  const int64_t taps = s.kernel_h * s.kernel_w;
+  GatherLayout l;
+  l.offsets_bytes = align_up(size_t(s.out_h * s.out_w * taps) * sizeof(int64_t));
+  l.table_bytes = align_up(size_t(2 * gather_chunk_rows<T>(s) * taps) * sizeof(const T*));
+  l.count_bytes = align_up(size_t(taps) * sizeof(int64_t));
+  l.partial_bytes = align_up(size_t(taps * s.in_c * s.out_c) * sizeof(T));
+  return l;
+}
+
+}  // namespace
+
+template <typename T>
+size_t indirect_forward_workspace_bytes(const Conv2dShape& s, int threads) {
+  return indirect_forward_layout(s, gemm_impl::gemm_kernels<T>().indirect(s.out_c)).total(threads);
+}
+
+template <typename T>
+size_t indirect_backward_data_workspace_bytes(const Conv2dShape& s, int threads) {
+  return indirect_backward_data_layout(s, gemm_impl::gemm_kernels<T>().indirect(s.in_c)).total(threads);
+}
+
+template <typename T>
+size_t indirect_backward_weights_workspace_bytes(const Conv2dShape& s, int threads) {
+  return gather_layout<T>(s).total(threads);
+}
+
+template <typename T>
+void indirect_forward(const Conv2dShape& s, const T* x_nhwc, const T* w_hwio, const T* bias, Activation act,
+                      T* y_nhwc, void* workspace, int threads) {
+  const auto ik = gemm_impl::gemm_kernels<T>().indirect(s.out_c);
+  const int64_t taps = s.kernel_h * s.kernel_w;
+  const IndirectLayout l = indirect_forward_layout(s, ik);
+  const IndirectBuffers<T> buf = indirect_buffers<T>(l, workspace);
+  ik.pack_b(taps * s.in_c, s.out_c, w_hwio, s.out_c, false, buf.packed);  // panels of (taps*in_c) x NR
+  std::fill(buf.zero, buf.zero + s.in_c, T(0));
+  forward_offsets(s, buf.offsets);
+
+  gemm_impl::IndirectTask<T> task{};
+  task.nc = s.out_c;
+  task.taps = taps;
+  task.kc = s.in_c;
+  task.b = buf.packed;
+  task.b_tap_stride = s.in_c * ik.nr;
+  task.b_panel_stride = taps * s.in_c * ik.nr;
+  task.c = y_nhwc;
+  task.ldc = s.out_c;
+  task.ep = gemm_impl::Epilogue<T>{T(1), T(0), true, true, bias, act};
+  run_indirect(ik, l, s.batch, s.out_h * s.out_w, x_nhwc, s.in_h * s.in_w * s.in_c, task, workspace, threads);
+}
+
+template <typename T>
+void indirect_backward_data(const Conv2dShape& s, const T* dy_nhwc, const T* w_hwio, T* dx_nhwc, void* workspace,
+                            int threads) {
+  const auto ik = gemm_impl::gemm_kernels<T>().indirect(s.in_c);
+  const int64_t taps = s.kernel_h * s.kernel_w;
+  const IndirectLayout l = indirect_backward_data_layout(s, ik);
+  const IndirectBuffers<T> buf = indirect_buffers<T>(l, workspace);
+  const int64_t panels = (s.in_c + ik.nr - 1) / ik.nr;
+  for (int64_t t = 0; t < taps; ++t) {  // tap t: w[t]^T (out_c x in_c) in NR-column panels
+    ik.pack_b(s.out_c, s.in_c, w_hwio + t * s.in_c * s.out_c, s.out_c, true,
+              buf.packed + t * panels * s.out_c * ik.nr);
+  }
+  std::fill(buf.zero, buf.zero + s.out_c, T(0));
+  backward_data_offsets(s, buf.offsets);
+
+  gemm_impl::IndirectTask<T> task{};
+  task.nc = s.in_c;
+  task.taps = taps;
+  task.kc = s.out_c;
+  task.b = buf.packed;
+  task.b_tap_stride = panels * s.out_c * ik.nr;
+  task.b_panel_stride = s.out_c * ik.nr;
+  task.c = dx_nhwc;
+  task.ldc = s.in_c;
+  task.ep = gemm_impl::Epilogue<T>{T(1), T(0), true, true, nullptr, Activation::none};
+  run_indirect(ik, l, s.batch, s.in_h * s.in_w, dy_nhwc, s.out_h * s.out_w * s.out_c, task, workspace, threads);
+}
+
+template <typename T>
+void indirect_backward_weights(const Conv2dShape& s, const T* dy_nhwc, const T* x_nhwc, T* dw_hwio,
+                               void* workspace, int threads) {
+  const auto gk = gemm_impl::gemm_kernels<T>().gather(s.in_c, s.out_c);
+  const int64_t taps = s.kernel_h * s.kernel_w;
+  const GatherLayout l = gather_layout<T>(s);
+  auto* base = static_cast<unsigned char*>(workspace);
+  auto* offsets = reinterpret_cast<int64_t*>(base);
+  forward_offsets(s, offsets);
+
+  const int64_t spatial = s.out_h * s.out_w;
+  const int64_t total_rows = s.batch * spatial;
+  const int64_t chunk_rows = gather_chunk_rows<T>(s);
+  const int64_t chunks = (total_rows + chunk_rows - 1) / chunk_rows;
+  const int64_t dw_size = taps * s.in_c * s.out_c;
+  const int64_t slots = std::min<int64_t>(threads, chunks);
+  auto slot_base = [&](int64_t slot) { return base + l.offsets_bytes + slot * l.slot(); };
+  auto partial = [&](int64_t slot) {
+    return reinterpret_cast<T*>(slot_base(slot) + l.table_bytes + l.count_bytes);
+  };
+  // Exactly the slots that ran zero and fill their partial; only those are added.
+  const int64_t used = parallel_chunks(0, chunks, 1, slots, [&](int64_t slot, int64_t q0, int64_t q1) {
+    // Per tap, the chunk's pixels whose tap is inside the image: x runs and dy rows.
+    auto** runs = reinterpret_cast<const T**>(slot_base(slot));
+    const T** dy_rows = runs + taps * chunk_rows;
+    auto* count = reinterpret_cast<int64_t*>(slot_base(slot) + l.table_bytes);
+    T* acc = partial(slot);
+    std::fill(acc, acc + dw_size, T(0));
+    gemm_impl::GatherTask<T> t{};
+    t.mc = s.in_c;
+    t.nc = s.out_c;
+    t.ldc = s.out_c;
+    for (int64_t q = q0; q < q1; ++q) {
+      const int64_t row0 = q * chunk_rows;
+      const int64_t rows = std::min(chunk_rows, total_rows - row0);
+      std::fill(count, count + taps, int64_t{0});
+      int64_t n = row0 / spatial, pos = row0 % spatial;
+      for (int64_t r = 0; r < rows; ++r) {
+        const T* image = x_nhwc + n * s.in_h * s.in_w * s.in_c;
+        const int64_t* off = offsets + pos * taps;
+        for (int64_t tap = 0; tap < taps; ++tap) {
+          if (off[tap] < 0) continue;
+          const int64_t k = tap * chunk_rows + count[tap]++;
+          runs[k] = image + off[tap];
+          dy_rows[k] = dy_nhwc + (row0 + r) * s.out_c;
+        }
+        if (++pos == spatial) {
+          pos = 0;
+          ++n;
+        }
+      }
+      for (int64_t tap = 0; tap < taps; ++tap) {
+        t.kc = count[tap];
+        if (t.kc == 0) continue;
+        t.runs = runs + tap * chunk_rows;
+        t.b_rows = dy_rows + tap * chunk_rows;
+        t.c = acc + tap * s.in_c * s.out_c;
+        gk.run(t);
+      }
+    }
+  });
+  sum_partials(dw_hwio, dw_size, used, partial);
+}
+
+#define FASTNN_INSTANTIATE(T)                                                                                \
+  template size_t indirect_forward_workspace_bytes<T>(const Conv2dShape&, int);                              \
+  template size_t indirect_backward_data_workspace_bytes<T>(const Conv2dShape&, int);                        \
+  template size_t indirect_backward_weights_workspace_bytes<T>(const Conv2dShape&, int);                     \
+  template void indirect_forward<T>(const Conv2dShape&, const T*, const T*, const T*, Activation, T*, void*,   \
+                                    int);                                                                    \
+  template void indirect_backward_data<T>(const Conv2dShape&, const T*, const T*, T*, void*, int);           \
+  template void indirect_backward_weights<T>(const Conv2dShape&, const T*, const T*, T*, void*, int);
+FASTNN_INSTANTIATE(float)
+FASTNN_INSTANTIATE(double)
+#undef FASTNN_INSTANTIATE
+
+}  // namespace fastnn::cpu
