@@ -249,19 +249,19 @@ def test_an_infinite_parameter_without_weight_decay_stays_infinite(name, op):
 @pytest.mark.parametrize("name", ALL_BACKEND_PARAMS)
 @pytest.mark.parametrize("layout", ["NHWC", "NCHW"])
 @pytest.mark.parametrize("special", [inf, -inf, nan, 3e38])
-def test_lrn_of_non_finite_values_matches_the_reference(name, dtype, layout, special):
+@pytest.mark.parametrize("beta", [0.75, 0.5])  # the default's own kernel, and the general one
+def test_lrn_of_non_finite_values_matches_the_reference(name, dtype, layout, special, beta):
     # channel counts around the vector widths, so the vector kernels and their tails both
     # meet an infinite scale (inf**-beta is 0, inf * 0 is NaN)
     rng = np.random.default_rng(5)
+    options = {"depth_radius": 2, "beta": beta, "layout": layout}
     for channels in (3, 17, 40):
         shape = (2, 3, 5, channels) if layout == "NHWC" else (2, channels, 3, 5)
         x = rng.standard_normal(shape).astype(dtype)
         x[rng.random(shape) < 0.1] = special
-        y, scale = call("reference", "local_response_norm", x, depth_radius=2, layout=layout)
+        y, scale = call("reference", "local_response_norm", x, **options)
         dy = np.ones_like(x)
-        dx = call("reference", "local_response_norm_backward", dy, x, y, scale, depth_radius=2,
-                  layout=layout)
-        got = call(name, "local_response_norm", x, depth_radius=2, layout=layout)
+        dx = call("reference", "local_response_norm_backward", dy, x, y, scale, **options)
+        got = call(name, "local_response_norm", x, **options)
         assert_close(got, (y, scale))
-        assert_close(call(name, "local_response_norm_backward", dy, x, y, scale,
-                          depth_radius=2, layout=layout), dx)
+        assert_close(call(name, "local_response_norm_backward", dy, x, y, scale, **options), dx)

@@ -43,7 +43,14 @@
 namespace fastnn::cpu::FASTNN_ISA_NAMESPACE {
 namespace lrn_math {
 
-inline float pow_neg(float s, float beta) { return exp_approx(-beta * log_approx(s)); }
+// exp_approx clamps its argument at the smallest normal float's exponent, so an
+// infinite scale (x = inf, or squares that overflow) would give 1.2e-38 instead of
+// inf^-beta = 0; select 0 there, so x * s^-beta is NaN for x = inf and 0 for a finite x,
+// as in the reference.
+inline float pow_neg(float s, float beta) {
+  const float power = exp_approx(-beta * log_approx(s));
+  return s == std::numeric_limits<float>::infinity() ? 0.0f : power;
+}
 inline double pow_neg(double s, double beta) { return std::pow(s, -beta); }
 
 }  // namespace lrn_math
