@@ -24,6 +24,15 @@ DTYPES = [torch.float32, torch.float64]
 TOL = {torch.float32: {"rtol": 1e-4, "atol": 1e-4}, torch.float64: {"rtol": 1e-10, "atol": 1e-10}}
 
 
+@pytest.fixture(params=["fast_path", "dispatcher"])
+def path(request):
+    """The functions and modules run eagerly straight into the ops' implementations (the
+    fast path) or through PyTorch's dispatcher: both are tested."""
+    previous = ft.use_dispatcher(request.param == "dispatcher")
+    yield request.param
+    ft.use_dispatcher(previous)
+
+
 def rand(*shape, dtype=torch.float64, grad=False, cl=False, seed=0):
     g = torch.Generator().manual_seed(seed + 7 * len(shape) + sum(shape))
     t = torch.randn(*shape, generator=g, dtype=dtype)
@@ -130,7 +139,7 @@ GRADCHECK_CASES = {
 
 
 @pytest.mark.parametrize("name", list(GRADCHECK_CASES))
-def test_gradcheck_float64(name):
+def test_gradcheck_float64(name, path):
     fn, shapes = GRADCHECK_CASES[name]
     inputs = [rand(*s, grad=True, seed=i, cl=(len(s) == 4 and i == 0))
               for i, s in enumerate(shapes)]
@@ -206,7 +215,30 @@ def test_linear_matches_torch(dtype, activation):
                 [rand(2, 3, 9, dtype=dtype), w, b], dtype)
 
 
-def test_only_the_inputs_that_need_it_get_gradients():
+def test_fast_path_and_dispatcher_agree_exactly():
+    model = torch.nn.Sequential(
+        fnn.ConvReluMaxPool2d(2, 4, 3, padding=1), fnn.LocalResponseNorm(3),
+        fnn.Conv2d(4, 4, 3, padding=1), fnn.MaxPool2d(2), torch.nn.Flatten(),
+        fnn.Linear(4 * 2 * 2, 3, activation="tanh"))
+    x = rand(2, 2, 8, 8, dtype=torch.float32, cl=True)
+    results = []
+    for dispatcher in (False, True):
+        previous = ft.use_dispatcher(dispatcher)
+        try:
+            y, g = grads(model, [x])
+            model.zero_grad()
+            model(x).sum().backward()
+            results.append([y, *g, *(p.grad for p in model.parameters())])
+            model.zero_grad()
+            with torch.no_grad():
+                results[-1].append(model(x))
+        finally:
+            ft.use_dispatcher(previous)
+    for a, b in zip(*results):
+        assert torch.equal(a, b)
+
+
+def test_only_the_inputs_that_need_it_get_gradients(path):
     x, w, b = rand(2, 3, 6, 6, cl=True), rand(4, 3, 3, 3, grad=True), rand(4)
     ft.conv2d_relu_max_pool2d(x, w, b, padding=1).sum().backward()
     assert w.grad is not None and x.grad is None and b.grad is None
@@ -233,7 +265,7 @@ def _copy_params(src, dst):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
-def test_modules_match_torch_modules(dtype):
+def test_modules_match_torch_modules(dtype, path):
     x = rand(3, 4, 10, 10, dtype=dtype, cl=True)
     kw = {"dtype": dtype}
     pairs = [
@@ -305,7 +337,7 @@ class _Net(torch.nn.Module):
 
 
 @pytest.mark.parametrize("fuse", [True, False], ids=["fused", "unfused"])
-def test_swap_replaces_modules_in_place_and_keeps_the_numbers(fuse):
+def test_swap_replaces_modules_in_place_and_keeps_the_numbers(fuse, path):
     torch.manual_seed(0)
     model = _Net().double()
     x = rand(2, 1, 8, 8)
@@ -410,8 +442,10 @@ def test_non_cpu_tensors_are_refused_naming_the_argument():
     with pytest.raises(TypeError, match="x must be a CPU tensor"):
         _ops.conv2d._init_fn(torch.empty(1, 2, 5, 5, device="meta"), rand(3, 2, 3, 3), None,
                              [1, 1], [0, 0], [1, 1])
+    with pytest.raises(TypeError, match="x must be a torch.Tensor, got ndarray"):
+        ft.max_pool2d(np.zeros((1, 1, 4, 4)), 2)
     with pytest.raises(RuntimeError, match="Expected a value of type 'Tensor' for argument 'x'"):
-        ft.max_pool2d(np.zeros((1, 1, 4, 4)), 2)  # the dispatcher's own check
+        torch.ops.fastnn.max_pool2d(np.zeros((1, 1, 4, 4)), [2, 2], [2, 2], [0, 0])
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here: the CUDA "

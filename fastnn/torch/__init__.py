@@ -48,9 +48,10 @@ except ImportError as exc:  # pragma: no cover - exercised where torch is absent
                       "pip install torch)") from exc
 
 from fastnn.torch import _ops
+from fastnn.torch._ops import use_dispatcher
 
 __all__ = ["conv2d", "conv2d_relu_max_pool2d", "max_pool2d", "local_response_norm", "linear",
-           "conv_padding", "lrn_options", "nn"]
+           "conv_padding", "lrn_options", "use_dispatcher", "nn"]
 
 IntOrPair = Union[int, tuple, list]
 
@@ -106,7 +107,7 @@ def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] =
     _groups("conv2d", groups)
     stride, dilation = _pair("stride", "conv2d", stride), _pair("dilation", "conv2d", dilation)
     pads = conv_padding("conv2d", padding, tuple(weight.shape[2:]), stride, dilation)
-    return _ops.conv2d(x, weight, bias, stride, pads, dilation)
+    return _ops.call(_ops.conv2d, x, weight, bias, stride, pads, dilation)
 
 
 def conv2d_relu_max_pool2d(x: torch.Tensor, weight: torch.Tensor,
@@ -117,7 +118,7 @@ def conv2d_relu_max_pool2d(x: torch.Tensor, weight: torch.Tensor,
     op = "conv2d_relu_max_pool2d"
     stride, dilation = _pair("stride", op, stride), _pair("dilation", op, dilation)
     pads = conv_padding(op, padding, tuple(weight.shape[2:]), stride, dilation)
-    return _ops.conv2d_relu_max_pool2d(x, weight, bias, stride, pads, dilation)[0]
+    return _ops.call(_ops.conv2d_relu_max_pool2d, x, weight, bias, stride, pads, dilation)[0]
 
 
 def max_pool2d(x: torch.Tensor, kernel_size: IntOrPair, stride: Optional[IntOrPair] = None,
@@ -131,7 +132,7 @@ def max_pool2d(x: torch.Tensor, kernel_size: IntOrPair, stride: Optional[IntOrPa
                          f"return_indices={return_indices!r}")
     kernel = _pair("kernel_size", op, kernel_size)
     stride = kernel if stride is None or stride == [] else _pair("stride", op, stride)
-    return _ops.max_pool2d(x, kernel, stride, _pair("padding", op, padding))[0]
+    return _ops.call(_ops.max_pool2d, x, kernel, stride, _pair("padding", op, padding))[0]
 
 
 def lrn_options(size: int, alpha: float = 1e-4, beta: float = 0.75,
@@ -154,7 +155,8 @@ def local_response_norm(x: torch.Tensor, size: int, alpha: float = 1e-4, beta: f
                         k: float = 1.0) -> torch.Tensor:
     """``torch.nn.functional.local_response_norm`` on 4-D input (odd ``size``)."""
     o = lrn_options(size, alpha, beta, k)
-    return _ops.local_response_norm(x, o["depth_radius"], o["bias"], o["alpha"], o["beta"])[0]
+    return _ops.call(_ops.local_response_norm, x, o["depth_radius"], o["bias"], o["alpha"],
+                     o["beta"])[0]
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] = None,
@@ -166,9 +168,9 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] =
         raise ValueError(f"linear: x must be a tensor of rank >= 1, got "
                          f"{getattr(x, 'shape', type(x).__name__)}")
     if x.dim() == 2:
-        return _ops.linear(x, weight, bias, activation)
+        return _ops.call(_ops.linear, x, weight, bias, activation)
     lead = x.shape[:-1]
-    y = _ops.linear(x.reshape(-1, x.shape[-1]), weight, bias, activation)
+    y = _ops.call(_ops.linear, x.reshape(-1, x.shape[-1]), weight, bias, activation)
     return y.reshape(*lead, y.shape[-1])
 
 

@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 import fastnn.torch as _ft
+from fastnn.torch import _ops
 from fastnn.torch._ops import ACTIVATIONS
 
 __all__ = ["Conv2d", "ConvReluMaxPool2d", "MaxPool2d", "LocalResponseNorm", "Linear", "swap",
@@ -98,8 +99,8 @@ class Conv2d(nn.Conv2d):
                                 self.stride, self.dilation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _ft._ops.conv2d(x, self.weight, self.bias, list(self.stride), self._pads(),
-                               list(self.dilation))
+        return _ops.call(_ops.conv2d, x, self.weight, self.bias, list(self.stride),
+                         self._pads(), list(self.dilation))
 
 
 class ConvReluMaxPool2d(Conv2d):
@@ -112,8 +113,8 @@ class ConvReluMaxPool2d(Conv2d):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _ft._ops.conv2d_relu_max_pool2d(x, self.weight, self.bias, list(self.stride),
-                                               self._pads(), list(self.dilation))[0]
+        return _ops.call(_ops.conv2d_relu_max_pool2d, x, self.weight, self.bias,
+                         list(self.stride), self._pads(), list(self.dilation))[0]
 
 
 class MaxPool2d(nn.MaxPool2d):
@@ -130,8 +131,8 @@ class MaxPool2d(nn.MaxPool2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         kernel = _ft._pair("kernel_size", "MaxPool2d", self.kernel_size)
         stride = kernel if self.stride is None else _ft._pair("stride", "MaxPool2d", self.stride)
-        return _ft._ops.max_pool2d(x, kernel, stride,
-                                   _ft._pair("padding", "MaxPool2d", self.padding))[0]
+        return _ops.call(_ops.max_pool2d, x, kernel, stride,
+                         _ft._pair("padding", "MaxPool2d", self.padding))[0]
 
 
 class LocalResponseNorm(nn.LocalResponseNorm):
