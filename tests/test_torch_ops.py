@@ -455,7 +455,14 @@ def test_cuda_tensors_are_refused_naming_the_argument():
         ft.conv2d(rand(1, 2, 5, 5).cuda(), rand(3, 2, 3, 3).cuda())
 
 
-# --------------------------------------------------------------------------- README
+# --------------------------------------------------------------------------- docs
+
+@pytest.mark.parametrize("module", [ft, fnn, _ops], ids=lambda m: m.__name__)
+def test_docstring_examples(module):
+    import doctest
+
+    result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0 and result.attempted > 0
 
 def test_readme_example_runs():
     readme = pathlib.Path(__file__).resolve().parent.parent / "README.md"

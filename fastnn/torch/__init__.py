@@ -19,6 +19,11 @@ not implement refused with a clear error. :mod:`fastnn.torch.nn` has the modules
 (``Conv2d``, ``MaxPool2d``, ``LocalResponseNorm``, ``Linear``, ``ConvReluMaxPool2d``) and
 :func:`fastnn.torch.nn.swap`, which puts them into an existing model.
 
+Eagerly, the functions and modules call the ops' implementations directly (an
+``autograd.Function`` with the same backward formulas) rather than through the dispatcher,
+which costs about 150 us per op and step; under ``torch.compile``, or after
+:func:`use_dispatcher`, they call ``torch.ops.fastnn.*``.
+
 Tensors: float32 or float64 on the CPU. Image results are channels-last (NHWC memory); a
 channels-last input is read without a copy, any other is made channels-last first (one
 copy). Convolution weights are transposed to fastnn's HWIO on each call (a weight-sized

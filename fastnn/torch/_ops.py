@@ -231,7 +231,13 @@ def call(opdef, *args):
 def use_dispatcher(flag: bool = True) -> bool:
     """Send eager calls of fastnn.torch's functions and modules through PyTorch's
     dispatcher (as ``torch.ops.fastnn.*`` calls) instead of the fast path; returns the
-    previous setting."""
+    previous setting.
+
+    >>> import fastnn.torch as ft
+    >>> previous = ft.use_dispatcher(True)
+    >>> ft.use_dispatcher(previous)
+    True
+    """
     previous = _state["dispatcher"]
     _state["dispatcher"] = bool(flag)
     return previous
