@@ -1,0 +1,677 @@
+"""fastnn's kernels registered as PyTorch custom operators (namespace ``fastnn``).
+
+Every op takes and returns PyTorch's logical shapes: images ``(n, c, h, w)``, convolution
+weights ``(c_out, c_in, kh, kw)``, dense weights ``(out_features, in_features)``. Image
+outputs are channels-last tensors (NHWC in memory), the layout fastnn's kernels compute in,
+so ``x.permute(0, 2, 3, 1)`` of a channels-last input is already the NHWC array the kernel
+reads: it reaches fastnn as ``x.numpy()`` of that view, without a copy, and the kernel writes
+its result straight into the memory of the returned tensor (``out=``) or hands over an
+array that the returned tensor wraps (``torch.from_numpy``).
+
+What is copied:
+
+* image inputs that are not channels-last (a plain NCHW-contiguous tensor, a strided view)
+  are made channels-last first, one copy per call (``Tensor.contiguous``);
+* convolution weights are transposed OIHW -> HWIO for the kernel on every call, and their
+  gradient HWIO -> OIHW (weight-sized: 18 k elements for the seed network's second layer);
+* nothing else: dense layers call the GEMM with ``trans_b`` on PyTorch's own weight layout.
+
+This module has no ``from __future__ import annotations``: ``torch.library.custom_op`` reads
+the schema from the annotations themselves. Importing it registers the ops.
+"""
+
+from collections.abc import Sequence
+from typing import Optional
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from fastnn import ops
+
+__all__ = ["conv2d", "conv2d_backward", "conv2d_relu_max_pool2d",
+           "conv2d_relu_max_pool2d_backward", "max_pool2d", "max_pool2d_backward",
+           "local_response_norm", "local_response_norm_backward", "linear", "linear_backward",
+           "ACTIVATIONS", "call", "use_dispatcher"]
+
+ACTIVATIONS = (None, "relu", "tanh", "sigmoid")
+_DTYPES = (torch.float32, torch.float64)
+_ACT_BACKWARD = {"relu": ops.relu_backward, "tanh": ops.tanh_backward,
+                 "sigmoid": ops.sigmoid_backward}
+_ACT_FORWARD = {"relu": ops.relu, "tanh": ops.tanh, "sigmoid": ops.sigmoid}
+
+
+# --------------------------------------------------------------------------- checks
+
+def _check(op: str, name: str, t, ndim: int, like: Optional[Tensor] = None,
+           fake: bool = False) -> None:
+    """A float32/float64 CPU tensor of rank ``ndim`` (and ``like``'s dtype), or the error
+    that names the argument. Fake (meta) tensors pass the device check: they stand for the
+    CPU tensors a traced program will see (``fake``: the check of a fake implementation)."""
+    if not isinstance(t, Tensor):
+        raise TypeError(f"fastnn::{op}: {name} must be a torch.Tensor, got {type(t).__name__}")
+    if t.device.type != "cpu" and not (fake and t.device.type == "meta"):
+        raise TypeError(f"fastnn::{op}: {name} must be a CPU tensor (fastnn's kernels run on "
+                        f"the CPU), got a tensor on {t.device}")
+    if t.dtype not in _DTYPES:
+        raise TypeError(f"fastnn::{op}: {name} must be float32 or float64, got {t.dtype}")
+    if like is not None and t.dtype != like.dtype:
+        raise TypeError(f"fastnn::{op}: {name} must have the dtype of x ({like.dtype}), "
+                        f"got {t.dtype}")
+    if t.dim() != ndim:
+        raise ValueError(f"fastnn::{op}: {name} must be {ndim}-D, got shape {tuple(t.shape)}")
+
+
+def _check_conv(op: str, x, weight, bias, fake: bool = False) -> None:
+    _check(op, "x", x, 4, fake=fake)
+    _check(op, "weight", weight, 4, x, fake)
+    if weight.shape[1] != x.shape[1]:
+        raise ValueError(f"fastnn::{op}: weight (c_out, c_in, kh, kw) = {tuple(weight.shape)} "
+                         f"must have c_in = {x.shape[1]}, the channels of x "
+                         f"{tuple(x.shape)}")
+    if bias is not None:
+        _check(op, "bias", bias, 1, x, fake)
+        if bias.shape[0] != weight.shape[0]:
+            raise ValueError(f"fastnn::{op}: bias must have shape ({weight.shape[0]},), got "
+                             f"{tuple(bias.shape)}")
+
+
+def _pair(op: str, name: str, value: Sequence[int]) -> tuple[int, int]:
+    v = tuple(int(i) for i in value)
+    if len(v) == 1:
+        v = v * 2
+    if len(v) != 2:
+        raise ValueError(f"fastnn::{op}: {name} must have 1 or 2 values, got {list(value)}")
+    return v
+
+
+def _pads(op: str, padding: Sequence[int]) -> tuple[tuple[int, int], tuple[int, int]]:
+    """``[p]``, ``[ph, pw]`` or ``[top, bottom, left, right]`` as fastnn's pairs."""
+    p = tuple(int(i) for i in padding)
+    if len(p) == 1:
+        p = p * 4
+    elif len(p) == 2:
+        p = (p[0], p[0], p[1], p[1])
+    if len(p) != 4 or min(p) < 0:
+        raise ValueError(f"fastnn::{op}: padding must be 1, 2 or 4 non-negative values "
+                         f"([top, bottom, left, right]), got {list(padding)}")
+    return (p[0], p[1]), (p[2], p[3])
+
+
+def _conv_out(op: str, x, weight, stride, padding, dilation):
+    """The convolution's output (h, w), from PyTorch's formula (SymInt-safe)."""
+    (st, sw), ((pt, pb), (pl, pr)), (dh, dw) = (_pair(op, "stride", stride),
+                                                _pads(op, padding),
+                                                _pair(op, "dilation", dilation))
+    h, w = x.shape[2], x.shape[3]
+    kh, kw = weight.shape[2], weight.shape[3]
+    ho = (h + pt + pb - dh * (kh - 1) - 1) // st + 1
+    wo = (w + pl + pr - dw * (kw - 1) - 1) // sw + 1
+    if ho < 1 or wo < 1:
+        raise ValueError(f"fastnn::{op}: the kernel {(kh, kw)} (dilation {(dh, dw)}) does not "
+                         f"fit the padded input {(h, w)} (padding {list(padding)})")
+    return ho, wo
+
+
+def _geometry(op, stride, padding, dilation) -> dict:
+    return {"stride": _pair(op, "stride", stride), "padding": _pads(op, padding),
+            "dilation": _pair(op, "dilation", dilation)}
+
+
+# --------------------------------------------------------------------------- memory
+
+def _nhwc(t: Tensor) -> np.ndarray:
+    """The NHWC array of an NCHW-shaped tensor: a view when it is channels-last."""
+    v = t.detach().permute(0, 2, 3, 1)
+    if not v.is_contiguous():
+        v = v.contiguous()
+    return v.numpy()
+
+
+def _np(t: Optional[Tensor]) -> Optional[np.ndarray]:
+    return None if t is None else t.detach().numpy()
+
+
+def _hwio(weight: Tensor) -> np.ndarray:
+    """OIHW weights as the HWIO array fastnn takes (fastnn copies the transposed view)."""
+    return weight.detach().numpy().transpose(2, 3, 1, 0)
+
+
+def _empty_cl(shape, dtype, device=None) -> Tensor:
+    return torch.empty(tuple(shape), dtype=dtype, device=device,
+                       memory_format=torch.channels_last)
+
+
+def _out_cl(shape, dtype) -> tuple[Tensor, np.ndarray]:
+    """A channels-last tensor of NCHW ``shape`` and the NHWC array on its memory."""
+    t = _empty_cl(shape, dtype)
+    return t, t.permute(0, 2, 3, 1).numpy()
+
+
+def _wrap_nhwc(a: np.ndarray) -> Tensor:
+    """An NHWC array as an NCHW-shaped channels-last tensor on the same memory."""
+    return torch.from_numpy(a).permute(0, 3, 1, 2)
+
+
+def _oihw(dw_hwio: np.ndarray) -> Tensor:
+    return torch.from_numpy(dw_hwio).permute(3, 2, 0, 1).contiguous()
+
+
+def _nothing(dtype) -> Tensor:
+    return torch.empty(0, dtype=dtype)
+
+
+def _mask(op: str, output_mask: Sequence[bool]) -> tuple[bool, bool, bool]:
+    if len(output_mask) != 3:
+        raise ValueError(f"fastnn::{op}: output_mask must have 3 values, got "
+                         f"{list(output_mask)}")
+    return bool(output_mask[0]), bool(output_mask[1]), bool(output_mask[2])
+
+
+# --------------------------------------------------------------------------- registration
+
+_EAGER: dict = {}   # CustomOpDef -> its plain Python implementation
+_AUTOGRAD: dict = {}  # CustomOpDef -> (setup_context, backward)
+_state = {"dispatcher": False}
+
+
+def _op(name: str):
+    """``torch.library.custom_op(name, mutates_args=())``, the plain function kept too."""
+    def register(fn):
+        opdef = torch.library.custom_op(name, mutates_args=())(fn)
+        _EAGER[opdef] = fn
+        return opdef
+    return register
+
+
+def _autograd(opdef, backward, setup_context) -> None:
+    opdef.register_autograd(backward, setup_context=setup_context)
+    _AUTOGRAD[opdef] = (setup_context, backward)
+
+
+def _impl(ctx, opdef):
+    """What a backward formula calls: the backward op through the dispatcher (traced by
+    ``torch.compile``), or its plain function under the eager fast path."""
+    return _EAGER[opdef] if getattr(ctx, "fastnn_eager", False) else opdef
+
+
+class _EagerFunction(torch.autograd.Function):
+    """The eager fast path: the op's own implementation, setup and backward formula as an
+    ``autograd.Function``, without the dispatcher's round trips (about 150 us less per
+    forward and backward). The last argument is the op."""
+
+    @staticmethod
+    def forward(ctx, *args):
+        opdef, inputs = args[-1], args[:-1]
+        output = _EAGER[opdef](*inputs)
+        ctx.fastnn_eager, ctx.fastnn_op = True, opdef
+        _AUTOGRAD[opdef][0](ctx, inputs, output)
+        return output
+
+    @staticmethod
+    def backward(ctx, *grads):
+        return (*_AUTOGRAD[ctx.fastnn_op][1](ctx, *grads), None)
+
+
+def call(opdef, *args):
+    """Run ``opdef`` (a ``fastnn::`` op) as the modules and functions of fastnn.torch do.
+
+    Under ``torch.compile`` (and after ``use_dispatcher(True)``) through PyTorch's
+    dispatcher; otherwise, eagerly, straight into the op's implementation (an
+    ``autograd.Function`` when a gradient is needed): the same kernels and formulas.
+    """
+    if _state["dispatcher"] or torch.compiler.is_compiling():
+        return opdef(*args)
+    if torch.is_grad_enabled() and any(isinstance(a, Tensor) and a.requires_grad
+                                       for a in args):
+        return _EagerFunction.apply(*args, opdef)
+    return _EAGER[opdef](*args)
+
+
+def use_dispatcher(flag: bool = True) -> bool:
+    """Send eager calls of fastnn.torch's functions and modules through PyTorch's
+    dispatcher (as ``torch.ops.fastnn.*`` calls) instead of the fast path; returns the
+    previous setting.
+
+    >>> import fastnn.torch as ft
+    >>> previous = ft.use_dispatcher(True)
+    >>> ft.use_dispatcher(previous)
+    True
+    """
+    previous = _state["dispatcher"]
+    _state["dispatcher"] = bool(flag)
+    return previous
+
+
+# --------------------------------------------------------------------------- conv2d
+
+@_op("fastnn::conv2d")
+def conv2d(x: Tensor, weight: Tensor, bias: Optional[Tensor], stride: list[int],
+           padding: list[int], dilation: list[int]) -> Tensor:
+    """``F.conv2d(x, weight, bias, stride, padding, dilation)`` (``padding`` may also be
+    ``[top, bottom, left, right]``) by fastnn's kernel; the result is channels-last."""
+    op = "conv2d"
+    _check_conv(op, x, weight, bias)
+    ho, wo = _conv_out(op, x, weight, stride, padding, dilation)
+    y, y_np = _out_cl((x.shape[0], weight.shape[0], ho, wo), x.dtype)
+    ops.conv2d(_nhwc(x), _hwio(weight), _np(bias), **_geometry(op, stride, padding, dilation),
+               out=y_np)
+    return y
+
+
+@conv2d.register_fake
+def _(x, weight, bias, stride, padding, dilation):
+    op = "conv2d"
+    _check_conv(op, x, weight, bias, fake=True)
+    ho, wo = _conv_out(op, x, weight, stride, padding, dilation)
+    return _empty_cl((x.shape[0], weight.shape[0], ho, wo), x.dtype, x.device)
+
+
+@_op("fastnn::conv2d_backward")
+def conv2d_backward(dy: Tensor, x: Tensor, weight: Tensor, stride: list[int],
+                    padding: list[int], dilation: list[int],
+                    output_mask: list[bool]) -> tuple[Tensor, Tensor, Tensor]:
+    """``(dx, dweight, dbias)`` of :func:`conv2d`; an unrequested one (``output_mask``) is an
+    empty tensor."""
+    op = "conv2d_backward"
+    _check_conv(op, x, weight, None)
+    _check(op, "dy", dy, 4, x)
+    want_dx, want_dw, want_db = _mask(op, output_mask)
+    geometry = _geometry(op, stride, padding, dilation)
+    dy_np = _nhwc(dy)
+    if want_dx:
+        dx, dx_np = _out_cl(tuple(x.shape), x.dtype)
+        ops.conv2d_backward_data(dy_np, _hwio(weight), dx_np.shape, **geometry, out=dx_np)
+    else:
+        dx = _nothing(x.dtype)
+    if want_dw:
+        o, i, kh, kw = weight.shape
+        dw = _oihw(ops.conv2d_backward_weights(dy_np, _nhwc(x), (kh, kw, i, o), **geometry))
+    else:
+        dw = _nothing(x.dtype)
+    db = torch.from_numpy(ops.bias_backward(dy_np)) if want_db else _nothing(x.dtype)
+    return dx, dw, db
+
+
+@conv2d_backward.register_fake
+def _(dy, x, weight, stride, padding, dilation, output_mask):
+    op = "conv2d_backward"
+    _check_conv(op, x, weight, None, fake=True)
+    _check(op, "dy", dy, 4, x, fake=True)
+    want_dx, want_dw, want_db = _mask(op, output_mask)
+    nothing = x.new_empty(0)
+    return (_empty_cl(x.shape, x.dtype, x.device) if want_dx else nothing,
+            weight.new_empty(weight.shape) if want_dw else x.new_empty(0),
+            x.new_empty(weight.shape[0]) if want_db else x.new_empty(0))
+
+
+def _conv2d_setup(ctx, inputs, output):
+    x, weight, bias, stride, padding, dilation = inputs
+    ctx.save_for_backward(x, weight)
+    ctx.geometry = (stride, padding, dilation)
+    ctx.has_bias = bias is not None
+
+
+def _conv2d_grad(ctx, dy):
+    x, weight = ctx.saved_tensors
+    need_x, need_w, need_b = ctx.needs_input_grad[:3]
+    need_b = need_b and ctx.has_bias
+    dx, dw, db = _impl(ctx, conv2d_backward)(dy, x, weight, *ctx.geometry,
+                                             [need_x, need_w, need_b])
+    return (dx if need_x else None, dw if need_w else None, db if need_b else None,
+            None, None, None)
+
+
+_autograd(conv2d, _conv2d_grad, _conv2d_setup)
+
+
+# --------------------------------------------------------------------------- fused conv
+
+def _fused_shape(op, x, weight, stride, padding, dilation):
+    ho, wo = _conv_out(op, x, weight, stride, padding, dilation)
+    if ho < 2 or wo < 2:
+        raise ValueError(f"fastnn::{op}: the 2x2 pool does not fit the convolution's "
+                         f"{(ho, wo)} output")
+    return (x.shape[0], weight.shape[0], ho // 2, wo // 2)
+
+
+@_op("fastnn::conv2d_relu_max_pool2d")
+def conv2d_relu_max_pool2d(x: Tensor, weight: Tensor, bias: Optional[Tensor],
+                           stride: list[int], padding: list[int],
+                           dilation: list[int]) -> tuple[Tensor, Tensor]:
+    """``F.max_pool2d(F.relu(F.conv2d(x, weight, bias, ...)), 2)`` as one op:
+    ``(y, argmax)``, both channels-last; ``argmax`` (int64, not differentiable) holds
+    fastnn's flat indices into the NHWC convolution output, for the backward."""
+    op = "conv2d_relu_max_pool2d"
+    _check_conv(op, x, weight, bias)
+    _fused_shape(op, x, weight, stride, padding, dilation)
+    y, argmax = ops.conv2d_relu_max_pool2d(_nhwc(x), _hwio(weight), _np(bias),
+                                           **_geometry(op, stride, padding, dilation))
+    return _wrap_nhwc(y), _wrap_nhwc(argmax)
+
+
+@conv2d_relu_max_pool2d.register_fake
+def _(x, weight, bias, stride, padding, dilation):
+    op = "conv2d_relu_max_pool2d"
+    _check_conv(op, x, weight, bias, fake=True)
+    shape = _fused_shape(op, x, weight, stride, padding, dilation)
+    return (_empty_cl(shape, x.dtype, x.device), _empty_cl(shape, torch.int64, x.device))
+
+
+@_op("fastnn::conv2d_relu_max_pool2d_backward")
+def conv2d_relu_max_pool2d_backward(dy: Tensor, y: Tensor, argmax: Tensor, x: Tensor,
+                                    weight: Tensor, stride: list[int], padding: list[int],
+                                    dilation: list[int],
+                                    output_mask: list[bool]) -> tuple[Tensor, Tensor, Tensor]:
+    """``(dx, dweight, dbias)`` of :func:`conv2d_relu_max_pool2d` from its pooled output and
+    argmax: the relu's mask is applied to the pooled gradient, which is then scattered to the
+    convolution's output and taken through the convolution's backward."""
+    op = "conv2d_relu_max_pool2d_backward"
+    _check_conv(op, x, weight, None)
+    for name, t in (("dy", dy), ("y", y)):
+        _check(op, name, t, 4, x)
+    want_dx, want_dw, want_db = _mask(op, output_mask)
+    geometry = _geometry(op, stride, padding, dilation)
+    ho, wo = _conv_out(op, x, weight, stride, padding, dilation)
+    n, o = x.shape[0], weight.shape[0]
+    masked = ops.relu_backward(_nhwc(dy), _nhwc(y))
+    dz = ops.max_pool2d_backward(masked, _nhwc(argmax), (n, ho, wo, o))
+    if want_dx:
+        dx, dx_np = _out_cl(tuple(x.shape), x.dtype)
+        ops.conv2d_backward_data(dz, _hwio(weight), dx_np.shape, **geometry, out=dx_np)
+    else:
+        dx = _nothing(x.dtype)
+    if want_dw:
+        _, i, kh, kw = weight.shape
+        dw = _oihw(ops.conv2d_backward_weights(dz, _nhwc(x), (kh, kw, i, o), **geometry))
+    else:
+        dw = _nothing(x.dtype)
+    db = torch.from_numpy(ops.bias_backward(masked)) if want_db else _nothing(x.dtype)
+    return dx, dw, db
+
+
+@conv2d_relu_max_pool2d_backward.register_fake
+def _(dy, y, argmax, x, weight, stride, padding, dilation, output_mask):
+    op = "conv2d_relu_max_pool2d_backward"
+    _check_conv(op, x, weight, None, fake=True)
+    want_dx, want_dw, want_db = _mask(op, output_mask)
+    return (_empty_cl(x.shape, x.dtype, x.device) if want_dx else x.new_empty(0),
+            weight.new_empty(weight.shape) if want_dw else x.new_empty(0),
+            x.new_empty(weight.shape[0]) if want_db else x.new_empty(0))
+
+
+def _fused_setup(ctx, inputs, output):
+    x, weight, bias, stride, padding, dilation = inputs
+    y, argmax = output
+    ctx.mark_non_differentiable(argmax)
+    ctx.save_for_backward(x, weight, y, argmax)
+    ctx.geometry = (stride, padding, dilation)
+    ctx.has_bias = bias is not None
+
+
+def _fused_grad(ctx, dy, _dargmax):
+    x, weight, y, argmax = ctx.saved_tensors
+    need_x, need_w, need_b = ctx.needs_input_grad[:3]
+    need_b = need_b and ctx.has_bias
+    dx, dw, db = _impl(ctx, conv2d_relu_max_pool2d_backward)(dy, y, argmax, x, weight,
+                                                             *ctx.geometry,
+                                                             [need_x, need_w, need_b])
+    return (dx if need_x else None, dw if need_w else None, db if need_b else None,
+            None, None, None)
+
+
+_autograd(conv2d_relu_max_pool2d, _fused_grad, _fused_setup)
+
+
+# --------------------------------------------------------------------------- max-pool
+
+def _pool_shape(op, x, kernel_size, stride, padding):
+    (kh, kw), (sh, sw), (ph, pw) = (_pair(op, "kernel_size", kernel_size),
+                                    _pair(op, "stride", stride or kernel_size),
+                                    _pair(op, "padding", padding))
+    if min(kh, kw, sh, sw) < 1 or ph < 0 or pw < 0:
+        raise ValueError(f"fastnn::{op}: kernel_size and stride must be >= 1 and padding >= 0, "
+                         f"got {list(kernel_size)}, {list(stride)}, {list(padding)}")
+    if ph > kh // 2 or pw > kw // 2:
+        raise ValueError(f"fastnn::{op}: padding must be at most half the kernel "
+                         f"{(kh, kw)}, got {(ph, pw)}")
+    h, w = x.shape[2], x.shape[3]
+    ho, wo = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+    if ho < 1 or wo < 1:
+        raise ValueError(f"fastnn::{op}: kernel {(kh, kw)} does not fit the padded input "
+                         f"{(h, w)}")
+    return (x.shape[0], x.shape[1], ho, wo), {"kernel": (kh, kw), "stride": (sh, sw),
+                                              "padding": (ph, pw)}
+
+
+@_op("fastnn::max_pool2d")
+def max_pool2d(x: Tensor, kernel_size: list[int], stride: list[int],
+               padding: list[int]) -> tuple[Tensor, Tensor]:
+    """``F.max_pool2d(x, kernel_size, stride or kernel_size, padding)`` as
+    ``(y, argmax)``, both channels-last; ``argmax`` (int64, not differentiable) holds flat
+    indices into the NHWC input, for the backward."""
+    op = "max_pool2d"
+    _check(op, "x", x, 4)
+    _, options = _pool_shape(op, x, kernel_size, stride, padding)
+    y, argmax = ops.max_pool2d(_nhwc(x), **options)
+    return _wrap_nhwc(y), _wrap_nhwc(argmax)
+
+
+@max_pool2d.register_fake
+def _(x, kernel_size, stride, padding):
+    op = "max_pool2d"
+    _check(op, "x", x, 4, fake=True)
+    shape, _ = _pool_shape(op, x, kernel_size, stride, padding)
+    return _empty_cl(shape, x.dtype, x.device), _empty_cl(shape, torch.int64, x.device)
+
+
+@_op("fastnn::max_pool2d_backward")
+def max_pool2d_backward(dy: Tensor, argmax: Tensor, x_shape: list[int]) -> Tensor:
+    """The gradient of :func:`max_pool2d`'s input (NCHW ``x_shape``, channels-last)."""
+    op = "max_pool2d_backward"
+    _check(op, "dy", dy, 4)
+    n, c, h, w = (int(s) for s in x_shape)
+    dx, dx_np = _out_cl((n, c, h, w), dy.dtype)
+    ops.max_pool2d_backward(_nhwc(dy), _nhwc(argmax), dx_np.shape, out=dx_np)
+    return dx
+
+
+@max_pool2d_backward.register_fake
+def _(dy, argmax, x_shape):
+    _check("max_pool2d_backward", "dy", dy, 4, fake=True)
+    return _empty_cl(x_shape, dy.dtype, dy.device)
+
+
+def _pool_setup(ctx, inputs, output):
+    x = inputs[0]
+    ctx.mark_non_differentiable(output[1])
+    ctx.save_for_backward(output[1])
+    ctx.x_shape = list(x.shape)
+
+
+def _pool_grad(ctx, dy, _dargmax):
+    (argmax,) = ctx.saved_tensors
+    return _impl(ctx, max_pool2d_backward)(dy, argmax, ctx.x_shape), None, None, None
+
+
+_autograd(max_pool2d, _pool_grad, _pool_setup)
+
+
+# --------------------------------------------------------------------------- LRN
+
+def _check_lrn(op, depth_radius, bias, alpha, beta):
+    if depth_radius < 0 or not bias > 0 or alpha < 0 or beta < 0:
+        raise ValueError(f"fastnn::{op}: needs depth_radius >= 0, bias > 0, alpha >= 0 and "
+                         f"beta >= 0, got {depth_radius}, {bias}, {alpha}, {beta}")
+
+
+@_op("fastnn::local_response_norm")
+def local_response_norm(x: Tensor, depth_radius: int, bias: float, alpha: float,
+                        beta: float) -> tuple[Tensor, Tensor]:
+    """Local response normalisation across channels with TensorFlow's parameters:
+    ``scale = bias + alpha * sum(x[c']**2, |c' - c| <= depth_radius)``,
+    ``y = x * scale**-beta``. Returns ``(y, scale)``, channels-last; ``scale`` is not
+    differentiable. (:func:`fastnn.torch.local_response_norm` takes PyTorch's parameters.)"""
+    op = "local_response_norm"
+    _check(op, "x", x, 4)
+    _check_lrn(op, depth_radius, bias, alpha, beta)
+    y, scale = ops.local_response_norm(_nhwc(x), depth_radius=int(depth_radius),
+                                       bias=float(bias), alpha=float(alpha), beta=float(beta))
+    return _wrap_nhwc(y), _wrap_nhwc(scale)
+
+
+@local_response_norm.register_fake
+def _(x, depth_radius, bias, alpha, beta):
+    op = "local_response_norm"
+    _check(op, "x", x, 4, fake=True)
+    _check_lrn(op, depth_radius, bias, alpha, beta)
+    return _empty_cl(x.shape, x.dtype, x.device), _empty_cl(x.shape, x.dtype, x.device)
+
+
+@_op("fastnn::local_response_norm_backward")
+def local_response_norm_backward(dy: Tensor, x: Tensor, y: Tensor, scale: Tensor,
+                                 depth_radius: int, bias: float, alpha: float,
+                                 beta: float) -> Tensor:
+    """The gradient of :func:`local_response_norm`'s input (channels-last)."""
+    op = "local_response_norm_backward"
+    _check(op, "x", x, 4)
+    for name, t in (("dy", dy), ("y", y), ("scale", scale)):
+        _check(op, name, t, 4, x)
+    dx, dx_np = _out_cl(tuple(x.shape), x.dtype)
+    ops.local_response_norm_backward(_nhwc(dy), _nhwc(x), _nhwc(y), _nhwc(scale),
+                                     depth_radius=int(depth_radius), bias=float(bias),
+                                     alpha=float(alpha), beta=float(beta), out=dx_np)
+    return dx
+
+
+@local_response_norm_backward.register_fake
+def _(dy, x, y, scale, depth_radius, bias, alpha, beta):
+    _check("local_response_norm_backward", "x", x, 4, fake=True)
+    return _empty_cl(x.shape, x.dtype, x.device)
+
+
+def _lrn_setup(ctx, inputs, output):
+    x, *options = inputs
+    y, scale = output
+    ctx.mark_non_differentiable(scale)
+    ctx.save_for_backward(x, y, scale)
+    ctx.options = options
+
+
+def _lrn_grad(ctx, dy, _dscale):
+    x, y, scale = ctx.saved_tensors
+    return (_impl(ctx, local_response_norm_backward)(dy, x, y, scale, *ctx.options),
+            None, None, None, None)
+
+
+_autograd(local_response_norm, _lrn_grad, _lrn_setup)
+
+
+# --------------------------------------------------------------------------- linear
+
+def _check_linear(op, x, weight, bias, activation, fake=False):
+    _check(op, "x", x, 2, fake=fake)
+    _check(op, "weight", weight, 2, x, fake)
+    if weight.shape[1] != x.shape[1]:
+        raise ValueError(f"fastnn::{op}: weight (out_features, in_features) = "
+                         f"{tuple(weight.shape)} must have in_features = {x.shape[1]}, the "
+                         f"columns of x {tuple(x.shape)}")
+    if bias is not None:
+        _check(op, "bias", bias, 1, x, fake)
+        if bias.shape[0] != weight.shape[0]:
+            raise ValueError(f"fastnn::{op}: bias must have shape ({weight.shape[0]},), got "
+                             f"{tuple(bias.shape)}")
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"fastnn::{op}: activation must be one of {ACTIVATIONS}, got "
+                         f"{activation!r}")
+
+
+def _rows(t: Tensor) -> np.ndarray:
+    """A 2-D tensor as a C-contiguous array (a view when it is contiguous)."""
+    t = t.detach()
+    return (t if t.is_contiguous() else t.contiguous()).numpy()
+
+
+@_op("fastnn::linear")
+def linear(x: Tensor, weight: Tensor, bias: Optional[Tensor],
+           activation: Optional[str]) -> Tensor:
+    """``activation(F.linear(x, weight, bias))`` for 2-D ``x``; ``activation`` None, "relu",
+    "tanh" or "sigmoid". One GEMM on PyTorch's weight layout (``trans_b``), the bias as its
+    initial output (``beta=1``), the activation in place."""
+    op = "linear"
+    _check_linear(op, x, weight, bias, activation)
+    y = torch.empty((x.shape[0], weight.shape[0]), dtype=x.dtype)
+    y_np = y.numpy()
+    x_np, w_np = _rows(x), _rows(weight)
+    if bias is None:
+        ops.gemm(x_np, w_np, trans_b=True, out=y_np)
+    else:
+        y_np[...] = bias.detach().numpy()
+        ops.gemm(x_np, w_np, trans_b=True, beta=1.0, out=y_np)
+    if activation is not None:
+        _ACT_FORWARD[activation](y_np, out=y_np)
+    return y
+
+
+@linear.register_fake
+def _(x, weight, bias, activation):
+    _check_linear("linear", x, weight, bias, activation, fake=True)
+    return x.new_empty((x.shape[0], weight.shape[0]))
+
+
+@_op("fastnn::linear_backward")
+def linear_backward(dy: Tensor, x: Tensor, weight: Tensor, y: Optional[Tensor],
+                    activation: Optional[str],
+                    output_mask: list[bool]) -> tuple[Tensor, Tensor, Tensor]:
+    """``(dx, dweight, dbias)`` of :func:`linear` (``y``, its output, is needed when there
+    is an activation); an unrequested one (``output_mask``) is an empty tensor."""
+    op = "linear_backward"
+    _check_linear(op, x, weight, None, activation)
+    _check(op, "dy", dy, 2, x)
+    want_dx, want_dw, want_db = _mask(op, output_mask)
+    dz = _rows(dy)
+    if activation is not None:
+        if y is None:
+            raise ValueError(f"fastnn::{op}: y (the forward's output) is needed with "
+                             f"activation={activation!r}")
+        dz = _ACT_BACKWARD[activation](dz, _rows(y))
+    if want_dx:
+        dx = torch.empty(tuple(x.shape), dtype=x.dtype)
+        ops.gemm(dz, _rows(weight), out=dx.numpy())
+    else:
+        dx = _nothing(x.dtype)
+    if want_dw:
+        dw = torch.empty(tuple(weight.shape), dtype=x.dtype)
+        ops.gemm(dz, _rows(x), trans_a=True, out=dw.numpy())
+    else:
+        dw = _nothing(x.dtype)
+    db = torch.from_numpy(ops.bias_backward(dz)) if want_db else _nothing(x.dtype)
+    return dx, dw, db
+
+
+@linear_backward.register_fake
+def _(dy, x, weight, y, activation, output_mask):
+    _check_linear("linear_backward", x, weight, None, activation, fake=True)
+    want_dx, want_dw, want_db = _mask("linear_backward", output_mask)
+    return (x.new_empty(x.shape) if want_dx else x.new_empty(0),
+            weight.new_empty(weight.shape) if want_dw else x.new_empty(0),
+            x.new_empty(weight.shape[0]) if want_db else x.new_empty(0))
+
+
+def _linear_setup(ctx, inputs, output):
+    x, weight, bias, activation = inputs
+    ctx.save_for_backward(x, weight, output if activation is not None else None)
+    ctx.activation = activation
+    ctx.has_bias = bias is not None
+
+
+def _linear_grad(ctx, dy):
+    x, weight, y = ctx.saved_tensors
+    need_x, need_w, need_b = ctx.needs_input_grad[:3]
+    need_b = need_b and ctx.has_bias
+    dx, dw, db = _impl(ctx, linear_backward)(dy, x, weight, y, ctx.activation,
+                                             [need_x, need_w, need_b])
+    return dx if need_x else None, dw if need_w else None, db if need_b else None, None
+
+
+_autograd(linear, _linear_grad, _linear_setup)
