@@ -98,7 +98,7 @@ pip list 2>/dev/null | grep -iE '^(fastnn|numpy|numba|pytest|hypothesis|matplotl
 
 # The tests run from here, beside copies of what they read from the checkout.
 mkdir "$tmp/run"
-cp -r tests benchmarks examples pyproject.toml README.md "$tmp/run/"
+cp -r tests benchmarks examples docs pyproject.toml README.md "$tmp/run/"
 find "$tmp/run" -name __pycache__ -prune -exec rm -rf {} +
 cd "$tmp/run"
 site=$(python -c 'import sysconfig; print(sysconfig.get_paths()["platlib"])')
