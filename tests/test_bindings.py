@@ -188,13 +188,16 @@ TABLE: dict[str, Entry] = {
     "measure_triad_bandwidth": Entry(
         lambda: [np.empty(1000, f32), _rand(1000), _rand(1000), 1], {0: "a", 1: "b", 2: "c"}, (0,),
         [("repeats-0", {3: 0}), ("repeats-negative", {3: -4})]),
+    "gemm_blocking": Entry(lambda: [64, 128, 3136, "float32", 0],
+                           bad=[("m-zero", {0: 0}), ("n-negative", {1: -1}), ("k-huge", {2: HUGE}),
+                                ("dtype", {3: "int8"}), ("threads-negative", {4: -1})]),
     "set_num_threads": Entry(lambda: [C.get_num_threads()],
                              bad=[("zero", {0: 0}), ("negative", {0: -3}), ("too-many", {0: 10**6}),
                                   ("not-int", {0: "2"}), ("overflow", {0: 2**40})]),
     "set_flush_denormals": Entry(lambda: [C.get_flush_denormals()], bad=[("not-bool", {0: "yes"})]),
 }
 for _name in ("get_num_threads", "openmp_enabled", "get_flush_denormals", "detected_isa",
-              "selected_isa", "gemm_kernel", "gemm_workspace_bytes", "workspace_bytes",
+              "selected_isa", "gemm_kernel", "cache_sizes", "gemm_workspace_bytes", "workspace_bytes",
               "release_memory"):
     TABLE[_name] = _no_args()
 

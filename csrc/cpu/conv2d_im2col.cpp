@@ -27,19 +27,19 @@
 #include "cpu/conv2d_algorithms.h"
 #include "cpu/dispatch.h"
 #include "cpu/gemm/gemm.h"
+#include "cpu/machine.h"
 
 namespace fastnn::cpu {
 namespace {
 
-// One im2col block: about a third of a 2 MiB L2 (measured on conv2 of the seed
-// network, 2 threads: 96 KiB 1.90 ms, 192 KiB 1.81, 384 KiB 1.73, 768 KiB 1.68,
-// 1.5 MiB 1.83).
-constexpr int64_t kBlockBytes = 768 * 1024;
-
+// One im2col block: 3/8 of the L2 cache_sizes() reports (measured on conv2 of the
+// seed network on Sapphire Rapids, 2 MiB L2, 2 threads: 96 KiB 1.90 ms, 192 KiB
+// 1.81, 384 KiB 1.73, 768 KiB 1.68, 1.5 MiB 1.83).
 template <typename T>
 int64_t block_rows(const Conv2dShape& s) {
+  const int64_t block_bytes = cache_sizes().l2 * 3 / 8;
   const int64_t per_row = patch_size(s) * static_cast<int64_t>(sizeof(T));
-  return std::clamp<int64_t>(kBlockBytes / std::max<int64_t>(per_row, 1), 8, 2048);
+  return std::clamp<int64_t>(block_bytes / std::max<int64_t>(per_row, 1), 8, 2048);
 }
 
 // Gathers the patches of output rows [row0, row0 + rows) into cols (rows x patch).

@@ -1,4 +1,7 @@
-// Bindings for the machine probes used by `fastnn bench`.
+// Bindings for what fastnn knows of the machine: its caches and the GEMM blocking they give
+// (`fastnn info`), and the probes `fastnn bench` uses.
+#include "common/parallel.h"
+#include "cpu/gemm/gemm.h"
 #include "cpu/machine.h"
 #include "python/array_utils.h"
 #include "python/bindings.h"
@@ -6,6 +9,40 @@
 namespace fastnn::python {
 
 void bind_machine(py::module_& m) {
+  m.def("cache_sizes", [] {
+    const cpu::CacheSizes& c = cpu::cache_sizes();
+    py::dict d;
+    d["l1d"] = c.l1d;
+    d["l2"] = c.l2;
+    d["l3"] = c.l3;
+    d["source"] = c.source;
+    return d;
+  }, "The data caches the kernels are blocked for: bytes of L1d and L2 (per core), L3, and where each came from.");
+  m.def("gemm_blocking", [](int64_t m_, int64_t n, int64_t k, const std::string& dtype, int threads) {
+    const char* op = "gemm_blocking";
+    require_range(m_, 1, int64_t(1) << 31, op, "m");
+    require_range(n, 1, int64_t(1) << 31, op, "n");
+    require_range(k, 1, int64_t(1) << 31, op, "k");
+    require_range(threads, 0, 1 << 16, op, "threads");
+    if (dtype != "float32" && dtype != "float64") {
+      throw py::value_error("gemm_blocking: dtype must be 'float32' or 'float64', got '" + dtype + "'");
+    }
+    const int team = threads > 0 ? threads : get_num_threads();
+    const cpu::GemmBlocking b = dtype == "float32" ? cpu::gemm_blocking<float>(m_, n, k, team)
+                                                   : cpu::gemm_blocking<double>(m_, n, k, team);
+    py::dict d;
+    d["kernel"] = b.kernel;
+    d["mr"] = b.mr;
+    d["nr"] = b.nr;
+    d["kc"] = b.kc;
+    d["mc"] = b.mc;
+    d["mc_inplace"] = b.mc_inplace;
+    d["nc"] = b.nc;
+    d["threads"] = b.threads;
+    return d;
+  }, py::arg("m"), py::arg("n"), py::arg("k"), py::arg("dtype") = "float32", py::arg("threads") = 0,
+     "The blocks gemm would use for an m x n x k product: micro-tile mr x nr, K block kc, A block "
+     "rows mc (mc_inplace when A is read in place), B block columns nc, threads (0: the current count).");
   m.def("measure_peak_flops", [](double seconds) {
     if (!(seconds >= 0 && seconds <= 60)) {
       throw py::value_error("measure_peak_flops: seconds must be in [0, 60], got " + std::to_string(seconds));

@@ -29,6 +29,10 @@ def cpu_flags() -> list[str]:
     return []
 
 
+def _kib(size: int) -> str:
+    return f"{size >> 20} MiB" if size >= 1 << 20 and size % (1 << 20) == 0 else f"{size >> 10} KiB"
+
+
 def collect() -> dict:
     native, _ = _compat.native()
     from threadpoolctl import threadpool_info
@@ -47,6 +51,11 @@ def collect() -> dict:
         "detected_isa": native.detected_isa() if native else None,
         "gemm_kernel": native.gemm_kernel() if native else None,
         "openmp": native.openmp_enabled() if native else None,
+        "caches": native.cache_sizes() if native else None,
+        "gemm_blocking": {
+            f"{m}x{n}x{k}": native.gemm_blocking(m, n, k)
+            for m, n, k in ((1024, 1024, 1024), (64, 128, 3136))
+        } if native else None,
         "fastnn_threads": fastnn.get_num_threads(),
         "thread_pools": [
             {k: pool.get(k) for k in ("user_api", "internal_api", "num_threads", "version",
@@ -74,6 +83,12 @@ def run(name: str, args: argparse.Namespace) -> int:
               "FASTNN_ISA lowers it)")
         print(f"GEMM kernel:    {info['gemm_kernel']}")
         print(f"OpenMP:         {'yes' if info['openmp'] else 'no'}")
+        caches = info["caches"]
+        print(f"caches:         L1d {_kib(caches['l1d'])}, L2 {_kib(caches['l2'])} per core, "
+              f"L3 {_kib(caches['l3'])}  (from {caches['source']}; the kernels' blocks follow them)")
+        for shape, b in info["gemm_blocking"].items():
+            print(f"  GEMM {shape:<13} tile {b['mr']}x{b['nr']}, kc {b['kc']}, mc {b['mc']}, "
+                  f"nc {b['nc']}, {b['threads']} thread{'s' if b['threads'] != 1 else ''}")
     print(f"fastnn threads: {info['fastnn_threads']}")
     for pool in info["thread_pools"]:
         print(f"  {pool['user_api']:<7} {pool['internal_api']:<9} {pool['num_threads']} threads"

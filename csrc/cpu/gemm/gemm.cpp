@@ -29,8 +29,6 @@
 // thread: a fork costs more than they do.
 #include "cpu/gemm/gemm.h"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -41,6 +39,7 @@
 #include "common/parallel.h"
 #include "cpu/dispatch.h"
 #include "cpu/gemm/gemm_kernels.h"
+#include "cpu/machine.h"
 
 namespace fastnn::cpu {
 namespace {
@@ -54,23 +53,9 @@ constexpr double kMinParallelFlops = 1.5e6;
 // that, packing costs about as much as the passes it would speed up.
 constexpr int64_t kInPlaceMaxCols = 256;
 constexpr int64_t kInPlaceMaxRows = 112;
-// A packed A block takes at most this much (L3; each element is packed once).
+// A packed A block takes at most this much, and at most a quarter of L3 (each element is
+// packed once).
 constexpr int64_t kPackedABytes = int64_t(4) << 20;
-
-struct CacheSizes {
-  int64_t l1, l2;
-};
-
-const CacheSizes& cache_sizes() {
-  static const CacheSizes sizes = [] {
-    long l1 = sysconf(_SC_LEVEL1_DCACHE_SIZE);
-    long l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
-    if (l1 <= 0) l1 = 32 * 1024;
-    if (l2 <= 0) l2 = 1024 * 1024;
-    return CacheSizes{l1, l2};
-  }();
-  return sizes;
-}
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
@@ -142,12 +127,12 @@ Plan<T> make_plan(const GemmArgs<T>& g, int num_threads) {
   const int64_t k = std::max<int64_t>(g.k, 1);
 
   const int64_t elem = sizeof(T);
-  const int64_t kc_max = std::clamp<int64_t>(cs.l1 * 2 / (nr * elem), 128, 768);
+  const int64_t kc_max = std::clamp<int64_t>(cs.l1d * 2 / (nr * elem), 128, 768);
   p.kc = ceil_div(k, ceil_div(k, kc_max));
   const int64_t rows = round_up(g.m, mr);
   const int64_t mc_inplace = std::max<int64_t>(mr, cs.l2 / 6 / (p.kc * elem) / mr * mr);
   p.mc_inplace = std::min(mc_inplace, rows);
-  const int64_t mc_packed = std::max<int64_t>(mr, kPackedABytes / (p.kc * elem) / mr * mr);
+  const int64_t mc_packed = std::max<int64_t>(mr, std::min(kPackedABytes, cs.l3 / 4) / (p.kc * elem) / mr * mr);
   p.mc = std::min(mc_packed, rows);
   const int64_t nc_max = std::max<int64_t>(nr, cs.l2 / 2 / (p.kc * elem) / nr * nr);
   p.nc = std::min(round_up(g.n, nr), nc_max);
@@ -383,6 +368,18 @@ template const GemmKernels<double>& gemm_kernels<double>();
 
 const char* gemm_kernel_name() { return gemm_impl::gemm_kernels<float>().wide.name; }
 
+template <typename T>
+GemmBlocking gemm_blocking(int64_t m, int64_t n, int64_t k, int num_threads) {
+  GemmArgs<T> g;
+  g.m = m;
+  g.n = n;
+  g.k = k;
+  const Plan<T> p = make_plan(g, std::max(num_threads, 1));
+  return GemmBlocking{p.ks.mr, p.ks.nr, p.kc, p.mc, p.mc_inplace, p.nc, p.threads, p.ks.name};
+}
+
+template GemmBlocking gemm_blocking<float>(int64_t, int64_t, int64_t, int);
+template GemmBlocking gemm_blocking<double>(int64_t, int64_t, int64_t, int);
 template size_t gemm_workspace_bytes<float>(const GemmArgs<float>&, int);
 template size_t gemm_workspace_bytes<double>(const GemmArgs<double>&, int);
 template void gemm<float>(const GemmArgs<float>&, void*, size_t, int);

@@ -48,6 +48,18 @@ size_t gemm_workspace_bytes(const GemmArgs<T>& args, int num_threads);
 template <typename T>
 void gemm(const GemmArgs<T>& args, void* workspace, size_t workspace_bytes, int num_threads);
 
+// The blocking gemm() would use for an m x n x k product (no transposes) on num_threads:
+// the micro-tile (mr x nr), the K block, the rows of a packed / in-place A block, the
+// columns of a B block and the threads it would run on, all derived from cache_sizes()
+// (cpu/machine.h).  For `fastnn info` and the tests.
+struct GemmBlocking {
+  int64_t mr, nr, kc, mc, mc_inplace, nc;
+  int threads;
+  const char* kernel;
+};
+template <typename T>
+GemmBlocking gemm_blocking(int64_t m, int64_t n, int64_t k, int num_threads);
+
 // Which micro-kernel the selected ISA uses (for `fastnn info` and the tests).
 const char* gemm_kernel_name();
 
