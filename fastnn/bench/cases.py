@@ -427,26 +427,49 @@ def _torch_seed(form, batch, training):
     return factory
 
 
-def training_cases(batch_sizes=(32, 64, 128, 256)):
+def _peer_seed(engine, batch, training):
+    def factory():
+        import fastnn
+        from fastnn.bench import peers
+
+        images, labels = _seed_batches(batch)
+        if engine == "jax":
+            if training:
+                return _cycle(peers.jax_seed_train_step(), images, labels)
+            return _cycle(peers.jax_seed_predict(), images)
+        return _cycle(peers.onnx_seed_predict(fastnn.get_num_threads()), images)
+    return factory
+
+
+def training_cases(batch_sizes=(32, 64, 128, 256), infer_batch_sizes=(1, 32, 64, 128, 256)):
     """The seed convnet end to end, as images/s: ``seed_train/bs<B>`` is one training step
     (forward, loss, backward, Adam update, dropout on) on a batch of ``B`` 28x28 images,
     ``seed_infer/bs<B>`` the forward in evaluation mode.
 
     ``numpy`` is the fastnn network on the reference backend; ``fastnn-<backend>`` the same
     network on each backend; ``torch-plain`` and ``torch-tuned`` the same network (same
-    initial weights, hyperparameters) in PyTorch, see :mod:`fastnn.bench.torch_models`. Each
-    factory builds a fresh model (no pre-training) and cycles over four random batches.
+    initial weights, hyperparameters) in PyTorch, see :mod:`fastnn.bench.torch_models`;
+    ``jax`` (training and inference) and ``onnxruntime`` (inference) the same network on
+    those engines where they are installed, see :mod:`fastnn.bench.peers`. Each factory
+    builds a fresh model (no pre-training) and cycles over four random batches.
     """
+    from fastnn.bench import peers
+
     torch, _ = _compat.torch()
+    engines = peers.available()
     cases = []
     for training, kind in ((True, "train"), (False, "infer")):
-        for batch in batch_sizes:
+        for batch in batch_sizes if training else infer_batch_sizes:
             impls: dict[str, Factory] = {
                 "numpy": lambda b=batch, t=training: _with_reference(_fastnn_seed(b, t))}
             impls.update(_fastnn_impls(lambda _b, b=batch, t=training: _fastnn_seed(b, t)))
             if torch is not None:
                 for form in ("plain", "tuned"):
                     impls[f"torch-{form}"] = _torch_seed(form, batch, training)
+            for engine in engines:
+                if training and engine == "onnxruntime":
+                    continue
+                impls[engine] = _peer_seed(engine, batch, training)
             cases.append(BenchCase(
                 f"seed_{kind}/bs{batch}", "training" if training else "inference", impls,
                 flops=batch * seed_flops_per_image(training), images=batch))

@@ -59,11 +59,19 @@ def time_interleaved(fns: dict[str, Callable[[], object]], *, min_time=0.2, repe
 
 
 def pin_threads(n: int):
-    """Pin fastnn, BLAS/OpenMP (threadpoolctl) and torch to ``n`` threads."""
+    """Pin fastnn, BLAS/OpenMP (threadpoolctl) and torch to ``n`` threads, and JAX too when
+    it is not imported yet (XLA reads its thread count from the environment at start-up;
+    ONNX Runtime sessions take fastnn's count when the benchmark creates them)."""
+    import os
+    import sys
+
     from threadpoolctl import threadpool_limits
 
     import fastnn
+    from fastnn.bench import peers
 
+    if "jax" not in sys.modules:
+        os.environ.update(peers.jax_threads_env(n))
     fastnn.set_num_threads(n)
     limits = threadpool_limits(limits=n)
     torch, _ = _compat.torch()
