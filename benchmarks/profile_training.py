@@ -1,4 +1,5 @@
-"""Time per op of one training step of the seed convnet on a fastnn backend.
+"""Time per op of one training step (or, with ``--inference``, one evaluation-mode forward
+pass) of the seed convnet on a fastnn backend.
 
 Every method of the backend object, and every native entry point :mod:`fastnn.ops` calls
 directly, is wrapped with a timer (so each op is timed where it runs, whichever
@@ -10,6 +11,7 @@ L2 terms) are reported apart from the dense layers' products.
 Usage::
 
     python benchmarks/profile_training.py --backend cpu --batch 64 --threads 2
+    python benchmarks/profile_training.py --inference --batch 256 --threads 1 --clock cpu
 
 ``--clock cpu`` times with the process's CPU time instead of the wall clock: with
 ``--threads 1`` that is each op's own compute, unaffected by other jobs on a busy machine
@@ -37,7 +39,7 @@ def _label(name, args):
 
 
 def profile(backend: str = "cpu", batch: int = 64, steps: int = 20, warmup: int = 3,
-            clock=time.perf_counter):
+            clock=time.perf_counter, training: bool = True):
     """``(rows, mean step seconds, best step seconds)``; rows of ``(op, calls per step,
     seconds per step)``, the last one the time outside every op."""
     target = backends.get(backend)
@@ -74,16 +76,22 @@ def profile(backend: str = "cpu", batch: int = 64, steps: int = 20, warmup: int 
     target.native_entries = {name: timer(name, fn) for name, fn in natives.items()}
     try:
         model = models.seed_convnet(seed=0)
-        learner = models.seed_learner(model.train())
+        if training:
+            step = models.seed_learner(model.train()).fit_batch
+        else:
+            model.eval()
+
+            def step(x, _labels):
+                return model(x)
         images, labels = _seed_batches(batch)
         with backends.use(backend):
             for i in range(warmup):
-                learner.fit_batch(images[i % len(images)], labels[i % len(labels)])
+                step(images[i % len(images)], labels[i % len(labels)])
             best, total = float("inf"), 0.0
             recording[0] = True
             for i in range(steps):
                 start = clock()
-                learner.fit_batch(images[i % len(images)], labels[i % len(labels)])
+                step(images[i % len(images)], labels[i % len(labels)])
                 elapsed = clock() - start
                 best, total = min(best, elapsed), total + elapsed
             recording[0] = False
@@ -106,11 +114,15 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall")
+    parser.add_argument("--inference", action="store_true",
+                        help="profile the evaluation-mode forward pass instead of a training step")
     args = parser.parse_args()
     bench.pin_threads(args.threads)
     clock = time.perf_counter if args.clock == "wall" else time.process_time
-    rows, mean, best = profile(args.backend, args.batch, args.steps, clock=clock)
-    print(f"seed convnet, one training step, backend={args.backend} batch={args.batch} "
+    rows, mean, best = profile(args.backend, args.batch, args.steps, clock=clock,
+                               training=not args.inference)
+    what = "one forward pass (eval)" if args.inference else "one training step"
+    print(f"seed convnet, {what}, backend={args.backend} batch={args.batch} "
           f"threads={args.threads} clock={args.clock}: mean {mean * 1e3:.2f} ms "
           f"({args.batch / mean:,.0f} img/s), best {best * 1e3:.2f} ms")
     print(f"{'op':<34}{'calls':>6}{'ms/step':>10}{'%':>7}")

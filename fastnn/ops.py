@@ -23,6 +23,8 @@ Conventions
 * Inputs may be any layout (Fortran order, strided, negative strides, misaligned, read-only)
   and either byte order: they are copied to C-contiguous, aligned, native-order arrays
   where they are not already. Outputs and in-place arrays are never copied.
+* The ops returning two arrays (``max_pool2d``, ``conv2d_relu_max_pool2d``,
+  ``local_response_norm``) take ``out=(y, aux)``: a tuple of two such buffers.
 
 Aliasing
 --------
@@ -197,7 +199,7 @@ def _same_shape(op: str, name: str, x, shape) -> None:
         raise ValueError(f"{op}: {name} must have shape {tuple(shape)}, got {tuple(x.shape)}")
 
 
-def _out(op: str, out, shape, dtype, like, inputs=(), *, in_place=()):
+def _out(op: str, out, shape, dtype, like, inputs=(), *, in_place=(), label: str = "out"):
     """Check a caller's output buffer; None stays None (the backend allocates).
 
     ``inputs`` are the call's ``(name, array)`` pairs, already validated: ``out`` may share
@@ -207,19 +209,36 @@ def _out(op: str, out, shape, dtype, like, inputs=(), *, in_place=()):
     if out is None:
         return None
     if type(out) is not type(like):
-        raise TypeError(f"{op}: out must be a {type(like).__name__}, got {type(out).__name__}")
+        raise TypeError(f"{op}: {label} must be a {type(like).__name__}, got {type(out).__name__}")
     if out.dtype != dtype:
-        raise TypeError(f"{op}: out must have dtype {dtype}, got {out.dtype}")
+        raise TypeError(f"{op}: {label} must have dtype {dtype}, got {out.dtype}")
     if tuple(out.shape) != tuple(shape):
-        raise ValueError(f"{op}: out must have shape {tuple(shape)}, got {tuple(out.shape)}")
+        raise ValueError(f"{op}: {label} must have shape {tuple(shape)}, got {tuple(out.shape)}")
     if not out.flags.c_contiguous:
-        raise ValueError(f"{op}: out must be C-contiguous")
+        raise ValueError(f"{op}: {label} must be C-contiguous")
     if isinstance(out, np.ndarray) and not (out.flags.writeable and out.flags.aligned):
-        raise ValueError(f"{op}: out must be writeable and aligned")
+        raise ValueError(f"{op}: {label} must be writeable and aligned")
     for name, arr in inputs:
         if arr is not None and _overlap(out, arr):
-            _refuse_overlap(op, out, name, arr, name in in_place)
+            _refuse_overlap(op, out, name, arr, name in in_place, label)
     return out
+
+
+def _out_pair(op: str, out, aux: str, shape, dtype, aux_dtype, like, inputs=()):
+    """Check a caller's ``out=(y, aux)`` pair (an op returning two arrays, as NumPy's
+    two-output ufuncs take ``out``); None stays None."""
+    if out is None:
+        return None
+    if not isinstance(out, tuple) or len(out) != 2:
+        raise TypeError(f"{op}: out must be a pair (y, {aux}) of arrays, as the op returns, "
+                        f"got {type(out).__name__}")
+    y = _out(op, out[0], shape, dtype, like, inputs, label="out[0] (y)")
+    second = _out(op, out[1], shape, aux_dtype, like, inputs, label=f"out[1] ({aux})")
+    if y is None or second is None:
+        raise TypeError(f"{op}: out must hold two arrays (y, {aux}), got None in it")
+    if _overlap(y, second):
+        raise ValueError(f"{op}: out[0] (y) and out[1] ({aux}) share memory; give two arrays")
+    return y, second
 
 
 def _overlap(a, b) -> bool:
@@ -231,7 +250,7 @@ def _overlap(a, b) -> bool:
     return cupy.may_share_memory(a, b)
 
 
-def _refuse_overlap(op: str, out, name: str, arr, in_place: bool) -> None:
+def _refuse_overlap(op: str, out, name: str, arr, in_place: bool, label: str = "out") -> None:
     if in_place:
         same = (out.shape == arr.shape and out.strides == arr.strides
                 and _address(out) == _address(arr))
@@ -239,8 +258,8 @@ def _refuse_overlap(op: str, out, name: str, arr, in_place: bool) -> None:
             return
         raise ValueError(f"{op}: out overlaps {name} without being the same array: pass "
                          f"{name} itself as out to work in place, or a separate array")
-    raise ValueError(f"{op}: out shares memory with {name}, and {op} does not work in place: "
-                     f"pass a separate array as out")
+    raise ValueError(f"{op}: {label} shares memory with {name}, and {op} does not work in "
+                     f"place: pass a separate array as {label}")
 
 
 def _address(a) -> int:
@@ -482,7 +501,7 @@ def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1, layout: str = "NHWC
 
 
 def conv2d_relu_max_pool2d(x, w, b=None, *, stride=1, padding=0, dilation=1,
-                           layout: str = "NHWC"):
+                           layout: str = "NHWC", out=None):
     """``max_pool2d(conv2d(x, w, b, activation="relu"), kernel=2)`` as one op.
 
     Returns ``(y, argmax)`` exactly as that composition does: ``y`` the pooled output and
@@ -491,6 +510,8 @@ def conv2d_relu_max_pool2d(x, w, b=None, *, stride=1, padding=0, dilation=1,
     for short patches (a network's first layer): each pair of output rows is pooled while
     it is in L1, and the full-size output is never written. Elsewhere it composes them.
     The pool is 2x2 with stride 2 and no padding; the output must be at least 2x2.
+    ``out=(y, argmax)`` (float of ``x``'s dtype and int64, the pooled shape) receives the
+    result, as with :func:`max_pool2d`.
 
     Example
     -------
@@ -507,8 +528,14 @@ def conv2d_relu_max_pool2d(x, w, b=None, *, stride=1, padding=0, dilation=1,
     _, ho, wo, _ = nhwc_shape(y_shape, layout)
     if ho < 2 or wo < 2:
         raise ValueError(f"{op}: the 2x2 pool does not fit the convolution's {(ho, wo)} output")
-    return _dispatch(op, x, w, b).conv2d_relu_max_pool2d(
-        x, w, b, stride=stride, padding=pads, dilation=dilation, layout=layout)
+    backend = _dispatch(op, x, w, b)
+    if out is not None:
+        n, _, _, c = nhwc_shape(y_shape, layout)
+        pooled = (n, ho // 2, wo // 2, c) if layout == "NHWC" else (n, c, ho // 2, wo // 2)
+        out = _out_pair(op, out, "argmax", pooled, x.dtype, np.dtype(np.int64), x,
+                        (("x", x), ("w", w), ("b", b)))
+    return backend.conv2d_relu_max_pool2d(x, w, b, stride=stride, padding=pads,
+                                          dilation=dilation, layout=layout, out=out)
 
 
 def conv2d_backward_data(dy, w, x_shape, *, stride=1, padding=0, dilation=1,
@@ -598,12 +625,15 @@ def _pool_args(op, x_shape, kernel, stride, padding, layout):
     return kernel, stride, padding, y_shape
 
 
-def max_pool2d(x, *, kernel, stride=None, padding=0, layout: str = "NHWC"):
+def max_pool2d(x, *, kernel, stride=None, padding=0, layout: str = "NHWC", out=None):
     """Max pooling. Returns ``(y, argmax)``.
 
     ``argmax`` (int64, shape of ``y``) holds, for each output, the flat index into
     ``x.reshape(-1)`` of the maximum; ties go to the first element in window order.
     ``stride`` defaults to ``kernel``; padding (at most half the kernel) never wins.
+    ``out=(y, argmax)``: two C-contiguous arrays of the output shape (``x``'s dtype and
+    int64) that receive the result, and are returned (as NumPy's two-output ufuncs take
+    ``out``); layers pass their own buffers this way, batch after batch.
 
     Example
     -------
@@ -616,9 +646,11 @@ def max_pool2d(x, *, kernel, stride=None, padding=0, layout: str = "NHWC"):
     op = "max_pool2d"
     layout = _layout(op, layout)
     x = _float(op, "x", x, ndim=4, layout=layout)
-    kernel, stride, padding, _ = _pool_args(op, x.shape, kernel, stride, padding, layout)
-    return _dispatch(op, x).max_pool2d(x, kernel=kernel, stride=stride, padding=padding,
-                                       layout=layout)
+    kernel, stride, padding, y_shape = _pool_args(op, x.shape, kernel, stride, padding, layout)
+    backend = _dispatch(op, x)
+    out = _out_pair(op, out, "argmax", y_shape, x.dtype, np.dtype(np.int64), x, (("x", x),))
+    return backend.max_pool2d(x, kernel=kernel, stride=stride, padding=padding, layout=layout,
+                              out=out)
 
 
 def max_pool2d_backward(dy, argmax, x_shape, *, out=None):
@@ -920,11 +952,12 @@ def _lrn_options(op, depth_radius, bias, alpha, beta):
 
 
 def local_response_norm(x, *, depth_radius: int = 5, bias: float = 1.0, alpha: float = 1e-4,
-                        beta: float = 0.75, layout: str = "NHWC"):
+                        beta: float = 0.75, layout: str = "NHWC", out=None):
     """Local response normalisation across channels, with TensorFlow's semantics.
 
     ``scale[c] = bias + alpha * sum(x[c']**2 for |c' - c| <= depth_radius)`` and
-    ``y = x * scale**-beta``. Returns ``(y, scale)``.
+    ``y = x * scale**-beta``. Returns ``(y, scale)``; ``out=(y, scale)`` (two C-contiguous
+    arrays of ``x``'s shape and dtype) receives them.
 
     Example
     -------
@@ -937,8 +970,10 @@ def local_response_norm(x, *, depth_radius: int = 5, bias: float = 1.0, alpha: f
     layout = _layout(op, layout)
     x = _float(op, "x", x, ndim=4, layout=layout)
     depth_radius, bias, alpha, beta = _lrn_options(op, depth_radius, bias, alpha, beta)
-    return _dispatch(op, x).local_response_norm(
-        x, depth_radius=depth_radius, bias=bias, alpha=alpha, beta=beta, layout=layout)
+    backend = _dispatch(op, x)
+    out = _out_pair(op, out, "scale", x.shape, x.dtype, x.dtype, x, (("x", x),))
+    return backend.local_response_norm(x, depth_radius=depth_radius, bias=bias, alpha=alpha,
+                                       beta=beta, layout=layout, out=out)
 
 
 def local_response_norm_backward(dy, x, y, scale, *, depth_radius: int = 5, bias: float = 1.0,

@@ -40,16 +40,19 @@ class ConvOps:
                         x.dtype, from_nhwc)
 
     def conv2d_relu_max_pool2d(self, x, w, b=None, *, stride=1, padding=0, dilation=1,
-                               layout="NHWC"):
+                               layout="NHWC", out=None):
         if layout == "NHWC":  # the fused kernel where the shape has one, else the composition
-            n, ho, wo, c_out = conv_output_shape(x.shape, w.shape, stride, padding, dilation,
-                                                 "NHWC")
-            y = np.empty((n, ho // 2, wo // 2, c_out), x.dtype)
-            argmax = np.empty(y.shape, np.int64)
-            if self._C.conv2d_relu_max_pool2d(x, w, b, stride, padding, dilation, y, argmax):
-                return y, argmax
+            if out is None:
+                n, ho, wo, c_out = conv_output_shape(x.shape, w.shape, stride, padding,
+                                                     dilation, "NHWC")
+                y = np.empty((n, ho // 2, wo // 2, c_out), x.dtype)
+                pair = y, np.empty(y.shape, np.int64)
+            else:
+                pair = out
+            if self._C.conv2d_relu_max_pool2d(x, w, b, stride, padding, dilation, *pair):
+                return pair
         return super().conv2d_relu_max_pool2d(x, w, b, stride=stride, padding=padding,
-                                              dilation=dilation, layout=layout)
+                                              dilation=dilation, layout=layout, out=out)
 
     def conv2d_backward_data(self, dy, w, x_shape, *, stride=1, padding=0, dilation=1,
                              layout="NHWC", out=None):

@@ -17,12 +17,16 @@ class LrnOps:
     """LRN through ``self._C`` (set by the backend)."""
 
     def local_response_norm(self, x, *, depth_radius=5, bias=1.0, alpha=1e-4, beta=0.75,
-                            layout="NHWC"):
+                            layout="NHWC", out=None):
         x_nhwc = nhwc(x, layout)
+        if layout == "NHWC" and out is not None:
+            self._C.local_response_norm(x_nhwc, out[0], out[1], depth_radius, bias, alpha, beta)
+            return out
         y = np.empty_like(x_nhwc)
         scale = np.empty_like(x_nhwc)
         self._C.local_response_norm(x_nhwc, y, scale, depth_radius, bias, alpha, beta)
-        return in_layout(y, layout), in_layout(scale, layout)
+        y, scale = in_layout(y, layout), in_layout(scale, layout)
+        return (y, scale) if out is None else (store(out[0], y), store(out[1], scale))
 
     def local_response_norm_backward(self, dy, x, y, scale, *, depth_radius=5, bias=1.0,
                                      alpha=1e-4, beta=0.75, layout="NHWC", out=None):

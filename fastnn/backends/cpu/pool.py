@@ -19,13 +19,17 @@ from fastnn.backends.cpu.common import in_layout, nhwc, store
 class PoolOps:
     """Pooling through ``self._C`` (set by the backend)."""
 
-    def max_pool2d(self, x, *, kernel, stride=None, padding=0, layout="NHWC"):
+    def max_pool2d(self, x, *, kernel, stride=None, padding=0, layout="NHWC", out=None):
         x_nhwc = nhwc(x, layout)
+        if layout == "NHWC" and out is not None:
+            self._C.max_pool2d(x_nhwc, out[0], out[1], kernel, stride, padding, False)
+            return out
         y_shape = pool_output_shape(x_nhwc.shape, kernel, stride, padding, "NHWC")
         y = np.empty(y_shape, dtype=x.dtype)
         argmax = np.empty(y_shape, dtype=np.int64)
         self._C.max_pool2d(x_nhwc, y, argmax, kernel, stride, padding, layout == "NCHW")
-        return in_layout(y, layout), in_layout(argmax, layout)
+        y, argmax = in_layout(y, layout), in_layout(argmax, layout)
+        return (y, argmax) if out is None else (store(out[0], y), store(out[1], argmax))
 
     def max_pool2d_backward(self, dy, argmax, x_shape, *, out=None):
         dx = np.empty(tuple(x_shape), dtype=dy.dtype) if out is None else out

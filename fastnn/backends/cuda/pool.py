@@ -10,10 +10,12 @@ from fastnn.backends.cuda.common import CudaOps
 
 
 class PoolOps(CudaOps):
-    def max_pool2d(self, x, *, kernel, stride=None, padding=0, layout="NHWC"):
-        y_shape = pool_output_shape(x.shape, kernel, stride, padding, layout)
-        y = self.xp.empty(y_shape, x.dtype)
-        argmax = self.xp.empty(y_shape, self.xp.int64)
+    def max_pool2d(self, x, *, kernel, stride=None, padding=0, layout="NHWC", out=None):
+        if out is None:
+            y_shape = pool_output_shape(x.shape, kernel, stride, padding, layout)
+            y, argmax = self.xp.empty(y_shape, x.dtype), self.xp.empty(y_shape, self.xp.int64)
+        else:
+            y, argmax = out
         self._cuda.max_pool2d(x, kernel, stride, padding, layout == "NHWC", y, argmax,
                               self._stream())
         return y, argmax

@@ -121,11 +121,10 @@ def _views(layout, *arrays):
 
 class LrnOps:
     def local_response_norm(self, x, *, depth_radius=5, bias=1.0, alpha=1e-4, beta=0.75,
-                            layout="NHWC"):
+                            layout="NHWC", out=None):
         sync_threads()
         t = x.dtype.type
-        y = np.empty_like(x)
-        scale = np.empty_like(x)
+        y, scale = (np.empty_like(x), np.empty_like(x)) if out is None else out
         if x.size:
             kernel = _lrn_nhwc_kernel if layout == "NHWC" else _lrn_nchw_kernel
             kernel(*_views(layout, x, y, scale), depth_radius, t(bias), t(alpha), t(beta),

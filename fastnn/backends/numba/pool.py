@@ -262,11 +262,13 @@ def _shapes(x, kernel, stride, padding, layout):
 
 
 class PoolOps:
-    def max_pool2d(self, x, *, kernel, stride=None, padding=0, layout="NHWC"):
+    def max_pool2d(self, x, *, kernel, stride=None, padding=0, layout="NHWC", out=None):
         sync_threads()
         x_nhwc, y_nhwc, y_shape = _shapes(x, kernel, stride, padding, layout)
-        y = np.empty(y_shape, dtype=x.dtype)
-        argmax = np.empty(y.shape, dtype=np.int64)
+        if out is None:
+            y, argmax = np.empty(y_shape, dtype=x.dtype), np.empty(y_shape, dtype=np.int64)
+        else:
+            y, argmax = out
         geometry = _geometry(x_nhwc, y_nhwc, kernel, stride, padding, layout)
         n, ho, wo, c = y_nhwc
         if y.size and layout == "NHWC":

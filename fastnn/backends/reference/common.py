@@ -15,3 +15,12 @@ def store(out, shape, dtype, value):
     result = empty(out, shape, dtype)
     result[...] = value
     return result
+
+
+def store_pair(out, pair):
+    """An op's ``(y, aux)`` result written into the caller's ``out`` pair (if given)."""
+    if out is None:
+        return pair
+    out[0][...] = pair[0]
+    out[1][...] = pair[1]
+    return out

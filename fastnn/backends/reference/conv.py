@@ -70,11 +70,12 @@ class ConvOps:
         return store(out, y.shape, x.dtype, y)
 
     def conv2d_relu_max_pool2d(self, x, w, b=None, *, stride=1, padding=0, dilation=1,
-                               layout="NHWC"):
+                               layout="NHWC", out=None):
         # The composition, on whichever backend inherits this (each one's own kernels).
         y = self.conv2d(x, w, b, stride=stride, padding=padding, dilation=dilation,
                         layout=layout, activation="relu")
-        return self.max_pool2d(y, kernel=(2, 2), stride=(2, 2), padding=(0, 0), layout=layout)
+        return self.max_pool2d(y, kernel=(2, 2), stride=(2, 2), padding=(0, 0), layout=layout,
+                               out=out)
 
     def conv2d_backward_data(self, dy, w, x_shape, *, stride=1, padding=0, dilation=1,
                              layout="NHWC", out=None):

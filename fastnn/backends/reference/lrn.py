@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastnn.backends.reference.common import store
+from fastnn.backends.reference.common import store, store_pair
 
 
 def _channel_axis(layout):
@@ -32,13 +32,13 @@ def _window_sum(a, depth_radius, axis):
 
 class LrnOps:
     def local_response_norm(self, x, *, depth_radius=5, bias=1.0, alpha=1e-4, beta=0.75,
-                            layout="NHWC"):
+                            layout="NHWC", out=None):
         t = x.dtype.type
         scale = _window_sum(x * x, depth_radius, _channel_axis(layout))
         scale *= t(alpha)
         scale += t(bias)
         y = x * np.power(scale, t(-beta))
-        return y, scale
+        return store_pair(out, (y, scale))
 
     def local_response_norm_backward(self, dy, x, y, scale, *, depth_radius=5, bias=1.0,
                                      alpha=1e-4, beta=0.75, layout="NHWC", out=None):

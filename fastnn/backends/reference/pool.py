@@ -16,7 +16,7 @@ import numpy as np
 
 from fastnn._shapes import from_nhwc, nhwc_shape, pool_output_shape, to_nhwc
 from fastnn.backends.base import argmax_out_of_range
-from fastnn.backends.reference.common import store
+from fastnn.backends.reference.common import store, store_pair
 
 
 def _windows(x_padded, kernel, stride, ho, wo):
@@ -55,7 +55,7 @@ def _tap_slice(tap, stride, count):
 
 
 class PoolOps:
-    def max_pool2d(self, x, *, kernel, stride=None, padding=0, layout="NHWC"):
+    def max_pool2d(self, x, *, kernel, stride=None, padding=0, layout="NHWC", out=None):
         x_nhwc = to_nhwc(x, layout)
         n, h, w, c = x_nhwc.shape
         kh, kw = kernel
@@ -84,7 +84,7 @@ class PoolOps:
             index = ((batch * c + channel) * h + row) * w + col
         y = from_nhwc(y, layout)
         index = from_nhwc(index.astype(np.int64, copy=False), layout)
-        return np.ascontiguousarray(y), np.ascontiguousarray(index)
+        return store_pair(out, (np.ascontiguousarray(y), np.ascontiguousarray(index)))
 
     def max_pool2d_backward(self, dy, argmax, x_shape, *, out=None):
         size = int(np.prod(x_shape))

@@ -123,7 +123,13 @@ class Conv2d(L2Weights, Layer):
         :func:`fastnn.ops.conv2d_relu_max_pool2d`: ``(pooled, argmax, conv output shape,
         backward)``; the full-size output is never made."""
         token, W, b, geometry, y_shape = self._begin(X)
-        pooled, argmax = ops.conv2d_relu_max_pool2d(X, W, b, **geometry)
+        out = None
+        if y_shape is not None and min(nhwc_shape(y_shape, self.layout)[1:3]) >= 2:
+            n, h, w, c = nhwc_shape(y_shape, self.layout)
+            shape = (n, h // 2, w // 2, c) if self.layout == "NHWC" else (n, c, h // 2, w // 2)
+            out = (self._buffer("pooled", shape, X, W.dtype),
+                   self._buffer("argmax", shape, X, np.int64))
+        pooled, argmax = ops.conv2d_relu_max_pool2d(X, W, b, **geometry, out=out)
         return pooled, argmax, y_shape, self._backward(token, X, W, geometry, None)
 
     def _begin(self, X: Array):

@@ -43,8 +43,9 @@ class LocalResponseNorm(Layer):
 
     def forward(self, X: Array) -> tuple[Array, Backward]:
         token = self._begin_forward()
-        # ops.local_response_norm takes no out= (it returns y and scale): fresh arrays.
-        Y, scale = ops.local_response_norm(X, **self._options())
+        Y, scale = ops.local_response_norm(
+            X, **self._options(),
+            out=(self._buffer("y", X.shape, X), self._buffer("scale", X.shape, X)))
 
         def backward(D: Array) -> Array:
             self._check(token)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Optional, Union
 
+import numpy as np
+
 from fastnn import ops
 from fastnn._shapes import nhwc_shape, pool_options, pool_output_shape
 from fastnn.nn._arrays import Array
@@ -78,8 +80,10 @@ class MaxPool2d(_Pool2d):
         (also used by :mod:`fastnn.nn._fusion`, whose backward masks before the scatter)."""
         self._check_input(X)
         token = self._begin_forward()
-        # ops.max_pool2d takes no out= (it returns y and argmax): these two are fresh.
-        Y, argmax = ops.max_pool2d(X, **self._options())
+        y_shape = self._output_shape(tuple(X.shape))
+        out = None if y_shape is None else (self._buffer("y", y_shape, X),
+                                            self._buffer("argmax", y_shape, X, np.int64))
+        Y, argmax = ops.max_pool2d(X, **self._options(), out=out)
         return Y, argmax, token
 
 
