@@ -20,7 +20,8 @@
 #include <vector>
 
 #include "kernels.h"
-#include "python/array_utils.h"  // the option, size and window checks shared with fastnn._C
+#include "common/shapes.h"        // the window arithmetic and checked sizes shared with the kernels
+#include "python/array_utils.h"  // the option checks shared with fastnn._C
 
 namespace py = pybind11;
 namespace fc = fastnn::cuda;
@@ -80,7 +81,7 @@ DeviceArray device_array(py::handle obj, const std::string& op, const char* name
     const int64_t d = dim.cast<int64_t>();
     if (d < 0) fail_value(op, std::string(name) + " has a negative dimension");
     a.shape.push_back(d);
-    a.size = fp::checked_mul(a.size, d, op.c_str(), "the element count");
+    a.size = fastnn::checked_mul(a.size, d, op.c_str(), "the element count");
   }
   const std::string typestr = cai["typestr"].cast<std::string>();
   if (typestr == "<f4") a.dtype = DType::float32;
@@ -88,7 +89,7 @@ DeviceArray device_array(py::handle obj, const std::string& op, const char* name
   else if (typestr == "<i8") a.dtype = DType::int64;
   else if (typestr == "|b1") a.dtype = DType::boolean;
   else fail_type(op, std::string(name) + " has unsupported dtype " + typestr);
-  fp::checked_mul(a.size, item_size(a.dtype), op.c_str(), "the byte count");
+  fastnn::checked_mul(a.size, item_size(a.dtype), op.c_str(), "the byte count");
   if (a.size > 0 && reinterpret_cast<std::uintptr_t>(a.data) % item_size(a.dtype) != 0) {
     fail_value(op, std::string(name) + " must be aligned to its " + std::to_string(item_size(a.dtype)) +
                        "-byte elements");
@@ -230,9 +231,9 @@ fc::ConvShape conv_shape(const DeviceArray& x, const DeviceArray& w, std::pair<i
   if (w.shape[0] < 1 || w.shape[1] < 1 || w.shape[2] < 1 || w.shape[3] < 1) {
     fail_value(op, std::string(w_name) + " must have non-empty kernel and channel axes");
   }
-  const int64_t ho = fp::window_output_size(x.shape[1], w.shape[0], stride.first, padding[0][0], padding[0][1],
+  const int64_t ho = fastnn::window_output_size(x.shape[1], w.shape[0], stride.first, padding[0][0], padding[0][1],
                                             dilation.first, o, "row");
-  const int64_t wo = fp::window_output_size(x.shape[2], w.shape[1], stride.second, padding[1][0], padding[1][1],
+  const int64_t wo = fastnn::window_output_size(x.shape[2], w.shape[1], stride.second, padding[1][0], padding[1][1],
                                             dilation.second, o, "column");
   fc::ConvShape s{};
   s.n = x.shape[0];
@@ -284,8 +285,8 @@ fc::PoolShape pool_shape(const DeviceArray& x, const DeviceArray& y, std::pair<i
   s.stride_w = stride.second;
   s.pad_h = padding.first;
   s.pad_w = padding.second;
-  s.ho = as_int(fp::window_output_size(s.h, s.kh, s.stride_h, s.pad_h, s.pad_h, 1, o, "row"), op, "the output height");
-  s.wo = as_int(fp::window_output_size(s.w, s.kw, s.stride_w, s.pad_w, s.pad_w, 1, o, "column"), op,
+  s.ho = as_int(fastnn::window_output_size(s.h, s.kh, s.stride_h, s.pad_h, s.pad_h, 1, o, "row"), op, "the output height");
+  s.wo = as_int(fastnn::window_output_size(s.w, s.kw, s.stride_w, s.pad_w, s.pad_w, 1, o, "column"), op,
                 "the output width");
   std::vector<int64_t> expected(4);
   expected[0] = s.n;
@@ -366,7 +367,7 @@ void bias_backward(py::handle dy_obj, int64_t outer, int64_t channels, int64_t i
   same_dtype(partial, dt, op, "workspace");
   same_dtype(out, dt, op, "out");
   if (outer < 0 || channels < 0 || inner < 0) fail_value(op, "negative sizes");
-  same_size(dy, fp::checked_mul(fp::checked_mul(outer, channels, op.c_str(), "dy's size"), inner, op.c_str(),
+  same_size(dy, fastnn::checked_mul(fastnn::checked_mul(outer, channels, op.c_str(), "dy's size"), inner, op.c_str(),
                                 "dy's size"),
             op, "dy");
   same_size(out, channels, op, "out");
