@@ -140,6 +140,19 @@ inline void require_range(int64_t v, int64_t lo, int64_t hi, const char* op, con
 // (sums and products of at most a few such values) then fits in int64.
 constexpr int64_t kMaxOption = int64_t(1) << 40;
 
+// The options of a pooling window (std::pair of kernel, stride and padding, rows then
+// columns): kernel >= 1, stride >= 1 and 0 <= padding < kernel, so every window of an
+// image with rows and columns holds a real pixel.
+template <typename Pair>
+void require_pool_options(const Pair& kernel, const Pair& stride, const Pair& padding, const char* op) {
+  require_range(kernel.first, 1, kMaxOption, op, "kernel");
+  require_range(kernel.second, 1, kMaxOption, op, "kernel");
+  require_range(stride.first, 1, kMaxOption, op, "stride");
+  require_range(stride.second, 1, kMaxOption, op, "stride");
+  require_range(padding.first, 0, kernel.first - 1, op, "padding");
+  require_range(padding.second, 0, kernel.second - 1, op, "padding");
+}
+
 // checked_add, checked_mul and window_output_size (the output size of a convolution or
 // pooling axis, recomputed from the inputs) are in common/shapes.h, shared with the kernels.
 

@@ -6,6 +6,7 @@
 // out-of-bounds access.
 #include <array>
 #include <string>
+#include <vector>
 
 #include <pybind11/stl.h>
 
@@ -58,6 +59,20 @@ cpu::Conv2dShape conv_shape(const std::array<int64_t, 4>& x, const std::array<in
   return s;
 }
 
+std::vector<int64_t> output_shape(const cpu::Conv2dShape& s) { return {s.batch, s.out_h, s.out_w, s.out_c}; }
+
+// The end of every binding here, its arrays checked: kernel(workspace, bytes, team) without
+// the GIL, on this thread's workspace of workspace_bytes(s, team) for the thread count
+// read once.
+template <typename Bytes, typename Kernel>
+void run_with_workspace(const cpu::Conv2dShape& s, Bytes workspace_bytes, const Kernel& kernel) {
+  const int team = get_num_threads();
+  const size_t bytes = workspace_bytes(s, team);
+  const auto ws = thread_workspace().acquire(bytes);
+  py::gil_scoped_release release;
+  kernel(ws.data(), bytes, team);
+}
+
 }  // namespace
 
 void bind_conv(py::module_& m) {
@@ -72,14 +87,11 @@ void bind_conv(py::module_& m) {
       const T* bp = optional_input<T>(bias, {s.out_c}, op, "b");
       const cpu::Activation act = parse_activation(activation, op);
       T* yp = output<T>(out, op, "out");
-      require_shape(out, {s.batch, s.out_h, s.out_w, s.out_c}, op, "out");
-      if (s.batch == 0) return 0;
-      const int team = get_num_threads();
-      const size_t bytes = cpu::conv2d_forward_workspace_bytes<T>(s, team);
-      const auto ws = thread_workspace().acquire(bytes);
-      py::gil_scoped_release release;
-      cpu::conv2d_forward<T>(s, xp, wp, bp, act, yp, ws.data(), bytes, team);
-      return 0;
+      require_shape(out, output_shape(s), op, "out");
+      if (s.batch == 0) return;
+      run_with_workspace(s, &cpu::conv2d_forward_workspace_bytes<T>, [&](void* ws, size_t bytes, int team) {
+        cpu::conv2d_forward<T>(s, xp, wp, bp, act, yp, ws, bytes, team);
+      });
     });
   }, py::arg("x"), py::arg("w"), py::arg("bias"), py::arg("stride"), py::arg("padding"), py::arg("dilation"),
      py::arg("activation"), py::arg("out"),
@@ -95,14 +107,11 @@ void bind_conv(py::module_& m) {
       T* dxp = output<T>(out, op, "out");
       // out is dx: its shape is x's, from which the output size follows.
       const auto s = conv_shape(dims4(out, op, "out"), dims4(w, op, "w"), stride, padding, dilation, op, "out", "w");
-      require_shape(dy, {s.batch, s.out_h, s.out_w, s.out_c}, op, "dy");
-      if (s.batch == 0) return 0;
-      const int team = get_num_threads();
-      const size_t bytes = cpu::conv2d_backward_data_workspace_bytes<T>(s, team);
-      const auto ws = thread_workspace().acquire(bytes);
-      py::gil_scoped_release release;
-      cpu::conv2d_backward_data<T>(s, dyp, wp, dxp, ws.data(), bytes, team);
-      return 0;
+      require_shape(dy, output_shape(s), op, "dy");
+      if (s.batch == 0) return;
+      run_with_workspace(s, &cpu::conv2d_backward_data_workspace_bytes<T>, [&](void* ws, size_t bytes, int team) {
+        cpu::conv2d_backward_data<T>(s, dyp, wp, dxp, ws, bytes, team);
+      });
     });
   }, py::arg("dy"), py::arg("w"), py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("out"),
      "out (dx, x's shape) = the gradient of conv2d with respect to x.");
@@ -117,17 +126,14 @@ void bind_conv(py::module_& m) {
       T* dwp = output<T>(out, op, "out");
       // out is dw: its shape is the kernel's.
       const auto s = conv_shape(dims4(x, op, "x"), dims4(out, op, "out"), stride, padding, dilation, op, "x", "out");
-      require_shape(dy, {s.batch, s.out_h, s.out_w, s.out_c}, op, "dy");
+      require_shape(dy, output_shape(s), op, "dy");
       if (s.batch == 0) {  // no pixels: a zero gradient
         std::fill(dwp, dwp + out.size(), T(0));
-        return 0;
+        return;
       }
-      const int team = get_num_threads();
-      const size_t bytes = cpu::conv2d_backward_weights_workspace_bytes<T>(s, team);
-      const auto ws = thread_workspace().acquire(bytes);
-      py::gil_scoped_release release;
-      cpu::conv2d_backward_weights<T>(s, dyp, xp, dwp, ws.data(), bytes, team);
-      return 0;
+      run_with_workspace(s, &cpu::conv2d_backward_weights_workspace_bytes<T>, [&](void* ws, size_t bytes, int team) {
+        cpu::conv2d_backward_weights<T>(s, dyp, xp, dwp, ws, bytes, team);
+      });
     });
   }, py::arg("dy"), py::arg("x"), py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("out"),
      "out (dw, HWIO) = the gradient of conv2d with respect to w.");
@@ -145,16 +151,15 @@ void bind_conv(py::module_& m) {
       const auto s = conv_shape(dims4(x, op, "x"), dims4(w, op, "w"), stride, padding, dilation, op, "x", "w");
       const T* bp = optional_input<T>(bias, {s.out_c}, op, "b");
       if (!cpu::conv2d_direct_fuses_max_pool<T>(s)) return false;
+      const std::vector<int64_t> pooled = {s.batch, s.out_h / 2, s.out_w / 2, s.out_c};
       T* yp = output<T>(y, op, "y");
-      require_shape(y, {s.batch, s.out_h / 2, s.out_w / 2, s.out_c}, op, "y");
+      require_shape(y, pooled, op, "y");
       int64_t* ap = output<int64_t>(argmax, op, "argmax");
-      require_shape(argmax, {s.batch, s.out_h / 2, s.out_w / 2, s.out_c}, op, "argmax");
+      require_shape(argmax, pooled, op, "argmax");
       if (s.batch == 0) return true;
-      const int team = get_num_threads();
-      const size_t bytes = cpu::conv2d_direct_relu_max_pool_workspace_bytes<T>(s, team);
-      const auto ws = thread_workspace().acquire(bytes);
-      py::gil_scoped_release release;
-      cpu::conv2d_direct_relu_max_pool<T>(s, xp, wp, bp, yp, ap, ws.data(), bytes, team);
+      run_with_workspace(s, &cpu::conv2d_direct_relu_max_pool_workspace_bytes<T>, [&](void* ws, size_t bytes, int team) {
+        cpu::conv2d_direct_relu_max_pool<T>(s, xp, wp, bp, yp, ap, ws, bytes, team);
+      });
       return true;
     });
   }, py::arg("x"), py::arg("w"), py::arg("bias"), py::arg("stride"), py::arg("padding"), py::arg("dilation"),

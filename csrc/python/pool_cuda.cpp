@@ -27,12 +27,7 @@ fc::PoolShape pool_shape(const DeviceArray& x, const DeviceArray& y, std::pair<i
   require_ndim(x, 4, op, "x");
   require_ndim(y, 4, op, "y");
   const char* o = op.c_str();
-  require_range(kernel.first, 1, kMaxOption, o, "kernel");
-  require_range(kernel.second, 1, kMaxOption, o, "kernel");
-  require_range(stride.first, 1, kMaxOption, o, "stride");
-  require_range(stride.second, 1, kMaxOption, o, "stride");
-  require_range(padding.first, 0, kernel.first - 1, o, "padding");
-  require_range(padding.second, 0, kernel.second - 1, o, "padding");
+  require_pool_options(kernel, stride, padding, o);
   fc::PoolShape s{};
   s.channels_last = channels_last;
   s.n = x.shape[0];
