@@ -123,19 +123,14 @@ def _tanh32_serial(x, y):
 # parallel drivers hand each thread one contiguous slice and call them.
 
 @njit(**PARALLEL)
-def _sigmoid32_kernel(x, y, slots):
+def _sigmoid_tanh32_kernel(x, y, tanh, slots):
     per = (x.size + slots - 1) // slots
     for s in prange(slots):
         first, stop = s * per, min(x.size, (s + 1) * per)
-        _sigmoid32_serial(x[first:stop], y[first:stop])
-
-
-@njit(**PARALLEL)
-def _tanh32_kernel(x, y, slots):
-    per = (x.size + slots - 1) // slots
-    for s in prange(slots):
-        first, stop = s * per, min(x.size, (s + 1) * per)
-        _tanh32_serial(x[first:stop], y[first:stop])
+        if tanh:
+            _tanh32_serial(x[first:stop], y[first:stop])
+        else:
+            _sigmoid32_serial(x[first:stop], y[first:stop])
 
 
 @njit(**PARALLEL)
@@ -183,8 +178,8 @@ class ActivationOps:
         sync_threads()
         out = alloc(out, x.shape, x.dtype)
         if x.dtype == np.float32 and code in (SIGMOID, TANH):
-            kernel = _sigmoid32_kernel if code == SIGMOID else _tanh32_kernel
-            kernel(flat(x), flat(out), max(1, min(numba.get_num_threads(), x.size // _CHUNK)))
+            _sigmoid_tanh32_kernel(flat(x), flat(out), code == TANH,
+                                   max(1, min(numba.get_num_threads(), x.size // _CHUNK)))
             return out
         t = x.dtype.type
         _activation_kernel(flat(x), flat(out), code, t(0), t(1))
