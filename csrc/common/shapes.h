@@ -50,7 +50,7 @@ struct IndexRange {
 template <typename I>
 FASTNN_HOST_DEVICE constexpr IndexRange<I> window_cells(I o, I stride, I pad, I kernel, I size) {
   const I start = o * stride - pad, end = start + kernel;
-  return {start > 0 ? start : I(0), end < size ? end : size};
+  return {start < I(0) ? I(0) : start, size < end ? size : end};  // std::max, std::min
 }
 
 // The outputs [lo, hi) (of `outputs`) whose windows of `kernel` adjacent cells hold
@@ -59,7 +59,7 @@ template <typename I>
 FASTNN_HOST_DEVICE constexpr IndexRange<I> windows_holding(I i, I stride, I pad, I kernel, I outputs) {
   const I first = i + pad - kernel + 1;
   const I hi = (i + pad) / stride + 1;
-  return {first <= 0 ? I(0) : (first + stride - 1) / stride, hi < outputs ? hi : outputs};
+  return {first <= 0 ? I(0) : (first + stride - 1) / stride, outputs < hi ? outputs : hi};
 }
 
 // a + b and a * b of non-negative sizes, or std::invalid_argument naming what overflowed.
