@@ -17,8 +17,7 @@ void activation(int kind, py::handle x_obj, py::handle y_obj, std::uintptr_t str
   if (kind < fc::kRelu || kind > fc::kTanh) throw py::value_error("activation: unknown kind");
   const std::string op = names[kind];
   const DeviceArray x = device_array(x_obj, op, "x"), y = device_array(y_obj, op, "out", true);
-  const DType dt = float_dtype(x, op, "x");
-  same_dtype(y, dt, op, "out");
+  const DType dt = float_dtype(x, op, "x", {{&y, "out"}});
   same_size(y, x.size, op, "out");
   launch(op, x.data, dt, [&](auto t) {
     using T = decltype(t);
@@ -33,9 +32,7 @@ void activation_backward(int kind, py::handle dy_obj, py::handle y_obj, py::hand
   const std::string op = names[kind];
   const DeviceArray dy = device_array(dy_obj, op, "dy"), y = device_array(y_obj, op, "y");
   const DeviceArray dx = device_array(dx_obj, op, "out", true);
-  const DType dt = float_dtype(dy, op, "dy");
-  same_dtype(y, dt, op, "y");
-  same_dtype(dx, dt, op, "out");
+  const DType dt = float_dtype(dy, op, "dy", {{&y, "y"}, {&dx, "out"}});
   same_size(y, dy.size, op, "y");
   same_size(dx, dy.size, op, "out");
   launch(op, dy.data, dt, [&](auto t) {

@@ -75,9 +75,7 @@ void conv2d(py::handle x_obj, py::handle w_obj, py::handle b_obj, std::pair<int,
   const std::string op = "conv2d";
   const DeviceArray x = device_array(x_obj, op, "x"), w = device_array(w_obj, op, "w");
   const DeviceArray y = device_array(y_obj, op, "out", true);
-  const DType dt = float_dtype(x, op, "x");
-  same_dtype(w, dt, op, "w");
-  same_dtype(y, dt, op, "out");
+  const DType dt = float_dtype(x, op, "x", {{&w, "w"}, {&y, "out"}});
   const auto b = optional_array(b_obj, op, "b");
   const fc::ConvShape s = conv_shape(x, w, stride, padding, dilation, op, "x", "w");
   same_shape(y, conv_output_shape(s), op, "out");
@@ -99,9 +97,7 @@ void conv2d_backward_data(py::handle dy_obj, py::handle w_obj, std::pair<int, in
   const std::string op = "conv2d_backward_data";
   const DeviceArray dy = device_array(dy_obj, op, "dy"), w = device_array(w_obj, op, "w");
   const DeviceArray dx = device_array(dx_obj, op, "out", true);
-  const DType dt = float_dtype(dy, op, "dy");
-  same_dtype(w, dt, op, "w");
-  same_dtype(dx, dt, op, "out");
+  const DType dt = float_dtype(dy, op, "dy", {{&w, "w"}, {&dx, "out"}});
   const fc::ConvShape s = conv_shape(dx, w, stride, padding, dilation, op, "out", "w");
   same_shape(dy, conv_output_shape(s), op, "dy");
   launch(op, dx.size ? dx.data : nullptr, dt, [&](auto t) {
@@ -131,9 +127,7 @@ void conv2d_backward_weights(py::handle dy_obj, py::handle x_obj, std::pair<int,
   const std::string op = "conv2d_backward_weights";
   const DeviceArray dy = device_array(dy_obj, op, "dy"), x = device_array(x_obj, op, "x");
   const DeviceArray dw = device_array(dw_obj, op, "out", true);
-  const DType dt = float_dtype(dy, op, "dy");
-  same_dtype(x, dt, op, "x");
-  same_dtype(dw, dt, op, "out");
+  const DType dt = float_dtype(dy, op, "dy", {{&x, "x"}, {&dw, "out"}});
   const fc::ConvShape s = conv_shape(x, dw, stride, padding, dilation, op, "x", "out");
   same_shape(dy, conv_output_shape(s), op, "dy");
   const auto workspace = optional_array(workspace_obj, op, "workspace", true);

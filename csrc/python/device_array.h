@@ -129,6 +129,15 @@ inline void same_dtype(const DeviceArray& a, DType dtype, const std::string& op,
   }
 }
 
+using Named = std::initializer_list<std::pair<const DeviceArray*, const char*>>;
+
+// The float dtype of `a`, which each array of `same` must have too (checked in order).
+inline DType float_dtype(const DeviceArray& a, const std::string& op, const char* name, Named same) {
+  const DType dtype = float_dtype(a, op, name);
+  for (const auto& [b, b_name] : same) same_dtype(*b, dtype, op, b_name);
+  return dtype;
+}
+
 inline void same_size(const DeviceArray& a, int64_t size, const std::string& op, const char* name) {
   if (a.size != size) {
     fail_value(op, std::string(name) + " must have " + std::to_string(size) +
@@ -182,8 +191,6 @@ inline void select_device(const void* ptr, const std::string& op) {
     cuda_fail(op, err);
   }
 }
-
-using Named = std::initializer_list<std::pair<const DeviceArray*, const char*>>;
 
 inline cudaStream_t as_stream(std::uintptr_t handle) { return reinterpret_cast<cudaStream_t>(handle); }
 

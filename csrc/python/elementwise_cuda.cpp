@@ -22,9 +22,7 @@ void bias_backward(py::handle dy_obj, int64_t outer, int64_t channels, int64_t i
   const DeviceArray dy = device_array(dy_obj, op, "dy");
   const DeviceArray partial = device_array(partial_obj, op, "workspace", true);
   const DeviceArray out = device_array(out_obj, op, "out", true);
-  const DType dt = float_dtype(dy, op, "dy");
-  same_dtype(partial, dt, op, "workspace");
-  same_dtype(out, dt, op, "out");
+  const DType dt = float_dtype(dy, op, "dy", {{&partial, "workspace"}, {&out, "out"}});
   if (outer < 0 || channels < 0 || inner < 0) fail_value(op, "negative sizes");
   same_size(dy, checked_mul(checked_mul(outer, channels, op.c_str(), "dy's size"), inner, op.c_str(),
                                 "dy's size"),
@@ -104,8 +102,7 @@ void dropout(py::handle x_obj, std::uint32_t threshold, double scale, std::uint6
   const std::string op = "dropout";
   const DeviceArray x = device_array(x_obj, op, "x"), y = device_array(y_obj, op, "out", true);
   const DeviceArray mask = device_array(mask_obj, op, "mask", true);
-  const DType dt = float_dtype(x, op, "x");
-  same_dtype(y, dt, op, "out");
+  const DType dt = float_dtype(x, op, "x", {{&y, "out"}});
   same_dtype(mask, DType::boolean, op, "mask");
   same_size(y, x.size, op, "out");
   same_size(mask, x.size, op, "mask");
@@ -139,8 +136,7 @@ void sgd_update(py::handle param_obj, py::handle grad_obj, py::handle velocity_o
   const DeviceArray param = device_array(param_obj, op, "param", true);
   const DeviceArray grad = device_array(grad_obj, op, "grad", true);
   const auto velocity = optional_array(velocity_obj, op, "velocity", true);
-  const DType dt = float_dtype(param, op, "param");
-  same_dtype(grad, dt, op, "grad");
+  const DType dt = float_dtype(param, op, "param", {{&grad, "grad"}});
   same_size(grad, param.size, op, "grad");
   if (velocity) {
     same_dtype(*velocity, dt, op, "velocity");

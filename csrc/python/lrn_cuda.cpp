@@ -33,9 +33,7 @@ void local_response_norm(py::handle x_obj, int depth_radius, double bias, double
   const std::string op = "local_response_norm";
   const DeviceArray x = device_array(x_obj, op, "x"), y = device_array(y_obj, op, "y", true);
   const DeviceArray scale = device_array(scale_obj, op, "scale", true);
-  const DType dt = float_dtype(x, op, "x");
-  same_dtype(y, dt, op, "y");
-  same_dtype(scale, dt, op, "scale");
+  const DType dt = float_dtype(x, op, "x", {{&y, "y"}, {&scale, "scale"}});
   same_shape(y, x.shape, op, "y");
   same_shape(scale, x.shape, op, "scale");
   const fc::LrnShape s = lrn_shape(x, depth_radius, bias, alpha, beta, channels_last, op);

@@ -60,8 +60,7 @@ void max_pool2d(py::handle x_obj, std::pair<int, int> kernel, std::pair<int, int
   const std::string op = "max_pool2d";
   const DeviceArray x = device_array(x_obj, op, "x"), y = device_array(y_obj, op, "y", true);
   const DeviceArray argmax = device_array(argmax_obj, op, "argmax", true);
-  const DType dt = float_dtype(x, op, "x");
-  same_dtype(y, dt, op, "y");
+  const DType dt = float_dtype(x, op, "x", {{&y, "y"}});
   same_dtype(argmax, DType::int64, op, "argmax");
   const fc::PoolShape s = pool_shape(x, y, kernel, stride, padding, channels_last, op);
   same_shape(argmax, y.shape, op, "argmax");
@@ -94,8 +93,7 @@ void avg_pool2d(py::handle x_obj, std::pair<int, int> kernel, std::pair<int, int
                 py::handle y_obj, std::uintptr_t stream) {
   const std::string op = "avg_pool2d";
   const DeviceArray x = device_array(x_obj, op, "x"), y = device_array(y_obj, op, "out", true);
-  const DType dt = float_dtype(x, op, "x");
-  same_dtype(y, dt, op, "out");
+  const DType dt = float_dtype(x, op, "x", {{&y, "out"}});
   const fc::PoolShape s = pool_shape(x, y, kernel, stride, padding, channels_last, op);
   launch(op, y.size ? y.data : nullptr, dt, [&](auto t) {
     using T = decltype(t);
@@ -111,8 +109,7 @@ void avg_pool2d_backward(py::handle dy_obj, std::pair<int, int> kernel,
   const std::string op = "avg_pool2d_backward";
   const DeviceArray dy = device_array(dy_obj, op, "dy");
   const DeviceArray dx = device_array(dx_obj, op, "out", true);
-  const DType dt = float_dtype(dy, op, "dy");
-  same_dtype(dx, dt, op, "out");
+  const DType dt = float_dtype(dy, op, "dy", {{&dx, "out"}});
   const fc::PoolShape s = pool_shape(dx, dy, kernel, stride, padding, channels_last, op);
   launch(op, dx.size ? dx.data : nullptr, dt, [&](auto t) {
     using T = decltype(t);
