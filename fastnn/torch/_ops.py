@@ -62,18 +62,24 @@ def _check(op: str, name: str, t, ndim: int, like: Optional[Tensor] = None,
         raise ValueError(f"fastnn::{op}: {name} must be {ndim}-D, got shape {tuple(t.shape)}")
 
 
-def _check_conv(op: str, x, weight, bias, fake: bool = False) -> None:
-    _check(op, "x", x, 4, fake=fake)
-    _check(op, "weight", weight, 4, x, fake)
+def _check_weight(op: str, x, weight, bias, ndim: int, axes: str, inner: str, of_x: str,
+                  fake: bool) -> None:
+    """``x`` and ``weight`` of rank ``ndim``, ``weight``'s axis 1 (``inner`` of ``axes``) the
+    length of ``x``'s (its ``of_x``), and ``bias`` None or ``(weight.shape[0],)``."""
+    _check(op, "x", x, ndim, fake=fake)
+    _check(op, "weight", weight, ndim, x, fake)
     if weight.shape[1] != x.shape[1]:
-        raise ValueError(f"fastnn::{op}: weight (c_out, c_in, kh, kw) = {tuple(weight.shape)} "
-                         f"must have c_in = {x.shape[1]}, the channels of x "
-                         f"{tuple(x.shape)}")
+        raise ValueError(f"fastnn::{op}: weight {axes} = {tuple(weight.shape)} must have "
+                         f"{inner} = {x.shape[1]}, the {of_x} of x {tuple(x.shape)}")
     if bias is not None:
         _check(op, "bias", bias, 1, x, fake)
         if bias.shape[0] != weight.shape[0]:
             raise ValueError(f"fastnn::{op}: bias must have shape ({weight.shape[0]},), got "
                              f"{tuple(bias.shape)}")
+
+
+def _check_conv(op: str, x, weight, bias, fake: bool = False) -> None:
+    _check_weight(op, x, weight, bias, 4, "(c_out, c_in, kh, kw)", "c_in", "channels", fake)
 
 
 def _pair(op: str, name: str, value: Sequence[int]) -> tuple[int, int]:
@@ -568,17 +574,8 @@ _autograd(local_response_norm, _lrn_grad, _lrn_setup)
 # --------------------------------------------------------------------------- linear
 
 def _check_linear(op, x, weight, bias, activation, fake=False):
-    _check(op, "x", x, 2, fake=fake)
-    _check(op, "weight", weight, 2, x, fake)
-    if weight.shape[1] != x.shape[1]:
-        raise ValueError(f"fastnn::{op}: weight (out_features, in_features) = "
-                         f"{tuple(weight.shape)} must have in_features = {x.shape[1]}, the "
-                         f"columns of x {tuple(x.shape)}")
-    if bias is not None:
-        _check(op, "bias", bias, 1, x, fake)
-        if bias.shape[0] != weight.shape[0]:
-            raise ValueError(f"fastnn::{op}: bias must have shape ({weight.shape[0]},), got "
-                             f"{tuple(bias.shape)}")
+    _check_weight(op, x, weight, bias, 2, "(out_features, in_features)", "in_features",
+                  "columns", fake)
     if activation not in ACTIVATIONS:
         raise ValueError(f"fastnn::{op}: activation must be one of {ACTIVATIONS}, got "
                          f"{activation!r}")

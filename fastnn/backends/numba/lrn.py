@@ -34,6 +34,14 @@ def _power(s, beta, one):
 
 
 @njit(inline="always", **JIT)
+def _nhwc_buffers(x, radius):
+    """A parallel block's buffers (NHWC): one pixel's zero-padded channel terms, and their
+    window sums."""
+    channels = x.shape[1]
+    return np.zeros(channels + 2 * radius, dtype=x.dtype), np.empty(channels, dtype=x.dtype)
+
+
+@njit(inline="always", **JIT)
 def _add_channel_window(padded, radius, window):
     """NHWC: ``window[c] += padded[c + d]`` for the ``2 * radius + 1`` shifts ``d``."""
     for d in range(2 * radius + 1):
@@ -58,8 +66,7 @@ _BLOCK = 64  # pixels per parallel task: the window buffers are allocated once p
 def _lrn_nhwc_kernel(x, y, scale, radius, bias, alpha, beta, zero, one):
     pixels, channels = x.shape
     for block in prange((pixels + _BLOCK - 1) // _BLOCK):
-        padded = np.zeros(channels + 2 * radius, dtype=x.dtype)
-        window = np.empty(channels, dtype=x.dtype)
+        padded, window = _nhwc_buffers(x, radius)
         for p in range(block * _BLOCK, min(pixels, (block + 1) * _BLOCK)):
             for c in range(channels):
                 padded[radius + c] = x[p, c] * x[p, c]
@@ -75,8 +82,7 @@ def _lrn_nhwc_kernel(x, y, scale, radius, bias, alpha, beta, zero, one):
 def _lrn_backward_nhwc_kernel(dy, x, y, scale, dx, radius, alpha, beta, factor, zero, one):
     pixels, channels = x.shape
     for block in prange((pixels + _BLOCK - 1) // _BLOCK):
-        padded = np.zeros(channels + 2 * radius, dtype=x.dtype)
-        window = np.empty(channels, dtype=x.dtype)
+        padded, window = _nhwc_buffers(x, radius)
         for p in range(block * _BLOCK, min(pixels, (block + 1) * _BLOCK)):
             for c in range(channels):
                 padded[radius + c] = dy[p, c] * y[p, c] / scale[p, c]
