@@ -5,11 +5,15 @@
 // A window of `kernel` taps `dilation` apart spans window_extent(kernel, dilation)
 // cells; output o's window starts at cell o * stride - pad_before of the unpadded axis.
 // The unchecked helpers are constexpr templates over the index type (int64_t on the
-// cpu, int in the CUDA kernels), usable in device code; window_output_size and the
+// cpu, int in the CUDA kernels), usable in device code, where they clamp with CUDA's
+// min and max; on the host they use std::min and std::max, which the cpu kernels
+// compiled to the same instructions before these helpers existed (GCC schedules the
+// equivalent conditionals differently).  window_output_size and the
 // checked sums and products throw std::invalid_argument (a ValueError in Python)
 // naming the op.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -49,8 +53,12 @@ struct IndexRange {
 // on an axis of `size` cells.
 template <typename I>
 FASTNN_HOST_DEVICE constexpr IndexRange<I> window_cells(I o, I stride, I pad, I kernel, I size) {
-  const I start = o * stride - pad, end = start + kernel;
-  return {start < I(0) ? I(0) : start, size < end ? size : end};  // std::max, std::min
+  const I start = o * stride - pad;
+#ifdef __CUDA_ARCH__  // CUDA's min and max on the device; std:: on the host (see the top)
+  return {max(start, I(0)), min(start + kernel, size)};
+#else
+  return {std::max<I>(start, 0), std::min<I>(start + kernel, size)};
+#endif
 }
 
 // The outputs [lo, hi) (of `outputs`) whose windows of `kernel` adjacent cells hold
@@ -58,8 +66,12 @@ FASTNN_HOST_DEVICE constexpr IndexRange<I> window_cells(I o, I stride, I pad, I 
 template <typename I>
 FASTNN_HOST_DEVICE constexpr IndexRange<I> windows_holding(I i, I stride, I pad, I kernel, I outputs) {
   const I first = i + pad - kernel + 1;
-  const I hi = (i + pad) / stride + 1;
-  return {first <= 0 ? I(0) : (first + stride - 1) / stride, outputs < hi ? outputs : hi};
+  const I lo = first <= 0 ? I(0) : (first + stride - 1) / stride;
+#ifdef __CUDA_ARCH__
+  return {lo, min((i + pad) / stride + 1, outputs)};
+#else
+  return {lo, std::min<I>((i + pad) / stride + 1, outputs)};
+#endif
 }
 
 // a + b and a * b of non-negative sizes, or std::invalid_argument naming what overflowed.
