@@ -90,30 +90,28 @@ def _batches(batch: int, count: int = 4):
     return images, labels
 
 
+def _cycle(call, batches):
+    """A function of no arguments calling ``call(*batch)`` for the next of ``batches``."""
+    state = {"i": 0}
+
+    def run():
+        i = state["i"] = (state["i"] + 1) % len(batches)
+        call(*batches[i])
+    return run
+
+
 def _train_fn(net, batch):
     tm = _torch_models()
     images, labels = _batches(batch)
     xs = [tm.to_input(x, net) for x in images]
-    step = tm.train_step_fn(net)
-    state = {"i": 0}
-
-    def run():
-        i = state["i"] = (state["i"] + 1) % len(xs)
-        step(xs[i], labels[i])
-    return run
+    return _cycle(tm.train_step_fn(net), list(zip(xs, labels)))
 
 
 def _infer_fn(net, batch):
     tm = _torch_models()
     images, _ = _batches(batch)
     xs = [tm.to_input(x, net) for x in images]
-    predict = tm.predict_fn(net)
-    state = {"i": 0}
-
-    def run():
-        i = state["i"] = (state["i"] + 1) % len(xs)
-        predict(xs[i])
-    return run
+    return _cycle(tm.predict_fn(net), [(x,) for x in xs])
 
 
 def _native_fn(batch, training):
@@ -124,16 +122,9 @@ def _native_fn(batch, training):
     rng = np.random.default_rng(0)
     images = [rng.random((batch, 28, 28, 1), dtype=np.float32) for _ in range(4)]
     labels = [rng.integers(0, 10, batch) for _ in range(4)]
-    step = models.seed_learner(model.train()).fit_batch if training else model.eval()
-    state = {"i": 0}
-
-    def run():
-        i = state["i"] = (state["i"] + 1) % len(images)
-        if training:
-            step(images[i], labels[i])
-        else:
-            step(images[i])
-    return run
+    if training:
+        return _cycle(models.seed_learner(model.train()).fit_batch, list(zip(images, labels)))
+    return _cycle(model.eval(), [(x,) for x in images])
 
 
 CLOCK = {"clock": time.perf_counter}

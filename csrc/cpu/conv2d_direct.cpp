@@ -15,6 +15,7 @@
 
 #include "common/align.h"
 #include "common/parallel.h"
+#include "common/shapes.h"
 #include "cpu/conv2d_algorithms.h"
 #include "cpu/conv2d_direct_table.h"
 #include "cpu/dispatch.h"
@@ -51,17 +52,15 @@ Layout layout(const Conv2dShape& s, bool backward) {
   // Tiles: whole output rows while a window's rows of them fit the cap, then as
   // many rows as fit; narrower tiles only where one row does not.
   const int64_t cap = kDirectPadBytes / static_cast<int64_t>(sizeof(T) * s.in_c);  // padded pixels
-  const int64_t span_h = (s.kernel_h - 1) * s.dilation_h + 1, span_w = (s.kernel_w - 1) * s.dilation_w + 1;
-  auto padded_cols = [&](int64_t cols) { return (cols - 1) * s.stride_w + span_w; };
+  const int64_t span_h = window_extent(s.kernel_h, s.dilation_h), span_w = window_extent(s.kernel_w, s.dilation_w);
   p.tile_w = s.out_w;
-  if (span_h * padded_cols(p.tile_w) > cap) {
+  if (span_h * cells_of(p.tile_w, span_w, s.stride_w) > cap) {
     const int64_t fit = cap / span_h;  // padded columns a window's rows can have
-    p.tile_w = std::clamp<int64_t>(fit >= span_w ? (fit - span_w) / s.stride_w + 1 : 1, 1, s.out_w);
+    p.tile_w = std::clamp<int64_t>(windows_in(fit, span_w, s.stride_w), 1, s.out_w);
   }
-  p.padded_w = padded_cols(p.tile_w);
-  const int64_t fit_rows = cap / p.padded_w;
-  p.band_rows = std::clamp<int64_t>(fit_rows >= span_h ? (fit_rows - span_h) / s.stride_h + 1 : 1, 1, s.out_h);
-  p.padded_h = (p.band_rows - 1) * s.stride_h + span_h;
+  p.padded_w = cells_of(p.tile_w, span_w, s.stride_w);
+  p.band_rows = std::clamp<int64_t>(windows_in(cap / p.padded_w, span_h, s.stride_h), 1, s.out_h);
+  p.padded_h = cells_of(p.band_rows, span_h, s.stride_h);
   p.oc_blocks = (s.out_c + kDirectOcBlock<T> - 1) / kDirectOcBlock<T>;
   l.offsets_bytes = align_up(p.taps * sizeof(int64_t));
   l.weights_bytes = backward ? 0 : align_up(p.oc_blocks * p.taps * kDirectOcBlock<T> * sizeof(T));

@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "common/shapes.h"
 #include "cpu/conv2d_direct.h"
 #include "cpu/conv2d_direct_table.h"
 #include "cpu/math_approx.h"
@@ -243,7 +244,7 @@ void for_each_padded_segment(const DirectConvPlan& plan, const T* x, int64_t row
     const int64_t n = row / s.out_h, oh0 = row % s.out_h;
     const int64_t oh1 = std::min({s.out_h, oh0 + (row_end - row), oh0 + plan.band_rows});
     const int64_t first = oh0 * s.stride_h;
-    const int64_t last = (oh1 - 1) * s.stride_h + (s.kernel_h - 1) * s.dilation_h + 1;
+    const int64_t last = cells_of(oh1, window_extent(s.kernel_h, s.dilation_h), s.stride_h);
     for (int64_t ow0 = 0; ow0 < s.out_w; ow0 += plan.tile_w) {
       const int64_t ow1 = std::min(s.out_w, ow0 + plan.tile_w);
       pad_rows(s, x + n * s.in_h * s.in_w * s.in_c, first, last, ow0 * s.stride_w, plan.padded_w, pad_buffer);

@@ -90,6 +90,25 @@ void fill_runs(const int64_t* offsets, int64_t spatial, int64_t taps, const T* s
   }
 }
 
+// What both indirect convolutions multiply: C (rows x nc, row stride nc) from each row's
+// taps runs of kc elements against the packed B (b_tap_stride apart per tap,
+// b_panel_stride per NR-column panel), with the bias and activation of the epilogue.
+template <typename T>
+gemm_impl::IndirectTask<T> indirect_task(int64_t taps, int64_t kc, int64_t nc, const T* packed, int64_t b_tap_stride,
+                                         int64_t b_panel_stride, T* c, const T* bias, Activation act) {
+  gemm_impl::IndirectTask<T> task{};
+  task.nc = nc;
+  task.taps = taps;
+  task.kc = kc;
+  task.b = packed;
+  task.b_tap_stride = b_tap_stride;
+  task.b_panel_stride = b_panel_stride;
+  task.c = c;
+  task.ldc = nc;
+  task.ep = gemm_impl::Epilogue<T>{T(1), T(0), true, true, bias, act};
+  return task;
+}
+
 // Runs the indirect GEMM over batch x spatial output rows, cut into chunks
 // that threads take in contiguous ranges, each with its own pointer table.
 template <typename T>
@@ -215,16 +234,8 @@ void indirect_forward(const Conv2dShape& s, const T* x_nhwc, const T* w_hwio, co
   std::fill(buf.zero, buf.zero + s.in_c, T(0));
   forward_offsets(s, buf.offsets);
 
-  gemm_impl::IndirectTask<T> task{};
-  task.nc = s.out_c;
-  task.taps = taps;
-  task.kc = s.in_c;
-  task.b = buf.packed;
-  task.b_tap_stride = s.in_c * ik.nr;
-  task.b_panel_stride = taps * s.in_c * ik.nr;
-  task.c = y_nhwc;
-  task.ldc = s.out_c;
-  task.ep = gemm_impl::Epilogue<T>{T(1), T(0), true, true, bias, act};
+  const auto task = indirect_task<T>(taps, s.in_c, s.out_c, buf.packed, s.in_c * ik.nr, taps * s.in_c * ik.nr,
+                                     y_nhwc, bias, act);
   run_indirect(ik, l, s.batch, s.out_h * s.out_w, x_nhwc, s.in_h * s.in_w * s.in_c, task, workspace, threads);
 }
 
@@ -243,16 +254,8 @@ void indirect_backward_data(const Conv2dShape& s, const T* dy_nhwc, const T* w_h
   std::fill(buf.zero, buf.zero + s.out_c, T(0));
   backward_data_offsets(s, buf.offsets);
 
-  gemm_impl::IndirectTask<T> task{};
-  task.nc = s.in_c;
-  task.taps = taps;
-  task.kc = s.out_c;
-  task.b = buf.packed;
-  task.b_tap_stride = panels * s.out_c * ik.nr;
-  task.b_panel_stride = s.out_c * ik.nr;
-  task.c = dx_nhwc;
-  task.ldc = s.in_c;
-  task.ep = gemm_impl::Epilogue<T>{T(1), T(0), true, true, nullptr, Activation::none};
+  const auto task = indirect_task<T>(taps, s.out_c, s.in_c, buf.packed, panels * s.out_c * ik.nr, s.out_c * ik.nr,
+                                     dx_nhwc, nullptr, Activation::none);
   run_indirect(ik, l, s.batch, s.in_h * s.in_w, dy_nhwc, s.out_h * s.out_w * s.out_c, task, workspace, threads);
 }
 

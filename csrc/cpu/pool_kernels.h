@@ -17,6 +17,7 @@
 #include <cstring>
 #include <type_traits>
 
+#include "common/shapes.h"
 #include "cpu/pool.h"
 #include "cpu/pool_table.h"
 
@@ -30,12 +31,9 @@ namespace fastnn::cpu::FASTNN_ISA_NAMESPACE {
 template <typename T>
 constexpr int64_t kBlock = 256 / static_cast<int64_t>(sizeof(T));
 
-struct WindowSpan { int64_t lo, hi; };  // real (unpadded) input cells [lo, hi)
-
-inline WindowSpan window_span(int64_t out, int64_t stride, int64_t pad, int64_t kernel, int64_t size) {
-  const int64_t start = out * stride - pad;
-  return {std::max<int64_t>(start, 0), std::min<int64_t>(start + kernel, size)};
-}
+// Real (unpadded) input cells of a window, or the output windows that hold a cell:
+// [lo, hi), from common/shapes.h (window_cells, windows_holding).
+using WindowSpan = IndexRange<int64_t>;
 
 // Spatial is the type of the winning pixel's index within one image (row * width +
 // col): int32 for float keeps the blend the same width as the compare.
@@ -46,10 +44,10 @@ void max_pool2d_rows(const Pool2dShape& s, const T* __restrict x, T* __restrict 
   const int64_t C = s.channels, W = s.width, HW = s.height * s.width;
   for (int64_t row = row_begin; row < row_end; ++row) {
     const int64_t n = row / s.out_height, oh = row % s.out_height;
-    const WindowSpan rows = window_span(oh, s.stride_h, s.pad_h, s.kernel_h, s.height);
+    const WindowSpan rows = window_cells(oh, s.stride_h, s.pad_h, s.kernel_h, s.height);
     const T* x_n = x + n * HW * C;
     for (int64_t ow = 0; ow < s.out_width; ++ow) {
-      const WindowSpan cols = window_span(ow, s.stride_w, s.pad_w, s.kernel_w, s.width);
+      const WindowSpan cols = window_cells(ow, s.stride_w, s.pad_w, s.kernel_w, s.width);
       T* y_px = y + (row * s.out_width + ow) * C;
       int64_t* a_px = argmax + (row * s.out_width + ow) * C;
       int64_t c0 = 0;
@@ -209,10 +207,10 @@ void avg_pool2d_rows(const Pool2dShape& s, const T* __restrict x, T* __restrict 
   const int64_t C = s.channels, W = s.width;
   for (int64_t row = row_begin; row < row_end; ++row) {
     const int64_t n = row / s.out_height, oh = row % s.out_height;
-    const WindowSpan rows = window_span(oh, s.stride_h, s.pad_h, s.kernel_h, s.height);
+    const WindowSpan rows = window_cells(oh, s.stride_h, s.pad_h, s.kernel_h, s.height);
     const T* x_n = x + n * s.height * W * C;
     for (int64_t ow = 0; ow < s.out_width; ++ow) {
-      const WindowSpan cols = window_span(ow, s.stride_w, s.pad_w, s.kernel_w, s.width);
+      const WindowSpan cols = window_cells(ow, s.stride_w, s.pad_w, s.kernel_w, s.width);
       const T inv = T(1) / static_cast<T>(window_divisor(rows, cols, s, count_include_pad));
       T* y_px = y + (row * s.out_width + ow) * C;
       for (int64_t c0 = 0; c0 < C; c0 += B) {
@@ -230,13 +228,6 @@ void avg_pool2d_rows(const Pool2dShape& s, const T* __restrict x, T* __restrict 
   }
 }
 
-// Output windows [lo, hi) along one axis that contain input cell i.
-inline WindowSpan covering_windows(int64_t i, int64_t stride, int64_t pad, int64_t kernel, int64_t outs) {
-  const int64_t first = i + pad - kernel + 1;  // window o covers i iff o*stride in [first, i + pad]
-  const int64_t lo = first <= 0 ? 0 : (first + stride - 1) / stride;
-  return {lo, std::min<int64_t>((i + pad) / stride + 1, outs)};
-}
-
 template <typename T>
 void avg_pool2d_backward_rows(const Pool2dShape& s, const T* __restrict dy, T* __restrict dx,
                               bool count_include_pad, int64_t row_begin, int64_t row_end) {
@@ -244,18 +235,18 @@ void avg_pool2d_backward_rows(const Pool2dShape& s, const T* __restrict dy, T* _
   const int64_t C = s.channels;
   for (int64_t row = row_begin; row < row_end; ++row) {
     const int64_t n = row / s.height, ih = row % s.height;
-    const WindowSpan out_rows = covering_windows(ih, s.stride_h, s.pad_h, s.kernel_h, s.out_height);
+    const WindowSpan out_rows = windows_holding(ih, s.stride_h, s.pad_h, s.kernel_h, s.out_height);
     const T* dy_n = dy + n * s.out_height * s.out_width * C;
     for (int64_t iw = 0; iw < s.width; ++iw) {
-      const WindowSpan out_cols = covering_windows(iw, s.stride_w, s.pad_w, s.kernel_w, s.out_width);
+      const WindowSpan out_cols = windows_holding(iw, s.stride_w, s.pad_w, s.kernel_w, s.out_width);
       T* dx_px = dx + (row * s.width + iw) * C;
       for (int64_t c0 = 0; c0 < C; c0 += B) {
         const int64_t nb = std::min(B, C - c0);
         T sum[B] = {};
         for (int64_t oh = out_rows.lo; oh < out_rows.hi; ++oh) {
-          const WindowSpan rows = window_span(oh, s.stride_h, s.pad_h, s.kernel_h, s.height);
+          const WindowSpan rows = window_cells(oh, s.stride_h, s.pad_h, s.kernel_h, s.height);
           for (int64_t ow = out_cols.lo; ow < out_cols.hi; ++ow) {
-            const WindowSpan cols = window_span(ow, s.stride_w, s.pad_w, s.kernel_w, s.width);
+            const WindowSpan cols = window_cells(ow, s.stride_w, s.pad_w, s.kernel_w, s.width);
             const T inv = T(1) / static_cast<T>(window_divisor(rows, cols, s, count_include_pad));
             const T* dy_px = dy_n + (oh * s.out_width + ow) * C + c0;
             for (int64_t j = 0; j < nb; ++j) sum[j] += dy_px[j] * inv;

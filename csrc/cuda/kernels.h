@@ -1,7 +1,7 @@
 // Host-side launchers of fastnn's CUDA kernels: plain C++ taking device pointers, sizes
 // and a stream.  Each enqueues its kernels on `stream`, allocates nothing (outputs and
 // workspaces come from the caller), and returns the launch status from cudaGetLastError,
-// which the pybind11 layer (module.cpp) turns into a RuntimeError naming the op.
+// which the bindings (csrc/python/<family>_cuda.cpp) turn into a RuntimeError naming the op.
 // Every launcher is instantiated for float and double in its op family's .cu file.
 #pragma once
 

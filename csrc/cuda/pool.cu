@@ -11,6 +11,7 @@
 // backward gathers instead: one thread per input element sums dy / divisor over the
 // windows that cover it, so it needs no atomics and is deterministic.
 #include "common.cuh"
+#include "common/shapes.h"
 
 namespace fastnn::cuda {
 namespace {
@@ -46,16 +47,13 @@ __global__ void max_pool2d_kernel(const T* __restrict__ x, T* __restrict__ y,
                                   int64_t size) {
   FASTNN_GRID_STRIDE(e, size) {
     const Index4 o = split_index(e, s.ho, s.wo, s.c, s.channels_last);
-    const int h0 = o.h * s.stride_h - s.pad_h, w0 = o.w * s.stride_w - s.pad_w;
+    const IndexRange<int> rows = window_cells(o.h, s.stride_h, s.pad_h, s.kh, s.h);
+    const IndexRange<int> cols = window_cells(o.w, s.stride_w, s.pad_w, s.kw, s.w);
     bool found = false;
     T best = T(0);
     int64_t best_index = 0;
-    for (int i = 0; i < s.kh; ++i) {
-      const int ih = h0 + i;
-      if (ih < 0 || ih >= s.h) continue;
-      for (int j = 0; j < s.kw; ++j) {
-        const int iw = w0 + j;
-        if (iw < 0 || iw >= s.w) continue;
+    for (int ih = rows.lo; ih < rows.hi; ++ih) {
+      for (int iw = cols.lo; iw < cols.hi; ++iw) {
         const int64_t index = flat_index(s, o.n, ih, iw, o.c);
         const T v = x[index];
         if (!found || (!is_nan(best) && (v > best || is_nan(v)))) {
@@ -81,10 +79,9 @@ __global__ void scatter_add_kernel(const T* __restrict__ dy, const int64_t* __re
 
 // Unpadded cells of window (oh, ow).
 __device__ __forceinline__ int real_cells(const PoolShape& s, int oh, int ow) {
-  const int h0 = oh * s.stride_h - s.pad_h, w0 = ow * s.stride_w - s.pad_w;
-  const int rows = min(h0 + s.kh, s.h) - max(h0, 0);
-  const int cols = min(w0 + s.kw, s.w) - max(w0, 0);
-  return max(rows, 0) * max(cols, 0);
+  const IndexRange<int> rows = window_cells(oh, s.stride_h, s.pad_h, s.kh, s.h);
+  const IndexRange<int> cols = window_cells(ow, s.stride_w, s.pad_w, s.kw, s.w);
+  return max(rows.hi - rows.lo, 0) * max(cols.hi - cols.lo, 0);
 }
 
 template <typename T>
@@ -92,10 +89,11 @@ __global__ void avg_pool2d_kernel(const T* __restrict__ x, T* __restrict__ y,
                                   bool count_include_pad, const PoolShape s, int64_t size) {
   FASTNN_GRID_STRIDE(e, size) {
     const Index4 o = split_index(e, s.ho, s.wo, s.c, s.channels_last);
-    const int h0 = o.h * s.stride_h - s.pad_h, w0 = o.w * s.stride_w - s.pad_w;
+    const IndexRange<int> rows = window_cells(o.h, s.stride_h, s.pad_h, s.kh, s.h);
+    const IndexRange<int> cols = window_cells(o.w, s.stride_w, s.pad_w, s.kw, s.w);
     T total = T(0);
-    for (int i = max(h0, 0); i < min(h0 + s.kh, s.h); ++i) {
-      for (int j = max(w0, 0); j < min(w0 + s.kw, s.w); ++j) {
+    for (int i = rows.lo; i < rows.hi; ++i) {
+      for (int j = cols.lo; j < cols.hi; ++j) {
         total += x[flat_index(s, o.n, i, j, o.c)];
       }
     }
@@ -104,23 +102,17 @@ __global__ void avg_pool2d_kernel(const T* __restrict__ x, T* __restrict__ y,
   }
 }
 
-// First output index whose window (start o*stride - pad, length kernel) covers `i`.
-__device__ __forceinline__ int first_window(int i, int pad, int kernel, int stride) {
-  const int num = i + pad - kernel + 1;
-  return num <= 0 ? 0 : (num + stride - 1) / stride;
-}
-
 template <typename T>
 __global__ void avg_pool2d_backward_kernel(const T* __restrict__ dy, T* __restrict__ dx,
                                            bool count_include_pad, const PoolShape s,
                                            int64_t size) {
   FASTNN_GRID_STRIDE(e, size) {
     const Index4 p = split_index(e, s.h, s.w, s.c, s.channels_last);
-    const int oh_end = min((p.h + s.pad_h) / s.stride_h + 1, s.ho);
-    const int ow_end = min((p.w + s.pad_w) / s.stride_w + 1, s.wo);
+    const IndexRange<int> out_rows = windows_holding(p.h, s.stride_h, s.pad_h, s.kh, s.ho);
+    const IndexRange<int> out_cols = windows_holding(p.w, s.stride_w, s.pad_w, s.kw, s.wo);
     T total = T(0);
-    for (int oh = first_window(p.h, s.pad_h, s.kh, s.stride_h); oh < oh_end; ++oh) {
-      for (int ow = first_window(p.w, s.pad_w, s.kw, s.stride_w); ow < ow_end; ++ow) {
+    for (int oh = out_rows.lo; oh < out_rows.hi; ++oh) {
+      for (int ow = out_cols.lo; ow < out_cols.hi; ++ow) {
         const int64_t o = s.channels_last ? ((p.n * s.ho + oh) * s.wo + ow) * s.c + p.c
                                           : ((p.n * s.c + p.c) * s.ho + oh) * s.wo + ow;
         const int divisor = count_include_pad ? s.kh * s.kw : real_cells(s, oh, ow);

@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "common/shapes.h"
 #include "cpu/activations.h"
 
 namespace fastnn::python {
@@ -139,32 +140,21 @@ inline void require_range(int64_t v, int64_t lo, int64_t hi, const char* op, con
 // (sums and products of at most a few such values) then fits in int64.
 constexpr int64_t kMaxOption = int64_t(1) << 40;
 
-// a + b and a * b of non-negative sizes, or ValueError naming what overflowed.
-inline int64_t checked_add(int64_t a, int64_t b, const char* op, const char* what) {
-  int64_t r;
-  if (__builtin_add_overflow(a, b, &r)) throw py::value_error(std::string(op) + ": " + what + " overflows int64");
-  return r;
-}
-inline int64_t checked_mul(int64_t a, int64_t b, const char* op, const char* what) {
-  int64_t r;
-  if (__builtin_mul_overflow(a, b, &r)) throw py::value_error(std::string(op) + ": " + what + " overflows int64");
-  return r;
+// The options of a pooling window (std::pair of kernel, stride and padding, rows then
+// columns): kernel >= 1, stride >= 1 and 0 <= padding < kernel, so every window of an
+// image with rows and columns holds a real pixel.
+template <typename Pair>
+void require_pool_options(const Pair& kernel, const Pair& stride, const Pair& padding, const char* op) {
+  require_range(kernel.first, 1, kMaxOption, op, "kernel");
+  require_range(kernel.second, 1, kMaxOption, op, "kernel");
+  require_range(stride.first, 1, kMaxOption, op, "stride");
+  require_range(stride.second, 1, kMaxOption, op, "stride");
+  require_range(padding.first, 0, kernel.first - 1, op, "padding");
+  require_range(padding.second, 0, kernel.second - 1, op, "padding");
 }
 
-// Output length of a window of `kernel` taps `dilation` apart at `stride`, over
-// `size` cells padded by pad_before and pad_after: recomputed here from the
-// inputs, never taken from an output buffer.  ValueError when the window does
-// not fit.
-inline int64_t window_output_size(int64_t size, int64_t kernel, int64_t stride, int64_t pad_before,
-                                  int64_t pad_after, int64_t dilation, const char* op, const char* axis) {
-  const int64_t padded = checked_add(checked_add(size, pad_before, op, "padded size"), pad_after, op, "padded size");
-  const int64_t span = checked_add(checked_mul(dilation, kernel - 1, op, "dilated kernel"), 1, op, "dilated kernel");
-  if (span > padded) {
-    throw py::value_error(std::string(op) + ": the " + std::to_string(span) + "-cell window does not fit the " +
-                          std::to_string(padded) + " padded " + axis + " cells");
-  }
-  return (padded - span) / stride + 1;
-}
+// checked_add, checked_mul and window_output_size (the output size of a convolution or
+// pooling axis, recomputed from the inputs) are in common/shapes.h, shared with the kernels.
 
 // An optional array argument (None or an array the kernel reads as T, of this
 // shape): its data, or nullptr for None.

@@ -6,6 +6,7 @@
 // out-of-bounds access.
 #include <array>
 #include <string>
+#include <vector>
 
 #include <pybind11/stl.h>
 
@@ -58,6 +59,45 @@ cpu::Conv2dShape conv_shape(const std::array<int64_t, 4>& x, const std::array<in
   return s;
 }
 
+std::vector<int64_t> output_shape(const cpu::Conv2dShape& s) { return {s.batch, s.out_h, s.out_w, s.out_c}; }
+
+// The checks of both backward bindings: dy and `in` (w for the data gradient, x for the
+// weights') read, out written; out (dx: x's shape, or dw: w's) and `in` give the
+// convolution, whose output shape dy must have.
+template <typename T>
+struct Backward {
+  const T* dy;
+  const T* in;
+  T* out;
+  cpu::Conv2dShape s;
+};
+
+template <typename T>
+Backward<T> backward_arrays(const py::array& dy, const py::array& in, const char* in_name, py::array& out,
+                            bool out_is_dx, Pair stride, const Padding& padding, Pair dilation, const char* op) {
+  const T* dyp = input<T>(dy, op, "dy");
+  const T* inp = input<T>(in, op, in_name);
+  T* outp = output<T>(out, op, "out");
+  const auto s =
+      out_is_dx
+          ? conv_shape(dims4(out, op, "out"), dims4(in, op, in_name), stride, padding, dilation, op, "out", in_name)
+          : conv_shape(dims4(in, op, in_name), dims4(out, op, "out"), stride, padding, dilation, op, in_name, "out");
+  require_shape(dy, output_shape(s), op, "dy");
+  return {dyp, inp, outp, s};
+}
+
+// The end of every binding here, its arrays checked: kernel(workspace, bytes, team) without
+// the GIL, on this thread's workspace of workspace_bytes(s, team) for the thread count
+// read once.
+template <typename Bytes, typename Kernel>
+void run_with_workspace(const cpu::Conv2dShape& s, Bytes workspace_bytes, const Kernel& kernel) {
+  const int team = get_num_threads();
+  const size_t bytes = workspace_bytes(s, team);
+  const auto ws = thread_workspace().acquire(bytes);
+  py::gil_scoped_release release;
+  kernel(ws.data(), bytes, team);
+}
+
 }  // namespace
 
 void bind_conv(py::module_& m) {
@@ -72,14 +112,11 @@ void bind_conv(py::module_& m) {
       const T* bp = optional_input<T>(bias, {s.out_c}, op, "b");
       const cpu::Activation act = parse_activation(activation, op);
       T* yp = output<T>(out, op, "out");
-      require_shape(out, {s.batch, s.out_h, s.out_w, s.out_c}, op, "out");
-      if (s.batch == 0) return 0;
-      const int team = get_num_threads();
-      const size_t bytes = cpu::conv2d_forward_workspace_bytes<T>(s, team);
-      const auto ws = thread_workspace().acquire(bytes);
-      py::gil_scoped_release release;
-      cpu::conv2d_forward<T>(s, xp, wp, bp, act, yp, ws.data(), bytes, team);
-      return 0;
+      require_shape(out, output_shape(s), op, "out");
+      if (s.batch == 0) return;
+      run_with_workspace(s, &cpu::conv2d_forward_workspace_bytes<T>, [&](void* ws, size_t bytes, int team) {
+        cpu::conv2d_forward<T>(s, xp, wp, bp, act, yp, ws, bytes, team);
+      });
     });
   }, py::arg("x"), py::arg("w"), py::arg("bias"), py::arg("stride"), py::arg("padding"), py::arg("dilation"),
      py::arg("activation"), py::arg("out"),
@@ -90,19 +127,12 @@ void bind_conv(py::module_& m) {
     const char* op = "conv2d_backward_data";
     dispatch_float(dtype_of(dy, op, "dy"), [&](auto tag) {
       using T = decltype(tag);
-      const T* dyp = input<T>(dy, op, "dy");
-      const T* wp = input<T>(w, op, "w");
-      T* dxp = output<T>(out, op, "out");
       // out is dx: its shape is x's, from which the output size follows.
-      const auto s = conv_shape(dims4(out, op, "out"), dims4(w, op, "w"), stride, padding, dilation, op, "out", "w");
-      require_shape(dy, {s.batch, s.out_h, s.out_w, s.out_c}, op, "dy");
-      if (s.batch == 0) return 0;
-      const int team = get_num_threads();
-      const size_t bytes = cpu::conv2d_backward_data_workspace_bytes<T>(s, team);
-      const auto ws = thread_workspace().acquire(bytes);
-      py::gil_scoped_release release;
-      cpu::conv2d_backward_data<T>(s, dyp, wp, dxp, ws.data(), bytes, team);
-      return 0;
+      const Backward<T> a = backward_arrays<T>(dy, w, "w", out, true, stride, padding, dilation, op);
+      if (a.s.batch == 0) return;
+      run_with_workspace(a.s, &cpu::conv2d_backward_data_workspace_bytes<T>, [&](void* ws, size_t bytes, int team) {
+        cpu::conv2d_backward_data<T>(a.s, a.dy, a.in, a.out, ws, bytes, team);
+      });
     });
   }, py::arg("dy"), py::arg("w"), py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("out"),
      "out (dx, x's shape) = the gradient of conv2d with respect to x.");
@@ -112,22 +142,15 @@ void bind_conv(py::module_& m) {
     const char* op = "conv2d_backward_weights";
     dispatch_float(dtype_of(dy, op, "dy"), [&](auto tag) {
       using T = decltype(tag);
-      const T* dyp = input<T>(dy, op, "dy");
-      const T* xp = input<T>(x, op, "x");
-      T* dwp = output<T>(out, op, "out");
       // out is dw: its shape is the kernel's.
-      const auto s = conv_shape(dims4(x, op, "x"), dims4(out, op, "out"), stride, padding, dilation, op, "x", "out");
-      require_shape(dy, {s.batch, s.out_h, s.out_w, s.out_c}, op, "dy");
-      if (s.batch == 0) {  // no pixels: a zero gradient
-        std::fill(dwp, dwp + out.size(), T(0));
-        return 0;
+      const Backward<T> a = backward_arrays<T>(dy, x, "x", out, false, stride, padding, dilation, op);
+      if (a.s.batch == 0) {  // no pixels: a zero gradient
+        std::fill(a.out, a.out + out.size(), T(0));
+        return;
       }
-      const int team = get_num_threads();
-      const size_t bytes = cpu::conv2d_backward_weights_workspace_bytes<T>(s, team);
-      const auto ws = thread_workspace().acquire(bytes);
-      py::gil_scoped_release release;
-      cpu::conv2d_backward_weights<T>(s, dyp, xp, dwp, ws.data(), bytes, team);
-      return 0;
+      run_with_workspace(a.s, &cpu::conv2d_backward_weights_workspace_bytes<T>, [&](void* ws, size_t bytes, int team) {
+        cpu::conv2d_backward_weights<T>(a.s, a.dy, a.in, a.out, ws, bytes, team);
+      });
     });
   }, py::arg("dy"), py::arg("x"), py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("out"),
      "out (dw, HWIO) = the gradient of conv2d with respect to w.");
@@ -145,16 +168,15 @@ void bind_conv(py::module_& m) {
       const auto s = conv_shape(dims4(x, op, "x"), dims4(w, op, "w"), stride, padding, dilation, op, "x", "w");
       const T* bp = optional_input<T>(bias, {s.out_c}, op, "b");
       if (!cpu::conv2d_direct_fuses_max_pool<T>(s)) return false;
+      const std::vector<int64_t> pooled = {s.batch, s.out_h / 2, s.out_w / 2, s.out_c};
       T* yp = output<T>(y, op, "y");
-      require_shape(y, {s.batch, s.out_h / 2, s.out_w / 2, s.out_c}, op, "y");
+      require_shape(y, pooled, op, "y");
       int64_t* ap = output<int64_t>(argmax, op, "argmax");
-      require_shape(argmax, {s.batch, s.out_h / 2, s.out_w / 2, s.out_c}, op, "argmax");
+      require_shape(argmax, pooled, op, "argmax");
       if (s.batch == 0) return true;
-      const int team = get_num_threads();
-      const size_t bytes = cpu::conv2d_direct_relu_max_pool_workspace_bytes<T>(s, team);
-      const auto ws = thread_workspace().acquire(bytes);
-      py::gil_scoped_release release;
-      cpu::conv2d_direct_relu_max_pool<T>(s, xp, wp, bp, yp, ap, ws.data(), bytes, team);
+      run_with_workspace(s, &cpu::conv2d_direct_relu_max_pool_workspace_bytes<T>, [&](void* ws, size_t bytes, int team) {
+        cpu::conv2d_direct_relu_max_pool<T>(s, xp, wp, bp, yp, ap, ws, bytes, team);
+      });
       return true;
     });
   }, py::arg("x"), py::arg("w"), py::arg("bias"), py::arg("stride"), py::arg("padding"), py::arg("dilation"),

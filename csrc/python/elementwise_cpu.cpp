@@ -51,6 +51,30 @@ void require_matrix(const py::array& a, const char* op, const char* name) {
   if (a.shape(0) < 1 || a.shape(1) < 1) fail_value(op, name, "must not be empty, got shape " + shape_text(a));
 }
 
+// The softmax losses' arrays, checked: a rows x cols matrix read (`in_name`), an output of
+// its shape (`out_name`), and the labels.
+template <typename T>
+struct LossArrays {
+  const T* in;
+  T* out;
+  int64_t rows, cols;
+  Labels<T> labels;
+};
+
+template <typename T>
+LossArrays<T> loss_arrays(const py::array& in, const char* in_name, py::array& out, const char* out_name,
+                          const py::array& labels, const char* op) {
+  LossArrays<T> a;
+  a.in = input<T>(in, op, in_name);
+  require_matrix(in, op, in_name);
+  a.rows = in.shape(0);
+  a.cols = in.shape(1);
+  a.out = output<T>(out, op, out_name);
+  require_same_shape(in, out, op, out_name);
+  a.labels = unpack_labels<T>(labels, a.rows, a.cols, op);
+  return a;
+}
+
 // A mask the kernel reads or writes as bytes: bool, C-contiguous, of the shape of ref.
 const uint8_t* mask_input(const py::array& mask, const py::array& ref, const char* op) {
   const bool* p = input<bool>(mask, op, "mask");
@@ -107,14 +131,9 @@ void bind_elementwise(py::module_& m) {
     const char* op = "softmax_cross_entropy";
     return dispatch_float(dtype_of(logits, op, "logits"), [&](auto tag) {
       using T = decltype(tag);
-      const T* xp = input<T>(logits, op, "logits");
-      require_matrix(logits, op, "logits");
-      const int64_t rows = logits.shape(0), cols = logits.shape(1);
-      T* pp = output<T>(probs, op, "probs");
-      require_same_shape(logits, probs, op, "probs");
-      const Labels<T> lab = unpack_labels<T>(labels, rows, cols, op);
+      const LossArrays<T> a = loss_arrays<T>(logits, "logits", probs, "probs", labels, op);
       py::gil_scoped_release release;
-      return cpu::softmax_cross_entropy<T>(xp, lab.index, lab.targets, pp, rows, cols);
+      return cpu::softmax_cross_entropy<T>(a.in, a.labels.index, a.labels.targets, a.out, a.rows, a.cols);
     });
   }, py::arg("logits"), py::arg("labels"), py::arg("probs"));
 
@@ -123,15 +142,9 @@ void bind_elementwise(py::module_& m) {
     const char* op = "softmax_cross_entropy_backward";
     dispatch_float(dtype_of(probs, op, "probs"), [&](auto tag) {
       using T = decltype(tag);
-      const T* pp = input<T>(probs, op, "probs");
-      require_matrix(probs, op, "probs");
-      const int64_t rows = probs.shape(0), cols = probs.shape(1);
-      T* dp = output<T>(out, op, "out");
-      require_same_shape(probs, out, op, "out");
-      const Labels<T> lab = unpack_labels<T>(labels, rows, cols, op);
+      const LossArrays<T> a = loss_arrays<T>(probs, "probs", out, "out", labels, op);
       py::gil_scoped_release release;
-      cpu::softmax_cross_entropy_backward<T>(dloss, pp, lab.index, lab.targets, dp, rows, cols);
-      return 0;
+      cpu::softmax_cross_entropy_backward<T>(dloss, a.in, a.labels.index, a.labels.targets, a.out, a.rows, a.cols);
     });
   }, py::arg("dloss"), py::arg("probs"), py::arg("labels"), py::arg("out"));
 

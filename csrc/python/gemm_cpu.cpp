@@ -2,6 +2,7 @@
 // fastnn.ops' fast path, which relies on every refusal being a TypeError or
 // ValueError raised before anything is written) passes the output; the
 // packing workspace is the per-Python-thread buffer of workspace.h.
+#include <algorithm>
 #include <string>
 
 #include "common/parallel.h"
@@ -26,18 +27,38 @@ void run_gemm(GemmArgs<T>& args) {
   cpu::gemm(args, ws.data(), bytes, team);
 }
 
+// The operands both bindings start with: a and b read, out written, a and b matrices.
+template <typename T>
+GemmArgs<T> operands(const py::array& a, const char* a_name, const py::array& b, const char* b_name, py::array& out,
+                     const char* op) {
+  GemmArgs<T> args;
+  args.a = input<T>(a, op, a_name);
+  args.b = input<T>(b, op, b_name);
+  args.c = output<T>(out, op, "out");
+  require_ndim(a, 2, op, a_name);
+  require_ndim(b, 2, op, b_name);
+  return args;
+}
+
+// The sizes of out (m x n) = op(a) (m x k) @ op(b) (k x n), and the leading dimensions (1
+// for an empty matrix) of a and b as stored and of out.
+template <typename T>
+void set_sizes(GemmArgs<T>& args, int64_t m, int64_t n, int64_t k, int64_t a_cols, int64_t b_cols) {
+  args.m = m;
+  args.n = n;
+  args.k = k;
+  args.lda = std::max<int64_t>(1, a_cols);
+  args.ldb = std::max<int64_t>(1, b_cols);
+  args.ldc = std::max<int64_t>(1, n);
+}
+
 // out = alpha * op(a) @ op(b) + beta * out
 void gemm(const py::array& a, const py::array& b, py::array& out, bool trans_a, bool trans_b, double alpha,
           double beta) {
   const char* op = "gemm";
   dispatch_float(dtype_of(a, op, "a"), [&](auto tag) {
     using T = decltype(tag);
-    GemmArgs<T> args;
-    args.a = input<T>(a, op, "a");
-    args.b = input<T>(b, op, "b");
-    args.c = output<T>(out, op, "out");
-    require_ndim(a, 2, op, "a");
-    require_ndim(b, 2, op, "b");
+    GemmArgs<T> args = operands<T>(a, "a", b, "b", out, op);
     const int64_t m = trans_a ? a.shape(1) : a.shape(0), k = trans_a ? a.shape(0) : a.shape(1);
     const int64_t kb = trans_b ? b.shape(1) : b.shape(0), n = trans_b ? b.shape(0) : b.shape(1);
     if (kb != k) {
@@ -47,14 +68,9 @@ void gemm(const py::array& a, const py::array& b, py::array& out, bool trans_a, 
     require_shape(out, {m, n}, op, "out");
     require_disjoint(out, a, op, "a");
     require_disjoint(out, b, op, "b");
-    args.m = m;
-    args.n = n;
-    args.k = k;
-    args.lda = std::max<int64_t>(1, a.shape(1));
+    set_sizes(args, m, n, k, a.shape(1), b.shape(1));
     args.trans_a = trans_a;
-    args.ldb = std::max<int64_t>(1, b.shape(1));
     args.trans_b = trans_b;
-    args.ldc = std::max<int64_t>(1, n);
     args.alpha = static_cast<T>(alpha);
     args.beta = static_cast<T>(beta);
     run_gemm(args);
@@ -67,12 +83,7 @@ void linear(const py::array& x, const py::array& w, const py::object& bias, py::
   const char* op = "linear";
   dispatch_float(dtype_of(x, op, "x"), [&](auto tag) {
     using T = decltype(tag);
-    GemmArgs<T> args;
-    args.a = input<T>(x, op, "x");
-    args.b = input<T>(w, op, "w");
-    args.c = output<T>(out, op, "out");
-    require_ndim(x, 2, op, "x");
-    require_ndim(w, 2, op, "w");
+    GemmArgs<T> args = operands<T>(x, "x", w, "w", out, op);
     const int64_t m = x.shape(0), k = x.shape(1), n = w.shape(1);
     if (w.shape(0) != k) {
       throw py::value_error("linear: w must have " + std::to_string(k) + " rows (x has " + std::to_string(k) +
@@ -84,12 +95,7 @@ void linear(const py::array& x, const py::array& w, const py::object& bias, py::
     require_disjoint(out, w, op, "w");
     if (!bias.is_none()) require_disjoint(out, bias.cast<py::array>(), op, "b");
     args.act = parse_activation(activation, op);
-    args.m = m;
-    args.n = n;
-    args.k = k;
-    args.lda = std::max<int64_t>(1, k);
-    args.ldb = std::max<int64_t>(1, n);
-    args.ldc = std::max<int64_t>(1, n);
+    set_sizes(args, m, n, k, k, n);
     run_gemm(args);
   });
 }

@@ -23,12 +23,7 @@ namespace {
 cpu::Pool2dShape pool_shape(const py::array& x, Window kernel, Window stride, Window padding, const char* op,
                             const char* name) {
   require_ndim(x, 4, op, name);
-  require_range(kernel.first, 1, kMaxOption, op, "kernel");
-  require_range(kernel.second, 1, kMaxOption, op, "kernel");
-  require_range(stride.first, 1, kMaxOption, op, "stride");
-  require_range(stride.second, 1, kMaxOption, op, "stride");
-  require_range(padding.first, 0, kernel.first - 1, op, "padding");
-  require_range(padding.second, 0, kernel.second - 1, op, "padding");
+  require_pool_options(kernel, stride, padding, op);
   if (x.shape(1) < 1 || x.shape(2) < 1) {
     fail_value(op, name, "must have at least one row and one column, got shape " + shape_text(x));
   }
@@ -50,19 +45,35 @@ cpu::Pool2dShape pool_shape(const py::array& x, Window kernel, Window stride, Wi
 
 std::vector<int64_t> output_shape(const cpu::Pool2dShape& s) { return {s.batch, s.out_height, s.out_width, s.channels}; }
 
+// A forward's arrays, checked: x read, the pooling shape its windows give, y (`y_name`)
+// written with the output shape.
+template <typename T>
+struct Forward {
+  const T* x;
+  T* y;
+  cpu::Pool2dShape s;
+};
+
+template <typename T>
+Forward<T> forward_arrays(const py::array& x, py::array& y, const char* y_name, Window kernel, Window stride,
+                          Window padding, const char* op) {
+  const T* xp = input<T>(x, op, "x");
+  const cpu::Pool2dShape s = pool_shape(x, kernel, stride, padding, op, "x");
+  T* yp = output<T>(y, op, y_name);
+  require_shape(y, output_shape(s), op, y_name);
+  return {xp, yp, s};
+}
+
 void max_pool2d(const py::array& x, py::array& y, py::array& argmax, Window kernel, Window stride, Window padding,
                 bool argmax_nchw) {
   const char* op = "max_pool2d";
   dispatch_float(dtype_of(x, op, "x"), [&](auto tag) {
     using T = decltype(tag);
-    const T* xp = input<T>(x, op, "x");
-    const cpu::Pool2dShape s = pool_shape(x, kernel, stride, padding, op, "x");
-    T* yp = output<T>(y, op, "y");
-    require_shape(y, output_shape(s), op, "y");
+    const Forward<T> f = forward_arrays<T>(x, y, "y", kernel, stride, padding, op);
     int64_t* ap = output<int64_t>(argmax, op, "argmax");
-    require_shape(argmax, output_shape(s), op, "argmax");
+    require_shape(argmax, output_shape(f.s), op, "argmax");
     py::gil_scoped_release release;
-    cpu::max_pool2d_forward<T>(s, xp, yp, ap, argmax_nchw);
+    cpu::max_pool2d_forward<T>(f.s, f.x, f.y, ap, argmax_nchw);
   });
 }
 
@@ -92,12 +103,9 @@ void avg_pool2d(const py::array& x, py::array& y, Window kernel, Window stride, 
   const char* op = "avg_pool2d";
   dispatch_float(dtype_of(x, op, "x"), [&](auto tag) {
     using T = decltype(tag);
-    const T* xp = input<T>(x, op, "x");
-    const cpu::Pool2dShape s = pool_shape(x, kernel, stride, padding, op, "x");
-    T* yp = output<T>(y, op, "out");
-    require_shape(y, output_shape(s), op, "out");
+    const Forward<T> f = forward_arrays<T>(x, y, "out", kernel, stride, padding, op);
     py::gil_scoped_release release;
-    cpu::avg_pool2d_forward<T>(s, xp, yp, count_include_pad);
+    cpu::avg_pool2d_forward<T>(f.s, f.x, f.y, count_include_pad);
   });
 }
 

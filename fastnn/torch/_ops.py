@@ -62,18 +62,24 @@ def _check(op: str, name: str, t, ndim: int, like: Optional[Tensor] = None,
         raise ValueError(f"fastnn::{op}: {name} must be {ndim}-D, got shape {tuple(t.shape)}")
 
 
-def _check_conv(op: str, x, weight, bias, fake: bool = False) -> None:
-    _check(op, "x", x, 4, fake=fake)
-    _check(op, "weight", weight, 4, x, fake)
+def _check_weight(op: str, x, weight, bias, ndim: int, axes: str, inner: str, of_x: str,
+                  fake: bool) -> None:
+    """``x`` and ``weight`` of rank ``ndim``, ``weight``'s axis 1 (``inner`` of ``axes``) the
+    length of ``x``'s (its ``of_x``), and ``bias`` None or ``(weight.shape[0],)``."""
+    _check(op, "x", x, ndim, fake=fake)
+    _check(op, "weight", weight, ndim, x, fake)
     if weight.shape[1] != x.shape[1]:
-        raise ValueError(f"fastnn::{op}: weight (c_out, c_in, kh, kw) = {tuple(weight.shape)} "
-                         f"must have c_in = {x.shape[1]}, the channels of x "
-                         f"{tuple(x.shape)}")
+        raise ValueError(f"fastnn::{op}: weight {axes} = {tuple(weight.shape)} must have "
+                         f"{inner} = {x.shape[1]}, the {of_x} of x {tuple(x.shape)}")
     if bias is not None:
         _check(op, "bias", bias, 1, x, fake)
         if bias.shape[0] != weight.shape[0]:
             raise ValueError(f"fastnn::{op}: bias must have shape ({weight.shape[0]},), got "
                              f"{tuple(bias.shape)}")
+
+
+def _check_conv(op: str, x, weight, bias, fake: bool = False) -> None:
+    _check_weight(op, x, weight, bias, 4, "(c_out, c_in, kh, kw)", "c_in", "channels", fake)
 
 
 def _pair(op: str, name: str, value: Sequence[int]) -> tuple[int, int]:
@@ -267,6 +273,49 @@ def _(x, weight, bias, stride, padding, dilation):
     return _empty_cl((x.shape[0], weight.shape[0], ho, wo), x.dtype, x.device)
 
 
+def _conv_grads(dz, db_from, x, weight, geometry, wants):
+    """``(dx, dweight, dbias)`` of a convolution from its NHWC output gradient ``dz``, the
+    bias gradient summed from ``db_from``; an unrequested one (``wants``) is empty."""
+    want_dx, want_dw, want_db = wants
+    if want_dx:
+        dx, dx_np = _out_cl(tuple(x.shape), x.dtype)
+        ops.conv2d_backward_data(dz, _hwio(weight), dx_np.shape, **geometry, out=dx_np)
+    else:
+        dx = _nothing(x.dtype)
+    if want_dw:
+        o, i, kh, kw = weight.shape
+        dw = _oihw(ops.conv2d_backward_weights(dz, _nhwc(x), (kh, kw, i, o), **geometry))
+    else:
+        dw = _nothing(x.dtype)
+    db = torch.from_numpy(ops.bias_backward(db_from)) if want_db else _nothing(x.dtype)
+    return dx, dw, db
+
+
+def _fake_conv_grads(x, weight, wants):
+    want_dx, want_dw, want_db = wants
+    return (_empty_cl(x.shape, x.dtype, x.device) if want_dx else x.new_empty(0),
+            weight.new_empty(weight.shape) if want_dw else x.new_empty(0),
+            x.new_empty(weight.shape[0]) if want_db else x.new_empty(0))
+
+
+def _conv_setup(ctx, inputs, *saved):
+    """Saves ``saved`` and the geometry of a convolution's ``inputs`` for its backward."""
+    _x, _weight, bias, stride, padding, dilation = inputs
+    ctx.save_for_backward(*saved)
+    ctx.geometry = (stride, padding, dilation)
+    ctx.has_bias = bias is not None
+
+
+def _conv_input_grads(ctx, backward, *tensors):
+    """Autograd's gradients of a convolution op: ``backward(*tensors, *geometry, mask)`` for
+    the inputs that need one (the bias only when there is one), None for the options."""
+    need_x, need_w, need_b = ctx.needs_input_grad[:3]
+    need_b = need_b and ctx.has_bias
+    dx, dw, db = _impl(ctx, backward)(*tensors, *ctx.geometry, [need_x, need_w, need_b])
+    return (dx if need_x else None, dw if need_w else None, db if need_b else None,
+            None, None, None)
+
+
 @_op("fastnn::conv2d_backward")
 def conv2d_backward(dy: Tensor, x: Tensor, weight: Tensor, stride: list[int],
                     padding: list[int], dilation: list[int],
@@ -276,21 +325,10 @@ def conv2d_backward(dy: Tensor, x: Tensor, weight: Tensor, stride: list[int],
     op = "conv2d_backward"
     _check_conv(op, x, weight, None)
     _check(op, "dy", dy, 4, x)
-    want_dx, want_dw, want_db = _mask(op, output_mask)
+    wants = _mask(op, output_mask)
     geometry = _geometry(op, stride, padding, dilation)
     dy_np = _nhwc(dy)
-    if want_dx:
-        dx, dx_np = _out_cl(tuple(x.shape), x.dtype)
-        ops.conv2d_backward_data(dy_np, _hwio(weight), dx_np.shape, **geometry, out=dx_np)
-    else:
-        dx = _nothing(x.dtype)
-    if want_dw:
-        o, i, kh, kw = weight.shape
-        dw = _oihw(ops.conv2d_backward_weights(dy_np, _nhwc(x), (kh, kw, i, o), **geometry))
-    else:
-        dw = _nothing(x.dtype)
-    db = torch.from_numpy(ops.bias_backward(dy_np)) if want_db else _nothing(x.dtype)
-    return dx, dw, db
+    return _conv_grads(dy_np, dy_np, x, weight, geometry, wants)
 
 
 @conv2d_backward.register_fake
@@ -298,28 +336,17 @@ def _(dy, x, weight, stride, padding, dilation, output_mask):
     op = "conv2d_backward"
     _check_conv(op, x, weight, None, fake=True)
     _check(op, "dy", dy, 4, x, fake=True)
-    want_dx, want_dw, want_db = _mask(op, output_mask)
-    nothing = x.new_empty(0)
-    return (_empty_cl(x.shape, x.dtype, x.device) if want_dx else nothing,
-            weight.new_empty(weight.shape) if want_dw else x.new_empty(0),
-            x.new_empty(weight.shape[0]) if want_db else x.new_empty(0))
+    return _fake_conv_grads(x, weight, _mask(op, output_mask))
 
 
 def _conv2d_setup(ctx, inputs, output):
-    x, weight, bias, stride, padding, dilation = inputs
-    ctx.save_for_backward(x, weight)
-    ctx.geometry = (stride, padding, dilation)
-    ctx.has_bias = bias is not None
+    x, weight = inputs[:2]
+    _conv_setup(ctx, inputs, x, weight)
 
 
 def _conv2d_grad(ctx, dy):
     x, weight = ctx.saved_tensors
-    need_x, need_w, need_b = ctx.needs_input_grad[:3]
-    need_b = need_b and ctx.has_bias
-    dx, dw, db = _impl(ctx, conv2d_backward)(dy, x, weight, *ctx.geometry,
-                                             [need_x, need_w, need_b])
-    return (dx if need_x else None, dw if need_w else None, db if need_b else None,
-            None, None, None)
+    return _conv_input_grads(ctx, conv2d_backward, dy, x, weight)
 
 
 _autograd(conv2d, _conv2d_grad, _conv2d_setup)
@@ -370,54 +397,31 @@ def conv2d_relu_max_pool2d_backward(dy: Tensor, y: Tensor, argmax: Tensor, x: Te
     _check_conv(op, x, weight, None)
     for name, t in (("dy", dy), ("y", y)):
         _check(op, name, t, 4, x)
-    want_dx, want_dw, want_db = _mask(op, output_mask)
+    wants = _mask(op, output_mask)
     geometry = _geometry(op, stride, padding, dilation)
     ho, wo = _conv_out(op, x, weight, stride, padding, dilation)
-    n, o = x.shape[0], weight.shape[0]
     masked = ops.relu_backward(_nhwc(dy), _nhwc(y))
-    dz = ops.max_pool2d_backward(masked, _nhwc(argmax), (n, ho, wo, o))
-    if want_dx:
-        dx, dx_np = _out_cl(tuple(x.shape), x.dtype)
-        ops.conv2d_backward_data(dz, _hwio(weight), dx_np.shape, **geometry, out=dx_np)
-    else:
-        dx = _nothing(x.dtype)
-    if want_dw:
-        _, i, kh, kw = weight.shape
-        dw = _oihw(ops.conv2d_backward_weights(dz, _nhwc(x), (kh, kw, i, o), **geometry))
-    else:
-        dw = _nothing(x.dtype)
-    db = torch.from_numpy(ops.bias_backward(masked)) if want_db else _nothing(x.dtype)
-    return dx, dw, db
+    dz = ops.max_pool2d_backward(masked, _nhwc(argmax), (x.shape[0], ho, wo, weight.shape[0]))
+    return _conv_grads(dz, masked, x, weight, geometry, wants)
 
 
 @conv2d_relu_max_pool2d_backward.register_fake
 def _(dy, y, argmax, x, weight, stride, padding, dilation, output_mask):
     op = "conv2d_relu_max_pool2d_backward"
     _check_conv(op, x, weight, None, fake=True)
-    want_dx, want_dw, want_db = _mask(op, output_mask)
-    return (_empty_cl(x.shape, x.dtype, x.device) if want_dx else x.new_empty(0),
-            weight.new_empty(weight.shape) if want_dw else x.new_empty(0),
-            x.new_empty(weight.shape[0]) if want_db else x.new_empty(0))
+    return _fake_conv_grads(x, weight, _mask(op, output_mask))
 
 
 def _fused_setup(ctx, inputs, output):
-    x, weight, bias, stride, padding, dilation = inputs
+    x, weight = inputs[:2]
     y, argmax = output
     ctx.mark_non_differentiable(argmax)
-    ctx.save_for_backward(x, weight, y, argmax)
-    ctx.geometry = (stride, padding, dilation)
-    ctx.has_bias = bias is not None
+    _conv_setup(ctx, inputs, x, weight, y, argmax)
 
 
 def _fused_grad(ctx, dy, _dargmax):
     x, weight, y, argmax = ctx.saved_tensors
-    need_x, need_w, need_b = ctx.needs_input_grad[:3]
-    need_b = need_b and ctx.has_bias
-    dx, dw, db = _impl(ctx, conv2d_relu_max_pool2d_backward)(dy, y, argmax, x, weight,
-                                                             *ctx.geometry,
-                                                             [need_x, need_w, need_b])
-    return (dx if need_x else None, dw if need_w else None, db if need_b else None,
-            None, None, None)
+    return _conv_input_grads(ctx, conv2d_relu_max_pool2d_backward, dy, y, argmax, x, weight)
 
 
 _autograd(conv2d_relu_max_pool2d, _fused_grad, _fused_setup)
@@ -570,17 +574,8 @@ _autograd(local_response_norm, _lrn_grad, _lrn_setup)
 # --------------------------------------------------------------------------- linear
 
 def _check_linear(op, x, weight, bias, activation, fake=False):
-    _check(op, "x", x, 2, fake=fake)
-    _check(op, "weight", weight, 2, x, fake)
-    if weight.shape[1] != x.shape[1]:
-        raise ValueError(f"fastnn::{op}: weight (out_features, in_features) = "
-                         f"{tuple(weight.shape)} must have in_features = {x.shape[1]}, the "
-                         f"columns of x {tuple(x.shape)}")
-    if bias is not None:
-        _check(op, "bias", bias, 1, x, fake)
-        if bias.shape[0] != weight.shape[0]:
-            raise ValueError(f"fastnn::{op}: bias must have shape ({weight.shape[0]},), got "
-                             f"{tuple(bias.shape)}")
+    _check_weight(op, x, weight, bias, 2, "(out_features, in_features)", "in_features",
+                  "columns", fake)
     if activation not in ACTIVATIONS:
         raise ValueError(f"fastnn::{op}: activation must be one of {ACTIVATIONS}, got "
                          f"{activation!r}")

@@ -83,15 +83,22 @@ def _buffers():
     return mantissa, bits_a, bits_b
 
 
+@njit(inline="always", **JIT)
+def _exp_chunk(x, first, count, scale):
+    """``exp(scale * |x[first + i]|)`` for ``i < count`` as three factors (_exp_parts):
+    ``mantissa[i] * power_a[i] * power_b[i]``."""
+    mantissa, bits_a, bits_b = _buffers()
+    for i in range(count):
+        _exp_parts(scale * abs(x[first + i]), mantissa, bits_a, bits_b, i)
+    return mantissa, bits_a.view(np.float32), bits_b.view(np.float32)
+
+
 @njit(**JIT)
 def _sigmoid32_serial(x, y):
     for chunk in range((x.size + _CHUNK - 1) // _CHUNK):  # not range(0, size, step):
         first = chunk * _CHUNK  # numba's stepped range defeats LLVM's vectoriser here
         count = min(_CHUNK, x.size - first)
-        mantissa, bits_a, bits_b = _buffers()
-        power_a, power_b = bits_a.view(np.float32), bits_b.view(np.float32)
-        for i in range(count):
-            _exp_parts(-abs(x[first + i]), mantissa, bits_a, bits_b, i)
+        mantissa, power_a, power_b = _exp_chunk(x, first, count, -_ONE)
         for i in range(count):
             v = x[first + i]
             e = mantissa[i] * power_a[i] * power_b[i]
@@ -104,10 +111,7 @@ def _tanh32_serial(x, y):
     for chunk in range((x.size + _CHUNK - 1) // _CHUNK):  # not range(0, size, step):
         first = chunk * _CHUNK  # numba's stepped range defeats LLVM's vectoriser here
         count = min(_CHUNK, x.size - first)
-        mantissa, bits_a, bits_b = _buffers()
-        power_a, power_b = bits_a.view(np.float32), bits_b.view(np.float32)
-        for i in range(count):
-            _exp_parts(-_TWO * abs(x[first + i]), mantissa, bits_a, bits_b, i)
+        mantissa, power_a, power_b = _exp_chunk(x, first, count, -_TWO)
         for i in range(count):
             v = x[first + i]
             a = abs(v)
@@ -123,19 +127,14 @@ def _tanh32_serial(x, y):
 # parallel drivers hand each thread one contiguous slice and call them.
 
 @njit(**PARALLEL)
-def _sigmoid32_kernel(x, y, slots):
+def _sigmoid_tanh32_kernel(x, y, tanh, slots):
     per = (x.size + slots - 1) // slots
     for s in prange(slots):
         first, stop = s * per, min(x.size, (s + 1) * per)
-        _sigmoid32_serial(x[first:stop], y[first:stop])
-
-
-@njit(**PARALLEL)
-def _tanh32_kernel(x, y, slots):
-    per = (x.size + slots - 1) // slots
-    for s in prange(slots):
-        first, stop = s * per, min(x.size, (s + 1) * per)
-        _tanh32_serial(x[first:stop], y[first:stop])
+        if tanh:
+            _tanh32_serial(x[first:stop], y[first:stop])
+        else:
+            _sigmoid32_serial(x[first:stop], y[first:stop])
 
 
 @njit(**PARALLEL)
@@ -183,8 +182,8 @@ class ActivationOps:
         sync_threads()
         out = alloc(out, x.shape, x.dtype)
         if x.dtype == np.float32 and code in (SIGMOID, TANH):
-            kernel = _sigmoid32_kernel if code == SIGMOID else _tanh32_kernel
-            kernel(flat(x), flat(out), max(1, min(numba.get_num_threads(), x.size // _CHUNK)))
+            _sigmoid_tanh32_kernel(flat(x), flat(out), code == TANH,
+                                   max(1, min(numba.get_num_threads(), x.size // _CHUNK)))
             return out
         t = x.dtype.type
         _activation_kernel(flat(x), flat(out), code, t(0), t(1))

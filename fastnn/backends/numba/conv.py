@@ -97,6 +97,14 @@ def _tile_product(tile, rows, weights, out, first, zero):
 
 
 @njit(inline="always", **JIT)
+def _tile_start(t, size, pixels, ho, wo):
+    """Tile ``t`` of ``size`` pixels (of ``pixels``, over ``ho x wo`` images): its first
+    pixel, its pixel count and the first pixel's ``(b, oh, ow)``."""
+    first = t * size
+    return first, min(size, pixels - first), first // (ho * wo), (first // wo) % ho, first % wo
+
+
+@njit(inline="always", **JIT)
 def _advance(b, oh, ow, ho, wo):
     """The pixel after ``(b, oh, ow)`` in row-major order (no division per pixel)."""
     ow += 1
@@ -121,11 +129,9 @@ def _conv_forward_kernel(x, weights, bias, has_bias, y, geometry, code, zero, on
     for s in prange(slots):
         tile = np.zeros((_TILE, depth), dtype=x.dtype)
         for t in range(s, tiles, slots):
-            first = t * _TILE
-            rows = min(_TILE, pixels - first)
+            first, rows, b, oh, ow = _tile_start(t, _TILE, pixels, ho, wo)
             if rows < _TILE:
                 tile[:, :] = zero
-            b, oh, ow = first // (ho * wo), (first // wo) % ho, first % wo
             for r in range(rows):
                 if r:
                     b, oh, ow = _advance(b, oh, ow, ho, wo)
@@ -157,9 +163,7 @@ def _conv_forward_direct_kernel(x, weights, bias, has_bias, y, geometry, code, z
     tiles = (pixels + _TILE - 1) // _TILE
     for s in prange(slots):
         for t in range(s, tiles, slots):
-            first = t * _TILE
-            rows = min(_TILE, pixels - first)
-            b, oh, ow = first // (ho * wo), (first // wo) % ho, first % wo
+            first, rows, b, oh, ow = _tile_start(t, _TILE, pixels, ho, wo)
             for r in range(rows):
                 if r:
                     b, oh, ow = _advance(b, oh, ow, ho, wo)
@@ -193,11 +197,9 @@ def _conv_backward_data_kernel(dy, weights, dx, geometry, zero, slots):
     for s in prange(slots):
         tile = np.zeros((_TILE, depth), dtype=dy.dtype)
         for t in range(s, tiles, slots):
-            first = t * _TILE
-            rows = min(_TILE, pixels - first)
+            first, rows, b, ih, iw = _tile_start(t, _TILE, pixels, h, w)
             if rows < _TILE:
                 tile[:, :] = zero
-            b, ih, iw = first // (h * w), (first // w) % h, first % w
             for r in range(rows):
                 if r:
                     b, ih, iw = _advance(b, ih, iw, h, w)
@@ -239,12 +241,10 @@ def _conv_backward_weights_kernel(dy, x, partial, geometry, zero):
         image = np.empty(_CHUNK, dtype=np.int64)
         source = np.empty(_CHUNK, dtype=np.int64)
         for chunk in range(s, chunks, slots):
-            first = chunk * _CHUNK
-            count = min(_CHUNK, pixels - first)
+            first, count, b, oh, ow = _tile_start(chunk, _CHUNK, pixels, ho, wo)
             if count < _CHUNK:
                 patches_t[:, :] = zero
                 dy_t[:, :] = zero
-            b, oh, ow = first // (ho * wo), (first // wo) % ho, first % wo
             for r in range(count):
                 if r:
                     b, oh, ow = _advance(b, oh, ow, ho, wo)
@@ -284,6 +284,21 @@ def _nhwc(a, layout):
     return a if layout == "NHWC" else np.ascontiguousarray(to_nhwc(a, layout))
 
 
+def _nhwc_out(out, shape, dtype, layout):
+    """Where an NHWC kernel writes its ``shape`` result: ``out`` itself (or a new array)
+    for NHWC, a scratch array to convert from otherwise."""
+    return alloc(out, shape, dtype) if layout == "NHWC" else np.empty(shape, dtype=dtype)
+
+
+def _in_layout(result, out, shape, layout):
+    """The NHWC ``result`` as the caller's ``layout`` (of ``shape``), in ``out`` if given."""
+    if layout == "NHWC":
+        return result
+    converted = alloc(out, shape, result.dtype)
+    converted[...] = from_nhwc(result, layout)
+    return converted
+
+
 def _geometry(kernel_hw, stride, padding, dilation, size):
     return (kernel_hw[0], kernel_hw[1], stride[0], stride[1], padding[0][0], padding[1][0],
             dilation[0], dilation[1], size[0], size[1])
@@ -300,10 +315,7 @@ class ConvOps:
         n, ho, wo, _ = conv_output_shape(x_nhwc.shape, w_hwio.shape, stride, padding, dilation,
                                          "NHWC")
         depth = kh * kw * c_in
-        if layout == "NHWC":
-            y = alloc(out, (n, ho, wo, c_out), x.dtype)
-        else:
-            y = np.empty((n, ho, wo, c_out), dtype=x.dtype)
+        y = _nhwc_out(out, (n, ho, wo, c_out), x.dtype, layout)
         t = x.dtype.type
         if y.size:
             if c_in < _DIRECT_BELOW:
@@ -317,11 +329,7 @@ class ConvOps:
             kernel(x_nhwc, weights, weights[0] if b is None else b, b is not None,
                    y.reshape(-1, c_out), _geometry((kh, kw), stride, padding, dilation, (ho, wo)),
                    ACTIVATION_CODES[activation], t(0), t(1), _slots(n * ho * wo))
-        if layout == "NHWC":
-            return y
-        result = alloc(out, (n, c_out, ho, wo), x.dtype)
-        result[...] = from_nhwc(y, layout)
-        return result
+        return _in_layout(y, out, (n, c_out, ho, wo), layout)
 
     def conv2d_backward_data(self, dy, w, x_shape, *, stride=1, padding=0, dilation=1,
                              layout="NHWC", out=None):
@@ -333,20 +341,13 @@ class ConvOps:
         # (c_in, kh*kw*c_out): what each input channel contributes to every (tap, c_out).
         weights = np.zeros((_round4(c_in), kh * kw * c_out), dtype=dy.dtype)
         weights[:c_in] = w_hwio.transpose(2, 0, 1, 3).reshape(c_in, -1)
-        if layout == "NHWC":
-            dx = alloc(out, (n, h, width, c_in), dy.dtype)
-        else:
-            dx = np.empty((n, h, width, c_in), dtype=dy.dtype)
+        dx = _nhwc_out(out, (n, h, width, c_in), dy.dtype, layout)
         t = dy.dtype.type
         if dx.size:
             _conv_backward_data_kernel(dy_nhwc, weights, dx.reshape(-1, c_in),
                                        _geometry((kh, kw), stride, padding, dilation,
                                                  (h, width)), t(0), _slots(n * h * width))
-        if layout == "NHWC":
-            return dx
-        result = alloc(out, tuple(x_shape), dy.dtype)
-        result[...] = from_nhwc(dx, layout)
-        return result
+        return _in_layout(dx, out, tuple(x_shape), layout)
 
     def conv2d_backward_weights(self, dy, x, w_shape, *, stride=1, padding=0, dilation=1,
                                 layout="NHWC", out=None):

@@ -33,6 +33,32 @@ def _power(s, beta, one):
     return s ** -beta
 
 
+@njit(inline="always", **JIT)
+def _nhwc_buffers(x, radius):
+    """A parallel block's buffers (NHWC): one pixel's zero-padded channel terms, and their
+    window sums."""
+    channels = x.shape[1]
+    return np.zeros(channels + 2 * radius, dtype=x.dtype), np.empty(channels, dtype=x.dtype)
+
+
+@njit(inline="always", **JIT)
+def _add_channel_window(padded, radius, window):
+    """NHWC: ``window[c] += padded[c + d]`` for the ``2 * radius + 1`` shifts ``d``."""
+    for d in range(2 * radius + 1):
+        for c in range(window.shape[0]):
+            window[c] += padded[c + d]
+
+
+@njit(inline="always", **JIT)
+def _plane_window(padded, c, radius, window, zero):
+    """NCHW: ``window[q]`` = the sum of ``padded[c + d, q]`` over the ``2 * radius + 1``
+    shifts ``d``: plane ``c``'s window over the zero-padded planes."""
+    window[:] = zero
+    for d in range(2 * radius + 1):
+        for q in range(window.shape[0]):
+            window[q] += padded[c + d, q]
+
+
 _BLOCK = 64  # pixels per parallel task: the window buffers are allocated once per block
 
 
@@ -40,15 +66,12 @@ _BLOCK = 64  # pixels per parallel task: the window buffers are allocated once p
 def _lrn_nhwc_kernel(x, y, scale, radius, bias, alpha, beta, zero, one):
     pixels, channels = x.shape
     for block in prange((pixels + _BLOCK - 1) // _BLOCK):
-        padded = np.zeros(channels + 2 * radius, dtype=x.dtype)
-        window = np.empty(channels, dtype=x.dtype)
+        padded, window = _nhwc_buffers(x, radius)
         for p in range(block * _BLOCK, min(pixels, (block + 1) * _BLOCK)):
             for c in range(channels):
                 padded[radius + c] = x[p, c] * x[p, c]
                 window[c] = zero
-            for d in range(2 * radius + 1):
-                for c in range(channels):
-                    window[c] += padded[c + d]
+            _add_channel_window(padded, radius, window)
             for c in range(channels):
                 s = bias + alpha * window[c]
                 scale[p, c] = s
@@ -59,15 +82,12 @@ def _lrn_nhwc_kernel(x, y, scale, radius, bias, alpha, beta, zero, one):
 def _lrn_backward_nhwc_kernel(dy, x, y, scale, dx, radius, alpha, beta, factor, zero, one):
     pixels, channels = x.shape
     for block in prange((pixels + _BLOCK - 1) // _BLOCK):
-        padded = np.zeros(channels + 2 * radius, dtype=x.dtype)
-        window = np.empty(channels, dtype=x.dtype)
+        padded, window = _nhwc_buffers(x, radius)
         for p in range(block * _BLOCK, min(pixels, (block + 1) * _BLOCK)):
             for c in range(channels):
                 padded[radius + c] = dy[p, c] * y[p, c] / scale[p, c]
                 window[c] = zero
-            for d in range(2 * radius + 1):
-                for c in range(channels):
-                    window[c] += padded[c + d]
+            _add_channel_window(padded, radius, window)
             for c in range(channels):
                 dx[p, c] = (dy[p, c] * _power(scale[p, c], beta, one)
                             - factor * x[p, c] * window[c])
@@ -83,10 +103,7 @@ def _lrn_nchw_kernel(x, y, scale, radius, bias, alpha, beta, zero, one):
                 padded[radius + c, q] = x[n, c, q] * x[n, c, q]
         window = np.empty(pixels, dtype=x.dtype)
         for c in range(channels):
-            window[:] = zero
-            for d in range(2 * radius + 1):
-                for q in range(pixels):
-                    window[q] += padded[c + d, q]
+            _plane_window(padded, c, radius, window, zero)
             for q in range(pixels):
                 s = bias + alpha * window[q]
                 scale[n, c, q] = s
@@ -103,10 +120,7 @@ def _lrn_backward_nchw_kernel(dy, x, y, scale, dx, radius, alpha, beta, factor, 
                 padded[radius + c, q] = dy[n, c, q] * y[n, c, q] / scale[n, c, q]
         window = np.empty(pixels, dtype=x.dtype)
         for c in range(channels):
-            window[:] = zero
-            for d in range(2 * radius + 1):
-                for q in range(pixels):
-                    window[q] += padded[c + d, q]
+            _plane_window(padded, c, radius, window, zero)
             for q in range(pixels):
                 dx[n, c, q] = (dy[n, c, q] * _power(scale[n, c, q], beta, one)
                                - factor * x[n, c, q] * window[q])

@@ -1,0 +1,16 @@
+// One bind_* function per op family of fastnn._cuda (csrc/python/<family>_cuda.cpp);
+// module_cuda.cpp calls each of them.
+#pragma once
+
+#include <pybind11/pybind11.h>
+
+namespace fastnn::python::device {
+
+void bind_activations(pybind11::module_& m);
+void bind_gemm(pybind11::module_& m);
+void bind_conv(pybind11::module_& m);
+void bind_pool(pybind11::module_& m);
+void bind_lrn(pybind11::module_& m);
+void bind_elementwise(pybind11::module_& m);
+
+}  // namespace fastnn::python::device
