@@ -130,32 +130,17 @@ def _native_fn(batch, training):
 CLOCK = {"clock": time.perf_counter}
 
 
-def _timed(fn, seconds: float) -> float:
-    """Seconds per call over a batch of calls lasting about ``seconds`` (of ``CLOCK``)."""
-    clock = CLOCK["clock"]
-    fn()
-    loops, start = 0, clock()
-    while True:
-        fn()
-        loops += 1
-        elapsed = clock() - start
-        if elapsed >= seconds:
-            return elapsed / loops
-
-
 def interleaved(fns: dict, rounds: int, seconds: float, settle: float = 0.25) -> dict:
     """Per variant, the list of seconds per call, one per round (turns rotating)."""
-    names = list(fns)
-    times = {n: [] for n in names}
-    for r in range(rounds):
-        for name in names[r % len(names):] + names[:r % len(names)]:
-            time.sleep(settle)
-            times[name].append(_timed(fns[name], seconds))
-    return times
+    from fastnn.bench.timing import time_rounds
+
+    return time_rounds(fns, rounds, seconds, settle=settle, clock=CLOCK["clock"])
 
 
 def _median_ratio(num: list, den: list) -> float:
-    return statistics.median(a / b for a, b in zip(num, den))
+    from fastnn.bench.timing import median_ratio
+
+    return median_ratio(num, den)
 
 
 # --------------------------------------------------------------------------- per-op cases

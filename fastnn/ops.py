@@ -1123,13 +1123,16 @@ def sgd_update(param, grad, velocity=None, *, lr: float, momentum: float = 0.0,
 
 
 def adam_update(param, grad, m, v, *, step: int, lr: float = 1e-3, beta1: float = 0.9,
-                beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.0) -> None:
+                beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.0,
+                bias_correction: bool = True) -> None:
     """One Adam step (Kingma and Ba), in place: ``param``, ``m``, ``v`` updated, ``grad`` zeroed.
 
     ``g = grad + weight_decay * param`` (L2, as TFLearn's regularizer adds it);
     ``m = beta1 * m + (1 - beta1) * g``; ``v = beta2 * v + (1 - beta2) * g**2``;
     ``param -= lr * (m / (1 - beta1**step)) / (sqrt(v / (1 - beta2**step)) + eps)``.
-    ``step`` counts updates from 1.
+    ``step`` counts updates from 1. With ``bias_correction=False`` the two divisions by
+    ``1 - beta**step`` are left out (``param -= lr * m / (sqrt(v) + eps)``), for callers
+    that fold the correction into ``lr`` themselves, as Thinc's optimizer does.
 
     Example
     -------
@@ -1150,7 +1153,7 @@ def adam_update(param, grad, m, v, *, step: int, lr: float = 1e-3, beta1: float 
     _param_and_grad(op, param, grad, ("m", m), ("v", v))
     _dispatch(op, param, grad, m, v).adam_update(
         param, grad, m, v, step=int(step), lr=lr, beta1=beta1, beta2=beta2, eps=eps,
-        weight_decay=weight_decay)
+        weight_decay=weight_decay, bias_correction=bool(bias_correction))
 
 
 def _signature_table() -> dict[str, Any]:

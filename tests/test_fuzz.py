@@ -550,7 +550,8 @@ def optimizer_case(draw, op):
     return Case(op, (param, grad, state[0], state[1]),
                 {"step": step, "lr": lr, "beta1": draw(st.sampled_from([0.9, 0.0])),
                  "beta2": draw(st.sampled_from([0.999, 0.5])),
-                 "eps": draw(st.sampled_from([1e-8, 0.0])), "weight_decay": wd}, (0, 1, 2, 3))
+                 "eps": draw(st.sampled_from([1e-8, 0.0])), "weight_decay": wd,
+                 "bias_correction": draw(st.booleans())}, (0, 1, 2, 3))
 
 
 STRATEGIES: dict[str, Callable[[], st.SearchStrategy]] = {

@@ -400,12 +400,14 @@ for momentum, nesterov, decay in [(0.0, False, 0.0), (0.9, False, 0.0), (0.9, Tr
         return (randn(rng, shape, dtype), randn(rng, shape, dtype), velocity), dict(
             lr=0.1, momentum=momentum, weight_decay=decay, nesterov=nesterov)
 
-for step, decay, size in [(1, 0.0, 1), (7, 1e-3, 1000), (3, 0.0, 100_003)]:
-    @case(f"step{step}-wd{decay}-{size}", "adam_update", inplace=True)
-    def _(rng, dtype, step=step, decay=decay, size=size):
+for step, decay, size, correct in [(1, 0.0, 1, True), (7, 1e-3, 1000, True),
+                                   (3, 0.0, 100_003, True), (5, 0.0, 1000, False)]:
+    @case(f"step{step}-wd{decay}-{size}" + ("" if correct else "-uncorrected"), "adam_update",
+          inplace=True)
+    def _(rng, dtype, step=step, decay=decay, size=size, correct=correct):
         return (randn(rng, (size,), dtype), randn(rng, (size,), dtype),
                 randn(rng, (size,), dtype) * 0.1, rng.random(size).astype(dtype) * 0.1), dict(
-            step=step, lr=0.01, weight_decay=decay)
+            step=step, lr=0.01, weight_decay=decay, bias_correction=correct)
 
 
 # ------------------------------------------------------------------ the tests

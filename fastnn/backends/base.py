@@ -37,7 +37,8 @@ class Backend:
     # Op name -> a native entry point that takes the backend method's arrays positionally
     # (``out`` given), validates every argument itself and raises TypeError or ValueError
     # before it writes anything. :mod:`fastnn.ops` calls these directly for plain arguments
-    # (a few microseconds less per call) and takes its full path for anything they refuse.
+    # (a few microseconds less per call) and takes its full path for anything they refuse;
+    # so does :class:`fastnn.thinc.FastnnOps` (Thinc calls ops on arrays of a few elements).
     native_entries: dict = {}
 
     def accepts(self, array) -> bool:

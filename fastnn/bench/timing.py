@@ -58,6 +58,41 @@ def time_interleaved(fns: dict[str, Callable[[], object]], *, min_time=0.2, repe
     return best
 
 
+def timed_batch(fn: Callable[[], object], seconds: float, clock=time.perf_counter) -> float:
+    """Seconds per call (of ``clock``) over calls of ``fn`` lasting about ``seconds``, after
+    one untimed call."""
+    fn()
+    loops, start = 0, clock()
+    while True:
+        fn()
+        loops += 1
+        elapsed = clock() - start
+        if elapsed >= seconds:
+            return elapsed / loops
+
+
+def time_rounds(fns: dict[str, Callable[[], object]], rounds: int, seconds: float, *,
+                settle: float = SETTLE_SECONDS, clock=time.perf_counter) -> dict[str, list]:
+    """Per function, its seconds per call in each of ``rounds`` rounds: the functions take
+    turns (the order rotating, ``settle`` seconds before each turn), so that a median over
+    rounds, and the median of per-round ratios (:func:`median_ratio`), compare them under
+    the same conditions on a machine whose speed drifts."""
+    names = list(fns)
+    times: dict[str, list] = {n: [] for n in names}
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            time.sleep(settle)
+            times[name].append(timed_batch(fns[name], seconds, clock))
+    return times
+
+
+def median_ratio(num: list, den: list) -> float:
+    """The median over rounds of ``num[i] / den[i]``."""
+    import statistics
+
+    return statistics.median(a / b for a, b in zip(num, den))
+
+
 def pin_threads(n: int):
     """Pin fastnn, BLAS/OpenMP (threadpoolctl) and torch to ``n`` threads, and JAX too when
     it is not imported yet (XLA reads its thread count from the environment at start-up;

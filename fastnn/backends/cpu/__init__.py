@@ -31,4 +31,6 @@ class CpuBackend(DenseOps, ConvOps, PoolOps, ActivationOps, LossOps, LrnOps, Dro
     def __init__(self, native):
         self._C = native
         # The bindings check dtypes, shapes, layout and alignment before they compute.
-        self.native_entries = {"gemm": native.gemm, "linear": native.linear}
+        self.native_entries = {name: getattr(native, name) for name in (
+            "gemm", "linear", "relu", "relu_backward", "sigmoid", "sigmoid_backward", "tanh",
+            "tanh_backward")}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from fastnn.backends.reference.optim import adam_scales
+
 
 class OptimizerOps:
     _C = None  # set by CpuBackend.__init__
@@ -11,6 +13,6 @@ class OptimizerOps:
         self._C.sgd_update(param, grad, velocity, lr, momentum, weight_decay, nesterov)
 
     def adam_update(self, param, grad, m, v, *, step, lr=1e-3, beta1=0.9, beta2=0.999,
-                    eps=1e-8, weight_decay=0.0):
+                    eps=1e-8, weight_decay=0.0, bias_correction=True):
         self._C.adam_update(param, grad, m, v, lr, beta1, beta2, eps, weight_decay,
-                            1.0 / (1.0 - beta1**step), 1.0 / (1.0 - beta2**step))
+                            *adam_scales(step, beta1, beta2, bias_correction))

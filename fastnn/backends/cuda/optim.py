@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastnn.backends.cuda.common import CudaOps
+from fastnn.backends.reference.optim import adam_scales
 
 
 class OptimizerOps(CudaOps):
@@ -12,7 +13,7 @@ class OptimizerOps(CudaOps):
                               weight_decay, bool(nesterov), self._stream())
 
     def adam_update(self, param, grad, m, v, *, step, lr=1e-3, beta1=0.9, beta2=0.999,
-                    eps=1e-8, weight_decay=0.0):
+                    eps=1e-8, weight_decay=0.0, bias_correction=True):
         self._cuda.adam_update(param, grad, m, v, lr, beta1, beta2, eps, weight_decay,
-                               1.0 / (1.0 - beta1**step), 1.0 / (1.0 - beta2**step),
+                               *adam_scales(step, beta1, beta2, bias_correction),
                                self._stream())

@@ -11,6 +11,7 @@ import numpy as np
 from numba import njit, prange
 
 from fastnn.backends.numba.common import PARALLEL, flat, sync_threads
+from fastnn.backends.reference.optim import adam_scales
 
 
 @njit(**PARALLEL)
@@ -54,9 +55,10 @@ class OptimizerOps:
                     t(lr), t(momentum), t(weight_decay), use_momentum, bool(nesterov), t(0))
 
     def adam_update(self, param, grad, m, v, *, step, lr=1e-3, beta1=0.9, beta2=0.999,
-                    eps=1e-8, weight_decay=0.0):
+                    eps=1e-8, weight_decay=0.0, bias_correction=True):
         sync_threads()
         t = param.dtype.type
+        m_scale, v_scale = adam_scales(step, beta1, beta2, bias_correction)
         _adam_kernel(flat(param), flat(grad), flat(m), flat(v), t(lr), t(beta1), t(1 - beta1),
-                     t(beta2), t(1 - beta2), t(1.0 / (1.0 - beta1**step)),
-                     t(1.0 / (1.0 - beta2**step)), t(eps), t(weight_decay), t(0))
+                     t(beta2), t(1 - beta2), t(m_scale), t(v_scale), t(eps), t(weight_decay),
+                     t(0))

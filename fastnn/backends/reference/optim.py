@@ -5,6 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 
+def adam_scales(step, beta1, beta2, bias_correction):
+    """Adam's bias corrections ``1 / (1 - beta**step)`` for ``m`` and ``v`` (1 and 1 without
+    them): every backend's kernel takes the two factors from here."""
+    if not bias_correction:
+        return 1.0, 1.0
+    return 1.0 / (1.0 - beta1**step), 1.0 / (1.0 - beta2**step)
+
+
 class OptimizerOps:
     def sgd_update(self, param, grad, velocity=None, *, lr, momentum=0.0, weight_decay=0.0,
                    nesterov=False):
@@ -25,7 +33,7 @@ class OptimizerOps:
         grad[...] = 0
 
     def adam_update(self, param, grad, m, v, *, step, lr=1e-3, beta1=0.9, beta2=0.999,
-                    eps=1e-8, weight_decay=0.0):
+                    eps=1e-8, weight_decay=0.0, bias_correction=True):
         t = param.dtype.type
         if weight_decay:
             grad += t(weight_decay) * param
@@ -33,7 +41,6 @@ class OptimizerOps:
         m += t(1 - beta1) * grad
         v *= t(beta2)
         v += t(1 - beta2) * np.square(grad)
-        m_scale = t(1.0 / (1.0 - beta1**step))
-        v_scale = t(1.0 / (1.0 - beta2**step))
+        m_scale, v_scale = (t(s) for s in adam_scales(step, beta1, beta2, bias_correction))
         param -= t(lr) * (m * m_scale) / (np.sqrt(v * v_scale) + t(eps))
         grad[...] = 0
