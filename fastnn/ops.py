@@ -1166,18 +1166,22 @@ def _lengths(op: str, lengths, rows: Optional[int], *, positive: bool = False,
     (> 0 with ``positive``), and their sum, which must be ``rows`` (the rows of ``what``)
     unless ``rows`` is None."""
     lengths = _int_array(op, "lengths", lengths, ndim=1)
-    total = 0
-    if lengths.size:
-        low, high = int(lengths.min()), int(lengths.max())
-        if low < (1 if positive else 0):
-            rule = "> 0 (a maximum over no rows is undefined)" if positive else ">= 0"
-            raise ValueError(f"{op}: lengths must all be {rule}, got {low}")
-        if high >= _MAX_ELEMENTS // lengths.size:  # the int64 sum could wrap: Python ints
-            total = sum(int(v) for v in lengths.tolist())
-        else:
+    if lengths.size <= 64:  # a few sequences: Python ints are quicker than NumPy reductions
+        values = lengths.tolist()
+        low, total = min(values, default=0), sum(values)
+    else:
+        low = int(lengths.min())
+        if lengths.dtype.itemsize <= 4 and lengths.size < 2**32:
+            total = int(lengths.sum())  # int64 sums of 32-bit values cannot wrap here
+        elif int(lengths.max()) < _MAX_ELEMENTS // lengths.size:
             total = int(lengths.sum())
+        else:  # the int64 sum could wrap: Python ints (only absurd lengths are so large)
+            total = sum(int(v) for v in lengths.tolist())
+    if lengths.size and low < (1 if positive else 0):
+        rule = "> 0 (a maximum over no rows is undefined)" if positive else ">= 0"
+        raise ValueError(f"{op}: lengths must all be {rule}, got {low}")
     if rows is not None and total != rows:
-        raise ValueError(f"{op}: lengths must sum to the {rows} rows of {what}, got {total}")
+        raise ValueError(f"{op}: lengths must sum to the rows of {what} ({rows}), got {total}")
     if total >= _MAX_ELEMENTS:
         raise ValueError(f"{op}: lengths sum to {total}, more rows than any machine can hold")
     return _contiguous(lengths.astype(np.int64, copy=False)), total
@@ -1229,6 +1233,9 @@ def maxout(x):
     if x.shape[2] < 1:
         raise ValueError(f"{op}: x must have at least one piece (a last axis of size >= 1), "
                          f"got shape {tuple(x.shape)}")
+    if x.shape[2] >= OPTION_LIMIT:
+        raise ValueError(f"{op}: x must have fewer than 2**31 pieces (which is int32), got "
+                         f"shape {tuple(x.shape)}")
     return _dispatch(op, x).maxout(x)
 
 
@@ -1409,8 +1416,8 @@ def reduce_max(x, lengths):
     """
     op = "reduce_max"
     x = _float(op, "x", x, ndim=2)
-    lengths, _ = _lengths(op, lengths, x.shape[0], positive=True)
-    if lengths.size and int(lengths.max()) >= OPTION_LIMIT:
+    lengths, total = _lengths(op, lengths, x.shape[0], positive=True)
+    if total >= OPTION_LIMIT and int(lengths.max()) >= OPTION_LIMIT:
         raise ValueError(f"{op}: lengths must be < 2**31 (which is int32), got "
                          f"{int(lengths.max())}")
     return _dispatch(op, x, lengths).reduce_max(x, lengths)

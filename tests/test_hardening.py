@@ -310,6 +310,12 @@ def test_index_arrays_outside_their_range_are_refused_alike(name):
         raises_everywhere(name, ValueError, r"in row 2, outside \[0, 4\) \(the length of "
                           r"sequence 2\)", "reduce_max_backward", dy, which,
                           np.array([3, 1, 4]))
+    # Past the first vector of units, and two bad ones: the first in flat order is named.
+    for pieces in (2, 3, 4, 6):
+        which = np.zeros((5, 40), np.int32)
+        which[3, 17], which[4, 2] = pieces + 1, -2
+        raises_everywhere(name, ValueError, rf"which holds {pieces + 1}, outside \[0, {pieces}\)",
+                          "maxout_backward", np.ones((5, 40), f32), which, pieces)
     table = np.ones((5, 2), f32)
     for indices in (np.array([[0, 1], [5, -1]]), np.array([[0, -3], [5, 9]], np.int32),
                     np.array([[4, 5]], np.uint32), np.array([[2**63 + 5]], np.uint64)):
