@@ -106,6 +106,7 @@ ACTIVATIONS = (None, "relu", "sigmoid", "tanh")
 LAYOUTS = ("NHWC", "NCHW")
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 _F32, _F64 = _FLOATS  # the canonical (native byte order) dtype objects
+_I64 = np.dtype(np.int64)
 _BASE_ACCEPTS = _backends.Backend.accepts
 _MAX_ELEMENTS = 2**59  # any more float64 elements than this overflow a 64-bit byte count
 
@@ -1165,10 +1166,11 @@ def _lengths(op: str, lengths, rows: Optional[int], *, positive: bool = False,
     """``(lengths, total)``: the sequence lengths as a C-contiguous int64 array, each >= 0
     (> 0 with ``positive``), and their sum, which must be ``rows`` (the rows of ``what``)
     unless ``rows`` is None."""
-    lengths = _int_array(op, "lengths", lengths, ndim=1)
+    if not (type(lengths) is np.ndarray and lengths.ndim == 1 and lengths.dtype.kind in "iu"):
+        lengths = _int_array(op, "lengths", lengths, ndim=1)
     if lengths.size <= 64:  # a few sequences: Python ints are quicker than NumPy reductions
         values = lengths.tolist()
-        low, total = min(values, default=0), sum(values)
+        low, total = (min(values), sum(values)) if values else (0, 0)
     else:
         low = int(lengths.min())
         if lengths.dtype.itemsize <= 4 and lengths.size < 2**32:
@@ -1184,6 +1186,9 @@ def _lengths(op: str, lengths, rows: Optional[int], *, positive: bool = False,
         raise ValueError(f"{op}: lengths must sum to the rows of {what} ({rows}), got {total}")
     if total >= _MAX_ELEMENTS:
         raise ValueError(f"{op}: lengths sum to {total}, more rows than any machine can hold")
+    if type(lengths) is np.ndarray and lengths.dtype is _I64 and lengths.flags.c_contiguous \
+            and lengths.flags.aligned:
+        return lengths, total
     return _contiguous(lengths.astype(np.int64, copy=False)), total
 
 

@@ -254,7 +254,7 @@ TABLE.update({
         {0: "dy", 1: "which", 2: "lengths", 3: "out"}, (3,),
         [("which-past-end", {1: np.ones((3, 4), np.int32)}),
          ("which-negative", {1: np.full((3, 4), -1, np.int32)}),
-         ("zero-length", {2: _lengths(2, 0, 4)})],
+         ("zero-length", {2: _lengths(2, 0, 4)}), ("out-is-zero-not-bool", {4: "yes"})],
         shape_cases={0: (4, 4), 2: (3, 1)}, wrong_dtypes={1: np.int64}),
     "gather_add": Entry(
         lambda: [_rand(5, 4), np.array([[0, 4], [1, 1], [3, 2]], np.int32),

@@ -175,13 +175,13 @@ void reduce_max_forward(const T* x, T* y, int32_t* which, const int64_t* offsets
 
 template <typename T>
 int64_t reduce_max_backward(const T* dy, const int32_t* which, T* dx, const int64_t* offsets, int64_t batch,
-                            int64_t cols) {
+                            int64_t cols, bool zeroed) {
   std::atomic<int64_t> first{-1};
   for_each_part<T>(offsets, batch, cols, get_num_threads(), [&](int64_t b0, int64_t b1, int64_t c0, int64_t c1) {
     int64_t bad = -1;
     for (int64_t b = b0; b < b1; ++b) {
       const int64_t start = offsets[b], length = offsets[b + 1] - start;
-      for (int64_t r = start; r < start + length; ++r) {
+      for (int64_t r = start; !zeroed && r < start + length; ++r) {
         std::memset(dx + r * cols + c0, 0, sizeof(T) * static_cast<size_t>(c1 - c0));
       }
       for (int64_t c = c0; c < c1; ++c) {
@@ -221,7 +221,7 @@ int64_t gather_add(const T* table, const Index* indices, T* out, int64_t table_r
   template void reduce_sum_forward<T>(const T*, T*, const int64_t*, int64_t, int64_t, bool);              \
   template void reduce_sum_backward<T>(const T*, T*, const int64_t*, int64_t, int64_t, bool);             \
   template void reduce_max_forward<T>(const T*, T*, int32_t*, const int64_t*, int64_t, int64_t);          \
-  template int64_t reduce_max_backward<T>(const T*, const int32_t*, T*, const int64_t*, int64_t, int64_t); \
+  template int64_t reduce_max_backward<T>(const T*, const int32_t*, T*, const int64_t*, int64_t, int64_t, bool); \
   template int64_t gather_add<T, int32_t>(const T*, const int32_t*, T*, int64_t, int64_t, int64_t, int64_t); \
   template int64_t gather_add<T, uint32_t>(const T*, const uint32_t*, T*, int64_t, int64_t, int64_t, int64_t); \
   template int64_t gather_add<T, int64_t>(const T*, const int64_t*, T*, int64_t, int64_t, int64_t, int64_t);

@@ -51,11 +51,12 @@ void reduce_sum_backward(const T* dy, T* dx, const int64_t* offsets, int64_t bat
 template <typename T>
 void reduce_max_forward(const T* x, T* y, int32_t* which, const int64_t* offsets, int64_t batch, int64_t cols);
 
-// dx = 0, then dx[offsets[b] + which[b, c], c] = dy[b, c]; which[b, c] must lie
+// dx = 0 (unless the caller says it is, `zeroed`: a fresh calloc'ed buffer costs less
+// than a memset), then dx[offsets[b] + which[b, c], c] = dy[b, c]; which[b, c] must lie
 // in [0, length of b).
 template <typename T>
 int64_t reduce_max_backward(const T* dy, const int32_t* which, T* dx, const int64_t* offsets, int64_t batch,
-                            int64_t cols);
+                            int64_t cols, bool zeroed);
 
 // out[b] = sum over k of table[indices[b, k]] (in k order); every index must
 // lie in [0, table_rows).  Index is int32_t, uint32_t or int64_t.

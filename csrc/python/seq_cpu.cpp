@@ -199,7 +199,8 @@ void reduce_max(const py::array& x, const py::array& lengths, py::array& y, py::
   });
 }
 
-void reduce_max_backward(const py::array& dy, const py::array& which, const py::array& lengths, py::array& dx) {
+void reduce_max_backward(const py::array& dy, const py::array& which, const py::array& lengths, py::array& dx,
+                         bool out_is_zero) {
   const char* op = "reduce_max_backward";
   dispatch_float(dtype_of(dy, op, "dy"), [&](auto tag) {
     using T = decltype(tag);
@@ -214,7 +215,7 @@ void reduce_max_backward(const py::array& dy, const py::array& which, const py::
     int64_t bad;
     {
       py::gil_scoped_release release;
-      bad = cpu::reduce_max_backward<T>(dyp, wp, dxp, ragged.offsets(), ragged.batch(), dy.shape(1));
+      bad = cpu::reduce_max_backward<T>(dyp, wp, dxp, ragged.offsets(), ragged.batch(), dy.shape(1), out_is_zero);
     }
     if (bad >= 0) {
       const int64_t b = bad / dy.shape(1);
@@ -280,7 +281,8 @@ void bind_seq(py::module_& m) {
         }, py::arg("dy"), py::arg("lengths"), py::arg("out"));
   m.def("reduce_max", &reduce_max, py::arg("x"), py::arg("lengths"), py::arg("y"), py::arg("which"));
   m.def("reduce_max_backward", &reduce_max_backward, py::arg("dy"), py::arg("which"), py::arg("lengths"),
-        py::arg("out"));
+        py::arg("out"), py::arg("out_is_zero") = false,
+        "out = 0 (skipped when out_is_zero: a fresh np.zeros buffer), then each sequence's dy at its which.");
   m.def("gather_add", &gather_add, py::arg("table"), py::arg("indices"), py::arg("out"),
         "out[b] = the sum of table[indices[b, k]] over k (int32, uint32 or int64 indices).");
 }

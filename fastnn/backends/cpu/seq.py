@@ -64,8 +64,14 @@ class SeqOps:
         return y, which
 
     def reduce_max_backward(self, dy, which, lengths, *, out=None):
-        dx = np.empty((int(lengths.sum()), dy.shape[1]), dy.dtype) if out is None else out
-        self._C.reduce_max_backward(dy, which, lengths, dx)
+        # On one thread a fresh np.zeros buffer (calloc: zero pages from the OS, faulted in
+        # as the scatter touches them) costs less than the kernel's memset of np.empty's
+        # memory (2,000 x 96: 16 against 22 us). On two, the threads' page faults serialise
+        # and it costs twice the memset (26 against 18 us; 83 against 40 at 2,000 x 300).
+        shape = (int(lengths.sum()), dy.shape[1])
+        zeroed = out is None and self._C.get_num_threads() == 1
+        dx = out if out is not None else (np.zeros if zeroed else np.empty)(shape, dy.dtype)
+        self._C.reduce_max_backward(dy, which, lengths, dx, zeroed)
         return dx
 
     def gather_add(self, table, indices, *, out=None):
