@@ -9,7 +9,11 @@ same bad input.
 Conventions
 -----------
 * Arrays are NumPy arrays (CuPy arrays on the ``cuda`` backend), float32 or float64; all
-  float inputs of one call share a dtype. Integer outputs (argmax indices) are int64.
+  float inputs of one call share a dtype. Integer outputs (argmax indices) are int64, except
+  the ``which`` of the sequence ops (:func:`maxout`, :func:`reduce_max`), int32 as in Thinc.
+* Ragged batches (the sequence ops) are a 2-D array of all rows, sequence after sequence,
+  and ``lengths``, one integer per sequence (any integer dtype, any layout), which must be
+  non-negative (positive for :func:`reduce_max`) and sum to the array's rows.
 * Images are NHWC and conv weights HWIO ``(kh, kw, c_in, c_out)``; ``layout="NCHW"``
   takes NCHW images and OIHW weights instead.
 * A forward op returns whatever its backward needs (argmax, LRN scale, probabilities);
@@ -81,6 +85,7 @@ from fastnn._shapes import (
     pool_output_shape,
     resolve_padding,
 )
+from fastnn.backends.base import index_out_of_range
 
 __all__ = [
     "gemm", "linear",
@@ -94,12 +99,16 @@ __all__ = [
     "local_response_norm", "local_response_norm_backward",
     "dropout", "dropout_backward",
     "sgd_update", "adam_update",
+    "maxout", "maxout_backward", "seq2col", "seq2col_backward",
+    "reduce_sum", "reduce_sum_backward", "reduce_mean", "reduce_mean_backward",
+    "reduce_max", "reduce_max_backward", "gather_add",
 ]
 
 ACTIVATIONS = (None, "relu", "sigmoid", "tanh")
 LAYOUTS = ("NHWC", "NCHW")
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 _F32, _F64 = _FLOATS  # the canonical (native byte order) dtype objects
+_I64 = np.dtype(np.int64)
 _BASE_ACCEPTS = _backends.Backend.accepts
 _MAX_ELEMENTS = 2**59  # any more float64 elements than this overflow a 64-bit byte count
 
@@ -1154,6 +1163,362 @@ def adam_update(param, grad, m, v, *, step: int, lr: float = 1e-3, beta1: float 
     _dispatch(op, param, grad, m, v).adam_update(
         param, grad, m, v, step=int(step), lr=lr, beta1=beta1, beta2=beta2, eps=eps,
         weight_decay=weight_decay, bias_correction=bool(bias_correction))
+
+
+# --------------------------------------------------------------------------- sequences
+
+# The hot paths of Thinc and spaCy's models (Thinc's ``Ops.maxout``, ``seq2col``,
+# ``reduce_*``, ``gather_add`` and their ``backprop_*``), with Thinc 9's semantics. Index
+# arrays a backward op scatters to (``which``) or a gather reads (``indices``) are checked
+# by each backend while it works, as max_pool2d_backward's argmax (a pass over them up front
+# would cost as much as these ops): the same ValueError, naming the first bad value.
+
+def _size_option(op: str, name: str, value, *, minimum: int) -> int:
+    """An int option (Python or NumPy integer) in ``[minimum, 2**31)``."""
+    if not isinstance(value, numbers.Integral) or isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{op}: {name} must be an int, got {value!r}")
+    value = int(value)
+    if value < minimum:
+        raise ValueError(f"{op}: {name} must be >= {minimum}, got {value!r}")
+    if value >= OPTION_LIMIT:
+        raise ValueError(f"{op}: {name} must be < 2**31, got {value!r}")
+    return value
+
+
+def _int_array(op: str, name: str, a, *, ndim: int):
+    """An integer array argument of rank ``ndim`` (any integer dtype, not yet converted;
+    an empty list is taken as integers)."""
+    given = a
+    a = _as_array(op, name, a)
+    if a.size == 0 and not hasattr(given, "dtype"):
+        a = a.astype(np.int64)
+    if a.dtype.kind not in "iu":
+        raise TypeError(f"{op}: {name} must be an integer array, got {a.dtype}")
+    if a.ndim != ndim:
+        raise ValueError(f"{op}: {name} must be {ndim}-D, got shape {tuple(a.shape)}")
+    return a
+
+
+def _lengths(op: str, lengths, rows: Optional[int], *, positive: bool = False,
+             what: str = "x"):
+    """``(lengths, total)``: the sequence lengths as a C-contiguous int64 array, each >= 0
+    (> 0 with ``positive``), and their sum, which must be ``rows`` (the rows of ``what``)
+    unless ``rows`` is None."""
+    if not (type(lengths) is np.ndarray and lengths.ndim == 1 and lengths.dtype.kind in "iu"):
+        lengths = _int_array(op, "lengths", lengths, ndim=1)
+    if lengths.size <= 64:  # a few sequences: Python ints are quicker than NumPy reductions
+        values = lengths.tolist()
+        low, total = (min(values), sum(values)) if values else (0, 0)
+    else:
+        low = int(lengths.min())
+        if lengths.dtype.itemsize <= 4 and lengths.size < 2**32:
+            total = int(lengths.sum())  # int64 sums of 32-bit values cannot wrap here
+        elif int(lengths.max()) < _MAX_ELEMENTS // lengths.size:
+            total = int(lengths.sum())
+        else:  # the int64 sum could wrap: Python ints (only absurd lengths are so large)
+            total = sum(int(v) for v in lengths.tolist())
+    if lengths.size and low < (1 if positive else 0):
+        rule = "> 0 (a maximum over no rows is undefined)" if positive else ">= 0"
+        raise ValueError(f"{op}: lengths must all be {rule}, got {low}")
+    if rows is not None and total != rows:
+        raise ValueError(f"{op}: lengths must sum to the rows of {what} ({rows}), got {total}")
+    if total >= _MAX_ELEMENTS:
+        raise ValueError(f"{op}: lengths sum to {total}, more rows than any machine can hold")
+    if type(lengths) is np.ndarray and lengths.dtype is _I64 and lengths.flags.c_contiguous \
+            and lengths.flags.aligned:
+        return lengths, total
+    return _contiguous(lengths.astype(np.int64, copy=False)), total
+
+
+def _seq_lengths(op: str, lengths, like, what: str):
+    """seq2col's lengths: None is one sequence of all of ``like``'s rows."""
+    rows = like.shape[0]
+    if lengths is not None:
+        return _lengths(op, lengths, rows, what=what)[0]
+    if isinstance(like, np.ndarray):
+        return np.array([rows], dtype=np.int64)
+    import cupy  # only CuPy arrays reach here
+
+    return cupy.array([rows], dtype=cupy.int64)
+
+
+def _which(op: str, which, shape):
+    which = _as_array(op, "which", which)
+    if which.dtype != np.int32:
+        raise TypeError(f"{op}: which must be int32, got {which.dtype}")
+    _same_shape(op, "which", which, shape)
+    return _contiguous(which.astype(np.int32, copy=False))
+
+
+def _fits(op: str, shape) -> None:
+    """Refuse outputs no machine could hold (before any allocation overflows)."""
+    if math.prod(max(int(s), 1) for s in shape) >= _MAX_ELEMENTS:
+        raise ValueError(f"{op}: the output would have shape {tuple(shape)}, more than any "
+                         f"machine can hold")
+
+
+def maxout(x):
+    """Maxout: the largest of each unit's ``p`` pieces. Returns ``(y, which)``.
+
+    ``x`` is ``(n, o, p)`` with ``p >= 1``; ``y`` is ``x.max(axis=-1)`` and ``which``
+    (int32, ``(n, o)``) the piece that won: the first maximum, and the first NaN wins, as
+    ``np.argmax`` (Thinc's ``Ops.maxout``).
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> y, which = maxout(np.array([[[1.0, 3.0, 2.0], [5.0, 4.0, 5.0]]]))
+    >>> y, which
+    (array([[3., 5.]]), array([[1, 0]], dtype=int32))
+    """
+    op = "maxout"
+    x = _float(op, "x", x, ndim=3)
+    if x.shape[2] < 1:
+        raise ValueError(f"{op}: x must have at least one piece (a last axis of size >= 1), "
+                         f"got shape {tuple(x.shape)}")
+    if x.shape[2] >= OPTION_LIMIT:
+        raise ValueError(f"{op}: x must have fewer than 2**31 pieces (which is int32), got "
+                         f"shape {tuple(x.shape)}")
+    return _dispatch(op, x).maxout(x)
+
+
+def maxout_backward(dy, which, pieces: int, *, out=None):
+    """Gradient of :func:`maxout`: ``dy`` at each unit's winning piece, zero elsewhere.
+
+    Returns ``(n, o, pieces)``. Every ``which`` must lie in ``[0, pieces)`` (ValueError
+    naming the first that does not; ``out`` is then partly written).
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> maxout_backward(np.array([[2.0, 7.0]]), np.array([[1, 0]], dtype=np.int32), 3)
+    array([[[0., 2., 0.],
+            [7., 0., 0.]]])
+    """
+    op = "maxout_backward"
+    dy = _float(op, "dy", dy, ndim=2)
+    which = _which(op, which, dy.shape)
+    pieces = _size_option(op, "pieces", pieces, minimum=1)
+    shape = (dy.shape[0], dy.shape[1], pieces)
+    _fits(op, shape)
+    out = _out(op, out, shape, dy.dtype, dy, (("dy", dy), ("which", which)))
+    return _dispatch(op, dy, which, out).maxout_backward(dy, which, pieces, out=out)
+
+
+def seq2col(x, *, nw: int, lengths=None, out=None):
+    """Each row with its ``nw`` neighbours on either side: ``(n, i) -> (n, i * (2*nw + 1))``.
+
+    Row ``j`` of the result is rows ``j - nw .. j + nw`` of ``x`` side by side, zeros for
+    those outside ``j``'s sequence: windows never cross the boundaries ``lengths`` sets
+    (None: one sequence of all rows). Thinc's ``Ops.seq2col``.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> seq2col(np.array([[1.0], [2.0], [3.0]]), nw=1, lengths=np.array([2, 1]))
+    array([[0., 1., 2.],
+           [1., 2., 0.],
+           [0., 3., 0.]])
+    """
+    op = "seq2col"
+    x = _float(op, "x", x, ndim=2)
+    nw = _size_option(op, "nw", nw, minimum=0)
+    lengths = _seq_lengths(op, lengths, x, "x")
+    shape = (x.shape[0], x.shape[1] * (2 * nw + 1))
+    _fits(op, shape)
+    out = _out(op, out, shape, x.dtype, x, (("x", x),))
+    return _dispatch(op, x, lengths, out).seq2col(x, nw=nw, lengths=lengths, out=out)
+
+
+def seq2col_backward(dy, *, nw: int, lengths=None, out=None):
+    """Gradient of :func:`seq2col`: each row gathers its copies from the windows it is in.
+
+    ``dy`` is ``(n, i * (2*nw + 1))``; returns ``(n, i)``.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> seq2col_backward(np.ones((3, 3)), nw=1, lengths=np.array([2, 1]))
+    array([[2.],
+           [2.],
+           [1.]])
+    """
+    op = "seq2col_backward"
+    dy = _float(op, "dy", dy, ndim=2)
+    nw = _size_option(op, "nw", nw, minimum=0)
+    width = 2 * nw + 1
+    if dy.shape[1] % width:
+        raise ValueError(f"{op}: dy must have a multiple of 2 * nw + 1 = {width} columns, got "
+                         f"shape {tuple(dy.shape)}")
+    lengths = _seq_lengths(op, lengths, dy, "dy")
+    shape = (dy.shape[0], dy.shape[1] // width)
+    out = _out(op, out, shape, dy.dtype, dy, (("dy", dy),))
+    return _dispatch(op, dy, lengths, out).seq2col_backward(dy, nw=nw, lengths=lengths, out=out)
+
+
+def _reduce_args(op: str, x, lengths, out, *, positive: bool = False):
+    x = _float(op, "x", x, ndim=2)
+    lengths, _ = _lengths(op, lengths, x.shape[0], positive=positive)
+    out = _out(op, out, (lengths.shape[0], x.shape[1]), x.dtype, x,
+               (("x", x), ("lengths", lengths)))
+    return x, lengths, out
+
+
+def _reduce_backward_args(op: str, dy, lengths, *, positive: bool = False):
+    dy = _float(op, "dy", dy, ndim=2)
+    lengths, total = _lengths(op, lengths, None, positive=positive)
+    if lengths.shape[0] != dy.shape[0]:
+        raise ValueError(f"{op}: lengths must have one entry per row of dy ({dy.shape[0]}), "
+                         f"got shape {tuple(lengths.shape)}")
+    _fits(op, (total, dy.shape[1]))
+    return dy, lengths, (total, dy.shape[1])
+
+
+def reduce_sum(x, lengths, *, out=None):
+    """Sum of each sequence's rows: ``x`` ``(t, o)`` and ``lengths`` ``(b,)`` -> ``(b, o)``.
+
+    A sequence of length 0 sums to zeros (Thinc's ``Ops.reduce_sum``).
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> reduce_sum(np.arange(6.0).reshape(3, 2), np.array([2, 0, 1]))
+    array([[2., 4.],
+           [0., 0.],
+           [4., 5.]])
+    """
+    op = "reduce_sum"
+    x, lengths, out = _reduce_args(op, x, lengths, out)
+    return _dispatch(op, x, lengths, out).reduce_sum(x, lengths, out=out)
+
+
+def reduce_sum_backward(dy, lengths, *, out=None):
+    """Gradient of :func:`reduce_sum`: each sequence's row of ``dy`` repeated over its rows.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> reduce_sum_backward(np.array([[1.0, 2.0], [3.0, 4.0]]), np.array([2, 1]))
+    array([[1., 2.],
+           [1., 2.],
+           [3., 4.]])
+    """
+    op = "reduce_sum_backward"
+    dy, lengths, shape = _reduce_backward_args(op, dy, lengths)
+    out = _out(op, out, shape, dy.dtype, dy, (("dy", dy), ("lengths", lengths)))
+    return _dispatch(op, dy, lengths, out).reduce_sum_backward(dy, lengths, out=out)
+
+
+def reduce_mean(x, lengths, *, out=None):
+    """Mean of each sequence's rows (the sum divided by the length); zeros for a sequence
+    of length 0, as Thinc's ``Ops.reduce_mean``.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> reduce_mean(np.arange(6.0).reshape(3, 2), np.array([2, 0, 1]))
+    array([[1., 2.],
+           [0., 0.],
+           [4., 5.]])
+    """
+    op = "reduce_mean"
+    x, lengths, out = _reduce_args(op, x, lengths, out)
+    return _dispatch(op, x, lengths, out).reduce_mean(x, lengths, out=out)
+
+
+def reduce_mean_backward(dy, lengths, *, out=None):
+    """Gradient of :func:`reduce_mean`: ``dy[b] / lengths[b]`` over each sequence's rows.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> reduce_mean_backward(np.array([[1.0, 2.0], [3.0, 4.0]]), np.array([2, 1]))
+    array([[0.5, 1. ],
+           [0.5, 1. ],
+           [3. , 4. ]])
+    """
+    op = "reduce_mean_backward"
+    dy, lengths, shape = _reduce_backward_args(op, dy, lengths)
+    out = _out(op, out, shape, dy.dtype, dy, (("dy", dy), ("lengths", lengths)))
+    return _dispatch(op, dy, lengths, out).reduce_mean_backward(dy, lengths, out=out)
+
+
+def reduce_max(x, lengths):
+    """Maximum of each sequence's rows. Returns ``(y, which)``, ``which`` (int32, ``(b, o)``)
+    the winning row within its sequence: the first maximum, and the first NaN wins, as
+    ``np.argmax``. Every length must be positive (Thinc's ``Ops.reduce_max``).
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> y, which = reduce_max(np.array([[1.0, 5.0], [3.0, 2.0], [4.0, 0.0]]), np.array([2, 1]))
+    >>> y, which
+    (array([[3., 5.],
+           [4., 0.]]), array([[1, 0],
+           [0, 0]], dtype=int32))
+    """
+    op = "reduce_max"
+    x = _float(op, "x", x, ndim=2)
+    lengths, total = _lengths(op, lengths, x.shape[0], positive=True)
+    if total >= OPTION_LIMIT and int(lengths.max()) >= OPTION_LIMIT:
+        raise ValueError(f"{op}: lengths must be < 2**31 (which is int32), got "
+                         f"{int(lengths.max())}")
+    return _dispatch(op, x, lengths).reduce_max(x, lengths)
+
+
+def reduce_max_backward(dy, which, lengths, *, out=None):
+    """Gradient of :func:`reduce_max`: ``dy[b, o]`` at row ``which[b, o]`` of sequence ``b``,
+    zero elsewhere. Each ``which[b]`` must lie in ``[0, lengths[b])`` (ValueError naming the
+    first that does not; ``out`` is then partly written).
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> which = np.array([[1, 0], [0, 0]], dtype=np.int32)
+    >>> reduce_max_backward(np.array([[1.0, 2.0], [3.0, 4.0]]), which, np.array([2, 1]))
+    array([[0., 2.],
+           [1., 0.],
+           [3., 4.]])
+    """
+    op = "reduce_max_backward"
+    dy, lengths, shape = _reduce_backward_args(op, dy, lengths, positive=True)
+    which = _which(op, which, dy.shape)
+    out = _out(op, out, shape, dy.dtype, dy,
+               (("dy", dy), ("which", which), ("lengths", lengths)))
+    return _dispatch(op, dy, which, lengths, out).reduce_max_backward(dy, which, lengths,
+                                                                      out=out)
+
+
+_INDEX_DTYPES = (np.dtype(np.int32), np.dtype(np.uint32), np.dtype(np.int64))
+
+
+def gather_add(table, indices, *, out=None):
+    """Sum of table rows: ``out[b] = sum(table[indices[b, k]] for k)`` (Thinc's
+    ``Ops.gather_add``, the hash embedding's lookup).
+
+    ``table`` is ``(t, o)``, ``indices`` ``(b, k)`` of any integer dtype (int32, uint32 and
+    int64 are used as they are, others converted to int64); every index must lie in
+    ``[0, t)`` (ValueError naming the first that does not; ``out`` is then partly written).
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> gather_add(np.array([[1.0, 2.0], [10.0, 20.0]]), np.array([[0, 1], [1, 1]]))
+    array([[11., 22.],
+           [20., 40.]])
+    """
+    op = "gather_add"
+    table = _float(op, "table", table, ndim=2)
+    indices = _int_array(op, "indices", indices, ndim=2)
+    if indices.dtype not in _INDEX_DTYPES or not indices.dtype.isnative:
+        if indices.dtype.kind == "u" and indices.size and int(indices.max()) >= 2**63:
+            # beyond int64: the first index out of range (as every backend words it)
+            raise index_out_of_range(op, "indices", indices, table.shape[0])
+        indices = indices.astype(np.int64)
+    indices = _contiguous(indices)
+    out = _out(op, out, (indices.shape[0], table.shape[1]), table.dtype, table,
+               (("table", table), ("indices", indices)))
+    return _dispatch(op, table, indices, out).gather_add(table, indices, out=out)
 
 
 def _signature_table() -> dict[str, Any]:

@@ -345,6 +345,56 @@ def cases() -> list[_Case]:
                     rng.random(size).astype(dtype) * 0.1), dict(step=step, lr=0.01,
                                                                 weight_decay=decay)
 
+    # The sequence ops at spaCy-like sizes: ragged lengths with an empty sequence.
+    lengths = np.array([5, 0, 9, 1, 17], np.int32)
+    for width in (7, 96):
+        @case("maxout", f"31x{width}x3")
+        def _(rng, dtype, width=width):
+            return (_randn(rng, (31, width, 3), dtype),), {}
+
+        @case("maxout_backward", f"31x{width}x3")
+        def _(rng, dtype, width=width):
+            with backends.use("reference"):
+                _, which = ops.maxout(_randn(rng, (31, width, 3), dtype))
+            return (_randn(rng, (31, width), dtype), which, 3), {}
+
+        for nw in (1, 2):
+            @case("seq2col", f"32x{width} nw {nw} lengths {lengths.tolist()}")
+            def _(rng, dtype, width=width, nw=nw):
+                return (_randn(rng, (32, width), dtype),), dict(nw=nw, lengths=lengths)
+
+            @case("seq2col_backward", f"32x{width * (2 * nw + 1)} nw {nw} lengths "
+                                      f"{lengths.tolist()}")
+            def _(rng, dtype, width=width, nw=nw):
+                return (_randn(rng, (32, width * (2 * nw + 1)), dtype),), dict(
+                    nw=nw, lengths=lengths)
+
+        for name in ("reduce_sum", "reduce_mean"):
+            @case(name, f"32x{width} lengths {lengths.tolist()}")
+            def _(rng, dtype, width=width):
+                return (_randn(rng, (32, width), dtype), lengths), {}
+
+            @case(f"{name}_backward", f"5x{width} lengths {lengths.tolist()}")
+            def _(rng, dtype, width=width):
+                return (_randn(rng, (5, width), dtype), lengths), {}
+
+        positive = np.array([5, 2, 9, 1, 15], np.int32)
+
+        @case("reduce_max", f"32x{width} lengths {positive.tolist()}")
+        def _(rng, dtype, width=width, positive=positive):
+            return (_randn(rng, (32, width), dtype), positive), {}
+
+        @case("reduce_max_backward", f"5x{width} lengths {positive.tolist()}")
+        def _(rng, dtype, width=width, positive=positive):
+            with backends.use("reference"):
+                _, which = ops.reduce_max(_randn(rng, (32, width), dtype), positive)
+            return (_randn(rng, (5, width), dtype), which, positive), {}
+
+        @case("gather_add", f"table 50x{width}, 40x4 uint32 indices")
+        def _(rng, dtype, width=width):
+            return (_randn(rng, (50, width), dtype),
+                    rng.integers(0, 50, (40, 4)).astype(np.uint32)), {}
+
     return found
 
 

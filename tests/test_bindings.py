@@ -46,6 +46,7 @@ class Entry:
     op: str = ""                      # the op named in messages (default: the entry's name)
     shape_cases: dict = field(default_factory=dict)  # position -> wrong shape (default: last + 1)
     optional: tuple = ()              # array positions that also take None
+    wrong_dtypes: dict = field(default_factory=dict)  # position -> a dtype it refuses
 
 
 def _unary(name):
@@ -196,6 +197,77 @@ TABLE: dict[str, Entry] = {
                                   ("not-int", {0: "2"}), ("overflow", {0: 2**40})]),
     "set_flush_denormals": Entry(lambda: [C.get_flush_denormals()], bad=[("not-bool", {0: "yes"})]),
 }
+
+
+def _lengths(*values):
+    return np.array(values, np.int64)
+
+
+def _reduce_entry(backward=False):
+    if backward:
+        return Entry(lambda: [_rand(3, 4), _lengths(2, 0, 4), np.empty((6, 4), f32)],
+                     {0: "dy", 1: "lengths", 2: "out"}, (2,),
+                     [("lengths-negative", {1: _lengths(2, -1, 4)}),
+                      ("lengths-overflow", {1: _lengths(2**62, 2**62, 2**62)})],
+                     shape_cases={0: (4, 4), 1: (3, 1)})
+    return Entry(lambda: [_rand(6, 4), _lengths(2, 0, 4), np.empty((3, 4), f32)],
+                 {0: "x", 1: "lengths", 2: "out"}, (2,),
+                 [("lengths-negative", {1: _lengths(7, -1, 0)}),
+                  ("lengths-sum", {1: _lengths(2, 0, 3)}),
+                  ("lengths-overflow", {1: _lengths(2**62, 2**62, 2**62)})],
+                 shape_cases={0: (7, 4), 1: (3, 1)})
+
+
+TABLE.update({
+    "maxout": Entry(lambda: [_rand(4, 5, 3), np.empty((4, 5), f32), np.empty((4, 5), np.int32)],
+                    {0: "x", 1: "y", 2: "which"}, (1, 2), shape_cases={0: (4, 5, 0)},
+                    wrong_dtypes={2: np.int64}),
+    "maxout_backward": Entry(
+        lambda: [_rand(4, 5), np.zeros((4, 5), np.int32), 3, np.empty((4, 5, 3), f32)],
+        {0: "dy", 1: "which", 3: "out"}, (3,),
+        [("pieces-0", {2: 0}), ("pieces-huge", {2: 2**31}),
+         ("which-past-end", {1: np.full((4, 5), 3, np.int32)}),
+         ("which-negative", {1: np.full((4, 5), -1, np.int32)})],
+        shape_cases={0: (4, 5, 1)}, wrong_dtypes={1: np.int64}),
+    "seq2col": Entry(
+        lambda: [_rand(6, 4), _lengths(2, 0, 4), 1, np.empty((6, 12), f32)],
+        {0: "x", 1: "lengths", 3: "out"}, (3,),
+        [("nw-negative", {2: -1}), ("nw-huge", {2: HUGE}), ("lengths-sum", {1: _lengths(2, 2)}),
+         ("lengths-negative", {1: _lengths(7, -1)}),
+         ("lengths-overflow", {1: _lengths(2**62, 2**62, 2**62, 6)})],
+        shape_cases={0: (7, 4), 1: (3, 1)}),
+    "seq2col_backward": Entry(
+        lambda: [_rand(6, 12), _lengths(2, 0, 4), 1, np.empty((6, 4), f32)],
+        {0: "dy", 1: "lengths", 3: "out"}, (3,),
+        [("nw-negative", {2: -1}), ("columns-not-a-multiple", {2: 2}),
+         ("lengths-sum", {1: _lengths(9)})],
+        shape_cases={1: (3, 1)}),
+    "reduce_sum": _reduce_entry(), "reduce_mean": _reduce_entry(),
+    "reduce_sum_backward": _reduce_entry(backward=True),
+    "reduce_mean_backward": _reduce_entry(backward=True),
+    "reduce_max": Entry(
+        lambda: [_rand(6, 4), _lengths(2, 1, 3), np.empty((3, 4), f32),
+                 np.empty((3, 4), np.int32)],
+        {0: "x", 1: "lengths", 2: "y", 3: "which"}, (2, 3),
+        [("zero-length", {1: _lengths(2, 0, 4)}), ("length-past-int32", {1: _lengths(2**31, 1)})],
+        shape_cases={0: (7, 4), 1: (3, 1)}, wrong_dtypes={3: np.int64}),
+    "reduce_max_backward": Entry(
+        lambda: [_rand(3, 4), np.zeros((3, 4), np.int32), _lengths(2, 1, 3),
+                 np.empty((6, 4), f32)],
+        {0: "dy", 1: "which", 2: "lengths", 3: "out"}, (3,),
+        [("which-past-end", {1: np.ones((3, 4), np.int32)}),
+         ("which-negative", {1: np.full((3, 4), -1, np.int32)}),
+         ("zero-length", {2: _lengths(2, 0, 4)}), ("out-is-zero-not-bool", {4: "yes"})],
+        shape_cases={0: (4, 4), 2: (3, 1)}, wrong_dtypes={1: np.int64}),
+    "gather_add": Entry(
+        lambda: [_rand(5, 4), np.array([[0, 4], [1, 1], [3, 2]], np.int32),
+                 np.empty((3, 4), f32)],
+        {0: "table", 1: "indices", 2: "out"}, (2,),
+        [("index-past-end", {1: np.array([[0, 5], [1, 1], [3, 2]], np.uint32)}),
+         ("index-negative", {1: np.array([[0, 1], [1, -1], [3, 2]], np.int64)}),
+         ("indices-int16", {1: np.zeros((3, 2), np.int16)})],
+        shape_cases={0: (5,), 1: (3,)}, wrong_dtypes={1: np.float32}),
+})
 for _name in ("get_num_threads", "openmp_enabled", "get_flush_denormals", "detected_isa",
               "selected_isa", "gemm_kernel", "cache_sizes", "gemm_workspace_bytes", "workspace_bytes",
               "release_memory"):
@@ -279,6 +351,8 @@ def test_bad_arrays_raise(name, pos, kind, error, arg):
     args = entry.good()
     if kind == "shape":
         args[pos] = _wrong_shape(args[pos], entry.shape_cases.get(pos))
+    elif kind == "dtype" and pos in entry.wrong_dtypes:
+        args[pos] = np.zeros(args[pos].shape, entry.wrong_dtypes[pos])
     else:
         args[pos] = MUTATIONS[kind](args[pos])
     with pytest.raises(error) as info:

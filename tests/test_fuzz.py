@@ -554,6 +554,158 @@ def optimizer_case(draw, op):
                  "bias_correction": draw(st.booleans())}, (0, 1, 2, 3))
 
 
+# ---- sequences (Thinc's ops)
+
+INDEX_LAYOUTS = ("C", "C", "C", "F", "strided", "negative", "misaligned", "readonly")
+
+
+def _compose(rng, total, parts, positive=False):
+    """``parts`` lengths summing to ``total`` (zeros allowed unless ``positive``)."""
+    if parts == 0:
+        return np.zeros(0, np.int64)
+    if positive:
+        cuts = np.sort(rng.choice(np.arange(1, total), size=parts - 1, replace=False)) \
+            if total > parts - 1 >= 0 and total > 1 else np.arange(1, parts)
+        return np.diff(np.concatenate(([0], cuts, [total]))).astype(np.int64)
+    cuts = np.sort(rng.integers(0, total + 1, parts - 1))
+    return np.diff(np.concatenate(([0], cuts, [total]))).astype(np.int64)
+
+
+@st.composite
+def lengths_spec(draw, total, positive=False, parts=None):
+    """A lengths argument for ``total`` rows: mostly right (int32 like Thinc's, or another
+    integer dtype, any layout), now and then wrong (negative, zero where positive, summing
+    to another total, 2-D, float)."""
+    rng = np.random.default_rng(draw(seeds))
+    if parts is None:
+        parts = draw(st.integers(0 if total == 0 else 1, max(total, 1) + 2))
+        if positive:
+            parts = min(parts, total) if total else 0
+    values = _compose(rng, total, parts, positive)
+    dtype = draw(st.sampled_from(["int32", "int32", "int64", "uint8", "int16"]))
+    kind = draw(st.sampled_from(["good"] * 8 + ["negative", "zero", "sum", "2d", "float"]))
+    if kind == "negative" and values.size:
+        values[0], dtype = -1, "int64"
+    elif kind == "zero" and values.size:
+        values[-1] = 0
+    elif kind == "sum":
+        values = np.append(values, 1)
+    elif kind == "2d":
+        return Arr((values.size, 1), dtype, "C", values=values.astype(dtype).reshape(-1, 1))
+    elif kind == "float":
+        return Arr(values.shape, "float32", "C", values=values.astype(np.float32))
+    if dtype == "uint8" and (values.min(initial=0) < 0 or values.max(initial=0) > 255):
+        dtype = "int64"
+    return Arr(values.shape, dtype, draw(st.sampled_from(INDEX_LAYOUTS)),
+               values=values.astype(dtype))
+
+
+def _true_lengths(spec):
+    """The values a lengths spec holds (for shaping the other arguments)."""
+    return np.asarray(spec.values).reshape(-1).astype(np.int64)
+
+
+bad_sizes = st.sampled_from([-1, 2**31, True, 1.5, "2", None])
+
+
+@st.composite
+def maxout_case(draw):
+    n, o, p = draw(dims), draw(dims), draw(st.integers(0, 5))
+    shape = maybe(draw, (n, o, p), st.just((n, o)), p=0.03)
+    return Case("maxout", (draw(arrays(shape)),), {})
+
+
+@st.composite
+def maxout_backward_case(draw):
+    n, o, p = draw(dims), draw(dims), draw(st.integers(1, 5))
+    dy = draw(arrays((n, o)))
+    rng = np.random.default_rng(draw(seeds))
+    values = rng.integers(0, p, (n, o))
+    kind = draw(st.sampled_from(["good"] * 6 + ["negative", "past-end", "int64"]))
+    if kind in ("negative", "past-end") and values.size:
+        values.flat[rng.integers(values.size)] = -1 if kind == "negative" else p
+    which = Arr((n, o), "int64" if kind == "int64" else "int32",
+                draw(st.sampled_from(INDEX_LAYOUTS)),
+                values=values.astype(np.int64 if kind == "int64" else np.int32))
+    pieces = maybe(draw, p, bad_sizes)
+    return Case("maxout_backward", (dy, which, pieces),
+                {"out": out_spec(draw, (n, o, p), _dt(dy))})
+
+
+@st.composite
+def seq2col_case(draw, backward=False):
+    n, i = draw(st.integers(0, 9)), draw(dims)
+    nw = draw(st.integers(0, 3))
+    lengths = draw(st.one_of(st.none(), lengths_spec(n)))
+    width = 2 * nw + 1
+    nw = maybe(draw, nw, bad_sizes, p=0.05)
+    if backward:
+        columns = maybe(draw, i * width, st.just(i * width + 1), p=0.05)
+        x = draw(arrays((n, columns)))
+        out_shape = (n, i)
+    else:
+        x = draw(arrays((n, i)))
+        out_shape = (n, i * width)
+    op = "seq2col_backward" if backward else "seq2col"
+    return Case(op, (x,), {"nw": nw, "lengths": lengths,
+                           "out": out_spec(draw, out_shape, _dt(x))})
+
+
+@st.composite
+def reduce_case(draw, op):
+    t, o = draw(st.integers(0, 9)), draw(dims)
+    positive = op == "reduce_max"
+    lengths = draw(lengths_spec(t, positive=positive))
+    x = draw(arrays((t, o)))
+    kwargs = {} if positive else {"out": out_spec(draw, (lengths.shape[0], o), _dt(x))}
+    return Case(op, (x, lengths), kwargs)
+
+
+@st.composite
+def reduce_backward_case(draw, op):
+    b, o = draw(st.integers(0, 5)), draw(dims)
+    positive = op == "reduce_max_backward"
+    rng = np.random.default_rng(draw(seeds))
+    parts = _compose(rng, draw(st.integers(b if positive else 0, 9)), b, positive)
+    lengths = draw(lengths_spec(int(parts.sum()), positive=positive, parts=b))
+    dy = draw(arrays((maybe(draw, b, st.just(b + 1), p=0.05), o)))
+    true = _true_lengths(lengths)
+    total = int(true.sum()) if true.size and true.min() >= 0 else 0
+    args = (dy, lengths)
+    if positive:
+        bounds = np.maximum(np.resize(true, b) if true.size else np.ones(b, np.int64), 1)
+        values = (rng.integers(0, 2**20, (b, o)) % bounds[:, None]).astype(np.int32)
+        kind = draw(st.sampled_from(["good"] * 6 + ["negative", "past-end", "int64"]))
+        if kind in ("negative", "past-end") and values.size:
+            spot = rng.integers(values.size)
+            values.flat[spot] = -1 if kind == "negative" else bounds[spot // max(o, 1)]
+        which = Arr((b, o), "int64" if kind == "int64" else "int32",
+                    draw(st.sampled_from(INDEX_LAYOUTS)),
+                    values=values.astype(np.int64 if kind == "int64" else np.int32))
+        args = (dy, which, lengths)
+    return Case(op, args, {"out": out_spec(draw, (total, o), _dt(dy))})
+
+
+@st.composite
+def gather_add_case(draw):
+    t, o, b, k = draw(st.integers(0, 7)), draw(dims), draw(dims), draw(dims)
+    table = draw(arrays((t, o)))
+    rng = np.random.default_rng(draw(seeds))
+    values = rng.integers(0, max(t, 1), (b, k))
+    kind = draw(st.sampled_from(["good"] * 6 + ["negative", "past-end"]))
+    if kind in ("negative", "past-end") and values.size:
+        values.flat[rng.integers(values.size)] = -1 if kind == "negative" else t
+    dtype = draw(st.sampled_from(["int32", "uint32", "int64", "int64", "uint16", "uint64",
+                                  "int8", "bool", "float32"]))
+    if dtype[0] == "u" or dtype == "bool":
+        values = np.abs(values)
+    if dtype == "int8":
+        values = np.clip(values, -128, 127)
+    indices = Arr((b, k), dtype, draw(st.sampled_from(INDEX_LAYOUTS)),
+                  values=values.astype(dtype))
+    return Case("gather_add", (table, indices), {"out": out_spec(draw, (b, o), _dt(table))})
+
+
 STRATEGIES: dict[str, Callable[[], st.SearchStrategy]] = {
     "gemm": gemm_case,
     "linear": linear_case,
@@ -575,11 +727,19 @@ STRATEGIES: dict[str, Callable[[], st.SearchStrategy]] = {
     "dropout_backward": lambda: dropout_case(backward=True),
     "sgd_update": lambda: optimizer_case("sgd_update"),
     "adam_update": lambda: optimizer_case("adam_update"),
+    "maxout": maxout_case,
+    "maxout_backward": maxout_backward_case,
+    "seq2col": seq2col_case,
+    "seq2col_backward": lambda: seq2col_case(backward=True),
+    "gather_add": gather_add_case,
 }
 for _op in ("relu", "sigmoid", "tanh", "softmax", "log_softmax"):
     STRATEGIES[_op] = lambda _op=_op: unary_case(_op)
 for _op in ("relu_backward", "sigmoid_backward", "tanh_backward", "softmax_backward"):
     STRATEGIES[_op] = lambda _op=_op: unary_backward_case(_op)
+for _op in ("reduce_sum", "reduce_mean", "reduce_max"):
+    STRATEGIES[_op] = lambda _op=_op: reduce_case(_op)
+    STRATEGIES[f"{_op}_backward"] = lambda _op=_op: reduce_backward_case(f"{_op}_backward")
 
 
 # --------------------------------------------------------------------------- the property

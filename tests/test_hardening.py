@@ -265,3 +265,75 @@ def test_lrn_of_non_finite_values_matches_the_reference(name, dtype, layout, spe
         got = call(name, "local_response_norm", x, **options)
         assert_close(got, (y, scale))
         assert_close(call(name, "local_response_norm_backward", dy, x, y, scale, **options), dx)
+
+
+# --------------------------------------------------------------------------- sequence ops
+
+@pytest.mark.parametrize("name", ALL_BACKEND_PARAMS)
+def test_sequence_ops_on_empty_batches_and_empty_sequences(name):
+    none = np.zeros((0, 3), f32)
+    for op in ("reduce_sum", "reduce_mean"):
+        np.testing.assert_array_equal(call(name, op, none, np.array([0, 0], np.int32)),
+                                      np.zeros((2, 3), f32))
+        assert call(name, op, none, np.array([], np.int32)).shape == (0, 3)
+        assert call(name, f"{op}_backward", np.ones((2, 3), f32), np.array([0, 0])).shape == (0, 3)
+    y, which = call(name, "reduce_max", none, np.array([], np.int32))
+    assert y.shape == which.shape == (0, 3) and which.dtype == np.int32
+    assert call(name, "reduce_max_backward", np.zeros((0, 3), f32), np.zeros((0, 3), np.int32),
+                np.array([], np.int32)).shape == (0, 3)
+    assert call(name, "seq2col", np.zeros((0, 4), f32), nw=2).shape == (0, 20)
+    assert call(name, "seq2col", np.zeros((0, 4), f32), nw=1, lengths=[0, 0]).shape == (0, 12)
+    assert call(name, "seq2col_backward", np.zeros((0, 9), f32), nw=1).shape == (0, 3)
+    y, which = call(name, "maxout", np.zeros((0, 3, 2), f32))
+    assert y.shape == which.shape == (0, 3)
+    assert call(name, "maxout_backward", np.zeros((4, 0), f32), np.zeros((4, 0), np.int32),
+                3).shape == (4, 0, 3)
+    np.testing.assert_array_equal(call(name, "gather_add", none, np.zeros((2, 0), np.int32)),
+                                  np.zeros((2, 3), f32))
+    # A sequence of no rows sums to zeros between others, and gets no gradient rows.
+    x = np.arange(8, dtype=f32).reshape(4, 2)
+    np.testing.assert_array_equal(call(name, "reduce_mean", x, np.array([1, 0, 3])),
+                                  [[0, 1], [0, 0], [4, 5]])
+
+
+@pytest.mark.parametrize("name", ALL_BACKEND_PARAMS)
+def test_index_arrays_outside_their_range_are_refused_alike(name):
+    # The native kernels read and write through these: a bad one must never reach memory.
+    dy = np.ones((3, 4), f32)
+    for bad in (-1, 3, 2**31 - 1):
+        which = np.zeros((3, 4), np.int32)
+        which[1, 2], which[2, 0] = bad, 7
+        raises_everywhere(name, ValueError, rf"which holds {bad}, outside \[0, 3\)",
+                          "maxout_backward", dy, which, 3)
+        which = np.zeros((3, 4), np.int32)
+        which[2, 1] = bad if bad != 3 else 4
+        raises_everywhere(name, ValueError, r"in row 2, outside \[0, 4\) \(the length of "
+                          r"sequence 2\)", "reduce_max_backward", dy, which,
+                          np.array([3, 1, 4]))
+    # Past the first vector of units, and two bad ones: the first in flat order is named.
+    for pieces in (2, 3, 4, 6):
+        which = np.zeros((5, 40), np.int32)
+        which[3, 17], which[4, 2] = pieces + 1, -2
+        raises_everywhere(name, ValueError, rf"which holds {pieces + 1}, outside \[0, {pieces}\)",
+                          "maxout_backward", np.ones((5, 40), f32), which, pieces)
+    table = np.ones((5, 2), f32)
+    for indices in (np.array([[0, 1], [5, -1]]), np.array([[0, -3], [5, 9]], np.int32),
+                    np.array([[4, 5]], np.uint32), np.array([[2**63 + 5]], np.uint64)):
+        first = int(next(v for v in indices.reshape(-1).tolist() if not 0 <= v < 5))
+        raises_everywhere(name, ValueError, rf"gather_add: indices holds {first}, outside",
+                          "gather_add", table, indices)
+
+
+@pytest.mark.parametrize("name", ALL_BACKEND_PARAMS)
+def test_a_window_wider_than_every_sequence(name):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((9, 3)).astype(f32)
+    lengths = np.array([2, 0, 3, 4])
+    for nw in (4, 50):
+        assert_close(call(name, "seq2col", x, nw=nw, lengths=lengths),
+                     call("reference", "seq2col", x, nw=nw, lengths=lengths))
+        dy = rng.standard_normal((9, 3 * (2 * nw + 1))).astype(f32)
+        assert_close(call(name, "seq2col_backward", dy, nw=nw, lengths=lengths),
+                     call("reference", "seq2col_backward", dy, nw=nw, lengths=lengths))
+    # No columns: a window of 2**32 - 1 slots is still an empty row.
+    assert call(name, "seq2col", np.zeros((3, 0), f32), nw=2**31 - 1).shape == (3, 0)

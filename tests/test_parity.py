@@ -410,6 +410,176 @@ for step, decay, size, correct in [(1, 0.0, 1, True), (7, 1e-3, 1000, True),
             step=step, lr=0.01, weight_decay=decay, bias_correction=correct)
 
 
+# ------------------------------------------------------------------ sequences (Thinc's ops)
+
+def _specials(rng, x):
+    """NaN and infinities scattered over x (about one value in seven)."""
+    flat = x.reshape(-1)
+    if flat.size:
+        spots = rng.choice(flat.size, size=max(1, flat.size // 7), replace=False)
+        flat[spots] = rng.choice([np.nan, np.inf, -np.inf], size=spots.size)
+    return x
+
+
+def _ties(rng, shape, dtype):
+    return rng.integers(0, 3, shape).astype(dtype)  # few values: the first maximum must win
+
+
+# (n, o, p): every piece count 1..5, odd widths, an empty batch and no units
+MAXOUT_SHAPES = [(7, 5, 1), (7, 5, 2), (9, 13, 3), (4, 33, 4), (3, 17, 5), (64, 96, 3),
+                 (5, 300, 3), (0, 4, 3), (3, 0, 2), (1, 1, 1)]
+for shape in MAXOUT_SHAPES:
+    tag = "x".join(map(str, shape))
+    for variant in ("", "-ties", "-specials"):
+        @case(tag + variant, "maxout")
+        def _(rng, dtype, shape=shape, variant=variant):
+            if variant == "-ties":
+                return (_ties(rng, shape, dtype),), {}
+            x = randn(rng, shape, dtype)
+            return ((_specials(rng, x) if variant else x),), {}
+
+    @case(tag, "maxout_backward")
+    def _(rng, dtype, shape=shape):
+        with backends.use("reference"):
+            _, which = ops.maxout(randn(rng, shape, dtype))
+        return (randn(rng, shape[:2], dtype), which, shape[2]), {}
+
+
+@case("pieces-transposed", "maxout")
+def _(rng, dtype):  # a non-contiguous view: pieces first in memory
+    return (randn(rng, (3, 6, 5), dtype).transpose(1, 2, 0),), {}
+
+
+@case("out-and-strided-which", "maxout_backward")
+def _(rng, dtype):
+    which = rng.integers(0, 4, (6, 20)).astype(np.int32)
+    return (randn(rng, (6, 10), dtype), which[:, ::2], 4), dict(
+        out=np.full((6, 10, 4), np.nan, dtype))
+
+
+# Ragged lengths (sum, lengths): zero-length sequences first, last and in between, one
+# long sequence, single rows, an empty batch, and sequences but no rows at all.
+LENGTHS = {
+    "mixed": [3, 0, 1, 5, 2],
+    "zeros-at-ends": [0, 4, 0, 0, 3, 0],
+    "ones": [1] * 9,
+    "one-long": [40],
+    "empty-batch": [],
+    "no-rows": [0, 0, 0],
+    "many": [7, 1, 12, 3, 0, 25, 2, 9, 1, 1, 30, 4],
+    "positive": [3, 1, 5, 2, 7, 1],
+}
+POSITIVE_LENGTHS = {k: v for k, v in LENGTHS.items() if all(v) or not v}
+SEQ_WIDTHS = (1, 33, 300)
+
+
+def _lengths(name, dtype=np.int32):
+    return np.array(LENGTHS[name], dtype=dtype)
+
+
+for name, nw, width in itertools.product(LENGTHS, (0, 1, 2, 3), (1, 33)):
+    tag = f"{name}-nw{nw}-i{width}"
+
+    @case(tag, "seq2col")
+    def _(rng, dtype, name=name, nw=nw, width=width):
+        x = randn(rng, (int(sum(LENGTHS[name])), width), dtype)
+        return (x,), dict(nw=nw, lengths=_lengths(name))
+
+    @case(tag, "seq2col_backward")
+    def _(rng, dtype, name=name, nw=nw, width=width):
+        dy = randn(rng, (int(sum(LENGTHS[name])), width * (2 * nw + 1)), dtype)
+        return (dy,), dict(nw=nw, lengths=_lengths(name))
+
+for nw in (1, 3, 40):
+    @case(f"no-lengths-nw{nw}", "seq2col")
+    def _(rng, dtype, nw=nw):
+        return (randn(rng, (23, 7), dtype),), dict(nw=nw)
+
+    @case(f"no-lengths-nw{nw}", "seq2col_backward")
+    def _(rng, dtype, nw=nw):
+        return (randn(rng, (23, 7 * (2 * nw + 1)), dtype),), dict(nw=nw)
+
+
+@case("strided-int64-lengths-out-specials", "seq2col")
+def _(rng, dtype):
+    x = _specials(rng, randn(rng, (12, 20), dtype))[:, ::2]  # NaN never leaks into padding
+    lengths = np.array([5, 0, 0, 0, 4, 0, 2, 0, 1, 0], np.int64)[::2]
+    return (x,), dict(nw=2, lengths=lengths, out=np.full((12, 50), np.nan, dtype))
+
+
+@case("fortran-out", "seq2col_backward")
+def _(rng, dtype):
+    dy = np.asfortranarray(randn(rng, (9, 12), dtype))
+    return (dy,), dict(nw=1, lengths=np.array([4, 5]), out=np.full((9, 4), np.nan, dtype))
+
+
+for name, width in itertools.product(LENGTHS, SEQ_WIDTHS):
+    for op in ("reduce_sum", "reduce_mean"):
+        @case(f"{name}-o{width}", op)
+        def _(rng, dtype, name=name, width=width):
+            return (randn(rng, (int(sum(LENGTHS[name])), width), dtype), _lengths(name)), {}
+
+        @case(f"{name}-o{width}", f"{op}_backward")
+        def _(rng, dtype, name=name, width=width):
+            return (randn(rng, (len(LENGTHS[name]), width), dtype), _lengths(name)), {}
+
+for name, width in itertools.product(POSITIVE_LENGTHS, SEQ_WIDTHS):
+    for variant in ("", "-ties", "-specials"):
+        @case(f"{name}-o{width}{variant}", "reduce_max")
+        def _(rng, dtype, name=name, width=width, variant=variant):
+            shape = (int(sum(LENGTHS[name])), width)
+            if variant == "-ties":
+                return (_ties(rng, shape, dtype), _lengths(name)), {}
+            x = randn(rng, shape, dtype)
+            return ((_specials(rng, x) if variant else x), _lengths(name)), {}
+
+    @case(f"{name}-o{width}", "reduce_max_backward")
+    def _(rng, dtype, name=name, width=width):
+        x = randn(rng, (int(sum(LENGTHS[name])), width), dtype)
+        with backends.use("reference"):
+            _, which = ops.reduce_max(x, _lengths(name))
+        return (randn(rng, which.shape, dtype), which, _lengths(name)), {}
+
+for op in ("reduce_sum", "reduce_mean", "reduce_max"):
+    @case("strided-x-uint8-lengths-specials", op)
+    def _(rng, dtype):
+        x = _specials(rng, randn(rng, (16, 34), dtype))[::2, 1::2]
+        return (x, np.array([3, 1, 4], np.uint8)), {}
+
+for op in ("reduce_sum_backward", "reduce_mean_backward"):
+    @case("out-strided-dy", op)
+    def _(rng, dtype, op=op):
+        dy = randn(rng, (4, 10), dtype)[:, ::2]
+        lengths = np.array([2, 0, 3, 1])
+        return (dy, lengths), dict(out=np.full((6, 5), np.nan, dtype))
+
+
+@case("out-fortran-which", "reduce_max_backward")
+def _(rng, dtype):
+    lengths = np.array([2, 5, 1, 3])
+    which = np.asfortranarray((rng.integers(0, 100, (4, 6)) % lengths[:, None]).astype(np.int32))
+    return (randn(rng, (4, 6), dtype), which, lengths), dict(out=np.full((11, 6), np.nan, dtype))
+
+
+# (t, o, b, k, index dtype): hash-embedding shapes, repeats, no columns, no rows to add
+GATHER_CONFIGS = [(50, 96, 30, 4, np.uint32), (50, 300, 30, 4, np.int32),
+                  (7, 5, 11, 3, np.int64), (1, 17, 5, 6, np.int32), (9, 33, 0, 4, np.int32),
+                  (9, 33, 6, 0, np.int64), (0, 8, 4, 0, np.int32), (12, 1, 20, 2, np.uint8),
+                  (20, 64, 13, 1, np.int16)]
+for t, o, b, k, index_dtype in GATHER_CONFIGS:
+    @case(f"{t}x{o}-{b}x{k}-{np.dtype(index_dtype).name}", "gather_add")
+    def _(rng, dtype, t=t, o=o, b=b, k=k, index_dtype=index_dtype):
+        indices = rng.integers(0, max(t, 1), (b, k)).astype(index_dtype)
+        return (randn(rng, (t, o), dtype), indices), {}
+
+
+@case("strided-table-fortran-indices-out-specials", "gather_add")
+def _(rng, dtype):
+    table = _specials(rng, randn(rng, (10, 24), dtype))[:, ::3]
+    indices = np.asfortranarray(rng.integers(0, 10, (7, 5)))
+    return (table, indices), dict(out=np.full((7, 8), np.nan, dtype))
+
+
 # ------------------------------------------------------------------ the tests
 
 def _run(name, case_, args, kwargs):
@@ -468,7 +638,8 @@ def _misaligned(x):
 @pytest.mark.parametrize("name", ["reference"] + [p.values[0] for p in BACKEND_PARAMS
                                                   if not p.marks])
 @pytest.mark.parametrize("op", ["conv2d", "relu", "tanh_backward", "max_pool2d", "linear",
-                                "local_response_norm", "softmax_cross_entropy"])
+                                "local_response_norm", "softmax_cross_entropy", "maxout",
+                                "seq2col", "reduce_sum", "reduce_max", "gather_add"])
 def test_odd_memory_layouts_are_read_correctly(op, name, make):
     """Non-contiguous and misaligned inputs are copied, never misread."""
     rng = np.random.default_rng(0)

@@ -330,3 +330,65 @@ def test_softmax_gradient(shape):
     dy = rng.standard_normal(shape)
     dx = ops.softmax_backward(dy, ops.softmax(x))
     assert_gradient(lambda v: np.sum(dy * ops.softmax(v)), x, dx)
+
+
+# --------------------------------------------------------------------------- sequences
+
+SEQ_LENGTHS = [[3, 0, 1, 4], [8], [1, 1, 1], [0, 2, 0, 5, 0]]
+
+
+@pytest.mark.parametrize("pieces", [1, 2, 3, 5])
+def test_maxout_gradient(pieces):
+    rng = rng_for("maxout", pieces)
+    x = distinct_values(rng, (4, 3, pieces))
+    y, which = ops.maxout(x)
+    dy = rng.standard_normal(y.shape)
+    dx = ops.maxout_backward(dy, which, pieces)
+    assert_gradient(lambda v: np.sum(dy * ops.maxout(v)[0]), x, dx)
+
+
+@pytest.mark.parametrize("nw", [0, 1, 2, 3])
+@pytest.mark.parametrize("lengths", SEQ_LENGTHS + [None], ids=str)
+def test_seq2col_gradient(lengths, nw):
+    rng = rng_for("seq2col", lengths, nw)
+    rows = 8 if lengths is None else sum(lengths)
+    x = rng.standard_normal((rows, 3))
+    lengths = None if lengths is None else np.array(lengths)
+    dy = rng.standard_normal((rows, 3 * (2 * nw + 1)))
+    dx = ops.seq2col_backward(dy, nw=nw, lengths=lengths)
+    assert_gradient(lambda v: np.sum(dy * ops.seq2col(v, nw=nw, lengths=lengths)), x, dx)
+
+
+@pytest.mark.parametrize("name", ["reduce_sum", "reduce_mean"])
+@pytest.mark.parametrize("lengths", SEQ_LENGTHS, ids=str)
+def test_reduce_sum_and_mean_gradients(name, lengths):
+    rng = rng_for(name, lengths)
+    lengths = np.array(lengths)
+    x = rng.standard_normal((int(lengths.sum()), 4))
+    forward, backward = getattr(ops, name), getattr(ops, f"{name}_backward")
+    dy = rng.standard_normal((lengths.size, 4))
+    assert_gradient(lambda v: np.sum(dy * forward(v, lengths)), x, backward(dy, lengths))
+
+
+@pytest.mark.parametrize("lengths", [[3, 1, 4], [8], [1, 1, 1], [2, 5, 1, 6]], ids=str)
+def test_reduce_max_gradient(lengths):
+    rng = rng_for("reduce_max", lengths)
+    lengths = np.array(lengths)
+    x = distinct_values(rng, (int(lengths.sum()), 4))
+    y, which = ops.reduce_max(x, lengths)
+    dy = rng.standard_normal(y.shape)
+    dx = ops.reduce_max_backward(dy, which, lengths)
+    assert_gradient(lambda v: np.sum(dy * ops.reduce_max(v, lengths)[0]), x, dx)
+
+
+def test_gather_add_gradient_is_the_scatter_add_of_dy():
+    """gather_add is linear in the table; its gradient is what Thinc's HashEmbed builds with
+    scatter_add: every row of dy added to each table row it gathered."""
+    rng = rng_for("gather_add")
+    table = rng.standard_normal((6, 3))
+    indices = np.array([[0, 2, 2], [5, 0, 1], [2, 2, 2], [4, 3, 0]])
+    dy = rng.standard_normal((4, 3))
+    d_table = np.zeros_like(table)
+    for k in range(indices.shape[1]):
+        np.add.at(d_table, indices[:, k], dy)
+    assert_gradient(lambda v: np.sum(dy * ops.gather_add(v, indices)), table, d_table)

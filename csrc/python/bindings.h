@@ -12,5 +12,6 @@ void bind_pool(pybind11::module_& m);
 void bind_lrn(pybind11::module_& m);
 void bind_elementwise(pybind11::module_& m);
 void bind_conv(pybind11::module_& m);
+void bind_seq(pybind11::module_& m);
 
 }  // namespace fastnn::python

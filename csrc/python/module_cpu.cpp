@@ -43,4 +43,5 @@ PYBIND11_MODULE(_C, m) {
   fastnn::python::bind_lrn(m);
   fastnn::python::bind_elementwise(m);
   fastnn::python::bind_conv(m);
+  fastnn::python::bind_seq(m);
 }

@@ -9,13 +9,29 @@ class BackendUnavailable(RuntimeError):
     """A backend's parts are missing on this machine; the message says which."""
 
 
-def argmax_out_of_range(argmax, size: int) -> ValueError:
-    """The error for ``max_pool2d_backward``'s ``argmax`` holding an index outside
+def index_out_of_range(op: str, name: str, indices, size: int) -> ValueError:
+    """The error for an index array ``name`` of ``op`` holding a value outside
     ``[0, size)``, naming the first such value in flat order (every backend raises this)."""
-    flat = argmax.reshape(-1)
+    flat = indices.reshape(-1)
     bad = flat[(flat < 0) | (flat >= size)]
     first = int(bad[0]) if bad.size else -1
-    return ValueError(f"max_pool2d_backward: argmax holds {first}, outside [0, {size})")
+    return ValueError(f"{op}: {name} holds {first}, outside [0, {size})")
+
+
+def argmax_out_of_range(argmax, size: int) -> ValueError:
+    """``max_pool2d_backward``'s ``argmax`` holding an index outside ``[0, size)``."""
+    return index_out_of_range("max_pool2d_backward", "argmax", argmax, size)
+
+
+def which_out_of_range(which, lengths) -> ValueError:
+    """The error for ``reduce_max_backward``'s ``which`` holding, in some row ``b``, a value
+    outside ``[0, lengths[b])``: the first such value in row-major order."""
+    bounds = lengths.reshape(-1, 1)
+    rows, cols = ((which < 0) | (which >= bounds)).nonzero()
+    b = int(rows[0]) if rows.size else 0
+    value = int(which[b, cols[0]]) if rows.size else -1
+    return ValueError(f"reduce_max_backward: which holds {value} in row {b}, outside "
+                      f"[0, {int(lengths[b])}) (the length of sequence {b})")
 
 
 class Backend:

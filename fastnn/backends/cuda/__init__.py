@@ -5,8 +5,10 @@ its own (conv2d and its gradients, pooling, LRN, activations, the linear epilogu
 gradient, softmax cross-entropy, dropout, SGD and Adam) runs fastnn._cuda's CUDA kernels
 (csrc/cuda); softmax, log-softmax, their backward and the MSE loss are short CuPy
 expressions. Every op is overridden here: the reference's NumPy code cannot run on CuPy
-arrays. Each op family has its module (``activations``, ``conv``, ``dense``, ``dropout``,
-``losses``, ``lrn``, ``optim``, ``pool``; their shared helpers in ``common``).
+arrays. The sequence ops (``seq``: maxout, seq2col, the ragged reductions, gather_add) have
+no CUDA kernels yet and run the reference on the host, a copy each way. Each op family has
+its module (``activations``, ``conv``, ``dense``, ``dropout``, ``losses``, ``lrn``,
+``optim``, ``pool``, ``seq``; their shared helpers in ``common``).
 
 Methods receive arguments already validated and normalised by :mod:`fastnn.ops`. They
 allocate outputs and workspaces with CuPy (its memory pool makes that cheap) and pass the
@@ -25,13 +27,14 @@ from fastnn.backends.cuda.losses import LossOps
 from fastnn.backends.cuda.lrn import LrnOps
 from fastnn.backends.cuda.optim import OptimizerOps
 from fastnn.backends.cuda.pool import PoolOps
+from fastnn.backends.cuda.seq import SeqOps
 from fastnn.backends.reference import ReferenceBackend
 
 __all__ = ["CudaBackend"]
 
 
 class CudaBackend(DenseOps, ConvOps, PoolOps, ActivationOps, LossOps, LrnOps, DropoutOps,
-                  OptimizerOps, ReferenceBackend):
+                  OptimizerOps, SeqOps, ReferenceBackend):
     """CuPy arrays; cuBLAS for GEMM and fastnn._cuda's kernels for the rest."""
 
     name = "cuda"

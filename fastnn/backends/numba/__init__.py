@@ -2,7 +2,7 @@
 
 The fallback where fastnn._C is missing, and a place for quick kernel experiments. Each op
 family lives in its own module (``conv``, ``pool``, ``lrn``, ``dense``,
-``activations``, ``losses``, ``dropout``, ``optim``), kernels first, then the mixin
+``activations``, ``losses``, ``dropout``, ``optim``, ``seq``), kernels first, then the mixin
 whose methods allocate outputs and call them; :class:`NumbaBackend` is their union over
 :class:`~fastnn.backends.reference.ReferenceBackend`.
 
@@ -42,13 +42,14 @@ from fastnn.backends.numba.losses import LossOps
 from fastnn.backends.numba.lrn import LrnOps
 from fastnn.backends.numba.optim import OptimizerOps
 from fastnn.backends.numba.pool import PoolOps
+from fastnn.backends.numba.seq import SeqOps
 from fastnn.backends.reference import ReferenceBackend
 
 __all__ = ["NumbaBackend"]
 
 
 class NumbaBackend(DenseOps, ConvOps, PoolOps, ActivationOps, LossOps, LrnOps, DropoutOps,
-                   OptimizerOps, ReferenceBackend):
+                   OptimizerOps, SeqOps, ReferenceBackend):
     """numba ``@njit`` kernels for the whole op contract (float32 and float64, NHWC and
     NCHW)."""
 

@@ -18,12 +18,13 @@ from fastnn.backends.reference.losses import LossOps
 from fastnn.backends.reference.lrn import LrnOps
 from fastnn.backends.reference.optim import OptimizerOps
 from fastnn.backends.reference.pool import PoolOps
+from fastnn.backends.reference.seq import SeqOps
 
 __all__ = ["ReferenceBackend"]
 
 
 class ReferenceBackend(DenseOps, ConvOps, PoolOps, ActivationOps, LossOps, LrnOps, DropoutOps,
-                       OptimizerOps, Backend):
+                       OptimizerOps, SeqOps, Backend):
     """Pure-NumPy implementation of the whole op contract."""
 
     name = "reference"

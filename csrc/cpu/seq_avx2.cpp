@@ -1,0 +1,3 @@
+// Sequence-op kernels compiled for the avx2 instruction set (see CMakeLists.txt).
+#define FASTNN_ISA_NAMESPACE avx2
+#include "cpu/seq_kernels.h"
