@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import platform
 import statistics
-import subprocess
 import time
 
 import numpy as np
@@ -216,12 +215,9 @@ def op_cases(batch: int, dtype=None):
 def machine() -> str:
     import fastnn
 
-    try:
-        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        model = next(line.split(":", 1)[1].strip() for line in lscpu.splitlines()
-                     if line.startswith("Model name"))
-    except (OSError, StopIteration):
-        model = platform.processor() or "unknown CPU"
+    from fastnn.bench.machine import cpu_model
+
+    model = cpu_model()
     return (f"{model}, {torch.get_num_threads()} torch threads / {fastnn.get_num_threads()} "
             f"fastnn threads; torch {torch.__version__}, fastnn {fastnn.__version__}, "
             f"NumPy {np.__version__}, Python {platform.python_version()}")

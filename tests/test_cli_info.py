@@ -32,36 +32,19 @@ def test_info_json(capsys):
     assert any(pool["user_api"] == "blas" for pool in info["thread_pools"])
 
 
-def _sysfs_caches():
-    """{level: bytes} of cpu0's data/unified caches as Linux's sysfs lists them."""
-    from pathlib import Path
-
-    found = {}
-    for index in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
-        try:
-            level = int((index / "level").read_text())
-            kind = (index / "type").read_text().strip()
-            size = (index / "size").read_text().strip()
-        except OSError:
-            continue
-        if kind in ("Data", "Unified") and level not in found:
-            scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(size[-1], 1)
-            found[level] = int(size.rstrip("KMG")) * scale
-    return found
-
-
 def test_info_reports_the_caches_the_kernels_are_blocked_for(capsys):
     from fastnn import _compat
+    from fastnn.bench.machine import cache_sizes  # sysfs, read in Python
 
     native, _ = _compat.native()
     caches = native.cache_sizes()
     sources = caches["source"].split(",")
     assert len(sources) == 3 and set(sources) <= {"sysfs", "sysconf", "default"}
-    sysfs = _sysfs_caches()
-    for level, key in ((1, "l1d"), (2, "l2"), (3, "l3")):
+    sysfs = cache_sizes()
+    for level, (key, name) in enumerate((("l1d", "L1d"), ("l2", "L2"), ("l3", "L3"))):
         assert caches[key] > 0
-        if level in sysfs:
-            assert sources[level - 1] == "sysfs" and caches[key] == sysfs[level], (key, caches)
+        if name in sysfs:
+            assert sources[level] == "sysfs" and caches[key] == sysfs[name], (key, caches)
     # The GEMM blocks follow them: a B micro-panel (kc x nr) within about twice L1d, a
     # B block (kc x nc) within half of L2.
     b = native.gemm_blocking(2048, 2048, 2048)

@@ -9,6 +9,19 @@ import numpy as np
 from fastnn import _compat
 
 
+def cpu_model() -> str:
+    """The CPU's model name as ``lscpu`` gives it (``platform.processor()`` without lscpu)."""
+    import platform
+    import subprocess
+
+    try:
+        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        return next(line.split(":", 1)[1].strip() for line in lscpu.splitlines()
+                    if line.startswith("Model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or "unknown CPU"
+
+
 def cache_sizes() -> dict[str, int]:
     """Bytes of each data cache level of CPU 0 as Linux reports them (``L1d``, ``L2``,
     ``L3``: the L3 is shared, the others per core); empty where /sys does not say."""

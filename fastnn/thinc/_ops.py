@@ -171,55 +171,40 @@ class FastnnOps(NumpyOps):
             return result if target is None else _into(target, result)
         return None
 
-    def relu(self, X, inplace=False):
-        kernel = self._k_relu
-        if kernel is not None and type(X) is np.ndarray:
-            out = X if inplace else np.empty(X.shape, X.dtype)
+    def _activation(self, kernel, op: str, args: tuple, target):
+        """An element-wise activation (or its backward) of ``args`` into ``target`` (an input,
+        in place) or a new array: the binding ``kernel`` directly on plain NumPy arrays, else
+        fastnn.ops' general path; None when the call is outside fastnn's contract (the caller
+        then asks NumpyOps)."""
+        x = args[-1] if target is None else target
+        if kernel is not None and type(x) is np.ndarray:
+            out = target if target is not None else np.empty(x.shape, x.dtype)
             try:
-                kernel(X, out)
+                kernel(*args, out)
                 return out
             except _REFUSED:
                 pass
-        result = self._elementwise("relu", (X,), X if inplace else None)
+        return self._elementwise(op, args, target)
+
+    def relu(self, X, inplace=False):
+        result = self._activation(self._k_relu, "relu", (X,), X if inplace else None)
         return super().relu(X, inplace=inplace) if result is None else result
 
     def backprop_relu(self, dY, Y, inplace=False):
-        kernel = self._k_relu_backward
-        if kernel is not None and type(dY) is np.ndarray:
-            out = dY if inplace else np.empty(dY.shape, dY.dtype)
-            try:
-                kernel(dY, Y, out)
-                return out
-            except _REFUSED:
-                pass
-        result = self._elementwise("relu_backward", (dY, Y), dY if inplace else None)
+        result = self._activation(self._k_relu_backward, "relu_backward", (dY, Y),
+                                  dY if inplace else None)
         return super().backprop_relu(dY, Y, inplace=inplace) if result is None else result
 
     def sigmoid(self, X, *, inplace=False):
         """The logistic function. Thinc clips ``X`` to [-20, 20] first; fastnn's kernel is
         stable without it, so the two differ by at most 2.1e-9 (the value at -20)."""
-        kernel = self._k_sigmoid
-        if kernel is not None and type(X) is np.ndarray:
-            out = X if inplace else np.empty(X.shape, X.dtype)
-            try:
-                kernel(X, out)
-                return out
-            except _REFUSED:
-                pass
-        result = self._elementwise("sigmoid", (X,), X if inplace else None)
+        result = self._activation(self._k_sigmoid, "sigmoid", (X,), X if inplace else None)
         return super().sigmoid(X, inplace=inplace) if result is None else result
 
     def backprop_sigmoid(self, dY, Y, *, inplace=False):
         # Thinc's in-place form writes the gradient into Y, not dY.
-        kernel = self._k_sigmoid_backward
-        if kernel is not None and type(Y) is np.ndarray:
-            out = Y if inplace else np.empty(Y.shape, Y.dtype)
-            try:
-                kernel(dY, Y, out)
-                return out
-            except _REFUSED:
-                pass
-        result = self._elementwise("sigmoid_backward", (dY, Y), Y if inplace else None)
+        result = self._activation(self._k_sigmoid_backward, "sigmoid_backward", (dY, Y),
+                                  Y if inplace else None)
         return super().backprop_sigmoid(dY, Y, inplace=inplace) if result is None else result
 
     def softmax(self, x, *, inplace=False, axis=-1, temperature=1.0):
