@@ -22,6 +22,11 @@ from fastnn import ops as fops
 
 _F32 = np.dtype(np.float32)
 
+# Thinc 9 made every hyperparameter a schedule called with (step, key=..., last_score=...);
+# Thinc 8.3 (the newest with CPython 3.13 wheels) keeps plain values, advanced by
+# step_schedules(). Both read the same values at the same point of the update.
+_CALLED_SCHEDULES = hasattr(Optimizer, "_schedule_args")
+
 
 def _plain(a) -> bool:
     flags = a.flags
@@ -81,18 +86,13 @@ class FastnnOptimizer(Optimizer):
     def _update(self, key, weights, gradient, lr_scale):
         self.nr_update[key] += 1
         nr_upd = self.nr_update[key]
-        args = self._schedule_args(key)
-        step = self.step
-        L2 = self.L2(step, **args)
+        L2, clip, b1, b2, learn_rate, eps = self._hyperparameters(key)
         if L2 != 0 and not self.L2_is_weight_decay:
             gradient += L2 * weights
-        clip = self.grad_clip(step, **args)
         if clip:
             norm = np.linalg.norm(gradient)
             if norm >= clip:
                 gradient *= clip / norm
-        b1, b2 = self.b1(step, **args), self.b2(step, **args)
-        learn_rate = self.learn_rate(step, **args)
         if b1 > 0.0 and b2 > 0.0:
             if key not in self.mom1:
                 self.mom1[key] = np.zeros(weights.size, dtype=_F32)
@@ -101,7 +101,7 @@ class FastnnOptimizer(Optimizer):
             lr = learn_rate * (1.0 - b2**nr_upd) ** 0.5 / (1.0 - b1**nr_upd)
             fops.adam_update(weights.reshape(-1), gradient.reshape(-1), self.mom1[key],
                              self.mom2[key], step=nr_upd, lr=lr * lr_scale, beta1=b1, beta2=b2,
-                             eps=self.eps(step, **args), bias_correction=False)
+                             eps=eps, bias_correction=False)
         elif b2 > 0.0:  # pragma: no cover - Thinc raises the same
             raise NotImplementedError
         else:
@@ -114,6 +114,14 @@ class FastnnOptimizer(Optimizer):
             if key not in self.averages:
                 self.averages[key] = np.zeros(weights.shape, dtype=_F32)
             self._update_average(self.averages[key], weights, nr_upd)
+
+    def _hyperparameters(self, key):
+        """(L2, grad_clip, b1, b2, learn_rate, eps) for this update of ``key``."""
+        names = ("L2", "grad_clip", "b1", "b2", "learn_rate", "eps")
+        if not _CALLED_SCHEDULES:
+            return tuple(getattr(self, name) for name in names)
+        args, step = self._schedule_args(key), self.step
+        return tuple(getattr(self, name)(step, **args) for name in names)
 
     def _update_average(self, average, weights, nr_upd):
         """Thinc's ``ema -= (1 - decay) * (ema - weights)``, the same operations in the
