@@ -15,7 +15,8 @@ conditions, so their ratio is meaningful where two separate runs are not.
 Cases (``--cases``): ``conv``, the seed network's conv2 (64x14x14x32 -> 64, 3x3 "same"),
 all three passes; ``direct``, the direct kernels of first layers; ``gemm``, square products
 and the seed's dense-layer shapes; ``lrn``, LRN forward and backward at the seed's shapes;
-``pool``, 2x2 max-pool forward and backward.
+``pool``, 2x2 max-pool forward and backward; ``widths``, 640x288 products at output
+widths from 20 to 384 (the dense register tile is chosen by the output width).
 """
 
 from __future__ import annotations
@@ -133,8 +134,26 @@ def pool_cases(native):
     return cases
 
 
+def width_cases(native):
+    """640 x 288 by 288 x n at output widths around the register tiles' (the dense tile
+    follows n), plain, with transposed A (a weight gradient) and with transposed B (a
+    layer with (out, in) weights)."""
+    rng = np.random.default_rng(0)
+    cases = {}
+    m, k = 640, 288
+    for n in (20, 32, 40, 48, 50, 80, 96, 100, 128, 144, 200, 288, 384):
+        for trans_a, trans_b in ((False, False), (True, False), (False, True)):
+            a = rng.standard_normal((k, m) if trans_a else (m, k), dtype=np.float32)
+            b = rng.standard_normal((n, k) if trans_b else (k, n), dtype=np.float32)
+            c = np.empty((m, n), np.float32)
+            tag = ("T" if trans_a else "N") + ("T" if trans_b else "N")
+            cases[f"gemm/{tag}/{m}x{k}x{n}"] = (
+                lambda a=a, b=b, c=c, ta=trans_a, tb=trans_b: native.gemm(a, b, c, ta, tb))
+    return cases
+
+
 CASES = {"conv": conv_cases, "direct": direct_cases, "gemm": gemm_cases, "lrn": lrn_cases,
-         "pool": pool_cases}
+         "pool": pool_cases, "widths": width_cases}
 
 
 def main() -> None:

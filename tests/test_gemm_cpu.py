@@ -101,6 +101,28 @@ def test_rectangular_sizes(m, n, k, trans_a, trans_b, dtype):
     _check_gemm(m, n, k, trans_a, trans_b, dtype)
 
 
+# The dense register tile follows the output width (the one padding the fewest columns):
+# widths that pick each of the selected ISA's tiles, each with row and column tails.
+DENSE_WIDTHS = [3, 5, 9, 17, 20, 40, 48, 50, 96, 100, 144, 200, 288]
+
+
+def test_dense_widths_cover_every_tile():
+    names = {C.gemm_blocking(64, n, 64, dtype="float32")["kernel"] for n in DENSE_WIDTHS}
+    expected = {"avx512": {"avx512 14x16", "avx512 14x32", "avx512 8x48", "avx512 6x64"},
+                "avx2": {"avx2 6x8", "avx2 6x16"},
+                "portable": {"portable 4x4", "portable 4x8"}}[C.selected_isa()]
+    assert names == expected
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trans_a, trans_b", TRANSPOSES)
+@pytest.mark.parametrize("n", DENSE_WIDTHS)
+@pytest.mark.parametrize("m, k", [(13, 70), (50, 300)])
+def test_dense_widths(m, n, k, trans_a, trans_b, dtype):
+    _check_gemm(m, n, k, trans_a, trans_b, dtype, alpha=0.5, beta=0.25)
+    _check_gemm(m, n, k, trans_a, trans_b, dtype)
+
+
 # Big enough to cross every block of the packed-A loop nest on one thread, on a machine with a
 # 48 KiB L1 and a 2 MiB L2 (and most others): several A blocks (m past 4 MiB of packed rows),
 # B blocks (n past half of L2) and K blocks, each with a ragged last block.
@@ -192,7 +214,7 @@ def test_thread_counts_agree(threads):
 @pytest.mark.parametrize("activation", list(ACTIVATIONS))
 @pytest.mark.parametrize("with_bias", [True, False])
 @pytest.mark.parametrize("n, k, m", [(64, 3136, 128), (64, 128, 256), (64, 256, 10), (7, 33, 65),
-                                     (1, 1, 1), (1, 777, 1)])
+                                     (1, 1, 1), (1, 777, 1), (50, 96, 96), (13, 40, 200)])
 def test_linear_epilogue(n, k, m, with_bias, activation, dtype):
     rng = _rng(n, k, m, with_bias, activation)
     x = rng.standard_normal((n, k)).astype(dtype)

@@ -121,7 +121,7 @@ template <typename T>
 Plan<T> make_plan(const GemmArgs<T>& g, int num_threads) {
   const gemm_impl::GemmKernels<T>& kernels = gemm_impl::gemm_kernels<T>();
   Plan<T> p{};
-  p.ks = g.n <= kernels.narrow.nr ? kernels.narrow : kernels.wide;
+  p.ks = kernels.dense(g.n);
   const int64_t mr = p.ks.mr, nr = p.ks.nr;
   const CacheSizes& cs = cache_sizes();
   const int64_t k = std::max<int64_t>(g.k, 1);

@@ -107,16 +107,17 @@ struct GatherKernel {
   void (*run)(const GatherTask<T>& task);
 };
 
-// Everything the GEMM and the convolutions take from one ISA, per dtype: one
-// wide set (the main tile) and one narrow set (one vector of columns, for
-// outputs with few columns), and the indirect and gather kernels, whose tiles
-// depend on the output's size.  Each microkernel_<isa>.cpp defines its
+// Everything the GEMM and the convolutions take from one ISA, per dtype: the
+// main tile (wide), the tile set for an output n columns wide (dense: the
+// main tile, or one that pads fewer columns, e.g. 8 x 48 for n = 96 where
+// 6 x 64 computes a quarter of its lanes for nothing), and the indirect and
+// gather kernels, whose tiles depend on the output's size too.  Each microkernel_<isa>.cpp defines its
 // namespace's gemm_kernel_table; gemm.cpp resolves the selected ISA's once
 // (cpu/dispatch.h).
 template <typename T>
 struct GemmKernels {
   KernelSet<T> wide;
-  KernelSet<T> narrow;
+  KernelSet<T> (*dense)(int64_t n);                  // for outputs n columns wide
   IndirectKernel<T> (*indirect)(int64_t n);          // for outputs n columns wide
   GatherKernel<T> (*gather)(int64_t m, int64_t n);   // for an m x n C
 };

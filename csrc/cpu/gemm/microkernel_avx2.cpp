@@ -60,6 +60,18 @@ namespace fastnn::cpu::gemm_impl::avx2 {
 
 namespace {
 
+// Dense tiles by output width n: one vector of columns where that is all the output
+// has, the main tile otherwise.
+KernelSet<float> dense_kernel_f32(int64_t n) {
+  if (n <= 8) return make_kernel_set<float, 6, 1>("avx2 6x8");
+  return make_kernel_set<float, 6, 2>("avx2 6x16");
+}
+
+KernelSet<double> dense_kernel_f64(int64_t n) {
+  if (n <= 4) return make_kernel_set<double, 6, 1>("avx2 6x4");
+  return make_kernel_set<double, 6, 2>("avx2 6x8");
+}
+
 // Indirect (convolution) tiles by output width n: as few padded columns as
 // possible, then the most rows the register file holds.
 IndirectKernel<float> indirect_kernel_f32(int64_t n) {
@@ -89,11 +101,11 @@ GatherKernel<double> gather_kernel_f64(int64_t m, int64_t n) {
 template <typename T>
 GemmKernels<T> gemm_kernel_table() {
   if constexpr (sizeof(T) == 4) {
-    return {make_kernel_set<float, 6, 2>("avx2 6x16"),
-            make_kernel_set<float, 6, 1>("avx2 6x8"), &indirect_kernel_f32, &gather_kernel_f32};
+    return {make_kernel_set<float, 6, 2>("avx2 6x16"), &dense_kernel_f32, &indirect_kernel_f32,
+            &gather_kernel_f32};
   } else {
-    return {make_kernel_set<double, 6, 2>("avx2 6x8"),
-            make_kernel_set<double, 6, 1>("avx2 6x4"), &indirect_kernel_f64, &gather_kernel_f64};
+    return {make_kernel_set<double, 6, 2>("avx2 6x8"), &dense_kernel_f64, &indirect_kernel_f64,
+            &gather_kernel_f64};
   }
 }
 template GemmKernels<float> gemm_kernel_table<float>();

@@ -51,6 +51,18 @@ namespace fastnn::cpu::gemm_impl::portable {
 
 namespace {
 
+// Dense tiles by output width n: one vector of columns where that is all the output
+// has, the main tile otherwise.
+KernelSet<float> dense_kernel_f32(int64_t n) {
+  if (n <= 4) return make_kernel_set<float, 4, 1>("portable 4x4");
+  return make_kernel_set<float, 4, 2>("portable 4x8");
+}
+
+KernelSet<double> dense_kernel_f64(int64_t n) {
+  if (n <= 2) return make_kernel_set<double, 4, 1>("portable 4x2");
+  return make_kernel_set<double, 4, 2>("portable 4x4");
+}
+
 // Indirect (convolution) tiles by output width n: as few padded columns as
 // possible, then the most rows the register file holds.
 IndirectKernel<float> indirect_kernel_f32(int64_t n) {
@@ -80,11 +92,11 @@ GatherKernel<double> gather_kernel_f64(int64_t m, int64_t n) {
 template <typename T>
 GemmKernels<T> gemm_kernel_table() {
   if constexpr (sizeof(T) == 4) {
-    return {make_kernel_set<float, 4, 2>("portable 4x8"),
-            make_kernel_set<float, 4, 1>("portable 4x4"), &indirect_kernel_f32, &gather_kernel_f32};
+    return {make_kernel_set<float, 4, 2>("portable 4x8"), &dense_kernel_f32, &indirect_kernel_f32,
+            &gather_kernel_f32};
   } else {
-    return {make_kernel_set<double, 4, 2>("portable 4x4"),
-            make_kernel_set<double, 4, 1>("portable 4x2"), &indirect_kernel_f64, &gather_kernel_f64};
+    return {make_kernel_set<double, 4, 2>("portable 4x4"), &dense_kernel_f64, &indirect_kernel_f64,
+            &gather_kernel_f64};
   }
 }
 template GemmKernels<float> gemm_kernel_table<float>();
