@@ -1,5 +1,6 @@
 """Time per op of one training step (or, with ``--inference``, one evaluation-mode forward
-pass) of the seed convnet on a fastnn backend.
+pass) of the seed convnet (or, with ``--network``, LeNet-5 or the CIFAR-shaped network) on a
+fastnn backend.
 
 Every method of the backend object, and every native entry point :mod:`fastnn.ops` calls
 directly, is wrapped with a timer (so each op is timed where it runs, whichever
@@ -12,6 +13,7 @@ Usage::
 
     python benchmarks/profile_training.py --backend cpu --batch 64 --threads 2
     python benchmarks/profile_training.py --inference --batch 256 --threads 1 --clock cpu
+    python benchmarks/profile_training.py --network lenet5 --batch 64 --threads 1 --clock cpu
 
 ``--clock cpu`` times with the process's CPU time instead of the wall clock: with
 ``--threads 1`` that is each op's own compute, unaffected by other jobs on a busy machine
@@ -25,7 +27,7 @@ import collections
 import time
 
 from fastnn import backends, bench, models
-from fastnn.bench.cases import _seed_batches
+from fastnn.bench.cases import NETWORKS, _network_batches, _seed_batches
 
 
 def _label(name, args):
@@ -39,7 +41,7 @@ def _label(name, args):
 
 
 def profile(backend: str = "cpu", batch: int = 64, steps: int = 20, warmup: int = 3,
-            clock=time.perf_counter, training: bool = True):
+            clock=time.perf_counter, training: bool = True, network: str = "seed"):
     """``(rows, mean step seconds, best step seconds)``; rows of ``(op, calls per step,
     seconds per step)``, the last one the time outside every op."""
     target = backends.get(backend)
@@ -75,15 +77,20 @@ def profile(backend: str = "cpu", batch: int = 64, steps: int = 20, warmup: int 
     natives = target.native_entries
     target.native_entries = {name: timer(name, fn) for name, fn in natives.items()}
     try:
-        model = models.seed_convnet(seed=0)
+        if network == "seed":
+            model, lr = models.seed_convnet(seed=0), models.SEED_LR
+            images, labels = _seed_batches(batch)
+        else:
+            builder, input_shape, _, _ = NETWORKS[network]
+            model, lr = getattr(models, builder)(seed=0), models.NETWORK_LR
+            images, labels = _network_batches(input_shape, batch)
         if training:
-            step = models.seed_learner(model.train()).fit_batch
+            step = models.seed_learner(model.train(), lr=lr).fit_batch
         else:
             model.eval()
 
             def step(x, _labels):
                 return model(x)
-        images, labels = _seed_batches(batch)
         with backends.use(backend):
             for i in range(warmup):
                 step(images[i % len(images)], labels[i % len(labels)])
@@ -110,6 +117,7 @@ def profile(backend: str = "cpu", batch: int = 64, steps: int = 20, warmup: int 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", default="cpu")
+    parser.add_argument("--network", choices=("seed", *NETWORKS), default="seed")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--threads", type=int, default=2)
@@ -120,9 +128,9 @@ def main() -> None:
     bench.pin_threads(args.threads)
     clock = time.perf_counter if args.clock == "wall" else time.process_time
     rows, mean, best = profile(args.backend, args.batch, args.steps, clock=clock,
-                               training=not args.inference)
+                               training=not args.inference, network=args.network)
     what = "one forward pass (eval)" if args.inference else "one training step"
-    print(f"seed convnet, {what}, backend={args.backend} batch={args.batch} "
+    print(f"{args.network} network, {what}, backend={args.backend} batch={args.batch} "
           f"threads={args.threads} clock={args.clock}: mean {mean * 1e3:.2f} ms "
           f"({args.batch / mean:,.0f} img/s), best {best * 1e3:.2f} ms")
     print(f"{'op':<34}{'calls':>6}{'ms/step':>10}{'%':>7}")

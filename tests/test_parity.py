@@ -98,6 +98,13 @@ CONV_CONFIGS = [
     (1, 1, 1, 3, 33, 3, 3, 1, "same", 1),           # 1x1 image: every tap but one is padding
     (3, 20, 30, 1, 32, 5, 5, 1, "same", 1),         # 30 wide: tiles of 8, 4 and 1; 25 taps
     (2, 6, 6, 8, 16, 3, 3, 1, "same", 1),           # 72 taps: the largest direct patch
+    # Narrow outputs (out_c <= 16 float32 / 8 float64 at stride_w 1): pixels in the lanes,
+    # channel-planar copies; groups of up to 8 channels, rows in vector pairs and singles.
+    (2, 28, 28, 1, 6, 5, 5, 1, "same", 1),          # LeNet-5's first layer
+    (1, 9, 37, 2, 12, 3, 3, (2, 1), "same", 1),     # 12 = 6 + 6; 37 = 32 + 5 columns
+    (2, 6, 17, 3, 16, 3, 1, 1, "valid", (2, 1)),    # two groups of 8; one vector and a lane
+    (1, 5, 40, 4, 3, 3, 3, 1, ((2, 0), (0, 3)), (1, 2)),  # dilated columns, uneven padding
+    (1, 4, 3000, 8, 5, 3, 3, 1, "same", 1),         # wider than a tile: column tiles
     # Sixteen or more input channels: the indirect (pointer-table) kernels, whose
     # tiles are 4-14 rows by 16-64 columns; channel counts around those sizes.
     (2, 14, 14, 32, 64, 3, 3, 1, "same", 1),        # the seed's second layer at batch 2
@@ -211,6 +218,11 @@ POOL_CONFIGS = [
     (2, 28, 28, 32, 2, None, 0),     # the seed's first pool
     (1, 7, 9, 16, 2, 2, 0),          # odd sizes: the last row and column are dropped
     (2, 4, 6, 48, (2, 2), (2, 2), 0),
+    # ... and on the rest: fewer channels than a vector (lanes over the flat row, in
+    # chunks of pixel pairs), or a vector and a remainder.
+    (2, 28, 28, 6, 2, None, 0),      # LeNet-5's first pool
+    (1, 5, 301, 5, 2, None, 0),      # a row of several chunks, the last partial
+    (1, 6, 10, 20, 2, 2, 0),         # 16 + 4 channels
 ]
 
 

@@ -20,9 +20,11 @@ struct Conv2dShape {
 // dilations below 1 and negative padding.
 void check_conv2d_shape(const Conv2dShape& s);
 
-// True when forward and backward-weights of this shape run the direct kernels
-// (conv2d_direct.h) instead of im2col + GEMM: a short patch kh*kw*in_c.
-bool use_direct_conv(const Conv2dShape& s);
+// True when the forward of this shape runs the direct kernels (conv2d_direct.h)
+// instead of im2col + GEMM: a short patch kh*kw*in_c, or a narrow output with
+// few input channels.  Backward-weights takes them for a short patch only.
+template <typename T> bool use_direct_conv(const Conv2dShape& s);
+bool use_direct_conv_backward_weights(const Conv2dShape& s);
 
 // Workspace bytes each entry point needs with this many threads.
 template <typename T> size_t conv2d_forward_workspace_bytes(const Conv2dShape& s, int threads);

@@ -32,6 +32,8 @@ const DirectConvKernels<T>& direct_conv_kernels() {
                               &avx512::direct_conv_kernel_table<T>);
 }
 
+constexpr int64_t round_up(int64_t n, int64_t multiple) { return (n + multiple - 1) / multiple * multiple; }
+
 // A chunk should hold at least this many multiply-adds to be worth a fork.
 constexpr int64_t kGrainMacs = 1 << 16;
 
@@ -59,13 +61,24 @@ Layout layout(const Conv2dShape& s, bool backward) {
     p.tile_w = std::clamp<int64_t>(windows_in(fit, span_w, s.stride_w), 1, s.out_w);
   }
   p.padded_w = cells_of(p.tile_w, span_w, s.stride_w);
-  p.band_rows = std::clamp<int64_t>(windows_in(cap / p.padded_w, span_h, s.stride_h), 1, s.out_h);
+  p.narrow = direct_conv_is_narrow<T>(s);
+  // Narrow rows are read a vector pair at a time from any column below tile_w, so
+  // each has a block of columns of slack (zeros) beyond the tile.
+  p.pitch = p.narrow ? round_up(p.tile_w, kDirectOcBlock<T>) + span_w - 1 : p.padded_w;
+  p.band_rows = std::clamp<int64_t>(windows_in(cap / p.pitch, span_h, s.stride_h), 1, s.out_h);
   p.padded_h = cells_of(p.band_rows, span_h, s.stride_h);
   p.oc_blocks = (s.out_c + kDirectOcBlock<T> - 1) / kDirectOcBlock<T>;
   l.offsets_bytes = align_up(p.taps * sizeof(int64_t));
   l.weights_bytes = backward ? 0 : align_up(p.oc_blocks * p.taps * kDirectOcBlock<T> * sizeof(T));
   l.bias_bytes = backward ? 0 : align_up(p.oc_blocks * kDirectOcBlock<T> * sizeof(T));
-  l.pad_bytes = align_up(p.padded_h * p.padded_w * s.in_c * sizeof(T));
+  l.pad_bytes = align_up(p.padded_h * p.pitch * s.in_c * sizeof(T));
+  if (p.narrow && backward) {  // dy's band, planar, after the input's
+    p.dy_pitch = round_up(p.tile_w, kDirectOcBlock<T>);
+    p.dy_offset = static_cast<int64_t>(l.pad_bytes / sizeof(T));
+    l.pad_bytes += align_up(p.band_rows * s.out_c * p.dy_pitch * sizeof(T));
+    p.lanes_offset = static_cast<int64_t>(l.pad_bytes / sizeof(T));
+    l.pad_bytes += align_up(p.taps * s.out_c * 64);
+  }
   l.partial_bytes = backward ? align_up(p.taps * s.out_c * sizeof(T)) : 0;
   l.rows_bytes = 0;
   return l;
@@ -106,12 +119,17 @@ int64_t chunk_count(const Conv2dShape& s, int threads) {
   return std::max<int64_t>(1, std::min<int64_t>(std::max(threads, 1), (rows + grain - 1) / grain));
 }
 
+// Where each tap (HWIO order) reads, from a window's first padded pixel:
+// interleaved channels, or, in a narrow plan, channel planes of padded_h x pitch.
 void fill_tap_offsets(const DirectConvPlan& p, int64_t* offsets) {
   const Conv2dShape& s = p.shape;
   int64_t t = 0;
   for (int64_t i = 0; i < s.kernel_h; ++i) {
     for (int64_t j = 0; j < s.kernel_w; ++j) {
-      for (int64_t c = 0; c < s.in_c; ++c) offsets[t++] = (i * s.dilation_h * p.padded_w + j * s.dilation_w) * s.in_c + c;
+      for (int64_t c = 0; c < s.in_c; ++c) {
+        offsets[t++] = p.narrow ? (c * p.padded_h + i * s.dilation_h) * p.pitch + j * s.dilation_w
+                                : (i * s.dilation_h * p.padded_w + j * s.dilation_w) * s.in_c + c;
+      }
     }
   }
 }
@@ -173,7 +191,7 @@ void conv2d_direct_forward(const Conv2dShape& s, const T* x_nhwc, const T* w_hwi
 
 template <typename T>
 bool conv2d_direct_fuses_max_pool(const Conv2dShape& s) {
-  return use_direct_conv(s) && s.out_h >= 2 && s.out_w >= 2 && max_pool2d_is_2x2<T>(pool_of_two_rows(s));
+  return use_direct_conv<T>(s) && s.out_h >= 2 && s.out_w >= 2 && max_pool2d_is_2x2<T>(pool_of_two_rows(s));
 }
 
 template <typename T>

@@ -25,6 +25,16 @@ constexpr int64_t kDirectOcBlock = 128 / static_cast<int64_t>(sizeof(T));
 // tap_offsets[t], in the order of the rows of w (HWIO).  The tile is sized so
 // that buffer stays within kDirectPadBytes (a whole image, for the images this
 // path is for); one output pixel's window is the least it holds.
+// Narrow outputs (out_c at most half a channel block, stride_w 1: LeNet's 6- and
+// 16-channel layers) put output pixels in the vector lanes instead of channels,
+// so no lane computes a channel that does not exist: the tile's input is copied
+// channel-planar ([c][row][pitch], pitch a whole number of vectors wider than
+// the tile, zeros beyond it) and backward-weights copies dy planar too.
+template <typename T>
+constexpr bool direct_conv_is_narrow(const Conv2dShape& s) {
+  return 2 * s.out_c <= kDirectOcBlock<T> && s.stride_w == 1;
+}
+
 struct DirectConvPlan {
   Conv2dShape shape;
   int64_t taps;            // kernel_h * kernel_w * in_c
@@ -34,6 +44,15 @@ struct DirectConvPlan {
   int64_t padded_h;        // the same for band_rows
   int64_t oc_blocks;       // ceil(out_c / kDirectOcBlock)
   const int64_t* tap_offsets;
+  // Narrow plans only: the planar rows' pitch (>= padded_w), and, for
+  // backward-weights, dy's planar pitch and where its copy starts in the pad buffer.
+  // backward-weights also keeps dw's per-lane partial sums there (one 64-byte
+  // vector per tap and channel), summed across lanes once per chunk.
+  bool narrow;
+  int64_t pitch;
+  int64_t dy_pitch;
+  int64_t dy_offset;
+  int64_t lanes_offset;
 };
 
 // The padded-input buffer of one chunk stays within this (unless one output

@@ -102,6 +102,36 @@ void pad_rows(const Conv2dShape& s, const T* x_image, int64_t row0, int64_t row1
   }
 }
 
+// pad_rows for a narrow plan: the same padded rows and columns, channel-planar
+// (channel c's row r at buf + (c * padded_h + r) * pitch), zeros in columns
+// [padded_w, pitch).
+template <typename T>
+void pad_rows_planar(const DirectConvPlan& plan, const T* x_image, int64_t row0, int64_t row1, int64_t col0,
+                     T* buf) {
+  const Conv2dShape& s = plan.shape;
+  const int64_t c_count = s.in_c, pitch = plan.pitch;
+  const int64_t first = std::max<int64_t>(col0 - s.pad_left, 0);
+  const int64_t end = std::min<int64_t>(col0 + plan.padded_w - s.pad_left, s.in_w);
+  const int64_t left = std::clamp<int64_t>(s.pad_left - col0, 0, plan.padded_w);
+  const int64_t cols = std::max<int64_t>(end - first, 0);
+  for (int64_t c = 0; c < c_count; ++c) {  // the rows of each plane the tile reads
+    std::fill(buf + c * plan.padded_h * pitch, buf + (c * plan.padded_h + row1 - row0) * pitch, T(0));
+  }
+  for (int64_t r = row0; r < row1; ++r) {
+    const int64_t ih = r - s.pad_top;
+    if (ih < 0 || ih >= s.in_h || cols == 0) continue;
+    const T* src = x_image + (ih * s.in_w + first) * c_count;
+    T* dst = buf + (r - row0) * pitch + left;
+    if (c_count == 1) {
+      std::memcpy(dst, src, sizeof(T) * static_cast<size_t>(cols));
+      continue;
+    }
+    for (int64_t q = 0; q < cols; ++q) {
+      for (int64_t c = 0; c < c_count; ++c) dst[c * plan.padded_h * pitch + q] = src[q * c_count + c];
+    }
+  }
+}
+
 template <typename T>
 void activate_row(Activation act, T* __restrict y, int64_t n) {
   switch (act) {
@@ -247,10 +277,204 @@ void for_each_padded_segment(const DirectConvPlan& plan, const T* x, int64_t row
     const int64_t last = cells_of(oh1, window_extent(s.kernel_h, s.dilation_h), s.stride_h);
     for (int64_t ow0 = 0; ow0 < s.out_w; ow0 += plan.tile_w) {
       const int64_t ow1 = std::min(s.out_w, ow0 + plan.tile_w);
-      pad_rows(s, x + n * s.in_h * s.in_w * s.in_c, first, last, ow0 * s.stride_w, plan.padded_w, pad_buffer);
+      const T* x_image = x + n * s.in_h * s.in_w * s.in_c;
+      if (plan.narrow) {
+        pad_rows_planar(plan, x_image, first, last, ow0 * s.stride_w, pad_buffer);
+      } else {
+        pad_rows(s, x_image, first, last, ow0 * s.stride_w, plan.padded_w, pad_buffer);
+      }
       fn(n, oh0, oh1, ow0, ow1);
     }
     row += oh1 - oh0;
+  }
+}
+
+// ---- Narrow plans: output pixels in the lanes.
+//
+// Forward: G output channels x PV vectors of consecutive pixels of one row
+// (G*PV accumulators) while the taps stream past: per tap, PV unaligned loads of
+// planar input, G broadcasts of weights and G*PV FMAs; the finished tile goes
+// out through a stack tile, transposed to NHWC.  Backward-weights: KB taps x G
+// channels (KB*G accumulators, each a vector of per-lane partial sums) over
+// every pixel vector of the band: per vector, KB loads of input, G of planar dy
+// and KB*G FMAs; the per-lane sums are added to a buffer (one vector per tap
+// and channel) and summed across lanes once per chunk.
+#if defined(__AVX512F__)
+constexpr int kNarrowAccumulators = 24;
+#elif defined(__AVX2__)
+constexpr int kNarrowAccumulators = 12;
+#else
+constexpr int kNarrowAccumulators = 8;
+#endif
+constexpr int kNarrowMaxChannels = 8;  // G
+
+template <int G>
+constexpr int narrow_forward_vectors() {  // PV
+  return 2 * G <= kNarrowAccumulators ? 2 : 1;
+}
+
+template <typename T, int G, int PV, bool Relu>
+FASTNN_DIRECT_INLINE void narrow_forward_tile(const T* __restrict x, const int64_t* __restrict tap_offsets,
+                                              int64_t taps, const T* __restrict w, const T* __restrict bias,
+                                              T* __restrict tile) {
+  constexpr int L = kLanes<T>;
+  Vec<T> acc[G][PV];
+#pragma GCC unroll 16
+  for (int g = 0; g < G; ++g) {
+#pragma GCC unroll 16
+    for (int v = 0; v < PV; ++v) acc[g][v] = Vec<T>{} + bias[g];
+  }
+  for (int64_t t = 0; t < taps; ++t) {
+    const T* xt = x + tap_offsets[t];
+    const T* wt = w + t * kBlock<T>;
+    Vec<T> xv[PV];
+#pragma GCC unroll 16
+    for (int v = 0; v < PV; ++v) xv[v] = load(xt + v * L);
+#pragma GCC unroll 16
+    for (int g = 0; g < G; ++g) {
+      const T wg = wt[g];
+#pragma GCC unroll 16
+      for (int v = 0; v < PV; ++v) acc[g][v] += wg * xv[v];
+    }
+  }
+#pragma GCC unroll 16
+  for (int g = 0; g < G; ++g) {
+#pragma GCC unroll 16
+    for (int v = 0; v < PV; ++v) {
+      if (Relu) acc[g][v] = acc[g][v] < Vec<T>{} ? Vec<T>{} : acc[g][v];
+      store(tile + g * PV * L + v * L, acc[g][v]);
+    }
+  }
+}
+
+// Columns [0, cols) of one output row, channels [oc0, oc0 + G): y_row is the
+// row's first pixel, x_row its first window's planar input.
+template <typename T, int G, bool Relu>
+void narrow_forward_group(const DirectConvPlan& plan, const T* x_row, const T* w, const T* bias, T* y_row,
+                          int64_t cols, int64_t oc0) {
+  constexpr int L = kLanes<T>, PV = narrow_forward_vectors<G>();
+  const int64_t out_c = plan.shape.out_c;
+  alignas(64) T tile[G * PV * L];
+  for (int64_t ow = 0; ow < cols; ow += PV * L) {
+    const int64_t n = std::min<int64_t>(PV * L, cols - ow);
+    if (PV > 1 && n <= L) {  // a last single vector
+      narrow_forward_tile<T, G, 1, Relu>(x_row + ow, plan.tap_offsets, plan.taps, w + oc0, bias + oc0, tile);
+      for (int64_t p = 0; p < n; ++p) {
+#pragma GCC unroll 16
+        for (int g = 0; g < G; ++g) y_row[(ow + p) * out_c + oc0 + g] = tile[g * L + p];
+      }
+      continue;
+    }
+    narrow_forward_tile<T, G, PV, Relu>(x_row + ow, plan.tap_offsets, plan.taps, w + oc0, bias + oc0, tile);
+    for (int64_t p = 0; p < n; ++p) {
+#pragma GCC unroll 16
+      for (int g = 0; g < G; ++g) y_row[(ow + p) * out_c + oc0 + g] = tile[g * PV * L + p];
+    }
+  }
+}
+
+// Runs a group of g <= G channels (g known only at run time).
+template <typename T, int G, bool Relu>
+void narrow_forward_dispatch(int g, const DirectConvPlan& plan, const T* x_row, const T* w, const T* bias,
+                             T* y_row, int64_t cols, int64_t oc0) {
+  if constexpr (G > 1) {
+    if (g < G) {
+      narrow_forward_dispatch<T, G - 1, Relu>(g, plan, x_row, w, bias, y_row, cols, oc0);
+      return;
+    }
+  }
+  narrow_forward_group<T, G, Relu>(plan, x_row, w, bias, y_row, cols, oc0);
+}
+
+// Balanced channel groups of at most kNarrowMaxChannels: 12 runs as 6 + 6.
+inline int64_t narrow_group(int64_t out_c, int64_t max_group) {
+  const int64_t groups = (out_c + max_group - 1) / max_group;
+  return (out_c + groups - 1) / groups;
+}
+
+template <typename T, bool Relu>
+void narrow_forward_row(const DirectConvPlan& plan, const T* x_row, const T* w, const T* bias, T* y_row,
+                        int64_t cols) {
+  const int64_t out_c = plan.shape.out_c, group = narrow_group(out_c, kNarrowMaxChannels);
+  for (int64_t oc0 = 0; oc0 < out_c; oc0 += group) {
+    const int g = static_cast<int>(std::min(group, out_c - oc0));
+    narrow_forward_dispatch<T, kNarrowMaxChannels, Relu>(g, plan, x_row, w, bias, y_row, cols, oc0);
+  }
+}
+
+// The band's x * dy for taps t0 + k (k < KB) and channels oc0 + g (g < G), added
+// per lane to dw_lanes (from tap t0 on).
+template <typename T, int KB, int G>
+void narrow_backward_weights_block(const DirectConvPlan& plan, const T* __restrict x_band,
+                                   const T* __restrict dy_planar, int64_t rows, int64_t cols,
+                                   const int64_t* __restrict tap_offsets, T* __restrict dw_lanes, int64_t oc0) {
+  constexpr int L = kLanes<T>;
+  const Conv2dShape& s = plan.shape;
+  Vec<T> acc[KB][G];
+  int64_t offsets[KB];
+#pragma GCC unroll 16
+  for (int k = 0; k < KB; ++k) {
+    offsets[k] = tap_offsets[k];
+#pragma GCC unroll 16
+    for (int g = 0; g < G; ++g) acc[k][g] = Vec<T>{};
+  }
+  const int64_t x_row_step = s.stride_h * plan.pitch, dy_plane = rows * plan.dy_pitch;
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* x_row = x_band + r * x_row_step;
+    const T* dy_row = dy_planar + oc0 * dy_plane + r * plan.dy_pitch;
+    for (int64_t ow = 0; ow < cols; ow += L) {
+      Vec<T> dv[G];
+#pragma GCC unroll 16
+      for (int g = 0; g < G; ++g) dv[g] = load(dy_row + g * dy_plane + ow);
+#pragma GCC unroll 16
+      for (int k = 0; k < KB; ++k) {
+        const Vec<T> xv = load(x_row + offsets[k] + ow);
+#pragma GCC unroll 16
+        for (int g = 0; g < G; ++g) acc[k][g] += xv * dv[g];
+      }
+    }
+  }
+  // Per-lane partial sums: dw_lanes[(tap * out_c + oc) * L + lane].
+  for (int k = 0; k < KB; ++k) {
+#pragma GCC unroll 16
+    for (int g = 0; g < G; ++g) {
+      T* p = dw_lanes + (k * s.out_c + oc0 + g) * L;
+      store(p, load(p) + acc[k][g]);
+    }
+  }
+}
+
+template <typename T, int KB, int G>
+void narrow_backward_weights_taps(int kb, const DirectConvPlan& plan, const T* x_band, const T* dy_planar,
+                                  int64_t rows, int64_t cols, const int64_t* tap_offsets, T* dw_lanes,
+                                  int64_t oc0) {
+  if constexpr (KB > 1) {
+    if (kb < KB) {
+      narrow_backward_weights_taps<T, KB - 1, G>(kb, plan, x_band, dy_planar, rows, cols, tap_offsets, dw_lanes,
+                                                 oc0);
+      return;
+    }
+  }
+  narrow_backward_weights_block<T, KB, G>(plan, x_band, dy_planar, rows, cols, tap_offsets, dw_lanes, oc0);
+}
+
+template <typename T, int G>
+void narrow_backward_weights_group(int g, const DirectConvPlan& plan, const T* x_band, const T* dy_planar,
+                                   int64_t rows, int64_t cols, T* dw_lanes, int64_t oc0) {
+  if constexpr (G > 1) {
+    if (g < G) {
+      narrow_backward_weights_group<T, G - 1>(g, plan, x_band, dy_planar, rows, cols, dw_lanes, oc0);
+      return;
+    }
+  }
+  constexpr int KB = std::max(1, kNarrowAccumulators / G);
+  // Balanced tap blocks, as the wide kernel's.
+  const int64_t tap_blocks = (plan.taps + KB - 1) / KB;
+  const int64_t tap_block = (plan.taps + tap_blocks - 1) / tap_blocks;
+  for (int64_t t0 = 0; t0 < plan.taps; t0 += tap_block) {
+    const int kb = static_cast<int>(std::min(tap_block, plan.taps - t0));
+    narrow_backward_weights_taps<T, KB, G>(kb, plan, x_band, dy_planar, rows, cols, plan.tap_offsets + t0,
+                                           dw_lanes + t0 * plan.shape.out_c * kLanes<T>, oc0);
   }
 }
 
@@ -295,8 +519,18 @@ void conv2d_direct_forward_rows(const DirectConvPlan& plan, const T* x_nhwc, con
                           [&](int64_t n, int64_t oh0, int64_t oh1, int64_t ow0, int64_t ow1) {
     const int64_t cols = ow1 - ow0;
     for (int64_t oh = oh0; oh < oh1; ++oh) {
-      const T* x_row = pad_buffer + (oh - oh0) * s.stride_h * plan.padded_w * s.in_c;
       T* y_row = y_nhwc + ((n * s.out_h + oh - y_row0) * s.out_w + ow0) * s.out_c;
+      if (plan.narrow) {
+        const T* x_row = pad_buffer + (oh - oh0) * s.stride_h * plan.pitch;
+        if (act == Activation::relu) {
+          narrow_forward_row<T, true>(plan, x_row, w_packed, bias_packed, y_row, cols);
+        } else {
+          narrow_forward_row<T, false>(plan, x_row, w_packed, bias_packed, y_row, cols);
+          activate_row(act, y_row, cols * s.out_c);
+        }
+        continue;
+      }
+      const T* x_row = pad_buffer + (oh - oh0) * s.stride_h * plan.padded_w * s.in_c;
       for (int64_t block = 0; block < plan.oc_blocks; ++block) {
         const int64_t oc0 = block * kBlock<T>;
         const int64_t valid = std::min<int64_t>(kBlock<T>, s.out_c - oc0);
@@ -320,9 +554,30 @@ void conv2d_direct_backward_weights_rows(const DirectConvPlan& plan, const T* dy
   // Balanced tap blocks: 27 taps run as 9 + 9 + 9, not 12 + 12 + 3.
   const int64_t tap_blocks = (plan.taps + kMaxTapBlock - 1) / kMaxTapBlock;
   const int64_t tap_block = (plan.taps + tap_blocks - 1) / tap_blocks;
+  T* dw_lanes = plan.narrow ? pad_buffer + plan.lanes_offset : nullptr;
+  if (plan.narrow) std::fill(dw_lanes, dw_lanes + plan.taps * s.out_c * kLanes<T>, T(0));
   for_each_padded_segment(plan, x_nhwc, row_begin, row_end, pad_buffer,
                           [&](int64_t n, int64_t oh0, int64_t oh1, int64_t ow0, int64_t ow1) {
     const T* dy_rows = dy_nhwc + ((n * s.out_h + oh0) * s.out_w + ow0) * s.out_c;
+    if (plan.narrow) {
+      // dy's band planar ([oc][row][dy_pitch], zeros beyond the tile's columns).
+      const int64_t rows = oh1 - oh0, cols = ow1 - ow0;
+      T* dy_planar = pad_buffer + plan.dy_offset;
+      std::fill(dy_planar, dy_planar + s.out_c * rows * plan.dy_pitch, T(0));
+      for (int64_t r = 0; r < rows; ++r) {
+        const T* src = dy_rows + r * s.out_w * s.out_c;
+        for (int64_t q = 0; q < cols; ++q) {
+          for (int64_t o = 0; o < s.out_c; ++o) dy_planar[(o * rows + r) * plan.dy_pitch + q] = src[q * s.out_c + o];
+        }
+      }
+      const int64_t group = narrow_group(s.out_c, kNarrowMaxChannels);
+      for (int64_t oc0 = 0; oc0 < s.out_c; oc0 += group) {
+        const int g = static_cast<int>(std::min(group, s.out_c - oc0));
+        narrow_backward_weights_group<T, kNarrowMaxChannels>(g, plan, pad_buffer, dy_planar, rows, cols, dw_lanes,
+                                                             oc0);
+      }
+      return;
+    }
     for (int64_t oc0 = 0; oc0 < s.out_c; oc0 += kBlock<T>) {
       const int64_t valid = std::min<int64_t>(kBlock<T>, s.out_c - oc0);
       for (int64_t t0 = 0; t0 < plan.taps; t0 += tap_block) {
@@ -332,6 +587,13 @@ void conv2d_direct_backward_weights_rows(const DirectConvPlan& plan, const T* dy
       }
     }
   });
+  if (plan.narrow) {  // the chunk's lanes summed, once
+    for (int64_t i = 0; i < plan.taps * s.out_c; ++i) {
+      T sum = 0;
+      for (int l = 0; l < kLanes<T>; ++l) sum += dw_lanes[i * kLanes<T> + l];
+      dw_hwio[i] += sum;
+    }
+  }
 }
 
 template <typename T>

@@ -59,14 +59,13 @@ static void max_pool2d_general(const Pool2dShape& s, const T* x, T* y, int64_t* 
   });
 }
 
-// 2x2, stride 2, no padding, whole 64-byte channel blocks, and window offsets
-// (a row of the image) that fit the data's lane width: max_pool2d_rows_2x2.
+// 2x2, stride 2, no padding, and window offsets (a row of the image) that fit
+// the data's lane width: max_pool2d_rows_2x2.
 template <typename T>
 bool max_pool2d_is_2x2(const Pool2dShape& s) {
-  const int64_t lanes = 64 / static_cast<int64_t>(sizeof(T));
   const int64_t max_offset = sizeof(T) == 4 ? INT32_MAX : INT64_MAX;
   return s.kernel_h == 2 && s.kernel_w == 2 && s.stride_h == 2 && s.stride_w == 2 && s.pad_h == 0 &&
-         s.pad_w == 0 && s.channels % lanes == 0 && s.width * s.channels + s.channels <= max_offset &&
+         s.pad_w == 0 && s.width * s.channels + s.channels <= max_offset &&
          s.height * s.width <= max_offset;
 }
 

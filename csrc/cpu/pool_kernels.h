@@ -128,11 +128,25 @@ void max_pool2d_rows(const Pool2dShape& s, const T* __restrict x, T* __restrict 
   }
 }
 
-// The common 2x2, stride-2, unpadded max-pool on channel counts that fill
-// 64-byte blocks: the four taps unrolled, and the winner tracked as its
+// The common 2x2, stride-2, unpadded max-pool: whole 64-byte channel blocks in
+// vectors, the rest of the channels one by one; the four taps unrolled, and the winner tracked as its
 // offset from the window's first cell (0, one pixel, one row, both), so the
 // flat index is one widening add.  Same order, ties and NaN rule as above.
 // index_base is added to every index (a slice of a larger tensor: fusion).
+// take (0 or all ones) ? a : b, on the values' bits.
+template <typename T>
+inline T select_bits(int64_t take, T a, T b) {
+  using Bits = std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>;
+  Bits ab, bb;
+  std::memcpy(&ab, &a, sizeof a);
+  std::memcpy(&bb, &b, sizeof b);
+  const Bits mask = static_cast<Bits>(take);
+  const Bits r = (ab & mask) | (bb & ~mask);
+  T out;
+  std::memcpy(&out, &r, sizeof out);
+  return out;
+}
+
 template <typename T, typename Rel>
 void max_pool2d_rows_2x2(const Pool2dShape& s, const T* __restrict x, T* __restrict y,
                          int64_t* __restrict argmax, bool argmax_nchw, int64_t index_base, int64_t row_begin,
@@ -159,7 +173,8 @@ void max_pool2d_rows_2x2(const Pool2dShape& s, const T* __restrict x, T* __restr
       const int64_t first = 2 * oh * W + 2 * ow;  // the window's first cell in the image
       const T* p0 = x0 + 2 * ow * C;
       const T* p1 = x1 + 2 * ow * C;
-      for (int64_t c0 = 0; c0 < C; c0 += L) {
+      int64_t c0 = 0;
+      for (; c0 + L <= C; c0 += L) {
         VT best;
         std::memcpy(&best, p0 + c0, sizeof best);
         VR where = VR{};
@@ -191,7 +206,108 @@ void max_pool2d_rows_2x2(const Pool2dShape& s, const T* __restrict x, T* __restr
           std::memcpy(a_row + ow * C + c0 + h, &a, sizeof a);
         }
       }
+      // The channels past the last whole block (C % L of them), one at a time with
+      // the same rule, by masks rather than branches (which data-dependent maxima
+      // mispredict).  Narrow layers (C < L) take max_pool2d_rows_2x2_narrow instead.
+      for (; c0 < C; ++c0) {
+        T best = p0[c0];
+        int64_t where = 0;
+        auto tap = [&](T v, int64_t rel) {
+          const int64_t take = -static_cast<int64_t>(!(v <= best) & (best == best));
+          best = select_bits(take, v, best);
+          where = (rel & take) | (where & ~take);
+        };
+        tap(p0[C + c0], px);
+        tap(p1[c0], row);
+        tap(p1[C + c0], row + px);
+        y_row[ow * C + c0] = best;
+        a_row[ow * C + c0] =
+            index_base + where + (argmax_nchw ? (n * C + c0) * HW + first : (n * HW + first) * C + c0);
+      }
     }
+  }
+}
+
+// The 2x2 pool on fewer channels than a vector holds (LeNet's 6): lanes over the
+// flat row instead of channels.  At flat index k of a top row, the window taps
+// in order are top[k], top[k + C], bottom[k], bottom[k + C]; for k = 2*ow*C + c
+// they are output (ow, c)'s window.  So the rule runs over every k of the row
+// pair in vectors (contiguous loads at four offsets, half the lanes computing
+// windows no output needs) and each output pixel's C results are copied out.
+template <typename T, typename Rel>
+void max_pool2d_rows_2x2_narrow(const Pool2dShape& s, const T* __restrict x, T* __restrict y,
+                                int64_t* __restrict argmax, bool argmax_nchw, int64_t index_base,
+                                int64_t row_begin, int64_t row_end) {
+  typedef T VT __attribute__((vector_size(64)));
+  typedef Rel VR __attribute__((vector_size(64)));
+  constexpr int64_t L = 64 / sizeof(T);
+  constexpr int64_t kChunk = 16 * L;  // flat values per pass, on the stack
+  const int64_t C = s.channels, W = s.width, HW = s.height * s.width;
+  if (C == 0) return;  // an empty channel axis: no outputs
+  const int64_t px = argmax_nchw ? 1 : C, row = argmax_nchw ? W : W * C;
+  const int64_t pairs_per_chunk = std::max<int64_t>(1, kChunk / (2 * C));
+  alignas(64) T best_of[kChunk + L];
+  alignas(64) Rel where_of[kChunk + L];
+  for (int64_t r = row_begin; r < row_end; ++r) {
+    const int64_t n = r / s.out_height, oh = r % s.out_height;
+    const T* x0 = x + (n * HW + 2 * oh * W) * C;
+    const T* x1 = x0 + W * C;
+    T* y_row = y + r * s.out_width * C;
+    int64_t* a_row = argmax + r * s.out_width * C;
+    for (int64_t ow0 = 0; ow0 < s.out_width; ow0 += pairs_per_chunk) {
+      const int64_t ow1 = std::min(s.out_width, ow0 + pairs_per_chunk);
+      const int64_t k0 = 2 * ow0 * C, count = (2 * (ow1 - ow0) - 1) * C;  // through the last window's start
+      int64_t k = 0;
+      for (; k + L <= count; k += L) {
+        VT best, v;
+        std::memcpy(&best, x0 + k0 + k, sizeof best);
+        VR where = VR{};
+        auto tap = [&](const T* cell, Rel rel) {
+          std::memcpy(&v, cell, sizeof v);
+          const VR take = ~(v <= best) & (best == best);
+          best = take ? v : best;
+          where = take ? (VR{} + rel) : where;
+        };
+        tap(x0 + k0 + k + C, static_cast<Rel>(px));
+        tap(x1 + k0 + k, static_cast<Rel>(row));
+        tap(x1 + k0 + k + C, static_cast<Rel>(row + px));
+        std::memcpy(best_of + k, &best, sizeof best);
+        std::memcpy(where_of + k, &where, sizeof where);
+      }
+      for (; k < count; ++k) {  // the tail, one value at a time (no reads past the rows)
+        T best = x0[k0 + k];
+        int64_t where = 0;
+        auto tap = [&](T v, int64_t rel) {
+          const int64_t take = -static_cast<int64_t>(!(v <= best) & (best == best));
+          best = select_bits(take, v, best);
+          where = (rel & take) | (where & ~take);
+        };
+        tap(x0[k0 + k + C], px);
+        tap(x1[k0 + k], row);
+        tap(x1[k0 + k + C], row + px);
+        best_of[k] = best;
+        where_of[k] = static_cast<Rel>(where);
+      }
+      for (int64_t ow = ow0; ow < ow1; ++ow) {
+        const int64_t first = 2 * oh * W + 2 * ow, j = 2 * (ow - ow0) * C;
+        for (int64_t c = 0; c < C; ++c) {
+          y_row[ow * C + c] = best_of[j + c];
+          a_row[ow * C + c] = index_base + static_cast<int64_t>(where_of[j + c]) +
+                              (argmax_nchw ? (n * C + c) * HW + first : (n * HW + first) * C + c);
+        }
+      }
+    }
+  }
+}
+
+// The 2x2 kernel for this channel count.
+template <typename T, typename Rel>
+void max_pool2d_rows_2x2_any(const Pool2dShape& s, const T* x, T* y, int64_t* argmax, bool argmax_nchw,
+                             int64_t index_base, int64_t row_begin, int64_t row_end) {
+  if (s.channels < 64 / static_cast<int64_t>(sizeof(T))) {
+    max_pool2d_rows_2x2_narrow<T, Rel>(s, x, y, argmax, argmax_nchw, index_base, row_begin, row_end);
+  } else {
+    max_pool2d_rows_2x2<T, Rel>(s, x, y, argmax, argmax_nchw, index_base, row_begin, row_end);
   }
 }
 
@@ -264,7 +380,7 @@ PoolKernels<T> pool_kernel_table() {
   PoolKernels<T> table{};
   if constexpr (sizeof(T) == 4) table.max_rows_int32 = &max_pool2d_rows<T, int32_t>;
   table.max_rows_int64 = &max_pool2d_rows<T, int64_t>;
-  table.max_rows_2x2 = &max_pool2d_rows_2x2<T, Rel>;
+  table.max_rows_2x2 = &max_pool2d_rows_2x2_any<T, Rel>;
   table.avg_rows = &avg_pool2d_rows<T>;
   table.avg_backward_rows = &avg_pool2d_backward_rows<T>;
   return table;

@@ -21,6 +21,8 @@ from fastnn.bench.cases import (
     conv_cases,
     elementwise_cases,
     gemm_cases,
+    network_cases,
+    network_flops_per_image,
     pool_lrn_cases,
     seed_flops_per_image,
     training_cases,
@@ -30,5 +32,6 @@ from fastnn.bench.timing import SETTLE_SECONDS, pin_threads, time_interleaved
 
 __all__ = ["BenchCase", "all_cases", "activation_cases", "elementwise_cases",
            "pool_lrn_cases", "conv_cases", "gemm_cases", "training_cases",
+           "network_cases", "network_flops_per_image",
            "seed_flops_per_image", "time_interleaved", "pin_threads", "SETTLE_SECONDS",
            "cache_sizes", "measure_machine", "bandwidth_roof"]

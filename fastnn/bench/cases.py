@@ -476,6 +476,101 @@ def training_cases(batch_sizes=(32, 64, 128, 256), infer_batch_sizes=(1, 32, 64,
     return cases
 
 
+# The networks beyond the seed: (builder in fastnn.models, one image's (h, w, c), training
+# batch, inference batch).
+NETWORKS = {"lenet5": ("lenet5", (28, 28, 1), 64, 256),
+            "cifar": ("cifar_convnet", (32, 32, 3), 32, 32)}
+
+
+def network_flops_per_image(model, input_shape, training: bool) -> float:
+    """Multiply-adds x 2 of a Sequential's convolutions and dense layers for one image of
+    ``input_shape``; training counts three passes (forward, backward-data, backward-weights)
+    less the first layer's backward-data, which no one needs."""
+    shape, passes = tuple(input_shape), []
+    for layer in model:
+        kind = type(layer).__name__
+        if kind == "Conv2d":
+            shape = tuple(layer._output_shape((1, *shape))[1:])
+            kh, kw = layer.kernel_size
+            passes.append(2.0 * shape[0] * shape[1] * shape[2] * kh * kw * layer.in_channels)
+        elif kind == "Linear":
+            passes.append(2.0 * layer.inputs * layer.outputs)
+            shape = (layer.outputs,)
+        elif hasattr(layer, "_output_shape"):
+            shape = tuple(layer._output_shape((1, *shape))[1:])
+        elif kind == "Flatten":
+            shape = (int(np.prod(shape)),)
+    forward = sum(passes)
+    return 3 * forward - passes[0] if training else forward
+
+
+def _network_batches(input_shape, batch, count=4):
+    rng = np.random.default_rng(batch)
+    images = rng.random((count, batch, *input_shape), dtype=np.float32)
+    return images, rng.integers(0, 10, (count, batch))
+
+
+def _fastnn_network(name, batch, training):
+    from fastnn import models
+
+    builder, input_shape, _, _ = NETWORKS[name]
+    model = getattr(models, builder)(seed=0)
+    images, labels = _network_batches(input_shape, batch)
+    if training:
+        learner = models.seed_learner(model.train(), lr=models.NETWORK_LR)
+        return _cycle(learner.fit_batch, images, labels)
+    model.eval()
+    return _cycle(model, images)
+
+
+def _torch_network(name, form, batch, training):
+    def factory():
+        import torch
+
+        from fastnn import models
+        from fastnn.bench import torch_models
+
+        builder, input_shape, _, _ = NETWORKS[name]
+        net = torch_models.torch_twin(getattr(models, builder)(seed=0), input_shape, form)
+        images, labels = _network_batches(input_shape, batch)
+        xs = [torch_models.to_input(x, net) for x in images]
+        if training:
+            return _cycle(torch_models.train_step_fn(net, lr=models.NETWORK_LR), xs,
+                          [torch.from_numpy(y) for y in labels])
+        return _cycle(torch_models.predict_fn(net), xs)
+    return factory
+
+
+def network_cases(names=tuple(NETWORKS)):
+    """LeNet-5 and the CIFAR-shaped VGG network (:func:`fastnn.models.lenet5`,
+    :func:`fastnn.models.cifar_convnet`) end to end, as images/s: ``<net>_train/bs<B>`` one
+    training step (forward, loss, backward, Adam at lr 0.001), ``<net>_infer/bs<B>`` the
+    forward in evaluation mode; the same implementations as :func:`training_cases`
+    (``torch-*`` the network's :func:`fastnn.bench.torch_models.torch_twin`, same weights)."""
+    from fastnn import models
+
+    torch, _ = _compat.torch()
+    cases = []
+    for name in names:
+        builder, input_shape, train_batch, infer_batch = NETWORKS[name]
+        model = getattr(models, builder)(seed=0)
+        for training, kind, batch in ((True, "train", train_batch),
+                                      (False, "infer", infer_batch)):
+            impls: dict[str, Factory] = {
+                "numpy": lambda n=name, b=batch, t=training: _with_reference(
+                    _fastnn_network(n, b, t))}
+            impls.update(_fastnn_impls(
+                lambda _b, n=name, b=batch, t=training: _fastnn_network(n, b, t)))
+            if torch is not None:
+                for form in ("plain", "tuned"):
+                    impls[f"torch-{form}"] = _torch_network(name, form, batch, training)
+            cases.append(BenchCase(
+                f"{name}_{kind}/bs{batch}", "training" if training else "inference", impls,
+                flops=batch * network_flops_per_image(model, input_shape, training),
+                images=batch))
+    return cases
+
+
 def _numpy_adam(p, g, m, v, *, step, lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8):
     """Adam as a NumPy user writes it: one temporary per line."""
     m *= beta1
@@ -572,4 +667,4 @@ def _torch_adam(torch, state):
 
 def all_cases() -> list[BenchCase]:
     return (activation_cases() + elementwise_cases() + pool_lrn_cases() + conv_cases()
-            + gemm_cases() + training_cases())
+            + gemm_cases() + training_cases() + network_cases())

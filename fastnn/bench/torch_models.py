@@ -18,6 +18,10 @@ softmax cross-entropy averaged over the batch, dropout keep 0.8 in training.
   with the fused backward), in-place ReLU, ``inference_mode`` for inference and the fused
   (single-kernel) Adam.
 
+:func:`torch_twin` builds the same pair of forms for any other :class:`fastnn.nn.Sequential`
+of convolutions, pools, dense layers, dropout and activations (``fastnn.models.lenet5`` and
+``cifar_convnet`` in the benchmarks), with its weights.
+
 PyTorch is optional: importing this module imports torch.
 
 Example
@@ -41,7 +45,8 @@ from torch import nn
 
 from fastnn import models
 
-__all__ = ["SeedConvNetTorch", "seed_convnet_torch", "train_step_fn", "predict_fn", "to_input"]
+__all__ = ["SeedConvNetTorch", "seed_convnet_torch", "TwinNet", "torch_twin", "train_step_fn",
+           "predict_fn", "to_input"]
 
 DEPTH_RADIUS, LRN_BIAS, LRN_ALPHA, LRN_BETA = 5, 1.0, 1e-4, 0.75
 
@@ -130,6 +135,140 @@ def seed_convnet_torch(form: str = "plain", *, seed: int = 0,
     return net
 
 
+_ACTIVATIONS = {None: None, "relu": "relu", "tanh": "tanh", "sigmoid": "sigmoid",
+                "ReLU": "relu", "Tanh": "tanh", "Sigmoid": "sigmoid"}
+
+
+def _activate(x: torch.Tensor, activation, inplace: bool) -> torch.Tensor:
+    if activation == "relu":
+        return F.relu(x, inplace=inplace)
+    if activation == "tanh":
+        return x.tanh_() if inplace else torch.tanh(x)
+    if activation == "sigmoid":
+        return x.sigmoid_() if inplace else torch.sigmoid(x)
+    return x
+
+
+class TwinNet(nn.Module):
+    """A fastnn :class:`~fastnn.nn.Sequential` as a PyTorch module (built by
+    :func:`torch_twin`): NCHW-shaped input, channels-last memory when ``tuned``.
+
+    ``decay`` maps each weight a fastnn layer regularises to its ``weight_decay``, which
+    :func:`train_step_fn` gives the optimizer (fastnn's L2 adds ``weight_decay * W`` to the
+    gradient, as the optimizer's ``weight_decay`` does)."""
+
+    def __init__(self, steps: list, tuned: bool) -> None:
+        super().__init__()
+        self.tuned = bool(tuned)
+        self.steps = steps  # (kind, module index or options, activation)
+        self.layers = nn.ModuleList(m for kind, m, _ in steps if isinstance(m, nn.Module))
+        self.decay: dict = {}
+
+    def forward(self, x):
+        inplace = self.tuned
+        for kind, step, activation in self.steps:
+            if kind == "module":
+                x = step(x)
+            elif kind == "max_pool":
+                x = F.max_pool2d(x, *step)
+            elif kind == "avg_pool":
+                x = F.avg_pool2d(x, *step)
+            elif kind == "flatten":  # tuned: (h, w, c) order, a view of channels-last memory
+                x = x.permute(0, 2, 3, 1).flatten(1) if self.tuned else x.flatten(1)
+            elif kind == "dropout":
+                x = F.dropout(x, step, self.training, inplace=False)
+            x = _activate(x, activation, inplace and kind != "dropout")
+        return x
+
+
+def torch_twin(model, input_shape: tuple, form: str = "tuned") -> TwinNet:
+    """The PyTorch twin of a fastnn ``Sequential`` (NHWC layers) with the same weights.
+
+    ``input_shape`` is one image's ``(h, w, c)``; ``form`` "tuned" (channels-last memory,
+    in-place activations, the flatten a view of the NHWC memory) or "plain" (NCHW, the first
+    dense layer's rows reordered to (c, h, w)). Layers: ``Conv2d`` (symmetric padding),
+    ``MaxPool2d``/``AvgPool2d`` (no padding), ``Flatten``, ``Linear``, ``Dropout`` and
+    ``ReLU``/``Tanh``/``Sigmoid``; others raise ``ValueError``. The twin computes what the
+    fastnn model computes (evaluation mode: to float tolerance).
+
+    >>> from fastnn import models
+    >>> fast = models.lenet5(seed=0)
+    >>> twin = torch_twin(fast, (28, 28, 1))
+    >>> x = np.random.default_rng(0).random((2, 28, 28, 1), np.float32)
+    >>> with torch.no_grad():
+    ...     y = twin.eval()(to_input(x, twin)).numpy()
+    >>> bool(np.allclose(y, fast.eval()(x), atol=1e-5))
+    True
+    """
+    from fastnn._shapes import resolve_padding
+
+    if form not in ("plain", "tuned"):
+        raise ValueError(f"torch_twin: form must be 'plain' or 'tuned', got {form!r}")
+    tuned = form == "tuned"
+    shape = tuple(int(d) for d in input_shape)  # (h, w, c) of the running activations
+    steps, decay, flattened_from = [], {}, None
+    for index, layer in enumerate(model):
+        kind = type(layer).__name__
+        where = f"torch_twin: layer {index} ({kind})"
+        if getattr(layer, "layout", "NHWC") != "NHWC":
+            raise ValueError(f"{where}: only NHWC layers are supported")
+        if kind == "Conv2d":
+            (top, bottom), (left, right) = resolve_padding(
+                kind, layer.padding, shape[:2], layer.kernel_size, layer.stride, layer.dilation)
+            if top != bottom or left != right:
+                raise ValueError(f"{where}: asymmetric padding {((top, bottom), (left, right))}")
+            conv = nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size,
+                             stride=layer.stride, padding=(top, left), dilation=layer.dilation,
+                             bias=layer.bias is not None)
+            with torch.no_grad():
+                conv.weight.copy_(torch.from_numpy(
+                    np.asarray(layer.weights.tensor, np.float32).transpose(3, 2, 0, 1)))
+                if layer.bias is not None:
+                    conv.bias.copy_(torch.from_numpy(np.asarray(layer.bias.tensor, np.float32)))
+            if layer.weight_decay:
+                decay[conv.weight] = layer.weight_decay
+            steps.append(("module", conv, layer.activation))
+            (kh, kw), (sh, sw), (dh, dw) = layer.kernel_size, layer.stride, layer.dilation
+            shape = ((shape[0] + top + bottom - dh * (kh - 1) - 1) // sh + 1,
+                     (shape[1] + left + right - dw * (kw - 1) - 1) // sw + 1, layer.out_channels)
+        elif kind in ("MaxPool2d", "AvgPool2d"):
+            if tuple(layer.padding) not in ((0, 0),) and layer.padding not in (0,):
+                raise ValueError(f"{where}: padding {layer.padding} is not supported")
+            (kh, kw), (sh, sw) = layer.kernel, layer.stride
+            steps.append(("max_pool" if kind == "MaxPool2d" else "avg_pool",
+                          ((kh, kw), (sh, sw)), None))
+            shape = ((shape[0] - kh) // sh + 1, (shape[1] - kw) // sw + 1, shape[2])
+        elif kind == "Flatten":
+            steps.append(("flatten", None, None))
+            flattened_from, shape = shape, (int(np.prod(shape)),)
+        elif kind == "Linear":
+            w = np.asarray(layer.weights.tensor, np.float32)  # (inputs, outputs)
+            if flattened_from is not None and not tuned:  # rows (h, w, c) -> (c, h, w)
+                h, w_, c = flattened_from
+                w = w.reshape(h, w_, c, -1).transpose(2, 0, 1, 3).reshape(h * w_ * c, -1)
+            flattened_from = None
+            dense = nn.Linear(layer.inputs, layer.outputs, bias=layer.bias is not None)
+            with torch.no_grad():
+                dense.weight.copy_(torch.from_numpy(np.ascontiguousarray(w.T)))
+                if layer.bias is not None:
+                    dense.bias.copy_(torch.from_numpy(np.asarray(layer.bias.tensor, np.float32)))
+            if layer.weight_decay:
+                decay[dense.weight] = layer.weight_decay
+            steps.append(("module", dense, layer.activation))
+            shape = (layer.outputs,)
+        elif kind == "Dropout":
+            steps.append(("dropout", 1.0 - layer.keep_prob, None))
+        elif kind in ("ReLU", "Tanh", "Sigmoid"):
+            steps.append(("activation", None, _ACTIVATIONS[kind]))
+        else:
+            raise ValueError(f"{where}: no PyTorch twin for this layer")
+    net = TwinNet(steps, tuned)
+    net.decay = decay
+    if tuned:
+        net = net.to(memory_format=torch.channels_last)
+    return net
+
+
 def to_input(x: np.ndarray, net: SeedConvNetTorch) -> torch.Tensor:
     """NHWC float32 images as the network's input tensor (NCHW shape; tuned: channels-last)."""
     t = torch.from_numpy(np.ascontiguousarray(x, np.float32)).permute(0, 3, 1, 2)
@@ -142,10 +281,14 @@ def train_step_fn(net: SeedConvNetTorch, *, lr: float = models.SEED_LR,
                   ) -> Callable[[torch.Tensor, torch.Tensor], float]:
     """``step(x, labels) -> loss``: forward, loss (+ L2 on the conv weights), backward,
     Adam update, as ``fastnn.models.seed_learner``."""
-    decayed = [net.conv1.weight, net.conv2.weight]
-    rest = [p for p in net.parameters() if all(p is not q for q in decayed)]
-    groups = [{"params": decayed, "weight_decay": weight_decay},
-              {"params": rest, "weight_decay": 0.0}]
+    if isinstance(net, TwinNet):  # each regularised weight with its layer's weight_decay
+        decay = net.decay
+    else:
+        decay = {net.conv1.weight: weight_decay, net.conv2.weight: weight_decay}
+    groups = [{"params": [p for p, wd in decay.items() if wd == value], "weight_decay": value}
+              for value in sorted(set(decay.values()))]
+    groups.append({"params": [p for p in net.parameters() if p not in decay],
+                   "weight_decay": 0.0})
     options = {"fused": True} if net.tuned else {}
     optimizer = torch.optim.Adam(groups, lr=lr, betas=(0.9, 0.999), eps=1e-8, **options)
     net.train()
