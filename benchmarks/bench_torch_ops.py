@@ -82,6 +82,38 @@ def seed_convnet_fastnn(seed: int = 0):
     return net
 
 
+def lenet5_fastnn(seed: int = 0):
+    """LeNet-5 (:func:`fastnn.models.lenet5`) from fastnn.torch modules, with the weights of
+    its tuned PyTorch twin (``torch_twin``)."""
+    from fastnn import models
+    from fastnn.torch import nn as fnn
+
+    twin = _torch_models().torch_twin(models.lenet5(seed=seed), (28, 28, 1), "tuned")
+
+    class LeNet5Fastnn(torch.nn.Module):
+        tuned = True
+        decay: dict = {}  # no weight decay, as the fastnn model
+
+        def __init__(self):
+            super().__init__()
+            self.conv1 = fnn.ConvReluMaxPool2d(1, 6, 5, padding=2)
+            self.conv2 = fnn.ConvReluMaxPool2d(6, 16, 5)
+            self.fc1 = fnn.Linear(400, 120, activation="relu")
+            self.fc2 = fnn.Linear(120, 84, activation="relu")
+            self.fc3 = fnn.Linear(84, 10)
+
+        def forward(self, x):
+            x = self.conv2(self.conv1(x)).permute(0, 2, 3, 1).flatten(1)
+            return self.fc3(self.fc2(self.fc1(x)))
+
+    net = LeNet5Fastnn()
+    with torch.no_grad():
+        for mine, theirs in zip((net.conv1, net.conv2, net.fc1, net.fc2, net.fc3), twin.layers):
+            mine.weight.copy_(theirs.weight)
+            mine.bias.copy_(theirs.bias)
+    return net
+
+
 def _batches(batch: int, count: int = 4):
     rng = np.random.default_rng(0)
     images = [rng.random((batch, 28, 28, 1), dtype=np.float32) for _ in range(count)]
@@ -99,11 +131,12 @@ def _cycle(call, batches):
     return run
 
 
-def _train_fn(net, batch):
+def _train_fn(net, batch, lr=None):
     tm = _torch_models()
     images, labels = _batches(batch)
     xs = [tm.to_input(x, net) for x in images]
-    return _cycle(tm.train_step_fn(net), list(zip(xs, labels)))
+    step = tm.train_step_fn(net) if lr is None else tm.train_step_fn(net, lr=lr)
+    return _cycle(step, list(zip(xs, labels)))
 
 
 def _infer_fn(net, batch):
@@ -113,16 +146,18 @@ def _infer_fn(net, batch):
     return _cycle(tm.predict_fn(net), [(x,) for x in xs])
 
 
-def _native_fn(batch, training):
+def _native_fn(batch, training, network="seed"):
     """The same network in fastnn itself (fastnn.nn, no PyTorch), for reference."""
     from fastnn import models
 
-    model = models.seed_convnet(seed=0)
+    model = models.seed_convnet(seed=0) if network == "seed" else models.lenet5(seed=0)
+    lr = models.SEED_LR if network == "seed" else models.NETWORK_LR
     rng = np.random.default_rng(0)
     images = [rng.random((batch, 28, 28, 1), dtype=np.float32) for _ in range(4)]
     labels = [rng.integers(0, 10, batch) for _ in range(4)]
     if training:
-        return _cycle(models.seed_learner(model.train()).fit_batch, list(zip(images, labels)))
+        return _cycle(models.seed_learner(model.train(), lr=lr).fit_batch,
+                      list(zip(images, labels)))
     return _cycle(model.eval(), [(x,) for x in images])
 
 
@@ -233,6 +268,8 @@ def main(argv=None) -> None:
     parser.add_argument("--seconds", type=float, default=1.0, help="timed seconds per turn")
     parser.add_argument("--no-ops", action="store_true", help="skip the per-op table")
     parser.add_argument("--no-inference", action="store_true")
+    parser.add_argument("--network", choices=["seed", "lenet5"], default="seed",
+                        help="lenet5: fastnn.models.lenet5 and its tuned PyTorch twin")
     parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                         help="cpu: the process's CPU time, which a busy machine's other "
                              "processes do not inflate (meaningful with --threads 1)")
@@ -242,7 +279,7 @@ def main(argv=None) -> None:
     torch.set_num_threads(args.threads)
     fastnn.set_num_threads(args.threads)
     tm = _torch_models()
-    print(machine() + f"; {args.clock} clock, {args.rounds} rounds")
+    print(machine() + f"; {args.clock} clock, {args.rounds} rounds; {args.network} network")
     print()
     print("| case | tuned PyTorch | PyTorch + fastnn.torch | ratio (median of rounds) "
           "| fastnn.nn alone (no PyTorch) |")
@@ -251,10 +288,17 @@ def main(argv=None) -> None:
         if not training and args.no_inference:
             continue
         for batch in args.batches:
-            make = _train_fn if training else _infer_fn
-            fns = {"torch": make(tm.seed_convnet_torch("tuned"), batch),
-                   "fastnn": make(seed_convnet_fastnn(), batch),
-                   "native": _native_fn(batch, training)}
+            if args.network == "seed":
+                nets, lr = (tm.seed_convnet_torch("tuned"), seed_convnet_fastnn()), None
+            else:
+                from fastnn import models
+
+                nets = (tm.torch_twin(models.lenet5(seed=0), (28, 28, 1), "tuned"),
+                        lenet5_fastnn())
+                lr = models.NETWORK_LR
+            make = (lambda net, b: _train_fn(net, b, lr)) if training else _infer_fn
+            fns = {"torch": make(nets[0], batch), "fastnn": make(nets[1], batch),
+                   "native": _native_fn(batch, training, args.network)}
             t = interleaved(fns, args.rounds, args.seconds)
             ips = {k: batch / statistics.median(v) for k, v in t.items()}
             ratio = _median_ratio(t["torch"], t["fastnn"])
@@ -295,6 +339,12 @@ def test_smoke():
     for fn in (_train_fn(reference, 8), _train_fn(mine, 8), _infer_fn(mine, 8),
                _native_fn(8, True)):
         fn()
+    from fastnn import models  # LeNet-5 from fastnn.torch modules computes its twin's logits
+    twin, lenet = tm.torch_twin(models.lenet5(seed=0), (28, 28, 1), "tuned"), lenet5_fastnn()
+    with torch.no_grad():
+        torch.testing.assert_close(lenet.eval()(x), twin.eval()(x), rtol=1e-4, atol=1e-5)
+    _train_fn(lenet, 8, models.NETWORK_LR)()
+    _native_fn(8, True, "lenet5")()
     for _, torch_fn, fastnn_fn in op_cases(2):
         torch_fn()
         fastnn_fn()

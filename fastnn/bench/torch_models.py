@@ -281,7 +281,7 @@ def train_step_fn(net: SeedConvNetTorch, *, lr: float = models.SEED_LR,
                   ) -> Callable[[torch.Tensor, torch.Tensor], float]:
     """``step(x, labels) -> loss``: forward, loss (+ L2 on the conv weights), backward,
     Adam update, as ``fastnn.models.seed_learner``."""
-    if isinstance(net, TwinNet):  # each regularised weight with its layer's weight_decay
+    if hasattr(net, "decay"):  # a TwinNet: each regularised weight, its layer's weight_decay
         decay = net.decay
     else:
         decay = {net.conv1.weight: weight_decay, net.conv2.weight: weight_decay}
