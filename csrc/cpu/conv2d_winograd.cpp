@@ -1,0 +1,146 @@
+// Winograd F(2x2, 3x3) forward (Lavin and Gray, 2016) for 3x3, stride-1,
+// undilated convolutions with many channels: each 2x2 block of output pixels
+// (a tile) takes 16 * in_c * out_c multiply-adds instead of 36 * in_c * out_c.
+//
+//   U[p] = (G g G^T)[p]  for every (c, o), once per call     16 x in_c x out_c
+//   V[p] = (B^T d B)[p]  for every tile and c                 16 x tiles x in_c
+//   M[p] = V[p] @ U[p]   16 GEMMs                             16 x tiles x out_c
+//   y    = A^T M A + bias (+ relu)                            per tile
+//
+// The tiles go in blocks whose V and M fit in half of L2; each thread takes a
+// contiguous run of blocks, its own V/M/GEMM workspace, and runs the GEMMs on
+// one thread.  The transforms are compiled per ISA (conv2d_winograd_kernels.h).
+#include <algorithm>
+
+#include "common/align.h"
+#include "common/parallel.h"
+#include "cpu/conv2d_algorithms.h"
+#include "cpu/conv2d_winograd_table.h"
+#include "cpu/dispatch.h"
+#include "cpu/gemm/gemm.h"
+#include "cpu/machine.h"
+
+namespace fastnn::cpu {
+namespace {
+
+template <typename T>
+const WinogradKernels<T>& winograd_kernels() {
+  return resolve_kernel_table(&portable::winograd_kernel_table<T>, &avx2::winograd_kernel_table<T>,
+                              &avx512::winograd_kernel_table<T>);
+}
+
+struct WinogradLayout {
+  int64_t tiles_h, tiles_w, tiles, block, blocks, chunks;
+  size_t u_bytes, v_bytes, m_bytes, gemm_bytes;
+  size_t slot() const { return v_bytes + m_bytes + gemm_bytes; }
+};
+
+template <typename T>
+GemmArgs<T> block_gemm(const Conv2dShape& s, int64_t rows) {
+  GemmArgs<T> g;
+  g.m = rows;
+  g.n = s.out_c;
+  g.k = s.in_c;
+  g.lda = s.in_c;
+  g.ldb = s.out_c;
+  g.ldc = s.out_c;
+  return g;
+}
+
+template <typename T>
+WinogradLayout winograd_layout(const Conv2dShape& s, int threads) {
+  WinogradLayout l{};
+  l.tiles_h = (s.out_h + 1) / 2;
+  l.tiles_w = (s.out_w + 1) / 2;
+  l.tiles = s.batch * l.tiles_h * l.tiles_w;
+  const int64_t per_tile = 16 * (s.in_c + s.out_c) * static_cast<int64_t>(sizeof(T));
+  l.block = std::clamp<int64_t>(cache_sizes().l2 / 2 / per_tile, 12, 240) / 12 * 12;
+  l.blocks = (l.tiles + l.block - 1) / l.block;
+  l.chunks = chunk_count(l.blocks, 1, threads);
+  l.u_bytes = align_up(16 * s.in_c * s.out_c * sizeof(T));
+  l.v_bytes = align_up(16 * l.block * s.in_c * sizeof(T));
+  l.m_bytes = align_up(16 * l.block * s.out_c * sizeof(T));
+  l.gemm_bytes = align_up(gemm_workspace_bytes(block_gemm<T>(s, l.block), 1));
+  return l;
+}
+
+// U = G g G^T for every (c, o) of w (HWIO), G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1].
+template <typename T>
+void transform_weights(const Conv2dShape& s, const T* w_hwio, T* u) {
+  const int64_t co = s.in_c * s.out_c;
+  auto g = [&](int i, int j, int64_t k) { return w_hwio[(i * 3 + j) * co + k]; };
+  for (int64_t k = 0; k < co; ++k) {  // k = c * out_c + o
+    T t[4][3];
+    for (int j = 0; j < 3; ++j) {
+      t[0][j] = g(0, j, k);
+      t[1][j] = T(0.5) * (g(0, j, k) + g(1, j, k) + g(2, j, k));
+      t[2][j] = T(0.5) * (g(0, j, k) - g(1, j, k) + g(2, j, k));
+      t[3][j] = g(2, j, k);
+    }
+    for (int i = 0; i < 4; ++i) {
+      u[(4 * i + 0) * co + k] = t[i][0];
+      u[(4 * i + 1) * co + k] = T(0.5) * (t[i][0] + t[i][1] + t[i][2]);
+      u[(4 * i + 2) * co + k] = T(0.5) * (t[i][0] - t[i][1] + t[i][2]);
+      u[(4 * i + 3) * co + k] = t[i][2];
+    }
+  }
+}
+
+}  // namespace
+
+template <typename T>
+bool use_winograd_forward(const Conv2dShape& s) {
+  constexpr int64_t kMinChannels = 16;  // the GEMMs' inner and outer widths
+  return s.kernel_h == 3 && s.kernel_w == 3 && s.stride_h == 1 && s.stride_w == 1 && s.dilation_h == 1 &&
+         s.dilation_w == 1 && s.in_c >= kMinChannels && s.out_c >= kMinChannels;
+}
+
+template <typename T>
+size_t winograd_forward_workspace_bytes(const Conv2dShape& s, int threads) {
+  const WinogradLayout l = winograd_layout<T>(s, threads);
+  return l.u_bytes + l.slot() * static_cast<size_t>(std::max<int64_t>(l.chunks, 1));
+}
+
+template <typename T>
+void winograd_forward(const Conv2dShape& s, const T* x_nhwc, const T* w_hwio, const T* bias, Activation act,
+                      T* y_nhwc, void* workspace, int threads) {
+  const WinogradLayout l = winograd_layout<T>(s, threads);
+  auto* base = static_cast<unsigned char*>(workspace);
+  T* u = reinterpret_cast<T*>(base);
+  transform_weights(s, w_hwio, u);
+  const WinogradKernels<T>& kernels = winograd_kernels<T>();
+  const int64_t co = s.in_c * s.out_c;
+  run_chunks(0, l.blocks, l.chunks, [&](int64_t chunk, int64_t b0, int64_t b1) {
+    unsigned char* slot = base + l.u_bytes + static_cast<size_t>(chunk) * l.slot();
+    T* v = reinterpret_cast<T*>(slot);
+    T* m = reinterpret_cast<T*>(slot + l.v_bytes);
+    void* gemm_ws = slot + l.v_bytes + l.m_bytes;
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t t0 = b * l.block, t1 = std::min(l.tiles, t0 + l.block), rows = t1 - t0;
+      kernels.input_tiles(s, x_nhwc, l.tiles_h, l.tiles_w, t0, t1, v, l.block * s.in_c);
+      for (int p = 0; p < 16; ++p) {
+        GemmArgs<T> g = block_gemm<T>(s, rows);
+        g.a = v + p * l.block * s.in_c;
+        g.b = u + p * co;
+        g.c = m + p * l.block * s.out_c;
+        gemm(g, gemm_ws, l.gemm_bytes, 1);
+      }
+      kernels.output_tiles(s, m, l.block * s.out_c, bias, act == Activation::relu, l.tiles_h, l.tiles_w, t0, t1,
+                           y_nhwc);
+    }
+  });
+  if (act != Activation::none && act != Activation::relu) {
+    activation_forward(act, y_nhwc, y_nhwc, s.batch * s.out_h * s.out_w * s.out_c);
+  }
+}
+
+#define FASTNN_INSTANTIATE(T)                                                                                 \
+  template bool use_winograd_forward<T>(const Conv2dShape&);                                                  \
+  template size_t winograd_forward_workspace_bytes<T>(const Conv2dShape&, int);                               \
+  template void winograd_forward<T>(const Conv2dShape&, const T*, const T*, const T*, Activation, T*, void*, \
+                                    int);
+FASTNN_INSTANTIATE(float)
+FASTNN_INSTANTIATE(double)
+#undef FASTNN_INSTANTIATE
+
+}  // namespace fastnn::cpu
