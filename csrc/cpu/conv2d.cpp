@@ -175,6 +175,7 @@ size_t conv2d_backward_data_workspace_bytes(const Conv2dShape& s, int threads) {
 template <typename T>
 size_t conv2d_backward_weights_workspace_bytes(const Conv2dShape& s, int threads) {
   if (use_direct_conv_backward_weights(s)) return conv2d_direct_backward_weights_workspace_bytes<T>(s, threads);
+  if (use_winograd_backward_weights<T>(s)) return winograd_backward_weights_workspace_bytes<T>(s, threads);
   if (use_indirect_forward_or_weights(s)) return indirect_backward_weights_workspace_bytes<T>(s, threads);
   return im2col_backward_weights_workspace_bytes<T>(s, threads);
 }
@@ -247,7 +248,9 @@ void conv2d_backward_weights(const Conv2dShape& s, const T* dy_nhwc, const T* x_
   }
   require_workspace(workspace_bytes, conv2d_backward_weights_workspace_bytes<T>(s, threads),
                     "conv2d_backward_weights");
-  if (use_indirect_forward_or_weights(s)) {
+  if (use_winograd_backward_weights<T>(s)) {
+    winograd_backward_weights(s, dy_nhwc, x_nhwc, dw_hwio, workspace, threads);
+  } else if (use_indirect_forward_or_weights(s)) {
     indirect_backward_weights(s, dy_nhwc, x_nhwc, dw_hwio, workspace, threads);
   } else {
     im2col_backward_weights(s, dy_nhwc, x_nhwc, dw_hwio, workspace, threads);

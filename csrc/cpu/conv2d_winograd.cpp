@@ -86,7 +86,109 @@ void transform_weights(const Conv2dShape& s, const T* w_hwio, T* u) {
   }
 }
 
+// Backward-weights, F(3x3, 2x2): per 16 positions p, S[p] (in_c x out_c) = the
+// sum over tiles of V[p]^T E[p] (a GEMM with the tiles as its inner dimension),
+// then dw = A'^T S A', A'^T = [1 1 1 0; 0 1 -1 0; 0 1 1 1].
+struct WinogradWeightsLayout {
+  WinogradLayout tiles;
+  size_t e_bytes, s_bytes, gemm_bytes;
+  size_t slot() const { return tiles.v_bytes + e_bytes + s_bytes + gemm_bytes; }
+};
+
+template <typename T>
+GemmArgs<T> weights_gemm(const Conv2dShape& s, int64_t rows) {
+  GemmArgs<T> g;
+  g.m = s.in_c;
+  g.n = s.out_c;
+  g.k = rows;
+  g.trans_a = true;  // V[p] is stored tiles x in_c
+  g.lda = s.in_c;
+  g.ldb = s.out_c;
+  g.ldc = s.out_c;
+  return g;
+}
+
+template <typename T>
+WinogradWeightsLayout winograd_weights_layout(const Conv2dShape& s, int threads) {
+  WinogradWeightsLayout l{};
+  l.tiles = winograd_layout<T>(s, threads);
+  l.e_bytes = align_up(16 * l.tiles.block * s.out_c * sizeof(T));
+  l.s_bytes = align_up(16 * s.in_c * s.out_c * sizeof(T));
+  const int64_t last = l.tiles.tiles - (l.tiles.blocks - 1) * l.tiles.block;
+  l.gemm_bytes = align_up(std::max(gemm_workspace_bytes(weights_gemm<T>(s, l.tiles.block), 1),
+                                   gemm_workspace_bytes(weights_gemm<T>(s, std::max<int64_t>(last, 1)), 1)));
+  return l;
+}
+
 }  // namespace
+
+template <typename T>
+bool use_winograd_backward_weights(const Conv2dShape& s) {
+  return use_winograd_forward<T>(s);
+}
+
+template <typename T>
+size_t winograd_backward_weights_workspace_bytes(const Conv2dShape& s, int threads) {
+  const WinogradWeightsLayout l = winograd_weights_layout<T>(s, threads);
+  return l.slot() * static_cast<size_t>(std::max<int64_t>(l.tiles.chunks, 1));
+}
+
+template <typename T>
+void winograd_backward_weights(const Conv2dShape& s, const T* dy_nhwc, const T* x_nhwc, T* dw_hwio,
+                               void* workspace, int threads) {
+  const WinogradWeightsLayout l = winograd_weights_layout<T>(s, threads);
+  const WinogradLayout& tl = l.tiles;
+  const int64_t co = s.in_c * s.out_c;
+  if (tl.tiles == 0) {
+    std::fill(dw_hwio, dw_hwio + 9 * co, T(0));
+    return;
+  }
+  auto* base = static_cast<unsigned char*>(workspace);
+  auto sums = [&](int64_t chunk) {
+    return reinterpret_cast<T*>(base + static_cast<size_t>(chunk) * l.slot() + tl.v_bytes + l.e_bytes);
+  };
+  const WinogradKernels<T>& kernels = winograd_kernels<T>();
+  run_chunks(0, tl.blocks, tl.chunks, [&](int64_t chunk, int64_t b0, int64_t b1) {
+    unsigned char* slot = base + static_cast<size_t>(chunk) * l.slot();
+    T* v = reinterpret_cast<T*>(slot);
+    T* e = reinterpret_cast<T*>(slot + tl.v_bytes);
+    T* sum = sums(chunk);
+    void* gemm_ws = slot + tl.v_bytes + l.e_bytes + l.s_bytes;
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t t0 = b * tl.block, t1 = std::min(tl.tiles, t0 + tl.block), rows = t1 - t0;
+      kernels.input_tiles(s, x_nhwc, tl.tiles_h, tl.tiles_w, t0, t1, v, tl.block * s.in_c);
+      kernels.dy_tiles(s, dy_nhwc, tl.tiles_h, tl.tiles_w, t0, t1, e, tl.block * s.out_c);
+      for (int p = 0; p < 16; ++p) {
+        GemmArgs<T> g = weights_gemm<T>(s, rows);
+        g.a = v + p * tl.block * s.in_c;
+        g.b = e + p * tl.block * s.out_c;
+        g.c = sum + p * co;
+        g.beta = b == b0 ? T(0) : T(1);
+        gemm(g, gemm_ws, l.gemm_bytes, 1);
+      }
+    }
+  });
+  // The chunks' sums in chunk order (deterministic for a thread count), then A'^T S A'.
+  T* total = sums(0);
+  for (int64_t c = 1; c < tl.chunks; ++c) {
+    const T* part = sums(c);
+    for (int64_t i = 0; i < 16 * co; ++i) total[i] += part[i];
+  }
+  for (int64_t k = 0; k < co; ++k) {
+    T q[4][4], r[3][4];
+    for (int p = 0; p < 16; ++p) q[p / 4][p % 4] = total[p * co + k];
+    for (int j = 0; j < 4; ++j) {
+      r[0][j] = q[0][j] + q[1][j] + q[2][j];
+      r[1][j] = q[1][j] - q[2][j];
+      r[2][j] = q[1][j] + q[2][j] + q[3][j];
+    }
+    for (int i = 0; i < 3; ++i) {
+      dw_hwio[(i * 3 + 0) * co + k] = r[i][0] + r[i][1] + r[i][2];
+      dw_hwio[(i * 3 + 1) * co + k] = r[i][1] - r[i][2];
+      dw_hwio[(i * 3 + 2) * co + k] = r[i][1] + r[i][2] + r[i][3];
+    }
+  }
+}
 
 template <typename T>
 bool use_winograd_forward(const Conv2dShape& s) {
@@ -138,7 +240,10 @@ void winograd_forward(const Conv2dShape& s, const T* x_nhwc, const T* w_hwio, co
   template bool use_winograd_forward<T>(const Conv2dShape&);                                                  \
   template size_t winograd_forward_workspace_bytes<T>(const Conv2dShape&, int);                               \
   template void winograd_forward<T>(const Conv2dShape&, const T*, const T*, const T*, Activation, T*, void*, \
-                                    int);
+                                    int);                                                                     \
+  template bool use_winograd_backward_weights<T>(const Conv2dShape&);                                         \
+  template size_t winograd_backward_weights_workspace_bytes<T>(const Conv2dShape&, int);                      \
+  template void winograd_backward_weights<T>(const Conv2dShape&, const T*, const T*, T*, void*, int);
 FASTNN_INSTANTIATE(float)
 FASTNN_INSTANTIATE(double)
 #undef FASTNN_INSTANTIATE

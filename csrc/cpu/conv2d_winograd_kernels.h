@@ -151,11 +151,61 @@ void output_tiles(const Conv2dShape& s, const T* m, int64_t m_stride, const T* b
   }
 }
 
+// One dy tile's channels [o, o + W): E = G' e G'^T (4x4 from the 2x2 block e).
+template <typename T, int W>
+inline __attribute__((always_inline)) void dy_tile(const Conv2dShape& s, const T* dy_image, int64_t oh0,
+                                                    int64_t ow0, int64_t o, T* w, int64_t w_stride,
+                                                    int64_t w_offset) {
+  using L = Lanes<T, W>;
+  using V = typename L::type;
+  V e[2][2];
+#pragma GCC unroll 2
+  for (int a = 0; a < 2; ++a) {
+#pragma GCC unroll 2
+    for (int b = 0; b < 2; ++b) {
+      e[a][b] = (oh0 + a < s.out_h && ow0 + b < s.out_w)
+                    ? L::load(dy_image + ((oh0 + a) * s.out_w + ow0 + b) * s.out_c + o)
+                    : L::zero();
+    }
+  }
+  const T half = T(0.5);
+  V g[4][2];  // G' e
+#pragma GCC unroll 2
+  for (int b = 0; b < 2; ++b) {
+    g[0][b] = e[0][b];
+    g[1][b] = half * (e[0][b] + e[1][b]);
+    g[2][b] = half * (e[0][b] - e[1][b]);
+    g[3][b] = -e[1][b];
+  }
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; ++i) {
+    T* row = w + (4 * i) * w_stride + w_offset + o;
+    L::store(row, g[i][0]);
+    L::store(row + w_stride, half * (g[i][0] + g[i][1]));
+    L::store(row + 2 * w_stride, half * (g[i][0] - g[i][1]));
+    L::store(row + 3 * w_stride, -g[i][1]);
+  }
+}
+
+template <typename T>
+void dy_tiles(const Conv2dShape& s, const T* dy_nhwc, int64_t tiles_h, int64_t tiles_w, int64_t tile_begin,
+              int64_t tile_end, T* w, int64_t w_stride) {
+  constexpr int W = kVecBytes / static_cast<int>(sizeof(T));
+  for (int64_t t = tile_begin; t < tile_end; ++t) {
+    const int64_t n = t / (tiles_h * tiles_w), ty = t / tiles_w % tiles_h, tx = t % tiles_w;
+    const T* dy_image = dy_nhwc + n * s.out_h * s.out_w * s.out_c;
+    const int64_t offset = (t - tile_begin) * s.out_c;
+    int64_t o = 0;
+    for (; o + W <= s.out_c; o += W) dy_tile<T, W>(s, dy_image, 2 * ty, 2 * tx, o, w, w_stride, offset);
+    for (; o < s.out_c; ++o) dy_tile<T, 1>(s, dy_image, 2 * ty, 2 * tx, o, w, w_stride, offset);
+  }
+}
+
 }  // namespace
 
 template <typename T>
 WinogradKernels<T> winograd_kernel_table() {
-  return {&input_tiles<T>, &output_tiles<T>};
+  return {&input_tiles<T>, &output_tiles<T>, &dy_tiles<T>};
 }
 template WinogradKernels<float> winograd_kernel_table<float>();
 template WinogradKernels<double> winograd_kernel_table<double>();
