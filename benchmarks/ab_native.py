@@ -60,6 +60,28 @@ def conv_cases(native, batch=64):
     }
 
 
+def wide_cases(native):
+    """3x3 "same" convolutions with many channels (Winograd's shapes): the CIFAR-shaped
+    network's 64->64 at 32x32 and 128->128 at 16x16 (batch 32), and a ResNet-18 stage,
+    256->256 at 14x14 (batch 8); each pass."""
+    rng = np.random.default_rng(0)
+    cases = {}
+    one, pad = (1, 1), conv_padding(native, 1)
+    for batch, size, c_in, c_out in ((32, 32, 64, 64), (32, 16, 128, 128), (8, 14, 256, 256)):
+        x = rng.standard_normal((batch, size, size, c_in), dtype=np.float32)
+        w = rng.standard_normal((3, 3, c_in, c_out), dtype=np.float32)
+        dy = rng.standard_normal((batch, size, size, c_out), dtype=np.float32)
+        y, dx, dw = np.empty_like(dy), np.empty_like(x), np.empty_like(w)
+        tag = f"{size}x{size}x{c_in}->{c_out}"
+        cases[f"fwd/{tag}"] = lambda x=x, w=w, y=y: native.conv2d(x, w, None, one, pad, one,
+                                                                  "relu", y)
+        cases[f"bwd_data/{tag}"] = lambda dy=dy, w=w, dx=dx: native.conv2d_backward_data(
+            dy, w, one, pad, one, dx)
+        cases[f"bwd_w/{tag}"] = lambda dy=dy, x=x, dw=dw: native.conv2d_backward_weights(
+            dy, x, one, pad, one, dw)
+    return cases
+
+
 def direct_cases(native):
     """The direct kernels (short patches): the seed's conv1 (64x28x28x1 -> 32), an
     ImageNet-sized first layer (8x224x224x3 -> 32) and a 512x512 image, whose padded
@@ -152,7 +174,8 @@ def width_cases(native):
     return cases
 
 
-CASES = {"conv": conv_cases, "direct": direct_cases, "gemm": gemm_cases, "lrn": lrn_cases,
+CASES = {"conv": conv_cases, "direct": direct_cases, "wide": wide_cases, "gemm": gemm_cases,
+         "lrn": lrn_cases,
          "pool": pool_cases, "widths": width_cases}
 
 

@@ -114,6 +114,12 @@ CONV_CONFIGS = [
     (3, 5, 6, 16, 40, 5, 3, 1, "valid", 1),         # 15 taps, 40 columns
     (1, 1, 1, 16, 20, 3, 3, 1, "same", 1),          # 1x1 image: all but one tap is padding
     (2, 7, 7, 16, 24, 1, 1, 2, 0, 1),               # 1x1 kernel with stride: not a plain GEMM
+    # 3x3 stride 1, >= 16 channels each way: Winograd F(2x2, 3x3) forward and backward-data;
+    # odd outputs (half-empty tiles), "valid", padding up to the window on one side.
+    (2, 9, 11, 16, 16, 3, 3, 1, "valid", 1),
+    (1, 7, 6, 17, 33, 3, 3, 1, ((2, 0), (0, 2)), 1),
+    (3, 5, 5, 40, 20, 3, 3, 1, ((0, 1), (1, 0)), 1),
+    (1, 1, 3, 16, 16, 3, 3, 1, "same", 1),          # one row: every tile mostly padding
     # Input channels a multiple of 4 but not of 6 (backward-weights' 4-row gather tiles)
     # with more than 48 output channels and a partial last column panel.
     (1, 6, 7, 20, 70, 3, 3, 1, "same", 1),

@@ -84,6 +84,14 @@ bool use_direct_backward_data(const Conv2dShape& s) {
   return direct_conv_is_narrow<T>(t) && t.in_c <= kMinIndirectRun;
 }
 
+// 3x3 at stride 1 with >= 16 channels each way: Winograd over dy (the padding
+// stays within the window, so the transposed problem is a "same"-like forward).
+template <typename T>
+bool use_winograd_backward_data(const Conv2dShape& s) {
+  return s.stride_h == 1 && s.stride_w == 1 && s.pad_top <= (s.kernel_h - 1) * s.dilation_h &&
+         s.pad_left <= (s.kernel_w - 1) * s.dilation_w && use_winograd_forward<T>(backward_data_as_forward(s));
+}
+
 template <typename T>
 size_t flipped_weights_bytes(const Conv2dShape& s) {
   return align_up(static_cast<size_t>(s.kernel_h * s.kernel_w * s.in_c * s.out_c) * sizeof(T));
@@ -147,12 +155,16 @@ void check_conv2d_shape(const Conv2dShape& s) {
 template <typename T>
 size_t conv2d_forward_workspace_bytes(const Conv2dShape& s, int threads) {
   if (use_direct_conv<T>(s)) return conv2d_direct_forward_workspace_bytes<T>(s, threads);
+  if (use_winograd_forward<T>(s)) return winograd_forward_workspace_bytes<T>(s, threads);
   if (use_indirect_forward_or_weights(s)) return indirect_forward_workspace_bytes<T>(s, threads);
   return im2col_forward_workspace_bytes<T>(s, threads);
 }
 
 template <typename T>
 size_t conv2d_backward_data_workspace_bytes(const Conv2dShape& s, int threads) {
+  if (use_winograd_backward_data<T>(s)) {
+    return flipped_weights_bytes<T>(s) + winograd_forward_workspace_bytes<T>(backward_data_as_forward(s), threads);
+  }
   if (use_direct_backward_data<T>(s)) {
     return flipped_weights_bytes<T>(s) + conv2d_direct_forward_workspace_bytes<T>(backward_data_as_forward(s), threads);
   }
@@ -163,6 +175,7 @@ size_t conv2d_backward_data_workspace_bytes(const Conv2dShape& s, int threads) {
 template <typename T>
 size_t conv2d_backward_weights_workspace_bytes(const Conv2dShape& s, int threads) {
   if (use_direct_conv_backward_weights(s)) return conv2d_direct_backward_weights_workspace_bytes<T>(s, threads);
+  if (use_winograd_backward_weights<T>(s)) return winograd_backward_weights_workspace_bytes<T>(s, threads);
   if (use_indirect_forward_or_weights(s)) return indirect_backward_weights_workspace_bytes<T>(s, threads);
   return im2col_backward_weights_workspace_bytes<T>(s, threads);
 }
@@ -177,7 +190,9 @@ void conv2d_forward(const Conv2dShape& s, const T* x_nhwc, const T* w_hwio, cons
     return;
   }
   require_workspace(workspace_bytes, conv2d_forward_workspace_bytes<T>(s, threads), "conv2d");
-  if (use_indirect_forward_or_weights(s)) {
+  if (use_winograd_forward<T>(s)) {
+    winograd_forward(s, x_nhwc, w_hwio, bias, act, y_nhwc, workspace, threads);
+  } else if (use_indirect_forward_or_weights(s)) {
     indirect_forward(s, x_nhwc, w_hwio, bias, act, y_nhwc, workspace, threads);
   } else {
     im2col_forward(s, x_nhwc, w_hwio, bias, act, y_nhwc, workspace, threads);
@@ -190,7 +205,8 @@ void conv2d_backward_data(const Conv2dShape& s, const T* dy_nhwc, const T* w_hwi
   check_conv2d_shape(s);
   threads = std::max(threads, 1);
   require_workspace(workspace_bytes, conv2d_backward_data_workspace_bytes<T>(s, threads), "conv2d_backward_data");
-  if (use_direct_backward_data<T>(s)) {
+  const bool winograd = use_winograd_backward_data<T>(s);
+  if (winograd || use_direct_backward_data<T>(s)) {
     // w_flipped[i][j][o][c] = w[kh-1-i][kw-1-j][c][o], at the workspace's start.
     T* w_flipped = static_cast<T*>(workspace);
     for (int64_t i = 0; i < s.kernel_h; ++i) {
@@ -203,9 +219,15 @@ void conv2d_backward_data(const Conv2dShape& s, const T* dy_nhwc, const T* w_hwi
       }
     }
     const size_t used = flipped_weights_bytes<T>(s);
-    conv2d_direct_forward(backward_data_as_forward(s), dy_nhwc, w_flipped, static_cast<const T*>(nullptr),
-                          Activation::none, dx_nhwc, static_cast<unsigned char*>(workspace) + used,
-                          workspace_bytes - used, threads);
+    unsigned char* rest = static_cast<unsigned char*>(workspace) + used;
+    const Conv2dShape t = backward_data_as_forward(s);
+    if (winograd) {
+      winograd_forward(t, dy_nhwc, w_flipped, static_cast<const T*>(nullptr), Activation::none, dx_nhwc, rest,
+                       threads);
+    } else {
+      conv2d_direct_forward(t, dy_nhwc, w_flipped, static_cast<const T*>(nullptr), Activation::none, dx_nhwc, rest,
+                            workspace_bytes - used, threads);
+    }
     return;
   }
   if (use_indirect_backward_data(s)) {
@@ -226,7 +248,9 @@ void conv2d_backward_weights(const Conv2dShape& s, const T* dy_nhwc, const T* x_
   }
   require_workspace(workspace_bytes, conv2d_backward_weights_workspace_bytes<T>(s, threads),
                     "conv2d_backward_weights");
-  if (use_indirect_forward_or_weights(s)) {
+  if (use_winograd_backward_weights<T>(s)) {
+    winograd_backward_weights(s, dy_nhwc, x_nhwc, dw_hwio, workspace, threads);
+  } else if (use_indirect_forward_or_weights(s)) {
     indirect_backward_weights(s, dy_nhwc, x_nhwc, dw_hwio, workspace, threads);
   } else {
     im2col_backward_weights(s, dy_nhwc, x_nhwc, dw_hwio, workspace, threads);

@@ -1,0 +1,213 @@
+// Winograd F(2x2, 3x3) transforms (Lavin and Gray, 2016), written once over
+// GCC vector types of channels and compiled per ISA (conv2d_winograd_portable.cpp,
+// _avx2.cpp, _avx512.cpp).  conv2d_winograd.cpp transforms the weights, blocks
+// the tiles and runs the 16 GEMMs between these two passes.
+//
+//   input:  V = B^T d B,  B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]
+//   output: Y = A^T M A,  A^T = [1 1 1 0; 0 1 -1 -1]
+//
+// Both run a channel vector at a time (NHWC keeps a pixel's channels together),
+// then the channels past the last whole vector one by one.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+#include "cpu/conv2d.h"
+#include "cpu/conv2d_winograd_table.h"
+
+#ifndef FASTNN_ISA_NAMESPACE
+#error "define FASTNN_ISA_NAMESPACE before including conv2d_winograd_kernels.h"
+#endif
+
+namespace fastnn::cpu::FASTNN_ISA_NAMESPACE {
+namespace {
+
+#if defined(__AVX512F__)
+constexpr int kVecBytes = 64;
+#elif defined(__AVX2__)
+constexpr int kVecBytes = 32;
+#else
+constexpr int kVecBytes = 16;
+#endif
+
+template <typename T> struct VectorOf;
+template <> struct VectorOf<float> { typedef float type __attribute__((vector_size(kVecBytes))); };
+template <> struct VectorOf<double> { typedef double type __attribute__((vector_size(kVecBytes))); };
+
+// A run of W channels: a vector (W = lanes) or one value (W = 1).
+template <typename T, int W> struct Lanes {
+  typedef typename VectorOf<T>::type type;
+  static type load(const T* p) {
+    type v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+  }
+  static void store(T* p, type v) { std::memcpy(p, &v, sizeof v); }
+  static type zero() { return type{}; }
+  static type relu(type v) { return v < type{} ? type{} : v; }
+};
+template <typename T> struct Lanes<T, 1> {
+  typedef T type;
+  static T load(const T* p) { return *p; }
+  static void store(T* p, T v) { *p = v; }
+  static T zero() { return T(0); }
+  static T relu(T v) { return v < T(0) ? T(0) : v; }
+};
+
+// One tile's channels [c, c + W): d from x (zero outside), V = B^T d B.
+template <typename T, int W>
+inline __attribute__((always_inline)) void input_tile(const Conv2dShape& s, const T* x_image, int64_t ih0,
+                                                       int64_t iw0, bool interior, int64_t c, T* v,
+                                                       int64_t v_stride, int64_t v_offset) {
+  using L = Lanes<T, W>;
+  using V = typename L::type;
+  V d[4][4];
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; ++i) {
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) {
+      const int64_t ih = ih0 + i, iw = iw0 + j;
+      d[i][j] = (interior || (ih >= 0 && ih < s.in_h && iw >= 0 && iw < s.in_w))
+                    ? L::load(x_image + (ih * s.in_w + iw) * s.in_c + c)
+                    : L::zero();
+    }
+  }
+  V t[4][4];
+#pragma GCC unroll 4
+  for (int j = 0; j < 4; ++j) {
+    t[0][j] = d[0][j] - d[2][j];
+    t[1][j] = d[1][j] + d[2][j];
+    t[2][j] = d[2][j] - d[1][j];
+    t[3][j] = d[1][j] - d[3][j];
+  }
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; ++i) {
+    T* row = v + (4 * i) * v_stride + v_offset + c;
+    L::store(row, t[i][0] - t[i][2]);
+    L::store(row + v_stride, t[i][1] + t[i][2]);
+    L::store(row + 2 * v_stride, t[i][2] - t[i][1]);
+    L::store(row + 3 * v_stride, t[i][1] - t[i][3]);
+  }
+}
+
+template <typename T>
+void input_tiles(const Conv2dShape& s, const T* x_nhwc, int64_t tiles_h, int64_t tiles_w, int64_t tile_begin,
+                 int64_t tile_end, T* v, int64_t v_stride) {
+  constexpr int W = kVecBytes / static_cast<int>(sizeof(T));
+  for (int64_t t = tile_begin; t < tile_end; ++t) {
+    const int64_t n = t / (tiles_h * tiles_w), ty = t / tiles_w % tiles_h, tx = t % tiles_w;
+    const int64_t ih0 = 2 * ty - s.pad_top, iw0 = 2 * tx - s.pad_left;
+    const bool interior = ih0 >= 0 && iw0 >= 0 && ih0 + 4 <= s.in_h && iw0 + 4 <= s.in_w;
+    const T* x_image = x_nhwc + n * s.in_h * s.in_w * s.in_c;
+    const int64_t offset = (t - tile_begin) * s.in_c;
+    int64_t c = 0;
+    for (; c + W <= s.in_c; c += W) input_tile<T, W>(s, x_image, ih0, iw0, interior, c, v, v_stride, offset);
+    for (; c < s.in_c; ++c) input_tile<T, 1>(s, x_image, ih0, iw0, interior, c, v, v_stride, offset);
+  }
+}
+
+// One tile's channels [o, o + W): Y = A^T M A + bias, its pixels inside y written.
+template <typename T, int W>
+inline __attribute__((always_inline)) void output_tile(const Conv2dShape& s, const T* m, int64_t m_stride,
+                                                        int64_t m_offset, const T* bias, bool relu, int64_t o,
+                                                        int64_t oh0, int64_t ow0, T* y_image) {
+  using L = Lanes<T, W>;
+  using V = typename L::type;
+  V q[4][4];
+#pragma GCC unroll 4
+  for (int p = 0; p < 16; ++p) q[p / 4][p % 4] = L::load(m + p * m_stride + m_offset + o);
+  V r[2][4];
+#pragma GCC unroll 4
+  for (int j = 0; j < 4; ++j) {
+    r[0][j] = q[0][j] + q[1][j] + q[2][j];
+    r[1][j] = q[1][j] - q[2][j] - q[3][j];
+  }
+  const V b = bias != nullptr ? L::load(bias + o) : L::zero();
+#pragma GCC unroll 2
+  for (int a = 0; a < 2; ++a) {
+    V out[2] = {r[a][0] + r[a][1] + r[a][2] + b, r[a][1] - r[a][2] - r[a][3] + b};
+    if (oh0 + a >= s.out_h) break;
+#pragma GCC unroll 2
+    for (int e = 0; e < 2; ++e) {
+      if (ow0 + e >= s.out_w) break;
+      L::store(y_image + ((oh0 + a) * s.out_w + ow0 + e) * s.out_c + o, relu ? L::relu(out[e]) : out[e]);
+    }
+  }
+}
+
+template <typename T>
+void output_tiles(const Conv2dShape& s, const T* m, int64_t m_stride, const T* bias, bool relu, int64_t tiles_h,
+                  int64_t tiles_w, int64_t tile_begin, int64_t tile_end, T* y_nhwc) {
+  constexpr int W = kVecBytes / static_cast<int>(sizeof(T));
+  for (int64_t t = tile_begin; t < tile_end; ++t) {
+    const int64_t n = t / (tiles_h * tiles_w), ty = t / tiles_w % tiles_h, tx = t % tiles_w;
+    T* y_image = y_nhwc + n * s.out_h * s.out_w * s.out_c;
+    const int64_t offset = (t - tile_begin) * s.out_c;
+    int64_t o = 0;
+    for (; o + W <= s.out_c; o += W) output_tile<T, W>(s, m, m_stride, offset, bias, relu, o, 2 * ty, 2 * tx, y_image);
+    for (; o < s.out_c; ++o) output_tile<T, 1>(s, m, m_stride, offset, bias, relu, o, 2 * ty, 2 * tx, y_image);
+  }
+}
+
+// One dy tile's channels [o, o + W): E = G' e G'^T (4x4 from the 2x2 block e).
+template <typename T, int W>
+inline __attribute__((always_inline)) void dy_tile(const Conv2dShape& s, const T* dy_image, int64_t oh0,
+                                                    int64_t ow0, int64_t o, T* w, int64_t w_stride,
+                                                    int64_t w_offset) {
+  using L = Lanes<T, W>;
+  using V = typename L::type;
+  V e[2][2];
+#pragma GCC unroll 2
+  for (int a = 0; a < 2; ++a) {
+#pragma GCC unroll 2
+    for (int b = 0; b < 2; ++b) {
+      e[a][b] = (oh0 + a < s.out_h && ow0 + b < s.out_w)
+                    ? L::load(dy_image + ((oh0 + a) * s.out_w + ow0 + b) * s.out_c + o)
+                    : L::zero();
+    }
+  }
+  const T half = T(0.5);
+  V g[4][2];  // G' e
+#pragma GCC unroll 2
+  for (int b = 0; b < 2; ++b) {
+    g[0][b] = e[0][b];
+    g[1][b] = half * (e[0][b] + e[1][b]);
+    g[2][b] = half * (e[0][b] - e[1][b]);
+    g[3][b] = -e[1][b];
+  }
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; ++i) {
+    T* row = w + (4 * i) * w_stride + w_offset + o;
+    L::store(row, g[i][0]);
+    L::store(row + w_stride, half * (g[i][0] + g[i][1]));
+    L::store(row + 2 * w_stride, half * (g[i][0] - g[i][1]));
+    L::store(row + 3 * w_stride, -g[i][1]);
+  }
+}
+
+template <typename T>
+void dy_tiles(const Conv2dShape& s, const T* dy_nhwc, int64_t tiles_h, int64_t tiles_w, int64_t tile_begin,
+              int64_t tile_end, T* w, int64_t w_stride) {
+  constexpr int W = kVecBytes / static_cast<int>(sizeof(T));
+  for (int64_t t = tile_begin; t < tile_end; ++t) {
+    const int64_t n = t / (tiles_h * tiles_w), ty = t / tiles_w % tiles_h, tx = t % tiles_w;
+    const T* dy_image = dy_nhwc + n * s.out_h * s.out_w * s.out_c;
+    const int64_t offset = (t - tile_begin) * s.out_c;
+    int64_t o = 0;
+    for (; o + W <= s.out_c; o += W) dy_tile<T, W>(s, dy_image, 2 * ty, 2 * tx, o, w, w_stride, offset);
+    for (; o < s.out_c; ++o) dy_tile<T, 1>(s, dy_image, 2 * ty, 2 * tx, o, w, w_stride, offset);
+  }
+}
+
+}  // namespace
+
+template <typename T>
+WinogradKernels<T> winograd_kernel_table() {
+  return {&input_tiles<T>, &output_tiles<T>, &dy_tiles<T>};
+}
+template WinogradKernels<float> winograd_kernel_table<float>();
+template WinogradKernels<double> winograd_kernel_table<double>();
+
+}  // namespace fastnn::cpu::FASTNN_ISA_NAMESPACE

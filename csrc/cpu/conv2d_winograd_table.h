@@ -1,0 +1,33 @@
+// The Winograd F(2x2, 3x3) transforms (conv2d_winograd_kernels.h), compiled per ISA.
+#pragma once
+
+#include <cstdint>
+
+#include "cpu/activations.h"
+#include "cpu/conv2d.h"
+
+namespace fastnn::cpu {
+
+// Tiles are numbered over batch x tiles_h x tiles_w (2x2 output pixels each).
+template <typename T>
+struct WinogradKernels {
+  // v[p * v_stride + (t - tile_begin) * in_c + c] = (B^T d B)[p] of tile t's 4x4
+  // input window d (zeros outside x), p = 4 * row + column.
+  void (*input_tiles)(const Conv2dShape& s, const T* x_nhwc, int64_t tiles_h, int64_t tiles_w, int64_t tile_begin,
+                      int64_t tile_end, T* v, int64_t v_stride);
+  // y's pixels of tiles [tile_begin, tile_end) = A^T m A + bias (relu applied when
+  // asked; other activations are the caller's), m laid out as v with out_c columns.
+  void (*output_tiles)(const Conv2dShape& s, const T* m, int64_t m_stride, const T* bias, bool relu,
+                       int64_t tiles_h, int64_t tiles_w, int64_t tile_begin, int64_t tile_end, T* y_nhwc);
+  // Backward-weights (F(3x3, 2x2)): w[p * w_stride + (t - tile_begin) * out_c + o] =
+  // (G' e G'^T)[p] of tile t's 2x2 block e of dy (zeros outside), G' = [1 0; 1/2 1/2;
+  // 1/2 -1/2; 0 -1] (the sign of the last row folds the input transform's difference).
+  void (*dy_tiles)(const Conv2dShape& s, const T* dy_nhwc, int64_t tiles_h, int64_t tiles_w, int64_t tile_begin,
+                   int64_t tile_end, T* w, int64_t w_stride);
+};
+
+namespace portable { template <typename T> WinogradKernels<T> winograd_kernel_table(); }
+namespace avx2 { template <typename T> WinogradKernels<T> winograd_kernel_table(); }
+namespace avx512 { template <typename T> WinogradKernels<T> winograd_kernel_table(); }
+
+}  // namespace fastnn::cpu
