@@ -1,6 +1,7 @@
 // The convolution algorithms conv2d.cpp chooses between, and what they share.
 // Each has its own file: conv2d_direct.cpp (short patches, conv2d_direct.h),
-// conv2d_indirect.cpp (indirect GEMM) and conv2d_im2col.cpp (im2col + GEMM).
+// conv2d_winograd.cpp (3x3 stride 1), conv2d_indirect.cpp (indirect GEMM) and
+// conv2d_im2col.cpp (im2col + GEMM).
 // Every entry point takes a checked shape (check_conv2d_shape) and a workspace
 // of at least its *_workspace_bytes, 64-byte aligned.
 #pragma once

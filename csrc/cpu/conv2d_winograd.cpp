@@ -1,6 +1,8 @@
-// Winograd F(2x2, 3x3) forward (Lavin and Gray, 2016) for 3x3, stride-1,
-// undilated convolutions with many channels: each 2x2 block of output pixels
+// Winograd F(2x2, 3x3) (Lavin and Gray, 2016) for 3x3, stride-1, undilated
+// convolutions with 16-128 channels each way: each 2x2 block of output pixels
 // (a tile) takes 16 * in_c * out_c multiply-adds instead of 36 * in_c * out_c.
+// The forward below; backward-data is this forward over dy (conv2d.cpp);
+// backward-weights is F(3x3, 2x2) over the same tiles (further down).
 //
 //   U[p] = (G g G^T)[p]  for every (c, o), once per call     16 x in_c x out_c
 //   V[p] = (B^T d B)[p]  for every tile and c                 16 x tiles x in_c
