@@ -62,12 +62,13 @@ def conv_cases(native, batch=64):
 
 def wide_cases(native):
     """3x3 "same" convolutions with many channels (Winograd's shapes): the CIFAR-shaped
-    network's 64->64 at 32x32 and 128->128 at 16x16 (batch 32), and a ResNet-18 stage,
-    256->256 at 14x14 (batch 8); each pass."""
+    network's 64->64 at 32x32, 128->128 at 16x16 and 128->256 at 8x8 (batch 32), and a
+    ResNet-18 stage, 256->256 at 14x14 (batch 8); each pass."""
     rng = np.random.default_rng(0)
     cases = {}
     one, pad = (1, 1), conv_padding(native, 1)
-    for batch, size, c_in, c_out in ((32, 32, 64, 64), (32, 16, 128, 128), (8, 14, 256, 256)):
+    for batch, size, c_in, c_out in ((32, 32, 64, 64), (32, 16, 128, 128), (32, 8, 128, 256),
+                                     (8, 14, 256, 256)):
         x = rng.standard_normal((batch, size, size, c_in), dtype=np.float32)
         w = rng.standard_normal((3, 3, c_in, c_out), dtype=np.float32)
         dy = rng.standard_normal((batch, size, size, c_out), dtype=np.float32)

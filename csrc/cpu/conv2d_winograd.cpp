@@ -194,7 +194,8 @@ void winograd_backward_weights(const Conv2dShape& s, const T* dy_nhwc, const T* 
 
 // Measured (2 threads, Zen 4, A/B against the indirect GEMM): 1.1-1.4x at 32->64
 // (14x14, batch 64), 1.26-1.8x at 64->64 (32x32) and 128->128 (16x16, batch 32);
-// but 0.68-1.06x at 256->256 (14x14, batch 8), where a tile's transforms (32 KiB)
+// but 0.68-1.06x at 256->256 (14x14, batch 8) and 0.77-1.07x at 128->256 (8x8,
+// batch 32; backward-weights the slowest), where a tile's transforms (24-32 KiB)
 // leave blocks of 12 tiles in half of L2 and the transformed weights and
 // backward-weights' sums (4 MiB each) outgrow it.  So: 16 channels or more each way,
 // at most 128 x 128 of them.
