@@ -24,6 +24,14 @@
 namespace fastnn::cpu::FASTNN_ISA_NAMESPACE {
 namespace {
 
+// Tile t of batch x tiles_h x tiles_w: its image and its 2x2 block's row and column.
+struct Tile {
+  int64_t n, ty, tx;
+};
+inline Tile tile_at(int64_t t, int64_t tiles_h, int64_t tiles_w) {
+  return {t / (tiles_h * tiles_w), t / tiles_w % tiles_h, t % tiles_w};
+}
+
 #if defined(__AVX512F__)
 constexpr int kVecBytes = 64;
 #elif defined(__AVX2__)
@@ -97,7 +105,7 @@ void input_tiles(const Conv2dShape& s, const T* x_nhwc, int64_t tiles_h, int64_t
                  int64_t tile_end, T* v, int64_t v_stride) {
   constexpr int W = kVecBytes / static_cast<int>(sizeof(T));
   for (int64_t t = tile_begin; t < tile_end; ++t) {
-    const int64_t n = t / (tiles_h * tiles_w), ty = t / tiles_w % tiles_h, tx = t % tiles_w;
+    const auto [n, ty, tx] = tile_at(t, tiles_h, tiles_w);
     const int64_t ih0 = 2 * ty - s.pad_top, iw0 = 2 * tx - s.pad_left;
     const bool interior = ih0 >= 0 && iw0 >= 0 && ih0 + 4 <= s.in_h && iw0 + 4 <= s.in_w;
     const T* x_image = x_nhwc + n * s.in_h * s.in_w * s.in_c;
@@ -142,7 +150,7 @@ void output_tiles(const Conv2dShape& s, const T* m, int64_t m_stride, const T* b
                   int64_t tiles_w, int64_t tile_begin, int64_t tile_end, T* y_nhwc) {
   constexpr int W = kVecBytes / static_cast<int>(sizeof(T));
   for (int64_t t = tile_begin; t < tile_end; ++t) {
-    const int64_t n = t / (tiles_h * tiles_w), ty = t / tiles_w % tiles_h, tx = t % tiles_w;
+    const auto [n, ty, tx] = tile_at(t, tiles_h, tiles_w);
     T* y_image = y_nhwc + n * s.out_h * s.out_w * s.out_c;
     const int64_t offset = (t - tile_begin) * s.out_c;
     int64_t o = 0;
@@ -192,7 +200,7 @@ void dy_tiles(const Conv2dShape& s, const T* dy_nhwc, int64_t tiles_h, int64_t t
               int64_t tile_end, T* w, int64_t w_stride) {
   constexpr int W = kVecBytes / static_cast<int>(sizeof(T));
   for (int64_t t = tile_begin; t < tile_end; ++t) {
-    const int64_t n = t / (tiles_h * tiles_w), ty = t / tiles_w % tiles_h, tx = t % tiles_w;
+    const auto [n, ty, tx] = tile_at(t, tiles_h, tiles_w);
     const T* dy_image = dy_nhwc + n * s.out_h * s.out_w * s.out_c;
     const int64_t offset = (t - tile_begin) * s.out_c;
     int64_t o = 0;

@@ -147,6 +147,25 @@ inline T select_bits(int64_t take, T a, T b) {
   return out;
 }
 
+// One value's 2x2 window, top[0], top[pixel], bottom[0], bottom[pixel] (the
+// window order), by the rule above: the max, or the first NaN; *where is the
+// winner's offset (0, px, row or row + px).
+template <typename T>
+inline T max_of_2x2(const T* top, const T* bottom, int64_t pixel, int64_t px, int64_t row, int64_t* where) {
+  T best = top[0];
+  int64_t at = 0;
+  auto tap = [&](T v, int64_t rel) {
+    const int64_t take = -static_cast<int64_t>(!(v <= best) & (best == best));
+    best = select_bits(take, v, best);
+    at = (rel & take) | (at & ~take);
+  };
+  tap(top[pixel], px);
+  tap(bottom[0], row);
+  tap(bottom[pixel], row + px);
+  *where = at;
+  return best;
+}
+
 template <typename T, typename Rel>
 void max_pool2d_rows_2x2(const Pool2dShape& s, const T* __restrict x, T* __restrict y,
                          int64_t* __restrict argmax, bool argmax_nchw, int64_t index_base, int64_t row_begin,
@@ -210,16 +229,8 @@ void max_pool2d_rows_2x2(const Pool2dShape& s, const T* __restrict x, T* __restr
       // the same rule, by masks rather than branches (which data-dependent maxima
       // mispredict).  Narrow layers (C < L) take max_pool2d_rows_2x2_narrow instead.
       for (; c0 < C; ++c0) {
-        T best = p0[c0];
-        int64_t where = 0;
-        auto tap = [&](T v, int64_t rel) {
-          const int64_t take = -static_cast<int64_t>(!(v <= best) & (best == best));
-          best = select_bits(take, v, best);
-          where = (rel & take) | (where & ~take);
-        };
-        tap(p0[C + c0], px);
-        tap(p1[c0], row);
-        tap(p1[C + c0], row + px);
+        int64_t where;
+        const T best = max_of_2x2(p0 + c0, p1 + c0, C, px, row, &where);
         y_row[ow * C + c0] = best;
         a_row[ow * C + c0] =
             index_base + where + (argmax_nchw ? (n * C + c0) * HW + first : (n * HW + first) * C + c0);
@@ -275,17 +286,8 @@ void max_pool2d_rows_2x2_narrow(const Pool2dShape& s, const T* __restrict x, T* 
         std::memcpy(where_of + k, &where, sizeof where);
       }
       for (; k < count; ++k) {  // the tail, one value at a time (no reads past the rows)
-        T best = x0[k0 + k];
-        int64_t where = 0;
-        auto tap = [&](T v, int64_t rel) {
-          const int64_t take = -static_cast<int64_t>(!(v <= best) & (best == best));
-          best = select_bits(take, v, best);
-          where = (rel & take) | (where & ~take);
-        };
-        tap(x0[k0 + k + C], px);
-        tap(x1[k0 + k], row);
-        tap(x1[k0 + k + C], row + px);
-        best_of[k] = best;
+        int64_t where;
+        best_of[k] = max_of_2x2(x0 + k0 + k, x1 + k0 + k, C, px, row, &where);
         where_of[k] = static_cast<Rel>(where);
       }
       for (int64_t ow = ow0; ow < ow1; ++ow) {

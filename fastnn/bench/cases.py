@@ -385,9 +385,7 @@ def seed_flops_per_image(training: bool) -> float:
 def _seed_batches(batch, count=4):
     """``count`` batches of MNIST-like images (uniform [0, 1)) with random labels: nothing to
     memorise, so the loss stays near log(10) and no denormals creep in while timing."""
-    rng = np.random.default_rng(batch)
-    images = rng.random((count, batch, 28, 28, 1), dtype=np.float32)
-    return images, rng.integers(0, 10, (count, batch))
+    return _network_batches((28, 28, 1), batch, count)
 
 
 def _cycle(fn, *sequences):
@@ -505,6 +503,7 @@ def network_flops_per_image(model, input_shape, training: bool) -> float:
 
 
 def _network_batches(input_shape, batch, count=4):
+    """``count`` batches of ``input_shape`` images (uniform [0, 1)) with random labels."""
     rng = np.random.default_rng(batch)
     images = rng.random((count, batch, *input_shape), dtype=np.float32)
     return images, rng.integers(0, 10, (count, batch))
