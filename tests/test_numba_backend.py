@@ -100,6 +100,50 @@ def test_ops_follow_set_num_threads_in_any_thread():
     assert seen == [1, 1]
 
 
+def _blas_threads():
+    from threadpoolctl import threadpool_info
+
+    return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+
+
+def test_products_run_the_blas_on_one_thread_and_restore_its_count():
+    from fastnn.backends.numba import common
+
+    before = fastnn.get_num_threads()
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((40, 30)), rng.standard_normal((30, 20))
+    try:
+        fastnn.set_num_threads(2)
+        assert set(_blas_threads()) == {2}
+        with common.single_threaded_blas():
+            assert set(_blas_threads()) == {1}
+            with common.single_threaded_blas():  # nested: the outer exit restores
+                pass
+            assert set(_blas_threads()) == {1}
+        assert set(_blas_threads()) == {2}
+
+        errors = []
+
+        def work():
+            try:
+                for _ in range(50):
+                    with backends.use("numba"):
+                        y = ops.linear(a, b)
+                    np.testing.assert_allclose(y, a @ b, rtol=1e-12)
+            except Exception as exc:  # reported below, in the main thread
+                errors.append(exc)
+
+        workers = [threading.Thread(target=work) for _ in range(4)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        assert not errors
+        assert set(_blas_threads()) == {2}
+    finally:
+        fastnn.set_num_threads(before)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("size, keep_prob, seed", [
     (1, 0.5, 0), (1000, 0.5, 1), (4097, 0.9, 2**64 - 1), (333, 0.1, 12345), (64, 1.0, 7)])

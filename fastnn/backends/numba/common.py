@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
+
 import numba
 import numpy as np
 
@@ -41,3 +44,56 @@ def sync_threads() -> None:
     wanted = min(_threads.get_num_threads(), numba.config.NUMBA_NUM_THREADS)
     if numba.get_num_threads() != wanted:
         numba.set_num_threads(wanted)
+
+
+# ------------------------------------------------------------------ BLAS beside numba's pool
+#
+# The backend's matrix products are NumPy's BLAS calls. Left at fastnn's thread count, the
+# BLAS's worker threads (OpenBLAS's wait by spinning on sched_yield for a long while after
+# each call) and numba's OpenMP workers (spinning on pause after each parallel kernel) take
+# the cores from each other: on two cores the seed's training step ran 5-7x slower than
+# with either pool alone. So the products run on the calling thread only; numba's pool
+# keeps every other op. The BLAS setting is process-wide: it is lowered while any thread is
+# inside a product and restored when the last one leaves.
+
+_blas_lock = threading.Lock()
+_blas_users = 0
+_blas_saved: list = []
+_blas_pools = None  # threadpoolctl's BLAS controllers, found on first use
+
+
+def _blas_controllers():
+    global _blas_pools
+    if _blas_pools is None:
+        from threadpoolctl import ThreadpoolController
+
+        _blas_pools = ThreadpoolController().select(user_api="blas").lib_controllers
+    return _blas_pools
+
+
+@contextlib.contextmanager
+def single_threaded_blas():
+    """Run the block's NumPy BLAS calls on the calling thread alone (see above)."""
+    global _blas_users
+    with _blas_lock:
+        if _blas_users == 0:
+            _blas_saved[:] = [(pool, pool.get_num_threads()) for pool in _blas_controllers()]
+            for pool, threads in _blas_saved:
+                if threads != 1:
+                    pool.set_num_threads(1)
+        _blas_users += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0:
+                for pool, threads in _blas_saved:
+                    if threads != 1:
+                        pool.set_num_threads(threads)
+
+
+def matmul(a, b, out=None):
+    """``np.matmul(a, b, out=out)`` with the BLAS on the calling thread."""
+    with single_threaded_blas():
+        return np.matmul(a, b, out=out)

@@ -1,9 +1,10 @@
 """GEMM, the fused linear layer and the bias gradient.
 
 The matrix product itself goes to the BLAS NumPy links (numba's own ``np.dot`` reaches the
-same BLAS but needs SciPy, which fastnn does not require); what follows the product runs
-in one numba pass over the result: ``alpha``/``beta`` scaling for GEMM, bias plus
-activation for ``linear``. The bias gradient is a column sum split into per-thread
+same BLAS but needs SciPy, which fastnn does not require), on the calling thread only
+(``common.matmul``: a multi-threaded BLAS and numba's pool slow each other); what follows
+the product runs in one numba pass over the result: ``alpha``/``beta`` scaling for GEMM,
+bias plus activation for ``linear``. The bias gradient is a column sum split into per-thread
 partial sums, reduced at the end.
 """
 
@@ -14,7 +15,7 @@ import numpy as np
 from numba import njit, prange
 
 from fastnn.backends.numba.activations import ACTIVATION_CODES, activate
-from fastnn.backends.numba.common import PARALLEL, alloc, flat, sync_threads
+from fastnn.backends.numba.common import PARALLEL, alloc, flat, matmul, sync_threads
 
 
 @njit(**PARALLEL)
@@ -73,19 +74,19 @@ class DenseOps:
         a = a.T if trans_a else a
         b = b.T if trans_b else b
         if out is None or beta == 0.0:
-            result = np.matmul(a, b, out=out)
+            result = matmul(a, b, out=out)
             if alpha != 1.0:
                 t = result.dtype.type
                 _scale_accumulate_kernel(flat(result), flat(result), t(alpha), t(0))
             return result
         t = out.dtype.type
         if out.size:
-            _scale_accumulate_kernel(flat(np.matmul(a, b)), flat(out), t(alpha), t(beta))
+            _scale_accumulate_kernel(flat(matmul(a, b)), flat(out), t(alpha), t(beta))
         return out
 
     def linear(self, x, w, b=None, *, activation=None, out=None):
         sync_threads()
-        y = np.matmul(x, w, out=alloc(out, (x.shape[0], w.shape[1]), x.dtype))
+        y = matmul(x, w, out=alloc(out, (x.shape[0], w.shape[1]), x.dtype))
         if y.size and (b is not None or activation is not None):
             t = x.dtype.type
             _bias_activation_kernel(y, y[0] if b is None else b, b is not None,
