@@ -189,3 +189,47 @@ print(json.dumps(dict(available=backends.available(), default=backends.current()
     assert "numba" in found["available"] and "reference" in found["available"]
     assert "cpu" not in found["available"]
     assert found["default"] == "numba"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("x_shape, w_shape, options", [
+    ((2, 9, 9, 1), (3, 3, 1, 8), dict(padding=1)),
+    ((3, 11, 10, 2), (3, 3, 2, 5), dict(stride=2, padding=1)),
+    ((2, 9, 8, 3), (5, 5, 3, 7), dict(padding=2, dilation=2)),
+    ((1, 8, 8, 1), (2, 2, 1, 4), dict(stride=3)),
+])
+def test_few_channel_backward_data_kernel_matches_the_reference(dtype, x_shape, w_shape,
+                                                                options, monkeypatch):
+    """The few-input-channel backward-data goes to the reference by default; the numba
+    kernel it would otherwise run stays correct."""
+    from support import assert_close
+
+    rng = np.random.default_rng(3)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    y_shape = ops.conv2d(np.zeros(x_shape, dtype), w, **options).shape
+    dy = rng.standard_normal(y_shape).astype(dtype)
+    with backends.use("numba") as numba_backend:
+        default = ops.conv2d_backward_data(dy, w, x_shape, **options)
+        monkeypatch.setattr(numba_backend, "numba_few_channel_data", True)
+        got = ops.conv2d_backward_data(dy, w, x_shape, **options)
+    with backends.use("reference"):
+        expected = ops.conv2d_backward_data(dy, w, x_shape, **options)
+    assert_close(got, expected)
+    np.testing.assert_array_equal(default, expected)  # the default is the reference's
+
+
+@pytest.mark.parametrize("size", [1, 100, 2048, 5000])
+def test_float32_tanh_kernel_matches_the_reference(size, monkeypatch):
+    """Below three numba threads float32 tanh is NumPy's; the kernel for more threads stays
+    correct (NaN, infinities, signed zero and the Taylor branch included)."""
+    from support import assert_close
+
+    from fastnn.backends.numba import activations
+
+    x = (np.random.default_rng(size).standard_normal(size) * 4).astype(np.float32)
+    x[: min(size, 5)] = [np.nan, np.inf, -np.inf, -0.0, 0.1][: min(size, 5)]
+    monkeypatch.setattr(activations, "_TANH_THREADS", 1)
+    with backends.use("numba"):
+        got = ops.tanh(x)
+    assert_close(got, np.tanh(x))
+    assert np.array_equal(np.signbit(got), np.signbit(np.tanh(x)))

@@ -58,6 +58,7 @@ _C2, _C3, _C4 = np.float32(1 / 2), np.float32(1 / 6), np.float32(1 / 24)
 _C5, _C6 = np.float32(1 / 120), np.float32(1 / 720)
 _ZERO, _HALF, _ONE, _TWO = np.float32(0), np.float32(0.5), np.float32(1), np.float32(2)
 _TANH_SMALL = np.float32(0.25)
+_TANH_THREADS = 3  # float32 tanh runs the kernel below from this many numba threads on
 _T3, _T5, _T7 = np.float32(-1 / 3), np.float32(2 / 15), np.float32(-17 / 315)
 _T9, _T11 = np.float32(62 / 2835), np.float32(-1382 / 155925)
 
@@ -196,6 +197,12 @@ class ActivationOps:
         return self._activation(x, SIGMOID, out)
 
     def tanh(self, x, *, out=None):
+        sync_threads()
+        if x.dtype == np.float32 and numba.get_num_threads() < _TANH_THREADS:
+            # NumPy's float32 tanh is SIMD code about 2.1x the speed of the kernel above on
+            # one thread (0.38 against 0.80 ns an element, Zen 4), so below three threads
+            # it is the faster way (1M elements, 2 threads: 0.94x NumPy in numba).
+            return np.tanh(x, out=alloc(out, x.shape, x.dtype))
         return self._activation(x, TANH, out)
 
     def _backward(self, kernel, dy, y, out):

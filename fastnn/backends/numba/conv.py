@@ -305,6 +305,8 @@ def _geometry(kernel_hw, stride, padding, dilation, size):
 
 
 class ConvOps:
+    numba_few_channel_data = False  # True: backward-data of < 4 input channels in numba too
+
     def conv2d(self, x, w, b=None, *, stride=1, padding=0, dilation=1, layout="NHWC",
                activation=None, out=None):
         sync_threads()
@@ -333,6 +335,13 @@ class ConvOps:
 
     def conv2d_backward_data(self, dy, w, x_shape, *, stride=1, padding=0, dilation=1,
                              layout="NHWC", out=None):
+        if nhwc_shape(x_shape, layout)[3] < _DIRECT_BELOW and not self.numba_few_channel_data:
+            # Few input channels: the kernel below pads them to a 4-row block and gathers a
+            # kh*kw*c_out patch per input pixel; NumPy's GEMM-and-scatter is 2.7x faster
+            # (the seed's first layer, 2 threads). numba_few_channel_data keeps it testable.
+            return super().conv2d_backward_data(dy, w, x_shape, stride=stride,
+                                                padding=padding, dilation=dilation,
+                                                layout=layout, out=out)
         sync_threads()
         dy_nhwc = _nhwc(dy, layout)
         w_hwio = to_hwio(w, layout)
