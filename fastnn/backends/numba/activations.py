@@ -197,8 +197,7 @@ class ActivationOps:
         return self._activation(x, SIGMOID, out)
 
     def tanh(self, x, *, out=None):
-        sync_threads()
-        if x.dtype == np.float32 and numba.get_num_threads() < _TANH_THREADS:
+        if x.dtype == np.float32 and sync_threads() < _TANH_THREADS:
             # NumPy's float32 tanh is SIMD code about 2.1x the speed of the kernel above on
             # one thread (0.38 against 0.80 ns an element, Zen 4), so below three threads
             # it is the faster way (1M elements, 2 threads: 0.94x NumPy in numba).

@@ -35,8 +35,8 @@ def flat(a):
     return a.reshape(-1)
 
 
-def sync_threads() -> None:
-    """Make numba's pool use fastnn's thread count.
+def sync_threads() -> int:
+    """Make numba's pool use fastnn's thread count (returned).
 
     numba keeps its count per calling thread, so a backend made (or an op called) after
     ``fastnn.set_num_threads`` in another thread still gets the requested count.
@@ -44,6 +44,7 @@ def sync_threads() -> None:
     wanted = min(_threads.get_num_threads(), numba.config.NUMBA_NUM_THREADS)
     if numba.get_num_threads() != wanted:
         numba.set_num_threads(wanted)
+    return wanted
 
 
 # ------------------------------------------------------------------ BLAS beside numba's pool
