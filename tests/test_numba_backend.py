@@ -15,6 +15,8 @@ import pytest
 
 pytest.importorskip("numba")
 
+from support import assert_close  # noqa: E402
+
 import fastnn  # noqa: E402
 from fastnn import backends, ops  # noqa: E402
 
@@ -202,8 +204,6 @@ def test_few_channel_backward_data_kernel_matches_the_reference(dtype, x_shape, 
                                                                 options, monkeypatch):
     """The few-input-channel backward-data goes to the reference by default; the numba
     kernel it would otherwise run stays correct."""
-    from support import assert_close
-
     rng = np.random.default_rng(3)
     w = rng.standard_normal(w_shape).astype(dtype)
     y_shape = ops.conv2d(np.zeros(x_shape, dtype), w, **options).shape
@@ -222,8 +222,6 @@ def test_few_channel_backward_data_kernel_matches_the_reference(dtype, x_shape, 
 def test_float32_tanh_kernel_matches_the_reference(size, monkeypatch):
     """Below three numba threads float32 tanh is NumPy's; the kernel for more threads stays
     correct (NaN, infinities, signed zero and the Taylor branch included)."""
-    from support import assert_close
-
     from fastnn.backends.numba import activations
 
     x = (np.random.default_rng(size).standard_normal(size) * 4).astype(np.float32)

@@ -16,9 +16,10 @@ module). Kernels that use
 ``prange`` run on numba's thread pool, sized from :func:`fastnn.get_num_threads` when the
 backend is built and re-checked on every call.
 
-Overridden: every op of the contract. Handed to the reference: convolution backward-data
-with fewer than 4 input channels (NumPy's GEMM and scatter beat this kernel there; set
-``numba_few_channel_data`` on a backend to use the kernel anyway, as its tests do). What is not
+Overridden: every op of the contract. Handed to NumPy where it is faster: convolution
+backward-data with fewer than 4 input channels (the reference's GEMM and scatter; set
+``numba_few_channel_data`` on a backend to use the kernel anyway, as its tests do) and
+float32 ``tanh`` on fewer than three threads (NumPy's SIMD ``np.tanh``). What is not
 a numba loop: the matrix product inside ``gemm`` and ``linear`` is NumPy's BLAS call
 (numba's in-kernel ``np.dot`` is the same BLAS but needs SciPy), with the scaling and the
 bias + activation epilogue in a numba pass; NCHW convolutions transpose to NHWC at the
