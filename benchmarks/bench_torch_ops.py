@@ -6,7 +6,7 @@
   (:mod:`fastnn.bench.torch_models`: channels-last, band-matmul LRN, fused Adam) against the
   same network, same weights, same optimizer step, with its layers replaced by
   :mod:`fastnn.torch.nn` modules (``ConvReluMaxPool2d``, ``LocalResponseNorm``,
-  ``Linear(activation="tanh")``); dropout, the loss and Adam stay PyTorch's;
+  ``Linear(activation="tanh")``, ``Dropout``); the loss and Adam stay PyTorch's;
 * forward + backward time of each layer at the seed shapes, PyTorch (channels-last) against
   fastnn.torch.
 
@@ -59,6 +59,7 @@ def seed_convnet_fastnn(seed: int = 0):
         def __init__(self):
             super().__init__()
             self.drop = reference.drop
+            self.dropout = fnn.Dropout(self.drop)
             self.conv1 = fnn.ConvReluMaxPool2d(1, 32, 3, padding=1)
             self.conv2 = fnn.ConvReluMaxPool2d(32, 64, 3, padding=1)
             size = 2 * tm.DEPTH_RADIUS + 1
@@ -72,8 +73,8 @@ def seed_convnet_fastnn(seed: int = 0):
             x = self.lrn(self.conv1(x))
             x = self.lrn(self.conv2(x))
             x = x.permute(0, 2, 3, 1).flatten(1)  # a view of the NHWC memory
-            x = F.dropout(self.fc1(x), self.drop, self.training)
-            x = F.dropout(self.fc2(x), self.drop, self.training)
+            x = self.dropout(self.fc1(x))
+            x = self.dropout(self.fc2(x))
             return self.fc3(x)
 
     net = SeedConvNetFastnn()

@@ -79,6 +79,9 @@ def _op_samples(dtype, grad):
         ("local_response_norm", o.local_response_norm.default, (x, 1, 2.0, 0.3, 0.75)),
         ("linear", o.linear.default, (xl, wl, bl, "tanh")),
         ("linear_nobias", o.linear.default, (xl, wl, None, None)),
+        ("dropout", o.dropout.default, (xl, 0.3, 11)),
+        ("dropout_channels_last", o.dropout.default, (x, 0.5, 2**63 - 1)),
+        ("dropout_strided", o.dropout.default, (xl.t(), 0.25, 0)),
     ]
     if not grad:
         with torch.no_grad():
@@ -87,8 +90,9 @@ def _op_samples(dtype, grad):
             ym, idxm = _ops.max_pool2d(x_plain, [3, 2], [2, 1], [1, 1])
             yn, scale = _ops.local_response_norm(x, 1, 2.0, 0.3, 0.75)
             yl = _ops.linear(xl, wl, bl, "sigmoid")
-        dy, dyp, dym, dyn, dyl = (rand(*t.shape, dtype=dtype, seed=3)
-                                  for t in (y, yp, ym, yn, yl))
+            _, keep = _ops.dropout(x, 0.5, 4)
+        dy, dyp, dym, dyn, dyl, dyd = (rand(*t.shape, dtype=dtype, seed=3)
+                                       for t in (y, yp, ym, yn, yl, keep))
         samples += [
             ("conv2d_backward", o.conv2d_backward.default, (dy, x, w, *geo, [True] * 3)),
             ("conv2d_backward_dw_only", o.conv2d_backward.default,
@@ -100,6 +104,7 @@ def _op_samples(dtype, grad):
              (dyn, x, yn, scale, 1, 2.0, 0.3, 0.75)),
             ("linear_backward", o.linear_backward.default,
              (dyl, xl, wl, yl, "sigmoid", [True, True, True])),
+            ("dropout_backward", o.dropout_backward.default, (dyd, keep, 0.5)),
         ]
     return samples
 
@@ -135,6 +140,8 @@ GRADCHECK_CASES = {
     "linear_relu": (lambda x, w, b: ft.linear(x, w, b, "relu"), [(5, 7), (3, 7), (3,)]),
     "linear_tanh_3d": (lambda x, w, b: ft.linear(x, w, b, "tanh"), [(2, 5, 7), (3, 7), (3,)]),
     "linear_sigmoid": (lambda x, w: ft.linear(x, w, None, "sigmoid"), [(5, 7), (3, 7)]),
+    "dropout": (lambda x: ft.dropout(x, 0.3, seed=5), [(6, 7)]),
+    "dropout_channels_last": (lambda x: ft.dropout(x, 0.5, seed=6), [(2, 3, 4, 5)]),
 }
 
 
@@ -215,6 +222,68 @@ def test_linear_matches_torch(dtype, activation):
                 [rand(2, 3, 9, dtype=dtype), w, b], dtype)
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "strided"])
+def test_dropout_matches_fastnn_ops_dropout(dtype, layout, path):
+    """The mask is fastnn.ops.dropout's for the same seed over the elements in memory
+    order; y = x * mask / (1 - p); the gradient is the same scaling of dy; the mask keeps
+    about 1 - p of the elements."""
+    from fastnn import ops
+
+    x = rand(8, 6, 30, 40, dtype=dtype, cl=(layout == "channels_last"), grad=True)
+    if layout == "strided":
+        x = x.detach()[:, :, ::2].requires_grad_()
+    p, seed = 0.3, 12345
+    y = ft.dropout(x, p, seed=seed)
+    if layout == "channels_last":
+        assert y.is_contiguous(memory_format=CL)
+        memory = x.detach().permute(0, 2, 3, 1).numpy()
+        mask = ops.dropout(memory, keep_prob=1 - p, seed=seed)[1]
+        mask = torch.from_numpy(mask).permute(0, 3, 1, 2)
+    else:
+        assert y.is_contiguous()
+        mask = torch.from_numpy(ops.dropout(np.ascontiguousarray(x.detach().numpy()),
+                                            keep_prob=1 - p, seed=seed)[1])
+    torch.testing.assert_close(y, x.detach() * mask / (1 - p), rtol=1e-6, atol=0)
+    assert abs(mask.double().mean().item() - (1 - p)) < 0.01
+    dy = rand(*x.shape, dtype=dtype, seed=4)
+    y.backward(dy)
+    torch.testing.assert_close(x.grad, dy * mask / (1 - p), rtol=1e-6, atol=0)
+
+
+def test_dropout_seeds_modes_and_module():
+    x = rand(50, 40, dtype=torch.float32)
+    torch.manual_seed(3)
+    first = ft.dropout(x, 0.5)
+    torch.manual_seed(3)
+    assert torch.equal(ft.dropout(x, 0.5), first)  # seeds come from torch's generator
+    assert not torch.equal(ft.dropout(x, 0.5), first)
+    assert torch.equal(ft.dropout(x, 0.5, seed=9), ft.dropout(x, 0.5, seed=9))
+    assert ft.dropout(x, 0.5, training=False) is x and ft.dropout(x, 0.0) is x
+    assert torch.equal(ft.dropout(x, 1.0), torch.zeros_like(x))
+    layer = fnn.Dropout(0.25)
+    assert type(layer(x)) is torch.Tensor and (layer(x) == 0).any()
+    assert layer.eval()(x) is x and repr(layer) == "Dropout(p=0.25, inplace=False)"
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Dropout(0.1),
+                                torch.nn.Dropout(0.1, inplace=True))
+    fnn.swap(model)
+    assert type(model[1]) is fnn.Dropout and type(model[2]) is torch.nn.Dropout
+    assert fnn.unsupported(model[2]).startswith("inplace=True")
+    with pytest.raises(ValueError, match="inplace=True is not supported"):
+        ft.dropout(x, 0.5, inplace=True)
+    with pytest.raises(ValueError, match="Dropout: inplace=True"):
+        fnn.Dropout(0.5, inplace=True)
+    with pytest.raises(ValueError, match=r"p must be a probability in \[0, 1\], got 1.5"):
+        ft.dropout(x, 1.5)
+    with pytest.raises(ValueError, match=r"seed must be an int in \[0, 2\*\*63\), got -1"):
+        ft.dropout(x, 0.5, seed=-1)
+    with pytest.raises(TypeError, match="fastnn::dropout: x must be float32 or float64, got "
+                                        "torch.int64"):
+        ft.dropout(torch.ones(3, dtype=torch.int64), 0.5)
+    with pytest.raises(ValueError, match="mask must be a bool tensor of dy's shape"):
+        _ops.dropout_backward(x, torch.ones(3, dtype=torch.bool), 0.5)
+
+
 def test_fast_path_and_dispatcher_agree_exactly():
     model = torch.nn.Sequential(
         fnn.ConvReluMaxPool2d(2, 4, 3, padding=1), fnn.LocalResponseNorm(3),
@@ -255,6 +324,24 @@ def test_channels_last_tensors_reach_the_kernels_without_a_copy():
     assert arr.ctypes.data == y.data_ptr() and arr.flags.c_contiguous
     lin = rand(4, 5, dtype=torch.float32)
     assert _ops._rows(lin).ctypes.data == lin.data_ptr()
+
+
+@pytest.mark.parametrize("shape", [(4, 3, 3, 3), (4, 1, 1, 1)], ids=["3x3", "1x1_one_channel"])
+def test_scratch_arrays_never_reach_the_results(shape):
+    """The backward's temporaries are reused from call to call: a later call must leave the
+    gradients an earlier one returned as they were (the 1x1 case's transposed weight
+    gradient would be a view of its scratch if it were not copied)."""
+    x, w, b = rand(2, shape[1], 6, 6, cl=True, grad=True), rand(*shape, grad=True), rand(4)
+    b.requires_grad_()
+    ft.conv2d_relu_max_pool2d(x, w, b).sum().backward()
+    ft.linear(rand(3, 5, grad=True), rand(4, 5, grad=True), None, "tanh").sum().backward()
+    first = [t.grad.clone() for t in (x, w, b)]
+    held = [t.grad for t in (x, w, b)]
+    for t in (x, w, b):
+        t.grad = None
+    (ft.conv2d_relu_max_pool2d(x * 3, w * 2, b).sum() * 5).backward()
+    for kept, copy in zip(held, first):
+        assert torch.equal(kept, copy)
 
 
 # --------------------------------------------------------------------------- modules
@@ -310,6 +397,8 @@ def test_modules_refuse_what_fastnn_does_not_implement():
         fnn.LocalResponseNorm(4)
     with pytest.raises(ValueError, match="activation must be one of"):
         fnn.Linear(2, 2, activation="gelu")
+    with pytest.raises(ValueError, match="inplace=True"):
+        fnn.Dropout(inplace=True)
     with pytest.raises(ValueError, match="must be 4-D"):
         fnn.LocalResponseNorm(3)(rand(2, 5, 4))
     with pytest.raises(ValueError, match="groups=2 is not supported"):
@@ -398,6 +487,17 @@ def test_torch_compile_trains_a_model_of_fastnn_modules():
     torch.testing.assert_close(out, eager_out, rtol=1e-5, atol=1e-5)
     for p, g in zip(model.parameters(), eager_grads):
         torch.testing.assert_close(p.grad, g, rtol=1e-5, atol=1e-5)
+
+
+def test_torch_compile_draws_a_new_dropout_mask_each_call():
+    """The seed is drawn inside the compiled program, not frozen into it at trace time."""
+    torch.manual_seed(0)
+    model = torch.compile(torch.nn.Sequential(fnn.Linear(4, 256), fnn.Dropout(0.5)),
+                          fullgraph=True)
+    x = rand(8, 4, dtype=torch.float32)
+    first, second = model(x), model(x)
+    assert not torch.equal(first == 0, second == 0)
+    assert 0.4 < (first == 0).float().mean().item() < 0.6
 
 
 # --------------------------------------------------------------------------- errors

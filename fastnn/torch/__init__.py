@@ -10,13 +10,15 @@ custom ops with fake implementations and autograd formulas, so they work under a
 ``max_pool2d``                              max pooling
 ``local_response_norm``                     LRN across channels (TensorFlow's parameters)
 ``linear``                                  dense layer with fused bias and activation
+``dropout``                                 inverted dropout, the mask from a seed
 ``*_backward``                              their gradients, ops too (traced by ``compile``)
 ==========================================  ==================================================
 
 The functions below are the friendly front: PyTorch's own argument conventions
 (``torch.nn.functional``), a plain result (no argmax or scale), and the options fastnn does
 not implement refused with a clear error. :mod:`fastnn.torch.nn` has the modules
-(``Conv2d``, ``MaxPool2d``, ``LocalResponseNorm``, ``Linear``, ``ConvReluMaxPool2d``) and
+(``Conv2d``, ``MaxPool2d``, ``LocalResponseNorm``, ``Linear``, ``ConvReluMaxPool2d``,
+``Dropout``) and
 :func:`fastnn.torch.nn.swap`, which puts them into an existing model.
 
 Eagerly, the functions and modules call the ops' implementations directly (an
@@ -56,7 +58,7 @@ from fastnn.torch import _ops
 from fastnn.torch._ops import use_dispatcher
 
 __all__ = ["conv2d", "conv2d_relu_max_pool2d", "max_pool2d", "local_response_norm", "linear",
-           "conv_padding", "lrn_options", "use_dispatcher", "nn"]
+           "dropout", "conv_padding", "lrn_options", "use_dispatcher", "nn"]
 
 IntOrPair = Union[int, tuple, list]
 
@@ -177,6 +179,40 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] =
     lead = x.shape[:-1]
     y = _ops.call(_ops.linear, x.reshape(-1, x.shape[-1]), weight, bias, activation)
     return y.reshape(*lead, y.shape[-1])
+
+
+def dropout(x: torch.Tensor, p: float = 0.5, training: bool = True, inplace: bool = False,
+            *, seed: Optional[int] = None) -> torch.Tensor:
+    """``torch.nn.functional.dropout`` by fastnn's kernel (not in place).
+
+    Each call draws its mask's ``seed`` from PyTorch's default generator, so
+    ``torch.manual_seed`` makes a run repeat; the masks differ from PyTorch's own (another
+    generator), their distribution does not. ``seed`` (``0 <= seed < 2**63``) fixes the
+    mask: the same seed, shape and layout give the same mask on every thread count.
+    ``p == 1`` drops everything (zeros, as PyTorch); outside training, or with ``p == 0``,
+    ``x`` itself is returned.
+
+    >>> x = torch.ones(2, 4)
+    >>> y = dropout(x, 0.5, seed=3)
+    >>> sorted(set(y.flatten().tolist())) in ([0.0, 2.0], [0.0], [2.0])
+    True
+    >>> dropout(x, 0.5, training=False) is x
+    True
+    """
+    if inplace:
+        raise ValueError("dropout: inplace=True is not supported (fastnn's dropout writes a "
+                         "new tensor); use inplace=False")
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout: p must be a probability in [0, 1], got {p!r}")
+    if not training or p == 0:
+        return x
+    if p == 1:
+        return x * 0.0
+    if seed is None:
+        seed = int(torch.randint(0, 2**62, ()))
+    elif isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+        raise ValueError(f"dropout: seed must be an int in [0, 2**63), got {seed!r}")
+    return _ops.call(_ops.dropout, x, float(p), seed)[0]
 
 
 from fastnn.torch import nn  # noqa: E402  (the modules use the functions above)

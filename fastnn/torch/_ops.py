@@ -16,10 +16,17 @@ What is copied:
   gradient HWIO -> OIHW (weight-sized: 18 k elements for the seed network's second layer);
 * nothing else: dense layers call the GEMM with ``trans_b`` on PyTorch's own weight layout.
 
+Temporaries that never leave an op (the fused backward's masked and scattered gradients, a
+weight gradient before its transpose, an activation's gradient inside a dense backward) live
+in per-thread scratch arrays reused from call to call (:func:`_scratch`), as fastnn.nn's
+layers reuse their buffers: a fresh multi-megabyte array costs a page fault per 4 KiB on
+first touch, which on the seed network was a tenth of the step.
+
 This module has no ``from __future__ import annotations``: ``torch.library.custom_op`` reads
 the schema from the annotations themselves. Importing it registers the ops.
 """
 
+import threading
 from collections.abc import Sequence
 from typing import Optional
 
@@ -32,10 +39,11 @@ from fastnn import ops
 __all__ = ["conv2d", "conv2d_backward", "conv2d_relu_max_pool2d",
            "conv2d_relu_max_pool2d_backward", "max_pool2d", "max_pool2d_backward",
            "local_response_norm", "local_response_norm_backward", "linear", "linear_backward",
-           "ACTIVATIONS", "call", "use_dispatcher"]
+           "dropout", "dropout_backward", "ACTIVATIONS", "call", "use_dispatcher"]
 
 ACTIVATIONS = (None, "relu", "tanh", "sigmoid")
 _DTYPES = (torch.float32, torch.float64)
+_TORCH_DTYPE = {np.float32: torch.float32, np.float64: torch.float64}
 _ACT_BACKWARD = {"relu": ops.relu_backward, "tanh": ops.tanh_backward,
                  "sigmoid": ops.sigmoid_backward}
 _ACT_FORWARD = {"relu": ops.relu, "tanh": ops.tanh, "sigmoid": ops.sigmoid}
@@ -160,7 +168,36 @@ def _wrap_nhwc(a: np.ndarray) -> Tensor:
 
 
 def _oihw(dw_hwio: np.ndarray) -> Tensor:
-    return torch.from_numpy(dw_hwio).permute(3, 2, 0, 1).contiguous()
+    """An HWIO weight gradient as a new OIHW tensor (always a copy: ``dw_hwio`` may be a
+    scratch array)."""
+    kh, kw, i, o = dw_hwio.shape
+    dw = torch.empty((o, i, kh, kw), dtype=_TORCH_DTYPE[dw_hwio.dtype.type])
+    return dw.copy_(torch.from_numpy(dw_hwio).permute(3, 2, 0, 1))
+
+
+_SCRATCH = threading.local()
+_SCRATCH_BYTES = 256 << 20  # past this, a thread's scratch arrays are dropped and remade
+
+
+def _scratch(tag: str, shape, dtype) -> np.ndarray:
+    """This thread's reusable array for the temporary ``tag`` of ``shape`` and ``dtype``.
+
+    Only for arrays that do not outlive the call that asks for them: the next call with the
+    same tag, shape and dtype on this thread gets the same memory back. Threads never share
+    one (autograd may run backward passes on several threads), and a thread's arrays are
+    dropped when they pass ``_SCRATCH_BYTES`` together.
+    """
+    cache = getattr(_SCRATCH, "arrays", None)
+    if cache is None:
+        cache = _SCRATCH.arrays = {}
+    key = (tag, tuple(shape), np.dtype(dtype))
+    array = cache.get(key)
+    if array is None:
+        held = sum(a.nbytes for a in cache.values())
+        if held + np.prod(key[1], dtype=np.int64) * key[2].itemsize > _SCRATCH_BYTES:
+            cache.clear()
+        array = cache[key] = np.empty(key[1], key[2])
+    return array
 
 
 def _nothing(dtype) -> Tensor:
@@ -284,7 +321,9 @@ def _conv_grads(dz, db_from, x, weight, geometry, wants):
         dx = _nothing(x.dtype)
     if want_dw:
         o, i, kh, kw = weight.shape
-        dw = _oihw(ops.conv2d_backward_weights(dz, _nhwc(x), (kh, kw, i, o), **geometry))
+        dw_hwio = _scratch("conv_dw", (kh, kw, i, o), dz.dtype)
+        dw = _oihw(ops.conv2d_backward_weights(dz, _nhwc(x), dw_hwio.shape, **geometry,
+                                               out=dw_hwio))
     else:
         dw = _nothing(x.dtype)
     db = torch.from_numpy(ops.bias_backward(db_from)) if want_db else _nothing(x.dtype)
@@ -400,8 +439,12 @@ def conv2d_relu_max_pool2d_backward(dy: Tensor, y: Tensor, argmax: Tensor, x: Te
     wants = _mask(op, output_mask)
     geometry = _geometry(op, stride, padding, dilation)
     ho, wo = _conv_out(op, x, weight, stride, padding, dilation)
-    masked = ops.relu_backward(_nhwc(dy), _nhwc(y))
-    dz = ops.max_pool2d_backward(masked, _nhwc(argmax), (x.shape[0], ho, wo, weight.shape[0]))
+    dy_np = _nhwc(dy)
+    masked = ops.relu_backward(dy_np, _nhwc(y), out=_scratch("fused_mask", dy_np.shape,
+                                                             dy_np.dtype))
+    z_shape = (x.shape[0], ho, wo, weight.shape[0])
+    dz = ops.max_pool2d_backward(masked, _nhwc(argmax), z_shape,
+                                 out=_scratch("fused_dz", z_shape, masked.dtype))
     return _conv_grads(dz, masked, x, weight, geometry, wants)
 
 
@@ -629,7 +672,8 @@ def linear_backward(dy: Tensor, x: Tensor, weight: Tensor, y: Optional[Tensor],
         if y is None:
             raise ValueError(f"fastnn::{op}: y (the forward's output) is needed with "
                              f"activation={activation!r}")
-        dz = _ACT_BACKWARD[activation](dz, _rows(y))
+        dz = _ACT_BACKWARD[activation](dz, _rows(y), out=_scratch("linear_dz", dz.shape,
+                                                                  dz.dtype))
     if want_dx:
         dx = torch.empty(tuple(x.shape), dtype=x.dtype)
         ops.gemm(dz, _rows(weight), out=dx.numpy())
@@ -670,3 +714,98 @@ def _linear_grad(ctx, dy):
 
 
 _autograd(linear, _linear_grad, _linear_setup)
+
+
+# --------------------------------------------------------------------------- dropout
+
+def _check_dropout(op, p):
+    if not isinstance(p, float) or not 0.0 <= p < 1.0:
+        raise ValueError(f"fastnn::{op}: p (the probability of dropping an element) must be a "
+                         f"float in [0, 1), got {p!r}")
+
+
+def _rank(t) -> int:
+    return t.dim() if isinstance(t, Tensor) else 0
+
+
+def _dense(t: Tensor) -> tuple[np.ndarray, bool]:
+    """The array on ``t``'s memory in memory order (a copy first when ``t`` is neither
+    contiguous nor a channels-last 4-D tensor), and whether that order is channels-last."""
+    t = t.detach()
+    if t.is_contiguous():
+        return t.numpy(), False
+    if t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last):
+        return t.permute(0, 2, 3, 1).numpy(), True
+    return t.contiguous().numpy(), False
+
+
+def _undense(a: np.ndarray, channels_last: bool) -> Tensor:
+    """The tensor of logical shape on an array of :func:`_dense`'s memory order."""
+    return _wrap_nhwc(a) if channels_last else torch.from_numpy(a)
+
+
+@_op("fastnn::dropout")
+def dropout(x: Tensor, p: float, seed: int) -> tuple[Tensor, Tensor]:
+    """Inverted dropout by fastnn's kernel: ``(y, mask)``, ``y = x * mask / (1 - p)`` with
+    ``mask`` (bool, not differentiable) keeping each element with probability ``1 - p``.
+    The mask is a function of ``seed`` (``0 <= seed < 2**63``) and of each element's
+    position in memory (:func:`fastnn.ops.dropout`); a channels-last ``x`` gives
+    channels-last results, any other layout contiguous ones."""
+    op = "dropout"
+    _check(op, "x", x, _rank(x))
+    _check_dropout(op, p)
+    if not 0 <= seed < 2**63:
+        raise ValueError(f"fastnn::{op}: seed must be in [0, 2**63), got {seed}")
+    x_np, cl = _dense(x)
+    y, mask = ops.dropout(x_np, keep_prob=1.0 - p, seed=seed)
+    return _undense(y, cl), _undense(mask, cl)
+
+
+@dropout.register_fake
+def _(x, p, seed):
+    _check("dropout", "x", x, _rank(x), fake=True)
+    _check_dropout("dropout", p)
+    cl = (x.dim() == 4 and not x.is_contiguous()
+          and x.is_contiguous(memory_format=torch.channels_last))
+    form = torch.channels_last if cl else torch.contiguous_format
+    return (torch.empty_like(x, memory_format=form),
+            torch.empty_like(x, dtype=torch.bool, memory_format=form))
+
+
+@_op("fastnn::dropout_backward")
+def dropout_backward(dy: Tensor, mask: Tensor, p: float) -> Tensor:
+    """The gradient of :func:`dropout`'s input, ``dy * mask / (1 - p)``, in ``mask``'s
+    layout."""
+    op = "dropout_backward"
+    _check(op, "dy", dy, _rank(dy))
+    _check_dropout(op, p)
+    if not isinstance(mask, Tensor) or mask.dtype != torch.bool or mask.shape != dy.shape:
+        raise ValueError(f"fastnn::{op}: mask must be a bool tensor of dy's shape "
+                         f"{tuple(dy.shape)}, got {getattr(mask, 'dtype', type(mask))} "
+                         f"{tuple(getattr(mask, 'shape', ()))}")
+    mask_np, cl = _dense(mask)
+    form = torch.channels_last if cl else torch.contiguous_format
+    if not dy.is_contiguous(memory_format=form):  # both read in the same element order
+        dy = dy.contiguous(memory_format=form)
+    dy_np = dy.detach().permute(0, 2, 3, 1).numpy() if cl else dy.detach().numpy()
+    return _undense(ops.dropout_backward(dy_np, mask_np, keep_prob=1.0 - p), cl)
+
+
+@dropout_backward.register_fake
+def _(dy, mask, p):
+    _check("dropout_backward", "dy", dy, _rank(dy), fake=True)
+    return torch.empty_like(mask, dtype=dy.dtype)
+
+
+def _dropout_setup(ctx, inputs, output):
+    ctx.mark_non_differentiable(output[1])
+    ctx.save_for_backward(output[1])
+    ctx.p = inputs[1]
+
+
+def _dropout_grad(ctx, dy, _dmask):
+    (mask,) = ctx.saved_tensors
+    return _impl(ctx, dropout_backward)(dy, mask, ctx.p), None, None
+
+
+_autograd(dropout, _dropout_grad, _dropout_setup)

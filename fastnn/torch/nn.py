@@ -9,7 +9,8 @@ options fastnn does not implement are refused when the module is built (or swapp
   ``Conv2d``'s constructor and parameters;
 * :class:`MaxPool2d` - ``dilation=1``, ``ceil_mode=False``, ``return_indices=False``;
 * :class:`LocalResponseNorm` - odd ``size`` (a window centred on each channel), 4-D input;
-* :class:`Linear` - plus an optional fused ``activation`` ("relu", "tanh", "sigmoid").
+* :class:`Linear` - plus an optional fused ``activation`` ("relu", "tanh", "sigmoid");
+* :class:`Dropout` - not in place; its masks come from seeds drawn from PyTorch's generator.
 
 Image outputs are channels-last tensors; feed channels-last images
 (``x.to(memory_format=torch.channels_last)``) to avoid a copy at the first layer.
@@ -40,8 +41,8 @@ import fastnn.torch as _ft
 from fastnn.torch import _ops
 from fastnn.torch._ops import ACTIVATIONS
 
-__all__ = ["Conv2d", "ConvReluMaxPool2d", "MaxPool2d", "LocalResponseNorm", "Linear", "swap",
-           "unsupported"]
+__all__ = ["Conv2d", "ConvReluMaxPool2d", "MaxPool2d", "LocalResponseNorm", "Linear", "Dropout",
+           "swap", "unsupported"]
 
 
 def _conv_problem(m: nn.Conv2d) -> Optional[str]:
@@ -178,11 +179,32 @@ class Linear(nn.Linear):
         return text if self.activation is None else f"{text}, activation={self.activation!r}"
 
 
+def _dropout_problem(m: nn.Dropout) -> Optional[str]:
+    return "inplace=True (fastnn's dropout writes a new tensor)" if m.inplace else None
+
+
+class Dropout(nn.Dropout):
+    """``torch.nn.Dropout`` by fastnn's kernel (not in place): the same distribution, masks
+    from seeds drawn from PyTorch's default generator (:func:`fastnn.torch.dropout`).
+
+    >>> Dropout(0.2).eval()(torch.ones(3)).tolist()
+    [1.0, 1.0, 1.0]
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        _refuse("Dropout", _dropout_problem(self))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _ft.dropout(x, self.p, self.training)
+
+
 # --------------------------------------------------------------------------- swap
 
 _REPLACEMENTS = {nn.Conv2d: (Conv2d, _conv_problem), nn.MaxPool2d: (MaxPool2d, _pool_problem),
                  nn.LocalResponseNorm: (LocalResponseNorm, _lrn_problem),
-                 nn.Linear: (Linear, lambda m: None)}
+                 nn.Linear: (Linear, lambda m: None),
+                 nn.Dropout: (Dropout, _dropout_problem)}
 _ACTIVATION_MODULES = {nn.ReLU: "relu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid"}
 
 
@@ -235,10 +257,11 @@ def _fuse(seq: nn.Sequential) -> None:
 def swap(model: nn.Module, *, fuse: bool = True, strict: bool = False) -> nn.Module:
     """Make ``model`` compute with fastnn's kernels, in place, and return it.
 
-    Every ``torch.nn.Conv2d``, ``MaxPool2d``, ``LocalResponseNorm`` and ``Linear`` (exactly
-    those types: subclasses may have their own ``forward``) becomes the module of this
-    package *of the same object*: its parameters, buffers, hooks and ``state_dict`` stay
-    as they were, so an optimizer built before the swap keeps training the same tensors.
+    Every ``torch.nn.Conv2d``, ``MaxPool2d``, ``LocalResponseNorm``, ``Linear`` and
+    ``Dropout`` (exactly those types: subclasses may have their own ``forward``) becomes
+    the module of this package *of the same object*: its parameters, buffers, hooks and
+    ``state_dict`` stay as they were, so an optimizer built before the swap keeps training
+    the same tensors.
     With ``fuse``, inside an ``nn.Sequential`` a ``Conv2d, ReLU, MaxPool2d(2)`` run becomes
     one :class:`ConvReluMaxPool2d` and ``Linear, ReLU/Tanh/Sigmoid`` one :class:`Linear` with
     that activation (the absorbed modules become ``nn.Identity``). Modules with options
