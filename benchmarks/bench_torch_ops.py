@@ -15,6 +15,10 @@ Both sides run in the same process with ``torch.set_num_threads`` and
 by round (the order rotating, a pause before each turn so the previous one's worker
 threads stop spinning), and the tables give the median over rounds and the median of the
 per-round ratios: on a shared machine speed drifts by tens of percent over seconds.
+Every variant flushes subnormals to zero (``torch.set_flush_denormal``,
+``fastnn.set_flush_denormals``; fastnn.nn's Learner does so itself): on random labels with
+weight decay the weights shrink until the numbers turn subnormal, after some 600 steps here,
+and unflushed steps then take several times longer.
 ``--clock cpu --threads 1`` times the process's CPU time instead of the wall clock: on a
 machine that other jobs keep busy, that measures the work each variant does.
 
@@ -255,8 +259,9 @@ def machine() -> str:
 
     model = cpu_model()
     return (f"{model}, {torch.get_num_threads()} torch threads / {fastnn.get_num_threads()} "
-            f"fastnn threads; torch {torch.__version__}, fastnn {fastnn.__version__}, "
-            f"NumPy {np.__version__}, Python {platform.python_version()}")
+            f"fastnn threads, subnormals flushed; torch {torch.__version__}, "
+            f"fastnn {fastnn.__version__}, NumPy {np.__version__}, "
+            f"Python {platform.python_version()}")
 
 
 def main(argv=None) -> None:
@@ -279,6 +284,12 @@ def main(argv=None) -> None:
 
     torch.set_num_threads(args.threads)
     fastnn.set_num_threads(args.threads)
+    # Random labels and weight decay drive this network's weights towards zero until its
+    # numbers turn subnormal, and then every variant but fastnn.nn (whose Learner flushes
+    # them) slows down several-fold, the fastest first (they reach that step count first):
+    # all of them run flushed, PyTorch's own ops and fastnn's kernels under fastnn.torch.
+    torch.set_flush_denormal(True)
+    fastnn.set_flush_denormals(True)
     tm = _torch_models()
     print(machine() + f"; {args.clock} clock, {args.rounds} rounds; {args.network} network")
     print()

@@ -31,6 +31,7 @@ class BenchCase:
     impls: dict[str, Factory]
     bytes_moved: float = 0.0  # for memory-bound ops: GB/s against measured bandwidth
     flops: float = 0.0        # for compute-bound ops: GFLOP/s against measured peak
+    peak_scale: float = 1.0   # the case's FMA peak over the float32 one (float64: 0.5)
     images: int = 0           # end-to-end cases: images per call, printed as images/s
 
 
@@ -324,7 +325,8 @@ SEED_DENSE = ((7 * 7 * 64, 128), (128, 256), (256, 10))
 
 
 def gemm_cases(square=(256, 512, 1024, 2048), batch=64, dense=SEED_DENSE, dtype=np.float32):
-    """Matrix products ``op(a) @ op(b)``, named ``gemm/<NN|TN|NT>/<m>x<k>x<n>``.
+    """Matrix products ``op(a) @ op(b)``, named ``gemm/<NN|TN|NT>/<m>x<k>x<n>`` (with a
+    ``/float64`` suffix for that dtype).
 
     Square ``n x n`` products, then the seed network's dense layers at ``batch``: the forward
     ``x @ W`` (NN), the weight gradient ``x.T @ dy`` (TN) and the data gradient ``dy @ W.T``
@@ -367,7 +369,9 @@ def _gemm_case(a_shape, b_shape, trans_a, trans_b, dtype):
             return lambda: torch.mm(a, b, out=out)
         impls["torch"] = make_torch
     form = ("T" if trans_a else "N") + ("T" if trans_b else "N")
-    return BenchCase(f"gemm/{form}/{m}x{k}x{n}", "gemm", impls, flops=2.0 * m * k * n)
+    f64 = np.dtype(dtype) == np.float64
+    return BenchCase(f"gemm/{form}/{m}x{k}x{n}" + ("/float64" if f64 else ""), "gemm", impls,
+                     flops=2.0 * m * k * n, peak_scale=0.5 if f64 else 1.0)
 
 
 # ------------------------------------------------------------------ end-to-end training
@@ -666,4 +670,4 @@ def _torch_adam(torch, state):
 
 def all_cases() -> list[BenchCase]:
     return (activation_cases() + elementwise_cases() + pool_lrn_cases() + conv_cases()
-            + gemm_cases() + training_cases() + network_cases())
+            + gemm_cases() + gemm_cases(dtype=np.float64) + training_cases() + network_cases())

@@ -96,7 +96,8 @@ def median_ratio(num: list, den: list) -> float:
 def pin_threads(n: int):
     """Pin fastnn, BLAS/OpenMP (threadpoolctl) and torch to ``n`` threads, and JAX too when
     it is not imported yet (XLA reads its thread count from the environment at start-up;
-    ONNX Runtime sessions take fastnn's count when the benchmark creates them)."""
+    ONNX Runtime sessions take fastnn's count when the benchmark creates them); PyTorch
+    also flushes subnormals (``torch.set_flush_denormal``), as fastnn's Learner does."""
     import os
     import sys
 
@@ -112,4 +113,10 @@ def pin_threads(n: int):
     torch, _ = _compat.torch()
     if torch is not None:
         torch.set_num_threads(n)
+        # Subnormals: training on random labels with weight decay shrinks the filters until
+        # activations, gradients and Adam's moments turn subnormal, and PyTorch (unlike
+        # fastnn's Learner) computes with them: its seed-network step went from 15 to 53 ms
+        # after ~600 steps on a Sapphire Rapids-class host, the faster variants reaching
+        # that point first. Flushed, as fastnn.nn and TensorFlow's executor run.
+        torch.set_flush_denormal(True)
     return limits

@@ -67,6 +67,7 @@ def run(name: str, args: argparse.Namespace) -> int:
     print(header)
     print("-" * len(header))
     for case in cases:
+        peak = (machine["peak_gflops"] or float("nan")) * case.peak_scale
         times = bench.time_interleaved(
             {impl: factory() for impl, factory in case.impls.items()}, min_time=args.min_time)
         for impl, seconds in times.items():
@@ -75,15 +76,16 @@ def run(name: str, args: argparse.Namespace) -> int:
             if case.images:  # end to end: images/s, fraction of peak from the FLOP count
                 extra["images_per_s"] = case.images / seconds
                 rate = f"{case.images / seconds:,.0f} img/s"
-                fraction = case.flops / seconds / 1e9 / (machine["peak_gflops"] or float("nan"))
+                fraction = case.flops / seconds / 1e9 / peak
             elif case.flops:
                 rate = f"{case.flops / seconds / 1e9:.1f} GFLOP/s"
-                fraction = case.flops / seconds / 1e9 / (machine["peak_gflops"] or float("nan"))
+                fraction = case.flops / seconds / 1e9 / peak
             else:  # memory-bound: against the bandwidth of the level its data fits in
                 rate = f"{case.bytes_moved / seconds / 1e9:.1f} GB/s"
                 roof, gbs = bench.bandwidth_roof(case.bytes_moved, machine)
                 fraction = case.bytes_moved / seconds / 1e9 / (gbs or float("nan"))
-            what = "FMA peak" if case.images or case.flops else f"{roof} bandwidth"
+            what = (("float64 " if case.peak_scale == 0.5 else "") + "FMA peak"
+                    if case.images or case.flops else f"{roof} bandwidth")
             print(f"{case.name:<{width}}{impl:<16}{seconds * 1e6:>10.1f}us{ratio:>9.2f}x"
                   f"{rate:>16}  ({fraction:.0%} of {what})")
             results.append(dict(case=case.name, group=case.group, impl=impl, seconds=seconds,

@@ -30,7 +30,10 @@ Tensors: float32 or float64 on the CPU. Image results are channels-last (NHWC me
 channels-last input is read without a copy, any other is made channels-last first (one
 copy). Convolution weights are transposed to fastnn's HWIO on each call (a weight-sized
 copy). Threads: fastnn's kernels use :func:`fastnn.set_num_threads`, not
-``torch.set_num_threads``; set both.
+``torch.set_num_threads``; set both. Subnormal numbers likewise: fastnn's kernels flush
+them under :func:`fastnn.set_flush_denormals` (fastnn.nn's ``Learner`` turns it on while it
+trains), PyTorch's ops under ``torch.set_flush_denormal``; a long run whose weights decay
+towards zero slows down several-fold without both.
 
 Example
 -------
