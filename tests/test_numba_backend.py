@@ -108,7 +108,7 @@ def _blas_threads():
     return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
 
 
-def test_products_run_the_blas_on_one_thread_and_restore_its_count():
+def test_products_run_the_blas_single_threaded_and_restore_its_count():
     from fastnn.backends.numba import common
 
     before = fastnn.get_num_threads()
@@ -144,6 +144,36 @@ def test_products_run_the_blas_on_one_thread_and_restore_its_count():
         assert set(_blas_threads()) == {2}
     finally:
         fastnn.set_num_threads(before)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("m, k, n, trans_a, trans_b", [
+    (97, 33, 20, False, False),   # split by rows, uneven blocks
+    (20, 33, 97, False, True),    # wider than tall: by columns
+    (64, 17, 64, True, True),     # square, both operands transposed views
+    (31, 5, 31, False, False)])   # too small to split (fewer than 16 rows per block)
+@pytest.mark.parametrize("threads", [2, 3])
+def test_split_products_match_numpy(m, k, n, trans_a, trans_b, threads, dtype, monkeypatch):
+    """A product split into row or column blocks over Python threads equals NumPy's, with
+    and without ``out``, and leaves the BLAS thread count as it was."""
+    from fastnn.backends.numba import common
+
+    monkeypatch.setattr(common, "SPLIT_MIN_FLOPS", 0.0)
+    rng = np.random.default_rng(m * n + k)
+    a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(dtype)
+    b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(dtype)
+    a_op, b_op = (a.T if trans_a else a), (b.T if trans_b else b)
+    blas = set(_blas_threads())
+    expected = a_op @ b_op
+    tol = {"rtol": 1e-5, "atol": 1e-5} if dtype == np.float32 else {"rtol": 1e-12, "atol": 1e-12}
+    np.testing.assert_allclose(common.matmul(a_op, b_op, threads=threads), expected, **tol)
+    out = np.full((m, n), np.nan, dtype)
+    assert common.matmul(a_op, b_op, out=out, threads=threads) is out
+    np.testing.assert_allclose(out, expected, **tol)
+    assert set(_blas_threads()) == blas
+    with backends.use("numba"):
+        got = ops.gemm(a, b, trans_a=trans_a, trans_b=trans_b, alpha=0.5)
+    np.testing.assert_allclose(got, 0.5 * expected, **tol)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

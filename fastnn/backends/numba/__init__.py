@@ -20,8 +20,9 @@ Overridden: every op of the contract. Handed to NumPy where it is faster: convol
 backward-data with fewer than 4 input channels (the reference's GEMM and scatter; set
 ``numba_few_channel_data`` on a backend to use the kernel anyway, as its tests do) and
 float32 ``tanh`` on fewer than three threads (NumPy's SIMD ``np.tanh``). What is not
-a numba loop: the matrix product inside ``gemm`` and ``linear`` is NumPy's BLAS call
-(numba's in-kernel ``np.dot`` is the same BLAS but needs SciPy), with the scaling and the
+a numba loop: the matrix product inside ``gemm`` and ``linear`` is NumPy's BLAS call,
+single-threaded, large ones split into blocks over Python threads (numba's in-kernel
+``np.dot`` is the same BLAS but needs SciPy), with the scaling and the
 bias + activation epilogue in a numba pass; NCHW convolutions transpose to NHWC at the
 boundary (pooling and LRN run on NCHW directly).
 

@@ -1,8 +1,9 @@
 """GEMM, the fused linear layer and the bias gradient.
 
 The matrix product itself goes to the BLAS NumPy links (numba's own ``np.dot`` reaches the
-same BLAS but needs SciPy, which fastnn does not require), on the calling thread only
-(``common.matmul``: a multi-threaded BLAS and numba's pool slow each other); what follows
+same BLAS but needs SciPy, which fastnn does not require), single-threaded, large products
+split into row or column blocks over Python threads (``common.matmul``: a multi-threaded
+BLAS and numba's pool slow each other); what follows
 the product runs in one numba pass over the result: ``alpha``/``beta`` scaling for GEMM,
 bias plus activation for ``linear``. The bias gradient is a column sum split into per-thread
 partial sums, reduced at the end.
