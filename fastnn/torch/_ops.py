@@ -785,9 +785,7 @@ def dropout_backward(dy: Tensor, mask: Tensor, p: float) -> Tensor:
                          f"{tuple(getattr(mask, 'shape', ()))}")
     mask_np, cl = _dense(mask)
     form = torch.channels_last if cl else torch.contiguous_format
-    if not dy.is_contiguous(memory_format=form):  # both read in the same element order
-        dy = dy.contiguous(memory_format=form)
-    dy_np = dy.detach().permute(0, 2, 3, 1).numpy() if cl else dy.detach().numpy()
+    dy_np, _ = _dense(dy.contiguous(memory_format=form))  # mask's element order
     return _undense(ops.dropout_backward(dy_np, mask_np, keep_prob=1.0 - p), cl)
 
 
