@@ -313,6 +313,36 @@ def test_only_the_inputs_that_need_it_get_gradients(path):
     assert w.grad is not None and x.grad is None and b.grad is None
 
 
+def test_backward_allocates_no_zero_gradients_for_masks_and_indices(path):
+    """The argmax, scale and mask outputs carry no gradient: autograd must not fill zero
+    tensors for them (it does unless the ops leave grads unmaterialised)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    model = torch.nn.Sequential(
+        fnn.ConvReluMaxPool2d(2, 4, 3, padding=1), fnn.LocalResponseNorm(3),
+        fnn.MaxPool2d(2), fnn.Dropout(0.5), torch.nn.Flatten(),
+        fnn.Linear(4 * 2 * 2, 3, activation="tanh"))
+    x = rand(2, 2, 8, 8, dtype=torch.float32, cl=True)
+    y = model(x)
+    dy = torch.ones_like(y)  # made here: backward() without it fills one itself
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        y.backward(dy)
+    filled = [e.key for e in prof.key_averages()
+              if e.key in ("aten::zeros", "aten::zeros_like", "aten::fill_", "aten::zero_")]
+    assert filled == []
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+def test_backward_of_an_output_without_a_gradient_is_none():
+    """The formula's guard: with no gradient for the differentiable output, every input's
+    gradient is None (never a zero tensor made up)."""
+    class Ctx:
+        needs_input_grad = (True, True, True, False, False, False)
+
+    _setup, formula = _ops._AUTOGRAD[_ops.conv2d_relu_max_pool2d]
+    assert formula(Ctx(), None, None) == (None,) * 6
+
+
 # --------------------------------------------------------------------------- zero copy
 
 def test_channels_last_tensors_reach_the_kernels_without_a_copy():
