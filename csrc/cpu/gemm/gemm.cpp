@@ -49,10 +49,15 @@ using gemm_impl::KernelSet;
 // Below this many FLOPs one thread beats a fork/join (measured: bench_gemm.py).
 constexpr double kMinParallelFlops = 1.5e6;
 // A is read in place (not packed) when a thread multiplies it by at most
-// this many columns, and row-major B when by at most this many rows: below
-// that, packing costs about as much as the passes it would speed up.
+// this many columns, and row-major B when by at most this many rows (four
+// 6-row tiles): below that, packing costs about as much as the passes it would
+// speed up.  An in-place B is strided, one row per page on wide matrices, and
+// each A micro-panel walks all of it again, so beyond a few row tiles packing
+// wins: Intel Xeon (AVX-512), 2 threads, 24 rows against 112, 64 x 128 x 3136
+// 243 against 324 us, 64 x 64 x 3136 (TN) 120 against 152 us, 512^2 x 64 rows
+// 142 against 155 us; at 16 rows and fewer the in-place read is 5-20% ahead.
 constexpr int64_t kInPlaceMaxCols = 256;
-constexpr int64_t kInPlaceMaxRows = 112;
+constexpr int64_t kInPlaceMaxRows = 24;
 // A packed A block takes at most this much, and at most a quarter of L3 (each element is
 // packed once).
 constexpr int64_t kPackedABytes = int64_t(4) << 20;
