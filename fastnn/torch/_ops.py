@@ -238,7 +238,9 @@ def _autograd(opdef, backward, setup_context) -> None:
 
     def formula(ctx, *grads):
         if grads[0] is None:  # only an output without a gradient was used
-            return (None,) * (len(ctx.needs_input_grad) - getattr(ctx, "fastnn_eager", False))
+            # The eager path's Function has one more input, the op, and adds its None.
+            inputs = len(ctx.needs_input_grad) - int(getattr(ctx, "fastnn_eager", False))
+            return (None,) * inputs
         return backward(ctx, *grads)
 
     opdef.register_autograd(formula, setup_context=setup)
