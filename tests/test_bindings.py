@@ -289,7 +289,23 @@ def test_good_arguments_run(name):
     finally:
         C.set_num_threads(before)
     if name == "conv2d_relu_max_pool2d":
-        assert result is True  # the shape has a fused kernel, so y and argmax are checked
+        assert result is True  # the pool fits the output, so y and argmax are checked
+
+
+@pytest.mark.parametrize("c_in", [3, 32])  # the fused direct kernel; Winograd, then the pool
+def test_conv_relu_pool_runs_every_convolution_and_refuses_only_a_pool_that_does_not_fit(c_in):
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((2, 6, 6, c_in), f32), rng.standard_normal((3, 3, c_in, 32), f32)
+    y, argmax = np.full((2, 3, 3, 32), np.nan, f32), np.full((2, 3, 3, 32), -1, np.int64)
+    assert C.conv2d_relu_max_pool2d(x, w, None, (1, 1), ((1, 1), (1, 1)), (1, 1), y, argmax)
+    z = np.empty((2, 6, 6, 32), f32)
+    C.conv2d(x, w, None, (1, 1), ((1, 1), (1, 1)), (1, 1), "relu", z)
+    assert np.array_equal(y, z.reshape(2, 3, 2, 3, 2, 32).max(axis=(2, 4)))
+    assert np.array_equal(z.reshape(-1)[argmax], y)
+    # A 1-pixel output has no 2x2 window: False (ops then composes, and max_pool2d says why).
+    one_y, one_a = np.full((2, 0, 0, 32), 7.0, f32), np.full((2, 0, 0, 32), 7, np.int64)
+    assert not C.conv2d_relu_max_pool2d(x, w, None, (4, 4), ((0, 0), (0, 0)), (1, 1), one_y,
+                                        one_a)
 
 
 # --------------------------------------------------------------------------- bad arrays

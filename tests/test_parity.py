@@ -167,7 +167,8 @@ for activation in ("relu", "sigmoid", "tanh"):
 
 
 # conv2d_relu_max_pool2d: the cpu backend's fused kernel needs a direct-path patch (first
-# layers) and channels filling 64-byte blocks (16 float32, 8 float64); the rest compose.
+# layers) and channels filling 64-byte blocks (16 float32, 8 float64); the rest compose, the
+# convolution's output in the native workspace (any algorithm: Winograd, indirect, im2col).
 FUSED_POOL_CONFIGS = [
     (2, 28, 28, 1, 32, 3, 3, 1, "same", 1),   # the seed's first layer
     (3, 7, 9, 1, 16, 3, 3, 1, "same", 1),     # odd output: the last row and column unpooled
@@ -176,6 +177,9 @@ FUSED_POOL_CONFIGS = [
     (1, 10, 10, 1, 24, 3, 3, 1, "same", 2),   # dilation; 24 channels: composed in float32
     (2, 6, 6, 1, 8, 3, 3, 1, "same", 1),      # 8 channels: fused in float64 only
     (2, 8, 8, 16, 32, 3, 3, 1, "same", 1),    # 144 taps: not the direct path, composed
+    (2, 14, 14, 32, 64, 3, 3, 1, "same", 1),  # the seed's second layer (Winograd), composed
+    (1, 7, 9, 16, 24, 3, 3, 1, "same", 1),    # composed, odd output: last row and column unpooled
+    (2, 9, 9, 20, 8, 5, 5, 2, 1, 1),          # composed, stride 2 (im2col), a 2x2 pool of 5x5
 ]
 for index, config in enumerate(FUSED_POOL_CONFIGS):
     for layout in ("NHWC", "NCHW"):

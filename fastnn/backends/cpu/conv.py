@@ -1,6 +1,7 @@
 """cpu-backend conv2d forward and backward (csrc/cpu/conv2d.cpp: direct kernels for short
 patches, indirect GEMM without im2col for 16+ channels, blocked im2col + GEMM otherwise), and
-conv + relu + 2x2 max-pool fused for the direct kernels (csrc/cpu/conv2d_direct.cpp).
+conv + relu + 2x2 max-pool in one call (fused for the direct kernels, csrc/cpu/conv2d_direct.cpp;
+otherwise the convolution's output stays in the native workspace, csrc/python/conv_cpu.cpp).
 
 The kernels are NHWC/HWIO. ``layout="NCHW"`` (OIHW weights) is converted at this
 boundary: one transposing copy of each image/weight tensor in and of the result out,
@@ -41,7 +42,7 @@ class ConvOps:
 
     def conv2d_relu_max_pool2d(self, x, w, b=None, *, stride=1, padding=0, dilation=1,
                                layout="NHWC", out=None):
-        if layout == "NHWC":  # the fused kernel where the shape has one, else the composition
+        if layout == "NHWC":  # native unless the 2x2 pool does not fit (then the error's path)
             if out is None:
                 n, ho, wo, c_out = conv_output_shape(x.shape, w.shape, stride, padding,
                                                      dilation, "NHWC")
