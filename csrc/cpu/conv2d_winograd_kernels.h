@@ -1,7 +1,7 @@
 // Winograd F(2x2, 3x3) transforms (Lavin and Gray, 2016), written once over
 // GCC vector types of channels and compiled per ISA (conv2d_winograd_portable.cpp,
-// _avx2.cpp, _avx512.cpp).  conv2d_winograd.cpp transforms the weights, blocks
-// the tiles and runs the 16 GEMMs between these two passes.
+// _avx2.cpp, _avx512.cpp), with the weights' transform U = G g G^T;
+// conv2d_winograd.cpp blocks the tiles and runs the 16 GEMMs between the passes.
 //
 //   input:  V = B^T d B,  B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]
 //   output: Y = A^T M A,  A^T = [1 1 1 0; 0 1 -1 -1]
@@ -209,11 +209,76 @@ void dy_tiles(const Conv2dShape& s, const T* dy_nhwc, int64_t tiles_h, int64_t t
   }
 }
 
+// Weights (c, o) pairs [k, k + W): U = G g G^T, G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1].
+template <typename T, int W>
+inline __attribute__((always_inline)) void weight_tile(int64_t co, const T* w_hwio, int64_t k, T* u) {
+  using L = Lanes<T, W>;
+  using V = typename L::type;
+  const T half = T(0.5);
+  V t[4][3];  // G g
+#pragma GCC unroll 3
+  for (int j = 0; j < 3; ++j) {
+    const V g0 = L::load(w_hwio + j * co + k), g1 = L::load(w_hwio + (3 + j) * co + k),
+            g2 = L::load(w_hwio + (6 + j) * co + k);
+    t[0][j] = g0;
+    t[1][j] = half * (g0 + g1 + g2);
+    t[2][j] = half * (g0 - g1 + g2);
+    t[3][j] = g2;
+  }
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; ++i) {
+    T* row = u + (4 * i) * co + k;
+    L::store(row, t[i][0]);
+    L::store(row + co, half * (t[i][0] + t[i][1] + t[i][2]));
+    L::store(row + 2 * co, half * (t[i][0] - t[i][1] + t[i][2]));
+    L::store(row + 3 * co, t[i][2]);
+  }
+}
+
+template <typename T>
+void weight_tiles(int64_t co, const T* w_hwio, T* u) {
+  constexpr int W = kVecBytes / static_cast<int>(sizeof(T));
+  int64_t k = 0;
+  for (; k + W <= co; k += W) weight_tile<T, W>(co, w_hwio, k, u);
+  for (; k < co; ++k) weight_tile<T, 1>(co, w_hwio, k, u);
+}
+
+// Backward-weights' pairs [k, k + W): dw = A'^T S A', A'^T = [1 1 1 0; 0 1 -1 0; 0 1 1 1].
+template <typename T, int W>
+inline __attribute__((always_inline)) void weight_gradient_tile(int64_t co, const T* sums, int64_t k, T* dw_hwio) {
+  using L = Lanes<T, W>;
+  using V = typename L::type;
+  V r[3][4];  // A'^T S
+#pragma GCC unroll 4
+  for (int j = 0; j < 4; ++j) {
+    const V q0 = L::load(sums + j * co + k), q1 = L::load(sums + (4 + j) * co + k),
+            q2 = L::load(sums + (8 + j) * co + k), q3 = L::load(sums + (12 + j) * co + k);
+    r[0][j] = q0 + q1 + q2;
+    r[1][j] = q1 - q2;
+    r[2][j] = q1 + q2 + q3;
+  }
+#pragma GCC unroll 3
+  for (int i = 0; i < 3; ++i) {
+    T* row = dw_hwio + (3 * i) * co + k;
+    L::store(row, r[i][0] + r[i][1] + r[i][2]);
+    L::store(row + co, r[i][1] - r[i][2]);
+    L::store(row + 2 * co, r[i][1] + r[i][2] + r[i][3]);
+  }
+}
+
+template <typename T>
+void weight_gradient_tiles(int64_t co, const T* sums, T* dw_hwio) {
+  constexpr int W = kVecBytes / static_cast<int>(sizeof(T));
+  int64_t k = 0;
+  for (; k + W <= co; k += W) weight_gradient_tile<T, W>(co, sums, k, dw_hwio);
+  for (; k < co; ++k) weight_gradient_tile<T, 1>(co, sums, k, dw_hwio);
+}
+
 }  // namespace
 
 template <typename T>
 WinogradKernels<T> winograd_kernel_table() {
-  return {&input_tiles<T>, &output_tiles<T>, &dy_tiles<T>};
+  return {&input_tiles<T>, &output_tiles<T>, &dy_tiles<T>, &weight_tiles<T>, &weight_gradient_tiles<T>};
 }
 template WinogradKernels<float> winograd_kernel_table<float>();
 template WinogradKernels<double> winograd_kernel_table<double>();

@@ -24,6 +24,13 @@ struct WinogradKernels {
   // 1/2 -1/2; 0 -1] (the sign of the last row folds the input transform's difference).
   void (*dy_tiles)(const Conv2dShape& s, const T* dy_nhwc, int64_t tiles_h, int64_t tiles_w, int64_t tile_begin,
                    int64_t tile_end, T* w, int64_t w_stride);
+  // u[p * co + k] = (G g G^T)[p] of the 3x3 kernel g of (c, o) pair k = c * out_c + o of
+  // w (HWIO), co = in_c * out_c pairs.  Once per call: the baseline-compiled scalar loop
+  // it replaces took 95 us for 32 x 64 channels, 70% of a batch-1 forward at 14x14.
+  void (*weight_tiles)(int64_t co, const T* w_hwio, T* u);
+  // Backward-weights' last step: dw (HWIO) = A'^T S A' of sums[p * co + k], the 16
+  // positions' GEMM results, A'^T = [1 1 1 0; 0 1 -1 0; 0 1 1 1].
+  void (*weight_gradient_tiles)(int64_t co, const T* sums, T* dw_hwio);
 };
 
 namespace portable { template <typename T> WinogradKernels<T> winograd_kernel_table(); }
