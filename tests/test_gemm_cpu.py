@@ -195,6 +195,40 @@ def test_nan_in_operands_propagates():
     assert np.isnan(out[3]).all() and not np.isnan(np.delete(out, 3, axis=0)).any()
 
 
+# One row of C (m = 1): the row kernel, B unpacked. Widths around its blocks of 8 vectors
+# (4, 2 and 1 after them, then a partial vector), 4-row groups of a transposed B, short k.
+ROW_WIDTHS = [2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33, 63, 64, 65, 100, 127, 128, 129, 200, 257]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trans_a, trans_b", TRANSPOSES)
+@pytest.mark.parametrize("n", ROW_WIDTHS)
+@pytest.mark.parametrize("k", [1, 2, 3, 31, 70])
+def test_one_row(n, k, trans_a, trans_b, dtype):
+    _check_gemm(1, n, k, trans_a, trans_b, dtype)
+    _check_gemm(1, n, k, trans_a, trans_b, dtype, alpha=-2.0, beta=0.25)
+
+
+@pytest.mark.parametrize("trans_b", [False, True])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_one_row_is_the_same_on_every_thread_count(trans_b, dtype):
+    # 1 MiB and more of B is split over the threads by columns: each output computed alike.
+    before = C.get_num_threads()
+    try:
+        for n, k in [(130, 2049), (7, 40_000), (1000, 300)]:
+            a, b, c = _operands(1, n, k, False, trans_b, dtype)
+            outs = []
+            for threads in (1, 2, 3):
+                C.set_num_threads(threads)
+                out = np.full((1, n), np.nan, dtype)
+                C.gemm(a, b, out, False, trans_b, 1.0, 0.0)
+                outs.append(out)
+            _assert_close(outs[0], _reference(a, b, c, False, trans_b, 1.0, 0.0), k, dtype)
+            assert np.array_equal(outs[0], outs[1]) and np.array_equal(outs[0], outs[2])
+    finally:
+        C.set_num_threads(before)
+
+
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_thread_counts_agree(threads):
     before = C.get_num_threads()
@@ -214,7 +248,8 @@ def test_thread_counts_agree(threads):
 @pytest.mark.parametrize("activation", list(ACTIVATIONS))
 @pytest.mark.parametrize("with_bias", [True, False])
 @pytest.mark.parametrize("n, k, m", [(64, 3136, 128), (64, 128, 256), (64, 256, 10), (7, 33, 65),
-                                     (1, 1, 1), (1, 777, 1), (50, 96, 96), (13, 40, 200)])
+                                     (1, 1, 1), (1, 777, 1), (50, 96, 96), (13, 40, 200),
+                                     (1, 3136, 128), (1, 256, 10), (1, 33, 65), (1, 5000, 300)])
 def test_linear_epilogue(n, k, m, with_bias, activation, dtype):
     rng = _rng(n, k, m, with_bias, activation)
     x = rng.standard_normal((n, k)).astype(dtype)

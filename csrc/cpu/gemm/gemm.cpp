@@ -214,6 +214,57 @@ void dot_only(const GemmArgs<T>& g) {
   g.c[0] = finish_element(g, g.alpha * sum, g.c[0], 0);
 }
 
+// m = 1 (one example through a dense layer): the per-ISA row kernel (gemm/row.h)
+// streams B as it lies.  Where B is big enough for a fork to pay (kRowSplitBytes),
+// threads take contiguous column ranges (rows of a transposed B), so each reads its
+// own part of B, which stays in its core's L2 from call to call.  Every output is
+// computed alike whatever the split, so results do not depend on the thread count.
+// Intel Xeon (AVX-512), 2 threads, 1 x 3136 times 3136 x 128: 15 us (the register
+// tiles 36, OpenBLAS 22); times a transposed 128 x 3136: 12 us (tiles 83, OpenBLAS 19).
+constexpr int64_t kRowSplitBytes = int64_t(256) << 10;
+
+template <typename T>
+bool row_fits(const GemmArgs<T>& g) {
+  return g.m == 1 && (!g.trans_b || !g.trans_a || g.lda == 1);
+}
+
+template <typename T>
+void row_only(const GemmArgs<T>& g, int num_threads) {
+  gemm_impl::RowTask<T> base{g.n, g.k, g.a, g.trans_a ? g.lda : 1, g.b, g.ldb, g.trans_b, g.c,
+                             g.alpha, g.beta, g.bias, g.act};
+  const auto& kernels = gemm_impl::gemm_kernels<T>();
+  const int64_t unit = g.trans_b ? 4 : kernels.wide.lanes;  // columns a split keeps together
+  const int64_t units = ceil_div(g.n, unit);
+  const bool split = int64_t(sizeof(T)) * g.n * g.k >= kRowSplitBytes;
+  const int team = split ? int(std::min<int64_t>(num_threads, units)) : 1;
+  auto part = [&](int tid, int parts) {
+    const int64_t j0 = std::min(g.n, units * tid / parts * unit);
+    const int64_t j1 = std::min(g.n, units * (tid + 1) / parts * unit);
+    if (j1 <= j0) return;
+    gemm_impl::RowTask<T> t = base;
+    t.nc = j1 - j0;
+    t.b = g.trans_b ? g.b + j0 * g.ldb : g.b + j0;
+    t.c = g.c + j0;
+    t.bias = g.bias == nullptr ? nullptr : g.bias + j0;
+    kernels.row(t);
+  };
+  if (team <= 1) {
+    FloatModeGuard mode;
+    part(0, 1);
+    return;
+  }
+#ifdef FASTNN_OPENMP
+#pragma omp parallel num_threads(team)
+  {
+    FloatModeGuard mode;
+    part(omp_get_thread_num(), omp_get_num_threads());
+  }
+#else
+  FloatModeGuard mode;
+  part(0, 1);
+#endif
+}
+
 // One thread's share of the loop nest, on its own rows and column panels
 // with its own packed buffers.
 template <typename T>
@@ -333,6 +384,10 @@ void gemm(const GemmArgs<T>& g, void* workspace, size_t workspace_bytes, int num
   if (g.m == 1 && g.n == 1) {
     FloatModeGuard mode;
     dot_only(g);
+    return;
+  }
+  if (row_fits(g)) {
+    row_only(g, std::max(num_threads, 1));
     return;
   }
   const Plan<T> p = make_plan(g, std::max(num_threads, 1));

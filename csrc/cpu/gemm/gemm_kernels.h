@@ -90,6 +90,24 @@ struct GatherTask {
   int64_t ldc;
 };
 
+// One row of C (m = 1), without packing:
+//   c[j] = epilogue(alpha * sum_p a[p * a_step] * op(B)(p, j))    j < nc, p < kc
+// op(B)(p, j) is b[p * ldb + j] (row-major B) or b[j * ldb + p] (trans_b, which
+// needs a_step == 1).  The epilogue is the tiles' (Epilogue, first and last).
+template <typename T>
+struct RowTask {
+  int64_t nc, kc;
+  const T* a;
+  int64_t a_step;
+  const T* b;
+  int64_t ldb;
+  bool trans_b;
+  T* c;
+  T alpha, beta;
+  const T* bias;  // at column 0 of this task, or null
+  Activation act;
+};
+
 template <typename T>
 struct IndirectKernel {
   int mr;
@@ -120,6 +138,7 @@ struct GemmKernels {
   KernelSet<T> (*dense)(int64_t n);                  // for outputs n columns wide
   IndirectKernel<T> (*indirect)(int64_t n);          // for outputs n columns wide
   GatherKernel<T> (*gather)(int64_t m, int64_t n);   // for an m x n C
+  void (*row)(const RowTask<T>& task);               // m = 1 (gemm/row.h)
 };
 
 namespace portable { template <typename T> GemmKernels<T> gemm_kernel_table(); }

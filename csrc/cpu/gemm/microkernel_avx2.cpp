@@ -55,6 +55,7 @@ bool pack_transposed(const T*, int64_t, int, int64_t, T*, int64_t, int) {
 #include "cpu/gemm/indirect/gather.h"
 #include "cpu/gemm/indirect/indirect.h"
 #include "cpu/gemm/macrokernel.h"
+#include "cpu/gemm/row.h"
 
 namespace fastnn::cpu::gemm_impl::avx2 {
 
@@ -102,10 +103,10 @@ template <typename T>
 GemmKernels<T> gemm_kernel_table() {
   if constexpr (sizeof(T) == 4) {
     return {make_kernel_set<float, 6, 2>("avx2 6x16"), &dense_kernel_f32, &indirect_kernel_f32,
-            &gather_kernel_f32};
+            &gather_kernel_f32, &row_kernel<float>};
   } else {
     return {make_kernel_set<double, 6, 2>("avx2 6x8"), &dense_kernel_f64, &indirect_kernel_f64,
-            &gather_kernel_f64};
+            &gather_kernel_f64, &row_kernel<double>};
   }
 }
 template GemmKernels<float> gemm_kernel_table<float>();

@@ -121,6 +121,7 @@ inline bool pack_transposed<float>(const float* src, int64_t lds, int rows, int6
 #include "cpu/gemm/indirect/gather.h"
 #include "cpu/gemm/indirect/indirect.h"
 #include "cpu/gemm/macrokernel.h"
+#include "cpu/gemm/row.h"
 
 namespace fastnn::cpu::gemm_impl::avx512 {
 
@@ -182,10 +183,10 @@ template <typename T>
 GemmKernels<T> gemm_kernel_table() {
   if constexpr (sizeof(T) == 4) {
     return {make_kernel_set<float, 6, 4>("avx512 6x64"), &dense_kernel_f32, &indirect_kernel_f32,
-            &gather_kernel_f32};
+            &gather_kernel_f32, &row_kernel<float>};
   } else {
     return {make_kernel_set<double, 14, 2>("avx512 14x16"), &dense_kernel_f64, &indirect_kernel_f64,
-            &gather_kernel_f64};
+            &gather_kernel_f64, &row_kernel<double>};
   }
 }
 template GemmKernels<float> gemm_kernel_table<float>();

@@ -46,6 +46,7 @@ bool pack_transposed(const T*, int64_t, int, int64_t, T*, int64_t, int) {
 #include "cpu/gemm/indirect/gather.h"
 #include "cpu/gemm/indirect/indirect.h"
 #include "cpu/gemm/macrokernel.h"
+#include "cpu/gemm/row.h"
 
 namespace fastnn::cpu::gemm_impl::portable {
 
@@ -93,10 +94,10 @@ template <typename T>
 GemmKernels<T> gemm_kernel_table() {
   if constexpr (sizeof(T) == 4) {
     return {make_kernel_set<float, 4, 2>("portable 4x8"), &dense_kernel_f32, &indirect_kernel_f32,
-            &gather_kernel_f32};
+            &gather_kernel_f32, &row_kernel<float>};
   } else {
     return {make_kernel_set<double, 4, 2>("portable 4x4"), &dense_kernel_f64, &indirect_kernel_f64,
-            &gather_kernel_f64};
+            &gather_kernel_f64, &row_kernel<double>};
   }
 }
 template GemmKernels<float> gemm_kernel_table<float>();
