@@ -19,7 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from support import BACKEND_PARAMS, assert_close, overrides, to_backend, to_numpy
 
-from fastnn import backends, ops
+import fastnn
+from fastnn import _compat, backends, ops
 
 
 class Case(NamedTuple):
@@ -124,6 +125,13 @@ CONV_CONFIGS = [
     # with more than 48 output channels and a partial last column panel.
     (1, 6, 7, 20, 70, 3, 3, 1, "same", 1),
     (2, 5, 6, 28, 50, 3, 3, 1, "same", 1),
+    # Weight gradients of over 4 MiB (float32), more than a core's L2 on any machine seen:
+    # backward-weights as a GEMM the threads share, patches gathered (padding, stride,
+    # dilation) or, for a pointwise convolution, x itself.
+    (1, 5, 6, 384, 384, 3, 3, 1, "same", 1),
+    (2, 7, 5, 264, 520, 3, 3, 2, ((1, 0), (2, 1)), 1),
+    (1, 6, 7, 300, 480, 3, 3, 1, "same", (2, 1)),
+    (2, 3, 4, 1100, 1040, 1, 1, 1, 0, 1),
 ]
 
 
@@ -715,6 +723,31 @@ def test_conv_drawn_shapes(name, n, h, w, cin, cout, k, stride, dilation, paddin
                 "conv2d_backward_weights": (dy, x, wt.shape)}[op]
         c = Case(op, op, None)
         assert_close(_run(name, c, args, options), _run("reference", c, args, options))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_a_weight_gradient_larger_than_l2_on_every_thread_count(dtype, threads):
+    """Backward-weights whose gradient outgrows a core's L2 (as the machine reports it) runs
+    as GEMMs the threads share over blocks of rows (several here: 512 rows of 4,608-wide
+    patches, the later blocks added to the first)."""
+    C, why = _compat.native()
+    if C is None:
+        pytest.skip(f"fastnn._C unavailable: {why}")
+    out_c = -(-C.cache_sizes()["l2"] * 5 // 4 // (9 * 512 * np.dtype(dtype).itemsize) // 16) * 16
+    rng = np.random.default_rng(threads)
+    x = randn(rng, (2, 16, 16, 512), dtype)
+    dy = randn(rng, (2, 16, 16, out_c), dtype)
+    with backends.use("reference"):
+        want = ops.conv2d_backward_weights(dy, x, (3, 3, 512, out_c), padding="same")
+    before = fastnn.get_num_threads()
+    try:
+        fastnn.set_num_threads(threads)
+        with backends.use("cpu"):
+            got = ops.conv2d_backward_weights(dy, x, (3, 3, 512, out_c), padding="same")
+    finally:
+        fastnn.set_num_threads(before)
+    assert_close(got, want)
 
 
 def test_every_op_has_parity_cases():

@@ -84,6 +84,13 @@ template <typename T>
 void im2col_backward_weights(const Conv2dShape& s, const T* dy_nhwc, const T* x_nhwc, T* dw_hwio,
                              void* workspace, int threads);
 
+// ... and backward-weights as one threaded GEMM per block of rows, no per-thread
+// partial dw (for a large dw).
+template <typename T> size_t im2col_shared_backward_weights_workspace_bytes(const Conv2dShape& s, int threads);
+template <typename T>
+void im2col_shared_backward_weights(const Conv2dShape& s, const T* dy_nhwc, const T* x_nhwc, T* dw_hwio,
+                                    void* workspace, int threads);
+
 // col2im's per-ISA kernel (conv2d_col2im_kernels.h, compiled by
 // conv2d_col2im_<isa>.cpp), resolved once by conv2d_im2col.cpp: adds the patch
 // gradients of output rows [row0, row0 + rows) back into dx.

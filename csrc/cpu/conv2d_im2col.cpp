@@ -14,7 +14,9 @@
 //   forward:          y[rows]  = act(cols[rows] @ w + b)
 //   backward-weights: dw      += cols[rows]^T @ dy[rows]   (per-thread partial
 //                     sums in the workspace, added in thread order at the end:
-//                     deterministic for a given thread count)
+//                     deterministic for a given thread count); where those
+//                     partials would outgrow L2, blocks of rows gathered by all
+//                     threads and one threaded GEMM each into dw instead
 //   backward-data:    dcols    = dy[rows] @ w^T, scattered back (col2im) into
 //                     dx; blocks are whole images so threads never write the
 //                     same dx element.
@@ -271,13 +273,99 @@ void im2col_backward_weights(const Conv2dShape& s, const T* dy_nhwc, const T* x_
   sum_partials(dw_hwio, dw_size, used, partial);
 }
 
+// Backward-weights with the threads sharing one GEMM per block of rows:
+// dw = sum over blocks of cols[rows]^T @ dy[rows], each GEMM splitting dw's rows and
+// columns over the threads (beta = 1 after the first block), so no thread keeps a
+// partial dw.  For a large dw (ResNet's 512->512 3x3: 9.4 MB per partial) the
+// partials' traffic, not the FLOPs, bounded the per-thread paths.  The blocks'
+// patches are gathered by all threads; a pointwise convolution's are x itself,
+// in one block.
+namespace {
+
+// A shared block's patches: a few MiB, so each GEMM has a long K (the rows) for
+// few passes over dw.
+constexpr int64_t kSharedBlockBytes = int64_t(8) << 20;
+
+template <typename T>
+int64_t shared_block_rows(const Conv2dShape& s) {
+  const int64_t total_rows = s.batch * s.out_h * s.out_w;
+  if (is_pointwise(s)) return std::max<int64_t>(total_rows, 1);
+  const int64_t per_row = patch_size(s) * static_cast<int64_t>(sizeof(T));
+  return std::clamp<int64_t>(kSharedBlockBytes / std::max<int64_t>(per_row, 1), 256,
+                             std::max<int64_t>(total_rows, 1));
+}
+
+template <typename T>
+GemmArgs<T> shared_block_gemm(const Conv2dShape& s, int64_t rows) {
+  GemmArgs<T> g = block_gemm<T>(patch_size(s), s.out_c, rows);
+  g.trans_a = true;
+  g.lda = patch_size(s);
+  g.ldb = s.out_c;
+  g.ldc = s.out_c;
+  return g;
+}
+
+template <typename T>
+size_t shared_cols_bytes(const Conv2dShape& s) {
+  return is_pointwise(s) ? 0 : align_up(shared_block_rows<T>(s) * patch_size(s) * sizeof(T));
+}
+
+template <typename T>
+size_t shared_gemm_bytes(const Conv2dShape& s, int threads) {
+  const int64_t rows = shared_block_rows<T>(s);
+  const int64_t last = (s.batch * s.out_h * s.out_w) % rows;
+  size_t bytes = gemm_workspace_bytes(shared_block_gemm<T>(s, rows), threads);
+  if (last > 0) bytes = std::max(bytes, gemm_workspace_bytes(shared_block_gemm<T>(s, last), threads));
+  return align_up(bytes);
+}
+
+}  // namespace
+
+template <typename T>
+size_t im2col_shared_backward_weights_workspace_bytes(const Conv2dShape& s, int threads) {
+  return shared_cols_bytes<T>(s) + shared_gemm_bytes<T>(s, threads);
+}
+
+template <typename T>
+void im2col_shared_backward_weights(const Conv2dShape& s, const T* dy_nhwc, const T* x_nhwc, T* dw_hwio,
+                                    void* workspace, int threads) {
+  const int64_t total_rows = s.batch * s.out_h * s.out_w;
+  const int64_t k = patch_size(s);
+  if (total_rows == 0) {  // no rows: the gradient is zero
+    std::fill(dw_hwio, dw_hwio + k * s.out_c, T(0));
+    return;
+  }
+  const int64_t block = shared_block_rows<T>(s);
+  const bool pointwise = is_pointwise(s);
+  T* cols = static_cast<T*>(workspace);
+  void* gemm_ws = static_cast<unsigned char*>(workspace) + shared_cols_bytes<T>(s);
+  const size_t gemm_bytes = shared_gemm_bytes<T>(s, threads);
+  for (int64_t row0 = 0; row0 < total_rows; row0 += block) {
+    const int64_t rows = std::min(block, total_rows - row0);
+    const T* patches = x_nhwc + row0 * s.in_c;
+    if (!pointwise) {
+      parallel_for(0, rows, 16, threads,
+                   [&](int64_t r0, int64_t r1) { im2col(s, x_nhwc, row0 + r0, r1 - r0, cols + r0 * k); });
+      patches = cols;
+    }
+    GemmArgs<T> g = shared_block_gemm<T>(s, rows);
+    g.a = patches;
+    g.b = dy_nhwc + row0 * s.out_c;
+    g.c = dw_hwio;
+    g.beta = row0 == 0 ? T(0) : T(1);
+    gemm(g, gemm_ws, gemm_bytes, threads);
+  }
+}
+
 #define FASTNN_INSTANTIATE(T)                                                                              \
   template size_t im2col_forward_workspace_bytes<T>(const Conv2dShape&, int);                              \
   template size_t im2col_backward_data_workspace_bytes<T>(const Conv2dShape&, int);                        \
   template size_t im2col_backward_weights_workspace_bytes<T>(const Conv2dShape&, int);                     \
   template void im2col_forward<T>(const Conv2dShape&, const T*, const T*, const T*, Activation, T*, void*, int); \
   template void im2col_backward_data<T>(const Conv2dShape&, const T*, const T*, T*, void*, int);           \
-  template void im2col_backward_weights<T>(const Conv2dShape&, const T*, const T*, T*, void*, int);
+  template void im2col_backward_weights<T>(const Conv2dShape&, const T*, const T*, T*, void*, int);           \
+  template size_t im2col_shared_backward_weights_workspace_bytes<T>(const Conv2dShape&, int);              \
+  template void im2col_shared_backward_weights<T>(const Conv2dShape&, const T*, const T*, T*, void*, int);
 FASTNN_INSTANTIATE(float)
 FASTNN_INSTANTIATE(double)
 #undef FASTNN_INSTANTIATE
