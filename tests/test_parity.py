@@ -750,6 +750,33 @@ def test_a_weight_gradient_larger_than_l2_on_every_thread_count(dtype, threads):
     assert_close(got, want)
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("config", [
+    (1, 13, 12, 24, 40, 3, 3, 2, "same", 1),   # stride 2: GEMMs, then col2im, per image
+    (2, 9, 10, 20, 36, 3, 3, 2, 1, 1),         # two images on three threads
+    (1, 11, 9, 48, 20, 1, 1, 1, 0, 1),         # pointwise: the whole batch in one GEMM
+    (2, 6, 7, 40, 24, 1, 1, 1, 0, 1),
+])
+def test_backward_data_with_fewer_images_than_threads(config, threads):
+    """With fewer images than threads, backward-data's GEMMs run on every thread."""
+    if _compat.native()[0] is None:
+        pytest.skip("fastnn._C unavailable")
+    rng = np.random.default_rng(threads)
+    x, w, options = _conv_inputs(rng, np.dtype(np.float64), config, "NHWC")
+    with backends.use("reference"):
+        y = ops.conv2d(x, w, **options)
+        dy = randn(rng, y.shape, np.float64)
+        want = ops.conv2d_backward_data(dy, w, x.shape, **options)
+    before = fastnn.get_num_threads()
+    try:
+        fastnn.set_num_threads(threads)
+        got = _run("cpu", Case("conv2d_backward_data", "conv2d_backward_data", None),
+                   (dy, w, x.shape), options)
+    finally:
+        fastnn.set_num_threads(before)
+    assert_close(got, want)
+
+
 def test_every_op_has_parity_cases():
     """The table above covers the whole contract (forward and backward of every op)."""
     assert {c.op for c in CASES} == set(ops.__all__)
