@@ -34,6 +34,7 @@
 
 #include "cpu/lrn.h"
 #include "cpu/lrn_table.h"
+#include "cpu/vector_width.h"
 #include "cpu/math_approx.h"
 
 #ifndef FASTNN_ISA_NAMESPACE
@@ -64,23 +65,33 @@ inline PowKind pow_kind(T beta) {
 }
 
 // sum[c] = sum_{d=0}^{2r} padded[c + d]  (padded holds the row at offset r).
-// Blocks of 64 bytes of channels (GCC vector types, lowered to the ISA's
-// registers) accumulate all 2r+1 shifted rows in registers and store once.
+// Blocks of 64 bytes of channels, as this ISA's vectors (one zmm, two ymm or four xmm;
+// GCC vector types), accumulate all 2r+1 shifted rows in registers and store once.
 // Summing whole rows pass after pass sent every partial sum through memory, a
-// store-to-load chain per pass: 1.2-1.34x slower (A/B, seed shapes, 1 thread).
+// store-to-load chain per pass: 1.2-1.34x slower (A/B, seed shapes, 1 thread).  (One
+// 64-byte GCC vector instead went through the stack on AVX2: cpu/vector_width.h.)
+
 template <typename T>
 inline void window_sum(const T* __restrict padded, T* __restrict sum, int64_t channels, int64_t radius) {
-  typedef T Block __attribute__((vector_size(64)));  // lowered to this ISA's vectors
-  constexpr int64_t kBlock = 64 / sizeof(T);
+  typedef T Vec __attribute__((vector_size(kVectorBytes)));
+  constexpr int kVecs = 64 / kVectorBytes;
+  constexpr int64_t kLanes = kVectorBytes / sizeof(T);
+  constexpr int64_t kBlock = kVecs * kLanes;
   int64_t c = 0;
   for (; c + kBlock <= channels; c += kBlock) {
-    Block acc, next;
-    std::memcpy(&acc, padded + c, sizeof acc);
+    Vec acc[kVecs];
+#pragma GCC unroll 4
+    for (int v = 0; v < kVecs; ++v) std::memcpy(&acc[v], padded + c + v * kLanes, sizeof(Vec));
     for (int64_t d = 1; d <= 2 * radius; ++d) {
-      std::memcpy(&next, padded + c + d, sizeof next);
-      acc += next;
+#pragma GCC unroll 4
+      for (int v = 0; v < kVecs; ++v) {
+        Vec next;
+        std::memcpy(&next, padded + c + d + v * kLanes, sizeof next);
+        acc[v] += next;
+      }
     }
-    std::memcpy(sum + c, &acc, sizeof acc);
+#pragma GCC unroll 4
+    for (int v = 0; v < kVecs; ++v) std::memcpy(sum + c + v * kLanes, &acc[v], sizeof(Vec));
   }
   for (; c < channels; ++c) {
     T acc = padded[c];

@@ -4,8 +4,9 @@
 // of rows (batch x output rows, or batch x input rows for the avg backward);
 // pool.cpp splits the rows across threads.
 //
-// Max-pool keeps the running max and the winning pixel of each whole 64-byte
-// channel block in registers (GCC vector types) across the window's taps; the
+// Max-pool keeps the running max and the winning pixel of each whole vector of
+// channels in registers (GCC vector types of this ISA's width, cpu/vector_width.h)
+// across the window's taps; the
 // rest, and the other kernels, use a block of kBlock values in a small stack
 // array that stays in L1 while every tap streams over it: one vertical
 // compare/blend (or add) per channel vector and tap.  (Registers: 1.17-1.21x on
@@ -16,16 +17,48 @@
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
+#include <utility>
 
 #include "common/shapes.h"
 #include "cpu/pool.h"
 #include "cpu/pool_table.h"
+#include "cpu/vector_width.h"
 
 #ifndef FASTNN_ISA_NAMESPACE
 #error "define FASTNN_ISA_NAMESPACE before including pool_kernels.h"
 #endif
 
 namespace fastnn::cpu::FASTNN_ISA_NAMESPACE {
+
+// int64 lanes of one vector: the flat indices are written a vector at a time.
+constexpr int64_t kIndexLanes = kVectorBytes / 8;
+typedef int64_t IndexVector __attribute__((vector_size(kVectorBytes)));
+
+// lanes [Offset, Offset + N) of v (N = the sequence's length).
+template <size_t Offset, typename V, size_t... I>
+inline auto lanes_of(V v, std::index_sequence<I...>) {
+  return __builtin_shufflevector(v, v, static_cast<int>(Offset + I)...);
+}
+
+// The winners' offsets of one channel vector (int32 or int64 lanes, as wide as the data's),
+// widened to int64 in parts of kIndexLanes lanes: two parts for float, one for double.
+// Widened from registers: element-wise extraction cost as much as the taps.
+template <int64_t L, typename V>
+inline void widen_winners(V where, IndexVector* parts) {
+  static_assert(L == kIndexLanes || L == 2 * kIndexLanes, "a vector of float or double");
+  parts[0] = __builtin_convertvector(lanes_of<0>(where, std::make_index_sequence<kIndexLanes>{}), IndexVector);
+  if constexpr (L == 2 * kIndexLanes) {
+    parts[1] = __builtin_convertvector(lanes_of<kIndexLanes>(where, std::make_index_sequence<kIndexLanes>{}),
+                                       IndexVector);
+  }
+}
+
+// {0, 1, ..., kIndexLanes - 1}
+inline IndexVector index_lanes() {
+  IndexVector lane{};
+  for (int64_t i = 0; i < kIndexLanes; ++i) lane[i] = i;
+  return lane;
+}
 
 // Four 512-bit vectors: enough independent chains to hide compare latency.
 template <typename T>
@@ -52,11 +85,11 @@ void max_pool2d_rows(const Pool2dShape& s, const T* __restrict x, T* __restrict 
       int64_t* a_px = argmax + (row * s.out_width + ow) * C;
       int64_t c0 = 0;
       if constexpr (sizeof(Spatial) == sizeof(T)) {
-        // Whole 64-byte channel blocks in GCC vector registers (lowered to this ISA):
-        // the running max and winner never leave registers across the window's taps.
-        typedef T VT __attribute__((vector_size(64)));
-        typedef Spatial VS __attribute__((vector_size(64)));
-        constexpr int64_t L = 64 / sizeof(T);
+        // Whole vectors of channels in registers: the running max and winner never
+        // leave them across the window's taps.
+        typedef T VT __attribute__((vector_size(kVectorBytes)));
+        typedef Spatial VS __attribute__((vector_size(kVectorBytes)));
+        constexpr int64_t L = kVectorBytes / sizeof(T);
         const Spatial first = static_cast<Spatial>(rows.lo * W + cols.lo);
         for (; c0 + L <= C; c0 += L) {
           VT best, v;
@@ -73,23 +106,14 @@ void max_pool2d_rows(const Pool2dShape& s, const T* __restrict x, T* __restrict 
             }
           }
           std::memcpy(y_px + c0, &best, sizeof best);
-          // Flat indices, eight int64 lanes at a time (widened from the winners in
-          // registers: element-wise extraction here cost as much as the taps).
-          typedef int64_t VL __attribute__((vector_size(64)));
-          typedef Spatial VH __attribute__((vector_size(8 * sizeof(Spatial))));
-          const VL lane = {0, 1, 2, 3, 4, 5, 6, 7};
-          VH halves[L / 8];
-          if constexpr (L == 16) {
-            halves[0] = __builtin_shufflevector(where, where, 0, 1, 2, 3, 4, 5, 6, 7);
-            halves[1] = __builtin_shufflevector(where, where, 8, 9, 10, 11, 12, 13, 14, 15);
-          } else {
-            static_assert(L == 8, "64-byte blocks of float or double");
-            halves[0] = where;
-          }
+          const IndexVector lane = index_lanes();
+          IndexVector parts[L / kIndexLanes];
+          widen_winners<L>(where, parts);
 #pragma GCC unroll 2
-          for (int64_t h = 0; h < L; h += 8) {
-            const VL w64 = __builtin_convertvector(halves[h / 8], VL);
-            const VL a = argmax_nchw ? w64 + (n * C + c0 + h) * HW + lane * HW : w64 * C + (n * HW * C + c0 + h) + lane;
+          for (int64_t h = 0; h < L; h += kIndexLanes) {
+            const IndexVector w64 = parts[h / kIndexLanes];
+            const IndexVector a =
+                argmax_nchw ? w64 + (n * C + c0 + h) * HW + lane * HW : w64 * C + (n * HW * C + c0 + h) + lane;
             std::memcpy(a_px + c0 + h, &a, sizeof a);
           }
         }
@@ -128,8 +152,8 @@ void max_pool2d_rows(const Pool2dShape& s, const T* __restrict x, T* __restrict 
   }
 }
 
-// The common 2x2, stride-2, unpadded max-pool: whole 64-byte channel blocks in
-// vectors, the rest of the channels one by one; the four taps unrolled, and the winner tracked as its
+// The common 2x2, stride-2, unpadded max-pool: whole vectors of channels in
+// registers, the rest of the channels one by one; the four taps unrolled, and the winner tracked as its
 // offset from the window's first cell (0, one pixel, one row, both), so the
 // flat index is one widening add.  Same order, ties and NaN rule as above.
 // index_base is added to every index (a slice of a larger tensor: fusion).
@@ -170,18 +194,17 @@ template <typename T, typename Rel>
 void max_pool2d_rows_2x2(const Pool2dShape& s, const T* __restrict x, T* __restrict y,
                          int64_t* __restrict argmax, bool argmax_nchw, int64_t index_base, int64_t row_begin,
                          int64_t row_end) {
-  typedef T VT __attribute__((vector_size(64)));
-  typedef Rel VR __attribute__((vector_size(64)));
-  typedef int64_t VL __attribute__((vector_size(64)));
-  constexpr int64_t L = 64 / sizeof(T);
+  typedef T VT __attribute__((vector_size(kVectorBytes)));
+  typedef Rel VR __attribute__((vector_size(kVectorBytes)));
+  constexpr int64_t L = kVectorBytes / sizeof(T);
   static_assert(sizeof(Rel) == sizeof(T), "the winner's offset blends at the data's lane width");
   const int64_t C = s.channels, W = s.width, HW = s.height * s.width;
   // Offsets of the window's cells from its first, in the argmax's order.
   const int64_t px = argmax_nchw ? 1 : C, row = argmax_nchw ? W : W * C;
   const VR rel01 = VR{} + static_cast<Rel>(px), rel10 = VR{} + static_cast<Rel>(row),
            rel11 = VR{} + static_cast<Rel>(row + px);
-  const VL lane = {0, 1, 2, 3, 4, 5, 6, 7};
-  const VL lane_step = argmax_nchw ? lane * HW : lane;
+  const IndexVector lane = index_lanes();
+  const IndexVector lane_step = argmax_nchw ? lane * HW : lane;
   for (int64_t r = row_begin; r < row_end; ++r) {
     const int64_t n = r / s.out_height, oh = r % s.out_height;
     const T* x0 = x + (n * HW + 2 * oh * W) * C;
@@ -210,18 +233,11 @@ void max_pool2d_rows_2x2(const Pool2dShape& s, const T* __restrict x, T* __restr
         tap(p1 + C + c0, rel11);
         std::memcpy(y_row + ow * C + c0, &best, sizeof best);
         const int64_t base = index_base + (argmax_nchw ? (n * C + c0) * HW + first : (n * HW + first) * C + c0);
+        IndexVector parts[L / kIndexLanes];
+        widen_winners<L>(where, parts);
 #pragma GCC unroll 2
-        for (int64_t h = 0; h < L; h += 8) {
-          VL w64;
-          if constexpr (L == 16) {
-            typedef Rel VH __attribute__((vector_size(32)));
-            const VH half = h == 0 ? __builtin_shufflevector(where, where, 0, 1, 2, 3, 4, 5, 6, 7)
-                                   : __builtin_shufflevector(where, where, 8, 9, 10, 11, 12, 13, 14, 15);
-            w64 = __builtin_convertvector(half, VL);
-          } else {
-            w64 = __builtin_convertvector(where, VL);
-          }
-          const VL a = w64 + (base + (argmax_nchw ? h * HW : h)) + lane_step;
+        for (int64_t h = 0; h < L; h += kIndexLanes) {
+          const IndexVector a = parts[h / kIndexLanes] + (base + (argmax_nchw ? h * HW : h)) + lane_step;
           std::memcpy(a_row + ow * C + c0 + h, &a, sizeof a);
         }
       }
@@ -249,9 +265,9 @@ template <typename T, typename Rel>
 void max_pool2d_rows_2x2_narrow(const Pool2dShape& s, const T* __restrict x, T* __restrict y,
                                 int64_t* __restrict argmax, bool argmax_nchw, int64_t index_base,
                                 int64_t row_begin, int64_t row_end) {
-  typedef T VT __attribute__((vector_size(64)));
-  typedef Rel VR __attribute__((vector_size(64)));
-  constexpr int64_t L = 64 / sizeof(T);
+  typedef T VT __attribute__((vector_size(kVectorBytes)));
+  typedef Rel VR __attribute__((vector_size(kVectorBytes)));
+  constexpr int64_t L = kVectorBytes / sizeof(T);
   constexpr int64_t kChunk = 16 * L;  // flat values per pass, on the stack
   const int64_t C = s.channels, W = s.width, HW = s.height * s.width;
   if (C == 0) return;  // an empty channel axis: no outputs
@@ -306,7 +322,7 @@ void max_pool2d_rows_2x2_narrow(const Pool2dShape& s, const T* __restrict x, T* 
 template <typename T, typename Rel>
 void max_pool2d_rows_2x2_any(const Pool2dShape& s, const T* x, T* y, int64_t* argmax, bool argmax_nchw,
                              int64_t index_base, int64_t row_begin, int64_t row_end) {
-  if (s.channels < 64 / static_cast<int64_t>(sizeof(T))) {
+  if (s.channels < kVectorBytes / static_cast<int64_t>(sizeof(T))) {
     max_pool2d_rows_2x2_narrow<T, Rel>(s, x, y, argmax, argmax_nchw, index_base, row_begin, row_end);
   } else {
     max_pool2d_rows_2x2<T, Rel>(s, x, y, argmax, argmax_nchw, index_base, row_begin, row_end);

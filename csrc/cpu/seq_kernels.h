@@ -3,10 +3,10 @@
 // translation unit (seq_portable.cpp, _avx2.cpp, _avx512.cpp).
 //
 // The reductions and gather_add walk the columns in blocks of kBlock values
-// (four 512-bit vectors; narrower blocks overlap at the end of a row) whose
+// (four vectors of this ISA; narrower blocks overlap at the end of a row) whose
 // accumulators stay in registers while the rows stream past: one load and one
 // add (or compare and blend) per value and row, the output written once.
-// maxout with 2-4 pieces loads the pieces of 64 bytes' worth of units as P
+// maxout with 2-4 pieces loads the pieces of one vector's worth of units as P
 // vectors and separates them with constant shuffles (GCC vector extensions,
 // lowered to this ISA's permutes), then compares whole vectors: written as
 // scalar code, the compares became branches that mispredict on every other
@@ -23,6 +23,7 @@
 #include <utility>
 
 #include "cpu/seq_table.h"
+#include "cpu/vector_width.h"
 
 #ifndef FASTNN_ISA_NAMESPACE
 #error "define FASTNN_ISA_NAMESPACE before including seq_kernels.h"
@@ -31,11 +32,12 @@
 namespace fastnn::cpu::FASTNN_ISA_NAMESPACE {
 namespace seq_detail {
 
-// Four 512-bit vectors of columns (the reductions' and gather_add's register block), and one.
+// One vector of this ISA (cpu/vector_width.h), and four: the reductions' and gather_add's
+// register block of columns.
 template <typename T>
-constexpr int64_t kBlock = 256 / static_cast<int64_t>(sizeof(T));
+constexpr int64_t kLanes = kVectorBytes / static_cast<int64_t>(sizeof(T));
 template <typename T>
-constexpr int64_t kLanes = 64 / static_cast<int64_t>(sizeof(T));
+constexpr int64_t kBlock = 4 * kLanes<T>;
 
 template <int64_t W>
 using Width = std::integral_constant<int64_t, W>;
@@ -70,17 +72,17 @@ inline bool in_range(Index v, int64_t size) {
   return (i >= 0) & (i < size);
 }
 
-// One 64-byte vector of T and the comparison mask (and winner) vector of its lanes.  (An
-// alias template would drop the attribute, so the types come from specialisations.)
+// One vector of T and the comparison mask (and winner) vector of its lanes.  (An alias
+// template would drop the attribute, so the types come from specialisations.)
 template <typename T>
 struct VecOf;
 template <>
 struct VecOf<float> {
-  typedef float type __attribute__((vector_size(64)));
+  typedef float type __attribute__((vector_size(kVectorBytes)));
 };
 template <>
 struct VecOf<double> {
-  typedef double type __attribute__((vector_size(64)));
+  typedef double type __attribute__((vector_size(kVectorBytes)));
 };
 template <typename T>
 using Vec = typename VecOf<T>::type;
@@ -88,6 +90,19 @@ template <typename T>
 using Mask = decltype(Vec<T>{} < Vec<T>{});
 template <typename T>
 using Lane = std::conditional_t<sizeof(T) == 4, int32_t, int64_t>;  // a Mask<T> lane
+
+// N consecutive vectors from p, and back: one vector load or store each.  (A memcpy of
+// the whole array is expanded by GCC 12 in 16-byte moves on AVX2, and the vector loads
+// that follow from the array then fail store forwarding: the AVX2 reductions ran 2-5x
+// slower than the SSE2 ones.)
+template <typename T, size_t N>
+inline void load_vectors(Vec<T> (&v)[N], const T* p) {
+  for (size_t n = 0; n < N; ++n) std::memcpy(&v[n], p + n * kLanes<T>, sizeof(Vec<T>));
+}
+template <typename T, size_t N>
+inline void store_vectors(T* p, const Vec<T> (&v)[N]) {
+  for (size_t n = 0; n < N; ++n) std::memcpy(p + n * kLanes<T>, &v[n], sizeof(Vec<T>));
+}
 
 // out lane i = value i * P + p of the P vectors v[0..P) side by side (piece p of unit i),
 // as at most three two-vector shuffles.  (Vectors travel by reference: a 64-byte vector
@@ -130,16 +145,16 @@ void maxout_fixed(const T* __restrict x, T* __restrict best, int32_t* __restrict
   int64_t u = begin;
   for (; u + L <= end; u += L) {
     Vec<T> v[P];
-    std::memcpy(v, x + u * P, sizeof v);
+    load_vectors(v, x + u * P);
     Vec<T> b;
     piece<T, P, 0>(v, b, std::make_index_sequence<static_cast<size_t>(L)>{});
     Mask<T> w = {};
     take_pieces<T, P>(v, b, w, std::make_integer_sequence<int, P - 1>{});
     std::memcpy(best + u, &b, sizeof b);
     if constexpr (sizeof(T) == 4) {
-      std::memcpy(which + u, &w, sizeof w);  // already 16 int32 lanes
+      std::memcpy(which + u, &w, sizeof w);  // already int32 lanes
     } else {
-      typedef int32_t W32 __attribute__((vector_size(32)));
+      typedef int32_t W32 __attribute__((vector_size(4 * L)));
       const W32 w32 = __builtin_convertvector(w, W32);
       std::memcpy(which + u, &w32, sizeof w32);
     }
@@ -221,7 +236,7 @@ inline void store_interleaved(const Vec<T>* a, T* out, std::integer_sequence<int
   const auto lanes = std::make_index_sequence<static_cast<size_t>(kLanes<T>)>{};
   Vec<T> v[P];
   (interleave<T, P, Qs>(a, v[Qs], lanes), ...);
-  std::memcpy(out, v, sizeof v);
+  store_vectors(out, v);
 }
 
 // The backward with 2-4 pieces: per piece p the vector (which == p ? dy : 0), interleaved
@@ -323,13 +338,13 @@ void sum_rows(const T* __restrict x, int64_t rows, int64_t stride, int64_t cols,
       Vec<T> acc[N] = {};
       for (int64_t r = 0; r < rows; ++r) {
         Vec<T> v[N];
-        std::memcpy(v, x + r * stride + c0, sizeof v);
+        load_vectors(v, x + r * stride + c0);
         for (int64_t n = 0; n < N; ++n) acc[n] += v[n];
       }
       if (divide) {
         for (int64_t n = 0; n < N; ++n) acc[n] /= length;
       }
-      std::memcpy(y + c0, acc, sizeof acc);
+      store_vectors(y + c0, acc);
     }
   });
 }
@@ -355,10 +370,10 @@ void max_rows(const T* __restrict x, int64_t rows, int64_t stride, int64_t cols,
       constexpr int64_t N = W / kLanes<T>;
       Vec<T> best[N];
       Mask<T> where[N] = {};
-      std::memcpy(best, x + c0, sizeof best);
+      load_vectors(best, x + c0);
       for (int64_t r = 1; r < rows; ++r) {
         Vec<T> v[N];
-        std::memcpy(v, x + r * stride + c0, sizeof v);
+        load_vectors(v, x + r * stride + c0);
         const Lane<T> here = static_cast<Lane<T>>(r);
         for (int64_t n = 0; n < N; ++n) {
           const Mask<T> take = ~(v[n] <= best[n]) & (best[n] == best[n]);
@@ -366,12 +381,12 @@ void max_rows(const T* __restrict x, int64_t rows, int64_t stride, int64_t cols,
           where[n] = take ? Mask<T>{} + here : where[n];
         }
       }
-      std::memcpy(y + c0, best, sizeof best);
+      store_vectors(y + c0, best);
       for (int64_t n = 0; n < N; ++n) {
         if constexpr (sizeof(T) == 4) {
           std::memcpy(which + c0 + n * kLanes<T>, &where[n], sizeof where[n]);
         } else {
-          typedef int32_t W32 __attribute__((vector_size(32)));
+          typedef int32_t W32 __attribute__((vector_size(4 * kLanes<T>)));
           const W32 w32 = __builtin_convertvector(where[n], W32);
           std::memcpy(which + c0 + n * kLanes<T>, &w32, sizeof w32);
         }
@@ -422,10 +437,10 @@ int64_t gather_add_rows(const T* __restrict table, const Index* __restrict indic
         Vec<T> acc[N] = {};
         for (int64_t k = 0; k < per_row; ++k) {
           Vec<T> v[N];
-          std::memcpy(v, table + static_cast<int64_t>(idx[k]) * cols + c0, sizeof v);
+          load_vectors(v, table + static_cast<int64_t>(idx[k]) * cols + c0);
           for (int64_t n = 0; n < N; ++n) acc[n] += v[n];
         }
-        std::memcpy(o + c0, acc, sizeof acc);
+        store_vectors(o + c0, acc);
       }
     });
   }
