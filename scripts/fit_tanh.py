@@ -29,7 +29,7 @@ def fit(x: np.ndarray, fixed: dict[int, float]) -> tuple[float, np.ndarray]:
     """Best coefficients [p0..p6, q0..q3] with those in ``fixed`` held; (max rel. error, coef)."""
     f, z = np.tanh(x), x * x
     n = N_P + N_Q
-    scale = np.array([SATURATE ** (2 * (k % N_P if k < N_P else k - N_P)) for k in range(n)])
+    scale = np.array([SATURATE ** (2 * (k if k < N_P else k - N_P)) for k in range(n)])
     basis = np.stack([x * z ** k for k in range(N_P)] + [-f * z ** k for k in range(N_Q)], 1)
     basis = basis / scale  # columns of comparable size: x^2 / SATURATE^2 lies in [0, 1]
     free = [i for i in range(n) if i not in fixed]

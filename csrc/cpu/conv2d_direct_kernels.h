@@ -29,6 +29,7 @@
 #include "cpu/conv2d_direct.h"
 #include "cpu/conv2d_direct_table.h"
 #include "cpu/math_approx.h"
+#include "cpu/vector_width.h"
 
 #ifndef FASTNN_ISA_NAMESPACE
 #error "define FASTNN_ISA_NAMESPACE before including conv2d_direct_kernels.h"
@@ -41,16 +42,14 @@ namespace {
 
 // Register file: 32 zmm with AVX-512, 16 ymm/xmm otherwise.  P*NV (forward)
 // and KB*NV (backward) accumulators leave room for the operands.
+constexpr int kVecBytes = static_cast<int>(kVectorBytes);  // cpu/vector_width.h
 #if defined(__AVX512F__)
-constexpr int kVecBytes = 64;
 constexpr int kForwardPixels = 8;   // 16 accumulators
 constexpr int kMaxTapBlock = 12;    // 24 accumulators
 #elif defined(__AVX2__)
-constexpr int kVecBytes = 32;
 constexpr int kForwardPixels = 3;   // 12 accumulators
 constexpr int kMaxTapBlock = 3;
 #else
-constexpr int kVecBytes = 16;
 constexpr int kForwardPixels = 1;   // 8 accumulators
 constexpr int kMaxTapBlock = 1;
 #endif

@@ -16,6 +16,7 @@
 
 #include "cpu/conv2d.h"
 #include "cpu/conv2d_winograd_table.h"
+#include "cpu/vector_width.h"
 
 #ifndef FASTNN_ISA_NAMESPACE
 #error "define FASTNN_ISA_NAMESPACE before including conv2d_winograd_kernels.h"
@@ -32,13 +33,7 @@ inline Tile tile_at(int64_t t, int64_t tiles_h, int64_t tiles_w) {
   return {t / (tiles_h * tiles_w), t / tiles_w % tiles_h, t % tiles_w};
 }
 
-#if defined(__AVX512F__)
-constexpr int kVecBytes = 64;
-#elif defined(__AVX2__)
-constexpr int kVecBytes = 32;
-#else
-constexpr int kVecBytes = 16;
-#endif
+constexpr int kVecBytes = static_cast<int>(kVectorBytes);  // cpu/vector_width.h
 
 template <typename T> struct VectorOf;
 template <> struct VectorOf<float> { typedef float type __attribute__((vector_size(kVecBytes))); };

@@ -70,7 +70,6 @@ inline PowKind pow_kind(T beta) {
 // Summing whole rows pass after pass sent every partial sum through memory, a
 // store-to-load chain per pass: 1.2-1.34x slower (A/B, seed shapes, 1 thread).  (One
 // 64-byte GCC vector instead went through the stack on AVX2: cpu/vector_width.h.)
-
 template <typename T>
 inline void window_sum(const T* __restrict padded, T* __restrict sum, int64_t channels, int64_t radius) {
   typedef T Vec __attribute__((vector_size(kVectorBytes)));

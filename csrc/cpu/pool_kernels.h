@@ -6,8 +6,7 @@
 //
 // Max-pool keeps the running max and the winning pixel of each whole vector of
 // channels in registers (GCC vector types of this ISA's width, cpu/vector_width.h)
-// across the window's taps; the
-// rest, and the other kernels, use a block of kBlock values in a small stack
+// across the window's taps; the rest, and the other kernels, use a block of kBlock values in a small stack
 // array that stays in L1 while every tap streams over it: one vertical
 // compare/blend (or add) per channel vector and tap.  (Registers: 1.17-1.21x on
 // the seed's first pool, 32 channels; equal at 64, A/B.)
