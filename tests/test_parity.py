@@ -121,6 +121,7 @@ CONV_CONFIGS = [
     (1, 7, 6, 17, 33, 3, 3, 1, ((2, 0), (0, 2)), 1),
     (3, 5, 5, 40, 20, 3, 3, 1, ((0, 1), (1, 0)), 1),
     (1, 1, 3, 16, 16, 3, 3, 1, "same", 1),          # one row: every tile mostly padding
+    (1, 4, 6, 128, 256, 3, 3, 1, "same", 1),        # U of 2 MiB: Winograd where L2 holds it
     # Input channels a multiple of 4 but not of 6 (backward-weights' 4-row gather tiles)
     # with more than 48 output channels and a partial last column panel.
     (1, 6, 7, 20, 70, 3, 3, 1, "same", 1),

@@ -1,5 +1,6 @@
 // Winograd F(2x2, 3x3) (Lavin and Gray, 2016) for 3x3, stride-1, undilated
-// convolutions with 16-128 channels each way: each 2x2 block of output pixels
+// convolutions with >= 16 channels each way (and transformed weights that fit in
+// L2, use_winograd_forward below): each 2x2 block of output pixels
 // (a tile) takes 16 * in_c * out_c multiply-adds instead of 36 * in_c * out_c.
 // The forward below; backward-data is this forward over dy (conv2d.cpp);
 // backward-weights is F(3x3, 2x2) over the same tiles (further down).
@@ -157,20 +158,22 @@ void winograd_backward_weights(const Conv2dShape& s, const T* dy_nhwc, const T* 
   kernels.weight_gradient_tiles(co, total, dw_hwio);
 }
 
-// Measured (2 threads, Zen 4, A/B against the indirect GEMM): 1.1-1.4x at 32->64
-// (14x14, batch 64), 1.26-1.8x at 64->64 (32x32) and 128->128 (16x16, batch 32);
-// but 0.68-1.06x at 256->256 (14x14, batch 8) and 0.77-1.07x at 128->256 (8x8,
-// batch 32; backward-weights the slowest), where a tile's transforms (24-32 KiB)
-// leave blocks of 12 tiles in half of L2 and the transformed weights and
-// backward-weights' sums (4 MiB each) outgrow it.  So: 16 channels or more each way,
-// at most 128 x 128 of them.
+// Measured (2 threads, A/B against the indirect GEMM).  Zen 4 (1 MiB L2): 1.1-1.4x
+// at 32->64 (14x14, batch 64), 1.26-1.8x at 64->64 (32x32) and 128->128 (16x16,
+// batch 32); but 0.77-1.07x at 128->256 (8x8, batch 32).  Intel Xeon model 207
+// (2 MiB L2): 128->256 at 8x8 1.30x / 1.15x / 1.72x (forward, backward-data,
+// backward-weights: 3.73 -> 2.87, 3.81 -> 3.32, 4.92 -> 2.88 ms), but 256->256
+// (14x14, batch 1) 0.63x-1.0x and 512->512 (7x7, batch 32) 0.85-0.95x.  What
+// separates them is whether the transformed weights U (16 x in_c x out_c) fit in
+// L2: every block of tiles runs its 16 GEMMs against all of U, and once U spills,
+// each block streams it from L3 again.  So: 16 channels or more each way, and U
+// no larger than L2.
 template <typename T>
 bool use_winograd_forward(const Conv2dShape& s) {
-  constexpr int64_t kMinChannels = 16;                 // the GEMMs' inner and outer widths
-  constexpr int64_t kMaxChannelProduct = 128 * 128;   // in_c * out_c
+  constexpr int64_t kMinChannels = 16;  // the GEMMs' inner and outer widths
+  const int64_t u_bytes = 16 * s.in_c * s.out_c * static_cast<int64_t>(sizeof(T));
   return s.kernel_h == 3 && s.kernel_w == 3 && s.stride_h == 1 && s.stride_w == 1 && s.dilation_h == 1 &&
-         s.dilation_w == 1 && s.in_c >= kMinChannels && s.out_c >= kMinChannels &&
-         s.in_c * s.out_c <= kMaxChannelProduct;
+         s.dilation_w == 1 && s.in_c >= kMinChannels && s.out_c >= kMinChannels && u_bytes <= cache_sizes().l2;
 }
 
 template <typename T>
