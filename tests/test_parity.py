@@ -122,6 +122,11 @@ CONV_CONFIGS = [
     (3, 5, 5, 40, 20, 3, 3, 1, ((0, 1), (1, 0)), 1),
     (1, 1, 3, 16, 16, 3, 3, 1, "same", 1),          # one row: every tile mostly padding
     (1, 4, 6, 128, 256, 3, 3, 1, "same", 1),        # U of 2 MiB: Winograd where L2 holds it
+    # F(4x4, 3x3): 48 tiles of 4x4 outputs or more; partial tiles, uneven padding, "valid".
+    (4, 16, 16, 16, 24, 3, 3, 1, "same", 1),
+    (3, 13, 18, 17, 20, 3, 3, 1, ((2, 0), (0, 2)), 1),
+    (1, 30, 30, 16, 16, 3, 3, 1, "valid", 1),
+    (48, 1, 2, 16, 16, 3, 3, 1, "same", 1),         # a tile per image, mostly padding
     # Input channels a multiple of 4 but not of 6 (backward-weights' 4-row gather tiles)
     # with more than 48 output channels and a partial last column panel.
     (1, 6, 7, 20, 70, 3, 3, 1, "same", 1),
@@ -187,6 +192,7 @@ FUSED_POOL_CONFIGS = [
     (2, 6, 6, 1, 8, 3, 3, 1, "same", 1),      # 8 channels: fused in float64 only
     (2, 8, 8, 16, 32, 3, 3, 1, "same", 1),    # 144 taps: not the direct path, composed
     (2, 14, 14, 32, 64, 3, 3, 1, "same", 1),  # the seed's second layer (Winograd), composed
+    (4, 15, 16, 16, 32, 3, 3, 1, "same", 1),  # composed, F(4x4, 3x3) Winograd, odd rows
     (1, 7, 9, 16, 24, 3, 3, 1, "same", 1),    # composed, odd output: last row and column unpooled
     (2, 9, 9, 20, 8, 5, 5, 2, 1, 1),          # composed, stride 2 (im2col), a 2x2 pool of 5x5
 ]

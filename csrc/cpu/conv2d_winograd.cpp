@@ -32,7 +32,10 @@ const WinogradKernels<T>& winograd_kernels() {
                               &avx512::winograd_kernel_table<T>);
 }
 
+// Tiles of `size` x `size` output pixels (2: F(2x2, 3x3), 4: F(4x4, 3x3)) and their
+// (size + 2)^2 positions.
 struct WinogradLayout {
+  int64_t size, positions;
   int64_t tiles_h, tiles_w, tiles, block, blocks, chunks;
   size_t u_bytes, v_bytes, m_bytes, gemm_bytes;
   size_t slot() const { return v_bytes + m_bytes + gemm_bytes; }
@@ -51,18 +54,24 @@ GemmArgs<T> block_gemm(const Conv2dShape& s, int64_t rows) {
 }
 
 template <typename T>
-WinogradLayout winograd_layout(const Conv2dShape& s, int threads) {
+WinogradLayout winograd_layout(const Conv2dShape& s, int threads, int64_t size) {
   WinogradLayout l{};
-  l.tiles_h = (s.out_h + 1) / 2;
-  l.tiles_w = (s.out_w + 1) / 2;
+  l.size = size;
+  l.positions = (size + 2) * (size + 2);
+  l.tiles_h = (s.out_h + size - 1) / size;
+  l.tiles_w = (s.out_w + size - 1) / size;
   l.tiles = s.batch * l.tiles_h * l.tiles_w;
-  const int64_t per_tile = 16 * (s.in_c + s.out_c) * static_cast<int64_t>(sizeof(T));
+  const int64_t per_tile = l.positions * (s.in_c + s.out_c) * static_cast<int64_t>(sizeof(T));
   l.block = std::clamp<int64_t>(cache_sizes().l2 / 2 / per_tile, 12, 240) / 12 * 12;
+  // A block for every thread where the tiles make blocks of 12 or more (a batch-1
+  // image of 7x7 tiles used to be one block, on one thread).
+  const int64_t wanted = std::clamp<int64_t>(l.tiles / 12, 1, threads);
+  if ((l.tiles + l.block - 1) / l.block < wanted) l.block = ((l.tiles + wanted - 1) / wanted + 5) / 6 * 6;
   l.blocks = (l.tiles + l.block - 1) / l.block;
   l.chunks = chunk_count(l.blocks, 1, threads);
-  l.u_bytes = align_up(16 * s.in_c * s.out_c * sizeof(T));
-  l.v_bytes = align_up(16 * l.block * s.in_c * sizeof(T));
-  l.m_bytes = align_up(16 * l.block * s.out_c * sizeof(T));
+  l.u_bytes = align_up(l.positions * s.in_c * s.out_c * sizeof(T));
+  l.v_bytes = align_up(l.positions * l.block * s.in_c * sizeof(T));
+  l.m_bytes = align_up(l.positions * l.block * s.out_c * sizeof(T));
   l.gemm_bytes = align_up(gemm_workspace_bytes(block_gemm<T>(s, l.block), 1));
   return l;
 }
@@ -92,7 +101,7 @@ GemmArgs<T> weights_gemm(const Conv2dShape& s, int64_t rows) {
 template <typename T>
 WinogradWeightsLayout winograd_weights_layout(const Conv2dShape& s, int threads) {
   WinogradWeightsLayout l{};
-  l.tiles = winograd_layout<T>(s, threads);
+  l.tiles = winograd_layout<T>(s, threads, 2);
   l.e_bytes = align_up(16 * l.tiles.block * s.out_c * sizeof(T));
   l.s_bytes = align_up(16 * s.in_c * s.out_c * sizeof(T));
   const int64_t last = l.tiles.tiles - (l.tiles.blocks - 1) * l.tiles.block;
@@ -102,11 +111,6 @@ WinogradWeightsLayout winograd_weights_layout(const Conv2dShape& s, int threads)
 }
 
 }  // namespace
-
-template <typename T>
-bool use_winograd_backward_weights(const Conv2dShape& s) {
-  return use_winograd_forward<T>(s);
-}
 
 template <typename T>
 size_t winograd_backward_weights_workspace_bytes(const Conv2dShape& s, int threads) {
@@ -158,38 +162,87 @@ void winograd_backward_weights(const Conv2dShape& s, const T* dy_nhwc, const T* 
   kernels.weight_gradient_tiles(co, total, dw_hwio);
 }
 
-// Measured (2 threads, A/B against the indirect GEMM).  Zen 4 (1 MiB L2): 1.1-1.4x
-// at 32->64 (14x14, batch 64), 1.26-1.8x at 64->64 (32x32) and 128->128 (16x16,
-// batch 32); but 0.77-1.07x at 128->256 (8x8, batch 32).  Intel Xeon model 207
-// (2 MiB L2): 128->256 at 8x8 1.30x / 1.15x / 1.72x (forward, backward-data,
-// backward-weights: 3.73 -> 2.87, 3.81 -> 3.32, 4.92 -> 2.88 ms), but 256->256
-// (14x14, batch 1) 0.63x-1.0x and 512->512 (7x7, batch 32) 0.85-0.95x.  What
-// separates them is whether the transformed weights U (16 x in_c x out_c) fit in
-// L2: every block of tiles runs its 16 GEMMs against all of U, and once U spills,
-// each block streams it from L3 again.  So: 16 channels or more each way, and U
-// no larger than L2.
-template <typename T>
-bool use_winograd_forward(const Conv2dShape& s) {
+namespace {
+
+bool winograd_shape(const Conv2dShape& s) {
   constexpr int64_t kMinChannels = 16;  // the GEMMs' inner and outer widths
-  const int64_t u_bytes = 16 * s.in_c * s.out_c * static_cast<int64_t>(sizeof(T));
   return s.kernel_h == 3 && s.kernel_w == 3 && s.stride_h == 1 && s.stride_w == 1 && s.dilation_h == 1 &&
-         s.dilation_w == 1 && s.in_c >= kMinChannels && s.out_c >= kMinChannels && u_bytes <= cache_sizes().l2;
+         s.dilation_w == 1 && s.in_c >= kMinChannels && s.out_c >= kMinChannels;
+}
+
+// F(2x2, 3x3) against the indirect GEMM (2 threads).  Zen 4 (1 MiB L2): 1.1-1.4x at
+// 32->64 (14x14, batch 64), 1.26-1.8x at 64->64 (32x32) and 128->128 (16x16, batch
+// 32); but 0.77-1.07x at 128->256 (8x8, batch 32).  Intel Xeon model 207 (2 MiB L2):
+// 128->256 at 8x8 1.30x / 1.15x / 1.72x (forward, backward-data, backward-weights:
+// 3.73 -> 2.87, 3.81 -> 3.32, 4.92 -> 2.88 ms), but 256->256 (14x14, batch 1)
+// 0.63x-1.0x and 512->512 (7x7, batch 32) 0.85-0.95x.  What separates them is
+// whether the transformed weights U (16 x in_c x out_c) fit in L2: every block of
+// tiles runs its 16 GEMMs against all of U, and once U spills, each block streams
+// it from L3 again.
+template <typename T>
+bool winograd2_fits(const Conv2dShape& s) {
+  return 16 * s.in_c * s.out_c * static_cast<int64_t>(sizeof(T)) <= cache_sizes().l2;
+}
+
+// F(4x4, 3x3) takes 2.25 multiplies an output pixel per (c, o) pair against F(2x2,
+// 3x3)'s 4, for transforms about twice as long and 2.25x the transformed weights.
+// Against F(2x2, 3x3), 2 threads, Intel Xeon model 207, forward / backward-data:
+// 64->64 at 32x32 batch 32 4.65 -> 3.43 / 4.84 -> 3.25 ms; 32->64 at 14x14 batch 64
+// 1.13 -> 0.96 / 1.17 -> 1.03; 128->256 at 8x8 batch 32 (U of 4.5 MiB, past L2)
+// 2.87 -> 2.20 / 3.36 -> 2.69; 64->64 at 224x224 batch 1 7.46 -> 5.13.  Against the
+// indirect GEMM, 512->512 at 7x7 batch 32 (U of 36 MiB): 23.5 -> 18.3 / 24.7 -> 21.4.
+// It loses with few tiles: 32->64 at 14x14 batch 1 (16 tiles) 49 -> 51 us, 256->256
+// at 14x14 batch 1 0.95 -> 1.36 ms, where each thread's GEMMs have a handful of rows
+// against all of U.  So: 48 tiles or more, and U no larger than 64 MiB.
+template <typename T>
+bool use_winograd4(const Conv2dShape& s) {
+  constexpr int64_t kMinTiles = 48;
+  constexpr int64_t kMaxWeightBytes = int64_t(64) << 20;
+  const int64_t tiles = s.batch * ((s.out_h + 3) / 4) * ((s.out_w + 3) / 4);
+  return tiles >= kMinTiles && 36 * s.in_c * s.out_c * static_cast<int64_t>(sizeof(T)) <= kMaxWeightBytes;
+}
+
+}  // namespace
+
+// Backward-weights is F(3x3, 2x2) only, on the same 16-position tiles as F(2x2, 3x3)
+// (above: 512->512 at 7x7 0.93x and 256->256 at 14x14 0.94x PyTorch through it,
+// against 1.02x and 1.26x through the other paths).
+template <typename T>
+bool use_winograd_backward_weights(const Conv2dShape& s) {
+  return winograd_shape(s) && winograd2_fits<T>(s);
 }
 
 template <typename T>
+bool use_winograd_forward(const Conv2dShape& s) {
+  return winograd_shape(s) && (winograd2_fits<T>(s) || use_winograd4<T>(s));
+}
+
+namespace {
+
+template <typename T>
+WinogradLayout forward_layout(const Conv2dShape& s, int threads) {
+  return winograd_layout<T>(s, threads, use_winograd4<T>(s) ? 4 : 2);
+}
+
+}  // namespace
+
+template <typename T>
 size_t winograd_forward_workspace_bytes(const Conv2dShape& s, int threads) {
-  const WinogradLayout l = winograd_layout<T>(s, threads);
+  const WinogradLayout l = forward_layout<T>(s, threads);
   return l.u_bytes + l.slot() * static_cast<size_t>(std::max<int64_t>(l.chunks, 1));
 }
 
 template <typename T>
 void winograd_forward(const Conv2dShape& s, const T* x_nhwc, const T* w_hwio, const T* bias, Activation act,
                       T* y_nhwc, void* workspace, int threads) {
-  const WinogradLayout l = winograd_layout<T>(s, threads);
+  const WinogradLayout l = forward_layout<T>(s, threads);
   auto* base = static_cast<unsigned char*>(workspace);
   T* u = reinterpret_cast<T*>(base);
   const WinogradKernels<T>& kernels = winograd_kernels<T>();
-  kernels.weight_tiles(s.in_c * s.out_c, w_hwio, u);
+  const bool four = l.size == 4;
+  (four ? kernels.weight_tiles4 : kernels.weight_tiles)(s.in_c * s.out_c, w_hwio, u);
+  const auto input_tiles = four ? kernels.input_tiles4 : kernels.input_tiles;
+  const auto output_tiles = four ? kernels.output_tiles4 : kernels.output_tiles;
   const int64_t co = s.in_c * s.out_c;
   run_chunks(0, l.blocks, l.chunks, [&](int64_t chunk, int64_t b0, int64_t b1) {
     unsigned char* slot = base + l.u_bytes + static_cast<size_t>(chunk) * l.slot();
@@ -198,16 +251,15 @@ void winograd_forward(const Conv2dShape& s, const T* x_nhwc, const T* w_hwio, co
     void* gemm_ws = slot + l.v_bytes + l.m_bytes;
     for (int64_t b = b0; b < b1; ++b) {
       const int64_t t0 = b * l.block, t1 = std::min(l.tiles, t0 + l.block), rows = t1 - t0;
-      kernels.input_tiles(s, x_nhwc, l.tiles_h, l.tiles_w, t0, t1, v, l.block * s.in_c);
-      for (int p = 0; p < 16; ++p) {
+      input_tiles(s, x_nhwc, l.tiles_h, l.tiles_w, t0, t1, v, l.block * s.in_c);
+      for (int64_t p = 0; p < l.positions; ++p) {
         GemmArgs<T> g = block_gemm<T>(s, rows);
         g.a = v + p * l.block * s.in_c;
         g.b = u + p * co;
         g.c = m + p * l.block * s.out_c;
         gemm(g, gemm_ws, l.gemm_bytes, 1);
       }
-      kernels.output_tiles(s, m, l.block * s.out_c, bias, act == Activation::relu, l.tiles_h, l.tiles_w, t0, t1,
-                           y_nhwc);
+      output_tiles(s, m, l.block * s.out_c, bias, act == Activation::relu, l.tiles_h, l.tiles_w, t0, t1, y_nhwc);
     }
   });
   if (act != Activation::none && act != Activation::relu) {

@@ -1,4 +1,4 @@
-// Winograd F(2x2, 3x3) transforms (Lavin and Gray, 2016), written once over
+// Winograd F(2x2, 3x3) and F(4x4, 3x3) transforms (Lavin and Gray, 2016), written once over
 // GCC vector types of channels and compiled per ISA (conv2d_winograd_portable.cpp,
 // _avx2.cpp, _avx512.cpp), with the weights' transform U = G g G^T;
 // conv2d_winograd.cpp blocks the tiles and runs the 16 GEMMs between the passes.
@@ -269,11 +269,187 @@ void weight_gradient_tiles(int64_t co, const T* sums, T* dw_hwio) {
   for (; k < co; ++k) weight_gradient_tile<T, 1>(co, sums, k, dw_hwio);
 }
 
+// F(4x4, 3x3): 6x6 input windows, 4x4 output blocks, 36 positions p = 6 * row + column.
+//
+//   B^T = [4  0 -5  0  1  0]   G = [ 1/4     0     0]   A^T = [1  1  1  1  1  0]
+//         [0 -4 -4  1  1  0]       [-1/6 -1/6  -1/6]         [0  1 -1  2 -2  0]
+//         [0  4 -4 -1  1  0]       [-1/6  1/6  -1/6]         [0  1  1  4  4  0]
+//         [0 -2 -1  2  1  0]       [1/24  1/12  1/6]         [0  1 -1  8 -8  1]
+//         [0  2 -1 -2  1  0]       [1/24 -1/12  1/6]
+//         [0  4  0 -5  0  1]       [   0     0     1]
+//
+// Each 1-D transform below is the matrix above with its common terms shared.
+template <typename V, typename T>
+inline __attribute__((always_inline)) void input_1d4(const V (&d)[6], V (&t)[6]) {
+  const V a = d[4] - T(4) * d[2], b = d[3] - T(4) * d[1];
+  const V c = d[4] - d[2], e = T(2) * (d[3] - d[1]);
+  t[0] = T(4) * d[0] - T(5) * d[2] + d[4];
+  t[1] = a + b;
+  t[2] = a - b;
+  t[3] = c + e;
+  t[4] = c - e;
+  t[5] = T(4) * d[1] - T(5) * d[3] + d[5];
+}
+
+template <typename V, typename T>
+inline __attribute__((always_inline)) void output_1d4(const V (&m)[6], V (&y)[4]) {
+  const V s12 = m[1] + m[2], d12 = m[1] - m[2], s34 = m[3] + m[4], d34 = m[3] - m[4];
+  y[0] = m[0] + s12 + s34;
+  y[1] = d12 + T(2) * d34;
+  y[2] = s12 + T(4) * s34;
+  y[3] = d12 + T(8) * d34 + m[5];
+}
+
+template <typename V, typename T>
+inline __attribute__((always_inline)) void weight_1d4(const V (&g)[3], V (&u)[6]) {
+  const V even = g[0] + g[2], quarter = T(1) / T(4) * g[0] + g[2];
+  u[0] = T(1) / T(4) * g[0];
+  u[1] = T(-1) / T(6) * (even + g[1]);
+  u[2] = T(-1) / T(6) * (even - g[1]);
+  u[3] = T(1) / T(6) * (quarter + T(1) / T(2) * g[1]);
+  u[4] = T(1) / T(6) * (quarter - T(1) / T(2) * g[1]);
+  u[5] = g[2];
+}
+
+// One tile's channels [c, c + W): d from x (zero outside), V = B^T d B.
+template <typename T, int W>
+inline __attribute__((always_inline)) void input_tile4(const Conv2dShape& s, const T* x_image, int64_t ih0,
+                                                        int64_t iw0, bool interior, int64_t c, T* v,
+                                                        int64_t v_stride, int64_t v_offset) {
+  using L = Lanes<T, W>;
+  using V = typename L::type;
+  V t[6][6];  // B^T d, column by column
+#pragma GCC unroll 6
+  for (int j = 0; j < 6; ++j) {
+    V d[6];
+    const int64_t iw = iw0 + j;
+#pragma GCC unroll 6
+    for (int i = 0; i < 6; ++i) {
+      const int64_t ih = ih0 + i;
+      d[i] = (interior || (ih >= 0 && ih < s.in_h && iw >= 0 && iw < s.in_w))
+                 ? L::load(x_image + (ih * s.in_w + iw) * s.in_c + c)
+                 : L::zero();
+    }
+    V col[6];
+    input_1d4<V, T>(d, col);
+#pragma GCC unroll 6
+    for (int i = 0; i < 6; ++i) t[i][j] = col[i];
+  }
+#pragma GCC unroll 6
+  for (int i = 0; i < 6; ++i) {
+    V row[6];
+    input_1d4<V, T>(t[i], row);
+    T* out = v + (6 * i) * v_stride + v_offset + c;
+#pragma GCC unroll 6
+    for (int j = 0; j < 6; ++j) L::store(out + j * v_stride, row[j]);
+  }
+}
+
+template <typename T>
+void input_tiles4(const Conv2dShape& s, const T* x_nhwc, int64_t tiles_h, int64_t tiles_w, int64_t tile_begin,
+                  int64_t tile_end, T* v, int64_t v_stride) {
+  constexpr int W = kVecBytes / static_cast<int>(sizeof(T));
+  for (int64_t t = tile_begin; t < tile_end; ++t) {
+    const auto [n, ty, tx] = tile_at(t, tiles_h, tiles_w);
+    const int64_t ih0 = 4 * ty - s.pad_top, iw0 = 4 * tx - s.pad_left;
+    const bool interior = ih0 >= 0 && iw0 >= 0 && ih0 + 6 <= s.in_h && iw0 + 6 <= s.in_w;
+    const T* x_image = x_nhwc + n * s.in_h * s.in_w * s.in_c;
+    const int64_t offset = (t - tile_begin) * s.in_c;
+    int64_t c = 0;
+    for (; c + W <= s.in_c; c += W) input_tile4<T, W>(s, x_image, ih0, iw0, interior, c, v, v_stride, offset);
+    for (; c < s.in_c; ++c) input_tile4<T, 1>(s, x_image, ih0, iw0, interior, c, v, v_stride, offset);
+  }
+}
+
+// One tile's channels [o, o + W): Y = A^T M A + bias, its pixels inside y written.
+template <typename T, int W>
+inline __attribute__((always_inline)) void output_tile4(const Conv2dShape& s, const T* m, int64_t m_stride,
+                                                         int64_t m_offset, const T* bias, bool relu, int64_t o,
+                                                         int64_t oh0, int64_t ow0, T* y_image) {
+  using L = Lanes<T, W>;
+  using V = typename L::type;
+  V r[4][6];  // A^T M, column by column
+#pragma GCC unroll 6
+  for (int j = 0; j < 6; ++j) {
+    V q[6];
+#pragma GCC unroll 6
+    for (int i = 0; i < 6; ++i) q[i] = L::load(m + (6 * i + j) * m_stride + m_offset + o);
+    V col[4];
+    output_1d4<V, T>(q, col);
+#pragma GCC unroll 4
+    for (int a = 0; a < 4; ++a) r[a][j] = col[a];
+  }
+  const V b = bias != nullptr ? L::load(bias + o) : L::zero();
+  const int64_t rows = std::min<int64_t>(4, s.out_h - oh0), cols = std::min<int64_t>(4, s.out_w - ow0);
+#pragma GCC unroll 4
+  for (int a = 0; a < 4; ++a) {
+    if (a >= rows) break;
+    V out[4];
+    output_1d4<V, T>(r[a], out);
+    T* y_row = y_image + ((oh0 + a) * s.out_w + ow0) * s.out_c + o;
+#pragma GCC unroll 4
+    for (int e = 0; e < 4; ++e) {
+      if (e >= cols) break;
+      const V value = out[e] + b;
+      L::store(y_row + e * s.out_c, relu ? L::relu(value) : value);
+    }
+  }
+}
+
+template <typename T>
+void output_tiles4(const Conv2dShape& s, const T* m, int64_t m_stride, const T* bias, bool relu, int64_t tiles_h,
+                   int64_t tiles_w, int64_t tile_begin, int64_t tile_end, T* y_nhwc) {
+  constexpr int W = kVecBytes / static_cast<int>(sizeof(T));
+  for (int64_t t = tile_begin; t < tile_end; ++t) {
+    const auto [n, ty, tx] = tile_at(t, tiles_h, tiles_w);
+    T* y_image = y_nhwc + n * s.out_h * s.out_w * s.out_c;
+    const int64_t offset = (t - tile_begin) * s.out_c;
+    int64_t o = 0;
+    for (; o + W <= s.out_c; o += W) {
+      output_tile4<T, W>(s, m, m_stride, offset, bias, relu, o, 4 * ty, 4 * tx, y_image);
+    }
+    for (; o < s.out_c; ++o) output_tile4<T, 1>(s, m, m_stride, offset, bias, relu, o, 4 * ty, 4 * tx, y_image);
+  }
+}
+
+// Weights (c, o) pairs [k, k + W): U = G g G^T, 36 positions.
+template <typename T, int W>
+inline __attribute__((always_inline)) void weight_tile4(int64_t co, const T* w_hwio, int64_t k, T* u) {
+  using L = Lanes<T, W>;
+  using V = typename L::type;
+  V t[6][3];  // G g
+#pragma GCC unroll 3
+  for (int j = 0; j < 3; ++j) {
+    const V g[3] = {L::load(w_hwio + j * co + k), L::load(w_hwio + (3 + j) * co + k),
+                    L::load(w_hwio + (6 + j) * co + k)};
+    V col[6];
+    weight_1d4<V, T>(g, col);
+#pragma GCC unroll 6
+    for (int i = 0; i < 6; ++i) t[i][j] = col[i];
+  }
+#pragma GCC unroll 6
+  for (int i = 0; i < 6; ++i) {
+    V row[6];
+    weight_1d4<V, T>(t[i], row);
+#pragma GCC unroll 6
+    for (int j = 0; j < 6; ++j) L::store(u + (6 * i + j) * co + k, row[j]);
+  }
+}
+
+template <typename T>
+void weight_tiles4(int64_t co, const T* w_hwio, T* u) {
+  constexpr int W = kVecBytes / static_cast<int>(sizeof(T));
+  int64_t k = 0;
+  for (; k + W <= co; k += W) weight_tile4<T, W>(co, w_hwio, k, u);
+  for (; k < co; ++k) weight_tile4<T, 1>(co, w_hwio, k, u);
+}
+
 }  // namespace
 
 template <typename T>
 WinogradKernels<T> winograd_kernel_table() {
-  return {&input_tiles<T>, &output_tiles<T>, &dy_tiles<T>, &weight_tiles<T>, &weight_gradient_tiles<T>};
+  return {&input_tiles<T>, &output_tiles<T>, &dy_tiles<T>, &weight_tiles<T>, &weight_gradient_tiles<T>,
+          &input_tiles4<T>, &output_tiles4<T>, &weight_tiles4<T>};
 }
 template WinogradKernels<float> winograd_kernel_table<float>();
 template WinogradKernels<double> winograd_kernel_table<double>();

@@ -1,4 +1,4 @@
-// The Winograd F(2x2, 3x3) transforms (conv2d_winograd_kernels.h), compiled per ISA.
+// The Winograd F(2x2, 3x3) and F(4x4, 3x3) transforms (conv2d_winograd_kernels.h), compiled per ISA.
 #pragma once
 
 #include <cstdint>
@@ -8,7 +8,8 @@
 
 namespace fastnn::cpu {
 
-// Tiles are numbered over batch x tiles_h x tiles_w (2x2 output pixels each).
+// Tiles are numbered over batch x tiles_h x tiles_w (2x2 output pixels each; 4x4 for
+// F(4x4, 3x3)).
 template <typename T>
 struct WinogradKernels {
   // v[p * v_stride + (t - tile_begin) * in_c + c] = (B^T d B)[p] of tile t's 4x4
@@ -31,6 +32,13 @@ struct WinogradKernels {
   // Backward-weights' last step: dw (HWIO) = A'^T S A' of sums[p * co + k], the 16
   // positions' GEMM results, A'^T = [1 1 1 0; 0 1 -1 0; 0 1 1 1].
   void (*weight_gradient_tiles)(int64_t co, const T* sums, T* dw_hwio);
+  // The same three forward passes for F(4x4, 3x3): tiles of 4x4 output pixels, 6x6
+  // input windows, 36 positions p = 6 * row + column.
+  void (*input_tiles4)(const Conv2dShape& s, const T* x_nhwc, int64_t tiles_h, int64_t tiles_w,
+                       int64_t tile_begin, int64_t tile_end, T* v, int64_t v_stride);
+  void (*output_tiles4)(const Conv2dShape& s, const T* m, int64_t m_stride, const T* bias, bool relu,
+                        int64_t tiles_h, int64_t tiles_w, int64_t tile_begin, int64_t tile_end, T* y_nhwc);
+  void (*weight_tiles4)(int64_t co, const T* w_hwio, T* u);
 };
 
 namespace portable { template <typename T> WinogradKernels<T> winograd_kernel_table(); }
