@@ -6,9 +6,10 @@
 //    first layer): forward and backward-weights; the forward of narrow
 //    outputs (<= 16 float channels) with few input channels (LeNet's second);
 //    and the backward-data of narrow inputs at stride 1, as a forward over dy.
-//  * Winograd F(2x2, 3x3) for 3x3 stride-1 undilated convolutions with >= 16
-//    channels each way whose transformed weights fit in L2: forward, backward-data (a forward over dy) and, as
-//    F(3x3, 2x2), backward-weights (conv2d_winograd.cpp).
+//  * Winograd F(4x4, 3x3) or F(2x2, 3x3) for 3x3 stride-1 undilated
+//    convolutions with >= 16 channels each way (where the tile count and the
+//    transformed weights' size allow): forward, backward-data (a forward over
+//    dy) and, as F(3x3, 4x4) or F(3x3, 2x2), backward-weights (conv2d_winograd.cpp).
 //  * Indirect GEMM for >= 16 channels per tap: a table of run pointers (a
 //    pixel's channel vector per kernel tap, or a zero run for padding) feeds
 //    the GEMM's register tiles directly (gemm_kernels.h), with no im2col copy

@@ -1,18 +1,20 @@
-// Winograd F(2x2, 3x3) (Lavin and Gray, 2016) for 3x3, stride-1, undilated
-// convolutions with >= 16 channels each way (and transformed weights that fit in
-// L2, use_winograd_forward below): each 2x2 block of output pixels
-// (a tile) takes 16 * in_c * out_c multiply-adds instead of 36 * in_c * out_c.
-// The forward below; backward-data is this forward over dy (conv2d.cpp);
-// backward-weights is F(3x3, 2x2) over the same tiles (further down).
+// Winograd convolution (Lavin and Gray, 2016) for 3x3, stride-1, undilated
+// convolutions with >= 16 channels each way, in two tile sizes: F(2x2, 3x3), whose
+// 2x2 block of output pixels (a tile) takes 16 * in_c * out_c multiply-adds instead
+// of 36 * in_c * out_c, and F(4x4, 3x3), whose 4x4 tile takes 36 * in_c * out_c
+// instead of 144 * in_c * out_c.  The rules below choose (use_winograd_forward,
+// use_winograd4).  The forward here; backward-data is this forward over dy
+// (conv2d.cpp); backward-weights is F(3x3, 2x2) or F(3x3, 4x4) over the same tiles.
 //
-//   U[p] = (G g G^T)[p]  for every (c, o), once per call     16 x in_c x out_c
-//   V[p] = (B^T d B)[p]  for every tile and c                 16 x tiles x in_c
-//   M[p] = V[p] @ U[p]   16 GEMMs                             16 x tiles x out_c
+//   U[p] = (G g G^T)[p]  for every (c, o), once per call     P x in_c x out_c
+//   V[p] = (B^T d B)[p]  for every tile and c                 P x tiles x in_c
+//   M[p] = V[p] @ U[p]   P GEMMs                              P x tiles x out_c
 //   y    = A^T M A + bias (+ relu)                            per tile
 //
-// The tiles go in blocks whose V and M fit in half of L2; each thread takes a
-// contiguous run of blocks, its own V/M/GEMM workspace, and runs the GEMMs on
-// one thread.  The transforms are compiled per ISA (conv2d_winograd_kernels.h).
+// (P = 16 or 36 positions.)  The tiles go in blocks whose V and M fit in half of L2;
+// each thread takes a contiguous run of blocks, its own V/M/GEMM workspace, and runs
+// the GEMMs on one thread.  The transforms are compiled per ISA
+// (conv2d_winograd_kernels.h).
 #include <algorithm>
 
 #include "common/align.h"
@@ -76,94 +78,6 @@ WinogradLayout winograd_layout(const Conv2dShape& s, int threads, int64_t size) 
   return l;
 }
 
-// Backward-weights, F(3x3, 2x2): per 16 positions p, S[p] (in_c x out_c) = the
-// sum over tiles of V[p]^T E[p] (a GEMM with the tiles as its inner dimension),
-// then dw = A'^T S A', A'^T = [1 1 1 0; 0 1 -1 0; 0 1 1 1].
-struct WinogradWeightsLayout {
-  WinogradLayout tiles;
-  size_t e_bytes, s_bytes, gemm_bytes;
-  size_t slot() const { return tiles.v_bytes + e_bytes + s_bytes + gemm_bytes; }
-};
-
-template <typename T>
-GemmArgs<T> weights_gemm(const Conv2dShape& s, int64_t rows) {
-  GemmArgs<T> g;
-  g.m = s.in_c;
-  g.n = s.out_c;
-  g.k = rows;
-  g.trans_a = true;  // V[p] is stored tiles x in_c
-  g.lda = s.in_c;
-  g.ldb = s.out_c;
-  g.ldc = s.out_c;
-  return g;
-}
-
-template <typename T>
-WinogradWeightsLayout winograd_weights_layout(const Conv2dShape& s, int threads) {
-  WinogradWeightsLayout l{};
-  l.tiles = winograd_layout<T>(s, threads, 2);
-  l.e_bytes = align_up(16 * l.tiles.block * s.out_c * sizeof(T));
-  l.s_bytes = align_up(16 * s.in_c * s.out_c * sizeof(T));
-  const int64_t last = l.tiles.tiles - (l.tiles.blocks - 1) * l.tiles.block;
-  l.gemm_bytes = align_up(std::max(gemm_workspace_bytes(weights_gemm<T>(s, l.tiles.block), 1),
-                                   gemm_workspace_bytes(weights_gemm<T>(s, std::max<int64_t>(last, 1)), 1)));
-  return l;
-}
-
-}  // namespace
-
-template <typename T>
-size_t winograd_backward_weights_workspace_bytes(const Conv2dShape& s, int threads) {
-  const WinogradWeightsLayout l = winograd_weights_layout<T>(s, threads);
-  return l.slot() * static_cast<size_t>(std::max<int64_t>(l.tiles.chunks, 1));
-}
-
-template <typename T>
-void winograd_backward_weights(const Conv2dShape& s, const T* dy_nhwc, const T* x_nhwc, T* dw_hwio,
-                               void* workspace, int threads) {
-  const WinogradWeightsLayout l = winograd_weights_layout<T>(s, threads);
-  const WinogradLayout& tl = l.tiles;
-  const int64_t co = s.in_c * s.out_c;
-  if (tl.tiles == 0) {
-    std::fill(dw_hwio, dw_hwio + 9 * co, T(0));
-    return;
-  }
-  auto* base = static_cast<unsigned char*>(workspace);
-  auto sums = [&](int64_t chunk) {
-    return reinterpret_cast<T*>(base + static_cast<size_t>(chunk) * l.slot() + tl.v_bytes + l.e_bytes);
-  };
-  const WinogradKernels<T>& kernels = winograd_kernels<T>();
-  run_chunks(0, tl.blocks, tl.chunks, [&](int64_t chunk, int64_t b0, int64_t b1) {
-    unsigned char* slot = base + static_cast<size_t>(chunk) * l.slot();
-    T* v = reinterpret_cast<T*>(slot);
-    T* e = reinterpret_cast<T*>(slot + tl.v_bytes);
-    T* sum = sums(chunk);
-    void* gemm_ws = slot + tl.v_bytes + l.e_bytes + l.s_bytes;
-    for (int64_t b = b0; b < b1; ++b) {
-      const int64_t t0 = b * tl.block, t1 = std::min(tl.tiles, t0 + tl.block), rows = t1 - t0;
-      kernels.input_tiles(s, x_nhwc, tl.tiles_h, tl.tiles_w, t0, t1, v, tl.block * s.in_c);
-      kernels.dy_tiles(s, dy_nhwc, tl.tiles_h, tl.tiles_w, t0, t1, e, tl.block * s.out_c);
-      for (int p = 0; p < 16; ++p) {
-        GemmArgs<T> g = weights_gemm<T>(s, rows);
-        g.a = v + p * tl.block * s.in_c;
-        g.b = e + p * tl.block * s.out_c;
-        g.c = sum + p * co;
-        g.beta = b == b0 ? T(0) : T(1);
-        gemm(g, gemm_ws, l.gemm_bytes, 1);
-      }
-    }
-  });
-  // The chunks' sums in chunk order (deterministic for a thread count), then A'^T S A'.
-  T* total = sums(0);
-  for (int64_t c = 1; c < tl.chunks; ++c) {
-    const T* part = sums(c);
-    for (int64_t i = 0; i < 16 * co; ++i) total[i] += part[i];
-  }
-  kernels.weight_gradient_tiles(co, total, dw_hwio);
-}
-
-namespace {
-
 bool winograd_shape(const Conv2dShape& s) {
   constexpr int64_t kMinChannels = 16;  // the GEMMs' inner and outer widths
   return s.kernel_h == 3 && s.kernel_w == 3 && s.stride_h == 1 && s.stride_w == 1 && s.dilation_h == 1 &&
@@ -202,19 +116,121 @@ bool use_winograd4(const Conv2dShape& s) {
   return tiles >= kMinTiles && 36 * s.in_c * s.out_c * static_cast<int64_t>(sizeof(T)) <= kMaxWeightBytes;
 }
 
+// Backward-weights, F(3x3, 2x2): per 16 positions p, S[p] (in_c x out_c) = the
+// sum over tiles of V[p]^T E[p] (a GEMM with the tiles as its inner dimension),
+// then dw = A'^T S A', A'^T = [1 1 1 0; 0 1 -1 0; 0 1 1 1].  F(3x3, 4x4) is the
+// same over 36 positions, dw = G^T S G (conv2d_winograd_kernels.h).
+struct WinogradWeightsLayout {
+  WinogradLayout tiles;
+  size_t e_bytes, s_bytes, gemm_bytes;
+  size_t slot() const { return tiles.v_bytes + e_bytes + s_bytes + gemm_bytes; }
+};
+
+template <typename T>
+GemmArgs<T> weights_gemm(const Conv2dShape& s, int64_t rows) {
+  GemmArgs<T> g;
+  g.m = s.in_c;
+  g.n = s.out_c;
+  g.k = rows;
+  g.trans_a = true;  // V[p] is stored tiles x in_c
+  g.lda = s.in_c;
+  g.ldb = s.out_c;
+  g.ldc = s.out_c;
+  return g;
+}
+
+// F(3x3, 4x4) for backward-weights where F(4x4, 3x3) would run the forward, and its
+// per-thread sums (36 x in_c x out_c) take at most 3x L2.  Against F(3x3, 2x2), Intel
+// Xeon model 207 (2 MiB L2), 2 threads: 64->64 at 32x32 batch 32 5.55 -> 3.42 ms;
+// 32->64 at 14x14 batch 64 1.40 -> 1.05; 64->64 at 224x224 batch 1 8.6 -> 5.4;
+// 128->128 at 16x16 (sums of 2.25 MiB) 4.78 -> 3.57; 128->256 at 8x8 (4.5 MiB) 2.86
+// -> 2.66; but 512->512 at 7x7 batch 32 (36 MiB) 26.2 -> 38.9 against the shared
+// GEMM, the sums streamed from memory for every block of tiles.
+template <typename T>
+bool use_winograd4_weights(const Conv2dShape& s) {
+  return use_winograd4<T>(s) && 36 * s.in_c * s.out_c * static_cast<int64_t>(sizeof(T)) <= 3 * cache_sizes().l2;
+}
+
+template <typename T>
+WinogradWeightsLayout winograd_weights_layout(const Conv2dShape& s, int threads) {
+  WinogradWeightsLayout l{};
+  l.tiles = winograd_layout<T>(s, threads, use_winograd4_weights<T>(s) ? 4 : 2);
+  const int64_t positions = l.tiles.positions;
+  l.e_bytes = align_up(positions * l.tiles.block * s.out_c * sizeof(T));
+  l.s_bytes = align_up(positions * s.in_c * s.out_c * sizeof(T));
+  const int64_t last = l.tiles.tiles - (l.tiles.blocks - 1) * l.tiles.block;
+  l.gemm_bytes = align_up(std::max(gemm_workspace_bytes(weights_gemm<T>(s, l.tiles.block), 1),
+                                   gemm_workspace_bytes(weights_gemm<T>(s, std::max<int64_t>(last, 1)), 1)));
+  return l;
+}
+
 }  // namespace
 
-// Backward-weights is F(3x3, 2x2) only, on the same 16-position tiles as F(2x2, 3x3)
-// (above: 512->512 at 7x7 0.93x and 256->256 at 14x14 0.94x PyTorch through it,
-// against 1.02x and 1.26x through the other paths).
+// Backward-weights by F(3x3, 4x4) or F(3x3, 2x2), each where its rule above holds
+// (F(3x3, 2x2) through 512->512 at 7x7 and 256->256 at 14x14: 0.93x and 0.94x
+// PyTorch, against 1.02x and 1.26x through the GEMM paths).
 template <typename T>
 bool use_winograd_backward_weights(const Conv2dShape& s) {
-  return winograd_shape(s) && winograd2_fits<T>(s);
+  return winograd_shape(s) && (winograd2_fits<T>(s) || use_winograd4_weights<T>(s));
 }
 
 template <typename T>
 bool use_winograd_forward(const Conv2dShape& s) {
   return winograd_shape(s) && (winograd2_fits<T>(s) || use_winograd4<T>(s));
+}
+
+template <typename T>
+size_t winograd_backward_weights_workspace_bytes(const Conv2dShape& s, int threads) {
+  const WinogradWeightsLayout l = winograd_weights_layout<T>(s, threads);
+  return l.slot() * static_cast<size_t>(std::max<int64_t>(l.tiles.chunks, 1));
+}
+
+template <typename T>
+void winograd_backward_weights(const Conv2dShape& s, const T* dy_nhwc, const T* x_nhwc, T* dw_hwio,
+                               void* workspace, int threads) {
+  const WinogradWeightsLayout l = winograd_weights_layout<T>(s, threads);
+  const WinogradLayout& tl = l.tiles;
+  const int64_t co = s.in_c * s.out_c;
+  if (tl.tiles == 0) {
+    std::fill(dw_hwio, dw_hwio + 9 * co, T(0));
+    return;
+  }
+  auto* base = static_cast<unsigned char*>(workspace);
+  auto sums = [&](int64_t chunk) {
+    return reinterpret_cast<T*>(base + static_cast<size_t>(chunk) * l.slot() + tl.v_bytes + l.e_bytes);
+  };
+  const WinogradKernels<T>& kernels = winograd_kernels<T>();
+  const bool four = tl.size == 4;
+  const auto input_tiles = four ? kernels.input_tiles4 : kernels.input_tiles;
+  const auto dy_tiles = four ? kernels.dy_tiles4 : kernels.dy_tiles;
+  run_chunks(0, tl.blocks, tl.chunks, [&](int64_t chunk, int64_t b0, int64_t b1) {
+    unsigned char* slot = base + static_cast<size_t>(chunk) * l.slot();
+    T* v = reinterpret_cast<T*>(slot);
+    T* e = reinterpret_cast<T*>(slot + tl.v_bytes);
+    T* sum = sums(chunk);
+    void* gemm_ws = slot + tl.v_bytes + l.e_bytes + l.s_bytes;
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t t0 = b * tl.block, t1 = std::min(tl.tiles, t0 + tl.block), rows = t1 - t0;
+      input_tiles(s, x_nhwc, tl.tiles_h, tl.tiles_w, t0, t1, v, tl.block * s.in_c);
+      dy_tiles(s, dy_nhwc, tl.tiles_h, tl.tiles_w, t0, t1, e, tl.block * s.out_c);
+      for (int64_t p = 0; p < tl.positions; ++p) {
+        GemmArgs<T> g = weights_gemm<T>(s, rows);
+        g.a = v + p * tl.block * s.in_c;
+        g.b = e + p * tl.block * s.out_c;
+        g.c = sum + p * co;
+        g.beta = b == b0 ? T(0) : T(1);
+        gemm(g, gemm_ws, l.gemm_bytes, 1);
+      }
+    }
+  });
+  // The chunks' sums in chunk order (deterministic for a thread count), then A'^T S A'
+  // (G^T S G for F(3x3, 4x4)).
+  T* total = sums(0);
+  for (int64_t c = 1; c < tl.chunks; ++c) {
+    const T* part = sums(c);
+    for (int64_t i = 0; i < tl.positions * co; ++i) total[i] += part[i];
+  }
+  (four ? kernels.weight_gradient_tiles4 : kernels.weight_gradient_tiles)(co, total, dw_hwio);
 }
 
 namespace {

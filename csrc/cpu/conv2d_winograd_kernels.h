@@ -444,12 +444,117 @@ void weight_tiles4(int64_t co, const T* w_hwio, T* u) {
   for (; k < co; ++k) weight_tile4<T, 1>(co, w_hwio, k, u);
 }
 
+// F(3x3, 4x4), backward-weights over the same tiles: with y = A^T (G g ⊙ B^T d) per
+// tile, dw = G^T (A e ⊙ B^T d) summed over tiles (e the tile's dy), so the input keeps
+// the forward's transform and dy takes A (A^T above, transposed).
+template <typename V, typename T>
+inline __attribute__((always_inline)) void dy_1d4(const V (&e)[4], V (&f)[6]) {
+  const V even = e[0] + e[2], odd = e[1] + e[3];
+  const V even4 = e[0] + T(4) * e[2], odd4 = T(2) * e[1] + T(8) * e[3];
+  f[0] = e[0];
+  f[1] = even + odd;
+  f[2] = even - odd;
+  f[3] = even4 + odd4;
+  f[4] = even4 - odd4;
+  f[5] = e[3];
+}
+
+template <typename V, typename T>
+inline __attribute__((always_inline)) void weight_gradient_1d4(const V (&q)[6], V (&w)[3]) {
+  const V s12 = q[1] + q[2], d12 = q[1] - q[2], s34 = q[3] + q[4], d34 = q[3] - q[4];
+  w[0] = T(1) / T(4) * q[0] - T(1) / T(6) * s12 + T(1) / T(24) * s34;
+  w[1] = T(1) / T(12) * d34 - T(1) / T(6) * d12;
+  w[2] = T(1) / T(6) * (s34 - s12) + q[5];
+}
+
+// One dy tile's channels [o, o + W): E = A e A^T (6x6 from the 4x4 block e, zeros
+// outside dy).
+template <typename T, int W>
+inline __attribute__((always_inline)) void dy_tile4(const Conv2dShape& s, const T* dy_image, int64_t oh0,
+                                                     int64_t ow0, int64_t o, T* w, int64_t w_stride,
+                                                     int64_t w_offset) {
+  using L = Lanes<T, W>;
+  using V = typename L::type;
+  V t[6][4];  // A e, column by column
+#pragma GCC unroll 4
+  for (int b = 0; b < 4; ++b) {
+    V e[4];
+#pragma GCC unroll 4
+    for (int a = 0; a < 4; ++a) {
+      e[a] = (oh0 + a < s.out_h && ow0 + b < s.out_w)
+                 ? L::load(dy_image + ((oh0 + a) * s.out_w + ow0 + b) * s.out_c + o)
+                 : L::zero();
+    }
+    V col[6];
+    dy_1d4<V, T>(e, col);
+#pragma GCC unroll 6
+    for (int i = 0; i < 6; ++i) t[i][b] = col[i];
+  }
+#pragma GCC unroll 6
+  for (int i = 0; i < 6; ++i) {
+    V row[6];
+    dy_1d4<V, T>(t[i], row);
+    T* out = w + (6 * i) * w_stride + w_offset + o;
+#pragma GCC unroll 6
+    for (int j = 0; j < 6; ++j) L::store(out + j * w_stride, row[j]);
+  }
+}
+
+template <typename T>
+void dy_tiles4(const Conv2dShape& s, const T* dy_nhwc, int64_t tiles_h, int64_t tiles_w, int64_t tile_begin,
+               int64_t tile_end, T* w, int64_t w_stride) {
+  constexpr int W = kVecBytes / static_cast<int>(sizeof(T));
+  for (int64_t t = tile_begin; t < tile_end; ++t) {
+    const auto [n, ty, tx] = tile_at(t, tiles_h, tiles_w);
+    const T* dy_image = dy_nhwc + n * s.out_h * s.out_w * s.out_c;
+    const int64_t offset = (t - tile_begin) * s.out_c;
+    int64_t o = 0;
+    for (; o + W <= s.out_c; o += W) dy_tile4<T, W>(s, dy_image, 4 * ty, 4 * tx, o, w, w_stride, offset);
+    for (; o < s.out_c; ++o) dy_tile4<T, 1>(s, dy_image, 4 * ty, 4 * tx, o, w, w_stride, offset);
+  }
+}
+
+// Backward-weights' pairs [k, k + W): dw = G^T S G of the 36 positions' sums.
+template <typename T, int W>
+inline __attribute__((always_inline)) void weight_gradient_tile4(int64_t co, const T* sums, int64_t k,
+                                                                  T* dw_hwio) {
+  using L = Lanes<T, W>;
+  using V = typename L::type;
+  V r[3][6];  // G^T S, column by column
+#pragma GCC unroll 6
+  for (int j = 0; j < 6; ++j) {
+    V q[6];
+#pragma GCC unroll 6
+    for (int i = 0; i < 6; ++i) q[i] = L::load(sums + (6 * i + j) * co + k);
+    V col[3];
+    weight_gradient_1d4<V, T>(q, col);
+#pragma GCC unroll 3
+    for (int a = 0; a < 3; ++a) r[a][j] = col[a];
+  }
+#pragma GCC unroll 3
+  for (int a = 0; a < 3; ++a) {
+    V row[3];
+    weight_gradient_1d4<V, T>(r[a], row);
+#pragma GCC unroll 3
+    for (int b = 0; b < 3; ++b) L::store(dw_hwio + (3 * a + b) * co + k, row[b]);
+  }
+}
+
+template <typename T>
+void weight_gradient_tiles4(int64_t co, const T* sums, T* dw_hwio) {
+  constexpr int W = kVecBytes / static_cast<int>(sizeof(T));
+  int64_t k = 0;
+  for (; k + W <= co; k += W) weight_gradient_tile4<T, W>(co, sums, k, dw_hwio);
+  for (; k < co; ++k) weight_gradient_tile4<T, 1>(co, sums, k, dw_hwio);
+}
+
 }  // namespace
 
 template <typename T>
 WinogradKernels<T> winograd_kernel_table() {
   return {&input_tiles<T>, &output_tiles<T>, &dy_tiles<T>, &weight_tiles<T>, &weight_gradient_tiles<T>,
-          &input_tiles4<T>, &output_tiles4<T>, &weight_tiles4<T>};
+          &input_tiles4<T>, &output_tiles4<T>, &weight_tiles4<T>, &dy_tiles4<T>,
+          &weight_gradient_tiles4<T>};
 }
 template WinogradKernels<float> winograd_kernel_table<float>();
 template WinogradKernels<double> winograd_kernel_table<double>();

@@ -39,6 +39,11 @@ struct WinogradKernels {
   void (*output_tiles4)(const Conv2dShape& s, const T* m, int64_t m_stride, const T* bias, bool relu,
                         int64_t tiles_h, int64_t tiles_w, int64_t tile_begin, int64_t tile_end, T* y_nhwc);
   void (*weight_tiles4)(int64_t co, const T* w_hwio, T* u);
+  // ... and backward-weights' two for F(3x3, 4x4): w = A e A^T of the 4x4 blocks of dy
+  // (A = the transpose of the forward's A^T), dw = G^T S G of the 36 sums.
+  void (*dy_tiles4)(const Conv2dShape& s, const T* dy_nhwc, int64_t tiles_h, int64_t tiles_w, int64_t tile_begin,
+                    int64_t tile_end, T* w, int64_t w_stride);
+  void (*weight_gradient_tiles4)(int64_t co, const T* sums, T* dw_hwio);
 };
 
 namespace portable { template <typename T> WinogradKernels<T> winograd_kernel_table(); }
