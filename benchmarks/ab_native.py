@@ -13,10 +13,11 @@ conditions, so their ratio is meaningful where two separate runs are not.
         $(python -c "import fastnn._C as C; print(C.__file__)") --threads 1 --rounds 30
 
 Cases (``--cases``): ``conv``, the seed network's conv2 (64x14x14x32 -> 64, 3x3 "same"),
-all three passes; ``direct``, the direct kernels of first layers; ``gemm``, square products
-and the seed's dense-layer shapes; ``lrn``, LRN forward and backward at the seed's shapes;
-``pool``, 2x2 max-pool forward and backward; ``widths``, 640x288 products at output
-widths from 20 to 384 (the dense register tile is chosen by the output width).
+all three passes; ``dilated``, 3x3 convolutions with dilation 2; ``direct``, the direct
+kernels of first layers; ``gemm``, square products and the seed's dense-layer shapes;
+``lrn``, LRN forward and backward at the seed's shapes; ``pool``, 2x2 max-pool forward and
+backward; ``wide``, 3x3 convolutions with 64-256 channels; ``widths``, 640x288 products at
+output widths from 20 to 384 (the dense register tile is chosen by the output width).
 """
 
 from __future__ import annotations
@@ -80,6 +81,27 @@ def wide_cases(native):
             dy, w, one, pad, one, dx)
         cases[f"bwd_w/{tag}"] = lambda dy=dy, x=x, dw=dw: native.conv2d_backward_weights(
             dy, x, one, pad, one, dw)
+    return cases
+
+
+def dilated_cases(native):
+    """3x3 convolutions with dilation 2, "same" padding (DeepLab-style): 64->64 at 32x32,
+    batch 32 (the conv-shapes table's layer), and 128->128 at 28x28, batch 8; each pass."""
+    rng = np.random.default_rng(0)
+    cases = {}
+    one, two, pad = (1, 1), (2, 2), conv_padding(native, 2)
+    for batch, size, c_in, c_out in ((32, 32, 64, 64), (8, 28, 128, 128)):
+        x = rng.standard_normal((batch, size, size, c_in), dtype=np.float32)
+        w = rng.standard_normal((3, 3, c_in, c_out), dtype=np.float32)
+        dy = rng.standard_normal((batch, size, size, c_out), dtype=np.float32)
+        y, dx, dw = np.empty_like(dy), np.empty_like(x), np.empty_like(w)
+        tag = f"{size}x{size}x{c_in}->{c_out}d2"
+        cases[f"fwd/{tag}"] = lambda x=x, w=w, y=y: native.conv2d(x, w, None, one, pad, two,
+                                                                  "relu", y)
+        cases[f"bwd_data/{tag}"] = lambda dy=dy, w=w, dx=dx: native.conv2d_backward_data(
+            dy, w, one, pad, two, dx)
+        cases[f"bwd_w/{tag}"] = lambda dy=dy, x=x, dw=dw: native.conv2d_backward_weights(
+            dy, x, one, pad, two, dw)
     return cases
 
 
@@ -175,9 +197,9 @@ def width_cases(native):
     return cases
 
 
-CASES = {"conv": conv_cases, "direct": direct_cases, "wide": wide_cases, "gemm": gemm_cases,
-         "lrn": lrn_cases,
-         "pool": pool_cases, "widths": width_cases}
+CASES = {"conv": conv_cases, "dilated": dilated_cases, "direct": direct_cases,
+         "wide": wide_cases, "gemm": gemm_cases, "lrn": lrn_cases, "pool": pool_cases,
+         "widths": width_cases}
 
 
 def main() -> None:

@@ -138,6 +138,14 @@ CONV_CONFIGS = [
     (2, 7, 5, 264, 520, 3, 3, 2, ((1, 0), (2, 1)), 1),
     (1, 6, 7, 300, 480, 3, 3, 1, "same", (2, 1)),
     (2, 3, 4, 1100, 1040, 1, 1, 1, 0, 1),
+    # Dilation at stride 1 where the sizes and padding divide by it: the d_h x d_w phases
+    # of every image as one batch of an undilated convolution (Winograd).
+    (2, 12, 14, 16, 20, 3, 3, 1, "same", 2),        # F(2x2, 3x3) over 8 phase images
+    (3, 16, 16, 16, 16, 3, 3, 1, "same", 2),        # F(4x4, 3x3): 48 tiles of the phases
+    (2, 12, 14, 16, 20, 3, 3, 1, "valid", 2),
+    (1, 10, 10, 16, 17, 3, 3, 1, ((2, 0), (0, 2)), 2),  # padding on one side of each axis
+    (1, 9, 9, 16, 16, 3, 3, 1, "same", 3),          # dilation 3: nine phases
+    (2, 8, 7, 16, 16, 3, 3, 1, "same", (2, 1)),     # dilated rows only, 7 columns
 ]
 
 

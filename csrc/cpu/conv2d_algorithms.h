@@ -56,14 +56,14 @@ template <typename T>
 void indirect_backward_weights(const Conv2dShape& s, const T* dy_nhwc, const T* x_nhwc, T* dw_hwio,
                                void* workspace, int threads);
 
-// Winograd F(2x2, 3x3) (conv2d_winograd.cpp): the forward of 3x3 stride-1
-// undilated convolutions with >= 16 channels in and out.
+// Winograd F(4x4, 3x3) and F(2x2, 3x3) (conv2d_winograd.cpp): the forward of 3x3
+// stride-1 undilated convolutions with >= 16 channels in and out, where its rules hold.
 template <typename T> bool use_winograd_forward(const Conv2dShape& s);
 template <typename T> size_t winograd_forward_workspace_bytes(const Conv2dShape& s, int threads);
 template <typename T>
 void winograd_forward(const Conv2dShape& s, const T* x_nhwc, const T* w_hwio, const T* bias, Activation act,
                       T* y_nhwc, void* workspace, int threads);
-// ... and F(3x3, 2x2) for their backward-weights.
+// ... and F(3x3, 4x4) or F(3x3, 2x2) for their backward-weights.
 template <typename T> bool use_winograd_backward_weights(const Conv2dShape& s);
 template <typename T> size_t winograd_backward_weights_workspace_bytes(const Conv2dShape& s, int threads);
 template <typename T>
