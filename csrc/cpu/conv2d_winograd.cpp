@@ -256,10 +256,13 @@ void winograd_forward(const Conv2dShape& s, const T* x_nhwc, const T* w_hwio, co
   T* u = reinterpret_cast<T*>(base);
   const WinogradKernels<T>& kernels = winograd_kernels<T>();
   const bool four = l.size == 4;
-  (four ? kernels.weight_tiles4 : kernels.weight_tiles)(s.in_c * s.out_c, w_hwio, u);
+  const int64_t co = s.in_c * s.out_c;
+  // U on every thread: F(4x4, 3x3) at 512 x 512 channels writes 36 MiB of it.
+  const auto weight_tiles = four ? kernels.weight_tiles4 : kernels.weight_tiles;
+  parallel_for(0, co, int64_t(1) << 13, threads,
+               [&](int64_t k0, int64_t k1) { weight_tiles(co, k0, k1, w_hwio, u); });
   const auto input_tiles = four ? kernels.input_tiles4 : kernels.input_tiles;
   const auto output_tiles = four ? kernels.output_tiles4 : kernels.output_tiles;
-  const int64_t co = s.in_c * s.out_c;
   run_chunks(0, l.blocks, l.chunks, [&](int64_t chunk, int64_t b0, int64_t b1) {
     unsigned char* slot = base + l.u_bytes + static_cast<size_t>(chunk) * l.slot();
     T* v = reinterpret_cast<T*>(slot);

@@ -231,11 +231,11 @@ inline __attribute__((always_inline)) void weight_tile(int64_t co, const T* w_hw
 }
 
 template <typename T>
-void weight_tiles(int64_t co, const T* w_hwio, T* u) {
+void weight_tiles(int64_t co, int64_t k_begin, int64_t k_end, const T* w_hwio, T* u) {
   constexpr int W = kVecBytes / static_cast<int>(sizeof(T));
-  int64_t k = 0;
-  for (; k + W <= co; k += W) weight_tile<T, W>(co, w_hwio, k, u);
-  for (; k < co; ++k) weight_tile<T, 1>(co, w_hwio, k, u);
+  int64_t k = k_begin;
+  for (; k + W <= k_end; k += W) weight_tile<T, W>(co, w_hwio, k, u);
+  for (; k < k_end; ++k) weight_tile<T, 1>(co, w_hwio, k, u);
 }
 
 // Backward-weights' pairs [k, k + W): dw = A'^T S A', A'^T = [1 1 1 0; 0 1 -1 0; 0 1 1 1].
@@ -437,11 +437,11 @@ inline __attribute__((always_inline)) void weight_tile4(int64_t co, const T* w_h
 }
 
 template <typename T>
-void weight_tiles4(int64_t co, const T* w_hwio, T* u) {
+void weight_tiles4(int64_t co, int64_t k_begin, int64_t k_end, const T* w_hwio, T* u) {
   constexpr int W = kVecBytes / static_cast<int>(sizeof(T));
-  int64_t k = 0;
-  for (; k + W <= co; k += W) weight_tile4<T, W>(co, w_hwio, k, u);
-  for (; k < co; ++k) weight_tile4<T, 1>(co, w_hwio, k, u);
+  int64_t k = k_begin;
+  for (; k + W <= k_end; k += W) weight_tile4<T, W>(co, w_hwio, k, u);
+  for (; k < k_end; ++k) weight_tile4<T, 1>(co, w_hwio, k, u);
 }
 
 // F(3x3, 4x4), backward-weights over the same tiles: with y = A^T (G g ⊙ B^T d) per

@@ -26,9 +26,10 @@ struct WinogradKernels {
   void (*dy_tiles)(const Conv2dShape& s, const T* dy_nhwc, int64_t tiles_h, int64_t tiles_w, int64_t tile_begin,
                    int64_t tile_end, T* w, int64_t w_stride);
   // u[p * co + k] = (G g G^T)[p] of the 3x3 kernel g of (c, o) pair k = c * out_c + o of
-  // w (HWIO), co = in_c * out_c pairs.  Once per call: the baseline-compiled scalar loop
-  // it replaces took 95 us for 32 x 64 channels, 70% of a batch-1 forward at 14x14.
-  void (*weight_tiles)(int64_t co, const T* w_hwio, T* u);
+  // w (HWIO), co = in_c * out_c pairs, for pairs [k_begin, k_end).  Once per call (the
+  // threads taking ranges of pairs): the baseline-compiled scalar loop it replaces took
+  // 95 us for 32 x 64 channels, 70% of a batch-1 forward at 14x14.
+  void (*weight_tiles)(int64_t co, int64_t k_begin, int64_t k_end, const T* w_hwio, T* u);
   // Backward-weights' last step: dw (HWIO) = A'^T S A' of sums[p * co + k], the 16
   // positions' GEMM results, A'^T = [1 1 1 0; 0 1 -1 0; 0 1 1 1].
   void (*weight_gradient_tiles)(int64_t co, const T* sums, T* dw_hwio);
@@ -38,7 +39,7 @@ struct WinogradKernels {
                        int64_t tile_begin, int64_t tile_end, T* v, int64_t v_stride);
   void (*output_tiles4)(const Conv2dShape& s, const T* m, int64_t m_stride, const T* bias, bool relu,
                         int64_t tiles_h, int64_t tiles_w, int64_t tile_begin, int64_t tile_end, T* y_nhwc);
-  void (*weight_tiles4)(int64_t co, const T* w_hwio, T* u);
+  void (*weight_tiles4)(int64_t co, int64_t k_begin, int64_t k_end, const T* w_hwio, T* u);
   // ... and backward-weights' two for F(3x3, 4x4): w = A e A^T of the 4x4 blocks of dy
   // (A = the transpose of the forward's A^T), dw = G^T S G of the 36 sums.
   void (*dy_tiles4)(const Conv2dShape& s, const T* dy_nhwc, int64_t tiles_h, int64_t tiles_w, int64_t tile_begin,
