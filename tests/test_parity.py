@@ -766,6 +766,41 @@ def test_a_weight_gradient_larger_than_l2_on_every_thread_count(dtype, threads):
     assert_close(got, want)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("padding", ["same", ((2, 0), (0, 1))])
+def test_winograd_split_over_output_channels(dtype, threads, padding):
+    """A 3x3 layer with too few tiles for F(4x4, 3x3) (batch 1, 10x11) whose F(2x2, 3x3)
+    weights U (16 x c_in x c_out) take 1.5x a core's L2 as the machine reports it: on two
+    threads or more, F(2x2, 3x3) with its GEMMs split over output channels (forward, and
+    backward-data as a forward over dy); on one, another path. c_out is not a multiple of
+    16, so the last thread's columns end mid-vector."""
+    C, why = _compat.native()
+    if C is None:
+        pytest.skip(f"fastnn._C unavailable: {why}")
+    c_in = 96
+    c_out = C.cache_sizes()["l2"] * 3 // 2 // (16 * c_in * np.dtype(dtype).itemsize) // 16 * 16 + 8
+    rng = np.random.default_rng(threads)
+    x = randn(rng, (1, 10, 11, c_in), dtype)
+    w = randn(rng, (3, 3, c_in, c_out), dtype)
+    b = randn(rng, (c_out,), dtype)
+    options = dict(padding=padding)
+    with backends.use("reference"):
+        y_want = ops.conv2d(x, w, b, activation="relu", **options)
+        dy = randn(rng, y_want.shape, dtype)
+        dx_want = ops.conv2d_backward_data(dy, w, x.shape, **options)
+    before = fastnn.get_num_threads()
+    try:
+        fastnn.set_num_threads(threads)
+        with backends.use("cpu"):
+            y = ops.conv2d(x, w, b, activation="relu", **options)
+            dx = ops.conv2d_backward_data(dy, w, x.shape, **options)
+    finally:
+        fastnn.set_num_threads(before)
+    assert_close(y, y_want)
+    assert_close(dx, dx_want)
+
+
 @pytest.mark.parametrize("threads", [1, 2, 3])
 @pytest.mark.parametrize("config", [
     (1, 13, 12, 24, 40, 3, 3, 2, "same", 1),   # stride 2: GEMMs, then col2im, per image

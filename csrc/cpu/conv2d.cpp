@@ -96,9 +96,10 @@ bool use_direct_backward_data(const Conv2dShape& s) {
 // 3x3 at stride 1 with >= 16 channels each way: Winograd over dy (the padding
 // stays within the window, so the transposed problem is a "same"-like forward).
 template <typename T>
-bool use_winograd_backward_data(const Conv2dShape& s) {
+bool use_winograd_backward_data(const Conv2dShape& s, int threads) {
   return s.stride_h == 1 && s.stride_w == 1 && s.pad_top <= (s.kernel_h - 1) * s.dilation_h &&
-         s.pad_left <= (s.kernel_w - 1) * s.dilation_w && use_winograd_forward<T>(backward_data_as_forward(s));
+         s.pad_left <= (s.kernel_w - 1) * s.dilation_w &&
+         use_winograd_forward<T>(backward_data_as_forward(s), threads);
 }
 
 // Dilation as phases.  At stride 1, output row oh = d*a + p of a window with
@@ -171,13 +172,13 @@ size_t image_bytes(int64_t batch, int64_t h, int64_t w, int64_t c) {
 }
 
 template <typename T>
-bool use_phases_forward(const Conv2dShape& s) {
-  return splits_into_phases(s) && use_winograd_forward<T>(phase_shape(s));
+bool use_phases_forward(const Conv2dShape& s, int threads) {
+  return splits_into_phases(s) && use_winograd_forward<T>(phase_shape(s), threads);
 }
 
 template <typename T>
-bool use_phases_backward_data(const Conv2dShape& s) {
-  return splits_into_phases(s) && use_winograd_backward_data<T>(phase_shape(s));
+bool use_phases_backward_data(const Conv2dShape& s, int threads) {
+  return splits_into_phases(s) && use_winograd_backward_data<T>(phase_shape(s), threads);
 }
 
 template <typename T>
@@ -354,16 +355,16 @@ void check_conv2d_shape(const Conv2dShape& s) {
 template <typename T>
 size_t conv2d_forward_workspace_bytes(const Conv2dShape& s, int threads) {
   if (use_direct_conv<T>(s)) return conv2d_direct_forward_workspace_bytes<T>(s, threads);
-  if (use_phases_forward<T>(s)) return phases_forward_workspace_bytes<T>(s, threads);
-  if (use_winograd_forward<T>(s)) return winograd_forward_workspace_bytes<T>(s, threads);
+  if (use_phases_forward<T>(s, threads)) return phases_forward_workspace_bytes<T>(s, threads);
+  if (use_winograd_forward<T>(s, threads)) return winograd_forward_workspace_bytes<T>(s, threads);
   if (use_indirect_forward_or_weights(s)) return indirect_forward_workspace_bytes<T>(s, threads);
   return im2col_forward_workspace_bytes<T>(s, threads);
 }
 
 template <typename T>
 size_t conv2d_backward_data_workspace_bytes(const Conv2dShape& s, int threads) {
-  if (use_phases_backward_data<T>(s)) return phases_backward_data_workspace_bytes<T>(s, threads);
-  if (use_winograd_backward_data<T>(s)) {
+  if (use_phases_backward_data<T>(s, threads)) return phases_backward_data_workspace_bytes<T>(s, threads);
+  if (use_winograd_backward_data<T>(s, threads)) {
     return flipped_weights_bytes<T>(s) + winograd_forward_workspace_bytes<T>(backward_data_as_forward(s), threads);
   }
   if (use_direct_backward_data<T>(s)) {
@@ -393,9 +394,9 @@ void conv2d_forward(const Conv2dShape& s, const T* x_nhwc, const T* w_hwio, cons
     return;
   }
   require_workspace(workspace_bytes, conv2d_forward_workspace_bytes<T>(s, threads), "conv2d");
-  if (use_phases_forward<T>(s)) {
+  if (use_phases_forward<T>(s, threads)) {
     phases_forward(s, x_nhwc, w_hwio, bias, act, y_nhwc, workspace, workspace_bytes, threads);
-  } else if (use_winograd_forward<T>(s)) {
+  } else if (use_winograd_forward<T>(s, threads)) {
     winograd_forward(s, x_nhwc, w_hwio, bias, act, y_nhwc, workspace, threads);
   } else if (use_indirect_forward_or_weights(s)) {
     indirect_forward(s, x_nhwc, w_hwio, bias, act, y_nhwc, workspace, threads);
@@ -410,11 +411,11 @@ void conv2d_backward_data(const Conv2dShape& s, const T* dy_nhwc, const T* w_hwi
   check_conv2d_shape(s);
   threads = std::max(threads, 1);
   require_workspace(workspace_bytes, conv2d_backward_data_workspace_bytes<T>(s, threads), "conv2d_backward_data");
-  if (use_phases_backward_data<T>(s)) {
+  if (use_phases_backward_data<T>(s, threads)) {
     phases_backward_data(s, dy_nhwc, w_hwio, dx_nhwc, workspace, workspace_bytes, threads);
     return;
   }
-  const bool winograd = use_winograd_backward_data<T>(s);
+  const bool winograd = use_winograd_backward_data<T>(s, threads);
   if (winograd || use_direct_backward_data<T>(s)) {
     T* w_flipped = static_cast<T*>(workspace);
     flip_weights(s, w_hwio, w_flipped, threads);

@@ -57,8 +57,9 @@ void indirect_backward_weights(const Conv2dShape& s, const T* dy_nhwc, const T* 
                                void* workspace, int threads);
 
 // Winograd F(4x4, 3x3) and F(2x2, 3x3) (conv2d_winograd.cpp): the forward of 3x3
-// stride-1 undilated convolutions with >= 16 channels in and out, where its rules hold.
-template <typename T> bool use_winograd_forward(const Conv2dShape& s);
+// stride-1 undilated convolutions with >= 16 channels in and out, where its rules hold
+// for this many threads.
+template <typename T> bool use_winograd_forward(const Conv2dShape& s, int threads);
 template <typename T> size_t winograd_forward_workspace_bytes(const Conv2dShape& s, int threads);
 template <typename T>
 void winograd_forward(const Conv2dShape& s, const T* x_nhwc, const T* w_hwio, const T* bias, Activation act,

@@ -40,7 +40,9 @@ struct WinogradLayout {
   int64_t size, positions;
   int64_t tiles_h, tiles_w, tiles, block, blocks, chunks;
   size_t u_bytes, v_bytes, m_bytes, gemm_bytes;
-  size_t slot() const { return v_bytes + m_bytes + gemm_bytes; }
+  bool split_columns = false;  // one block of all tiles, the GEMMs split over output channels
+  int64_t gemm_slots = 1;      // GEMM workspaces per slot (one per thread when split)
+  size_t slot() const { return v_bytes + m_bytes + gemm_bytes * static_cast<size_t>(gemm_slots); }
 };
 
 template <typename T>
@@ -116,6 +118,18 @@ bool use_winograd4(const Conv2dShape& s) {
   return tiles >= kMinTiles && 36 * s.in_c * s.out_c * static_cast<int64_t>(sizeof(T)) <= kMaxWeightBytes;
 }
 
+// F(2x2, 3x3) with each GEMM split over output channels instead of the tiles split
+// over threads, for layers too small for F(4x4, 3x3) whose U outgrows L2 while each
+// thread's share of it fits: every thread transforms a share of the tiles, then runs
+// all of them against its columns of U, which it packs once.  Split by tiles, each
+// thread packed all of U for a handful of rows: ResNet-18's 256->256 at 14x14, batch 1
+// (49 tiles, 4 MiB of U) ran at 0.63-1.0x the indirect GEMM.
+template <typename T>
+bool use_winograd2_columns(const Conv2dShape& s, int threads) {
+  const int64_t u_bytes = 16 * s.in_c * s.out_c * static_cast<int64_t>(sizeof(T));
+  return threads > 1 && !winograd2_fits<T>(s) && !use_winograd4<T>(s) && u_bytes <= threads * cache_sizes().l2;
+}
+
 // Backward-weights, F(3x3, 2x2): per 16 positions p, S[p] (in_c x out_c) = the
 // sum over tiles of V[p]^T E[p] (a GEMM with the tiles as its inner dimension),
 // then dw = A'^T S A', A'^T = [1 1 1 0; 0 1 -1 0; 0 1 1 1].  F(3x3, 4x4) is the
@@ -175,8 +189,8 @@ bool use_winograd_backward_weights(const Conv2dShape& s) {
 }
 
 template <typename T>
-bool use_winograd_forward(const Conv2dShape& s) {
-  return winograd_shape(s) && (winograd2_fits<T>(s) || use_winograd4<T>(s));
+bool use_winograd_forward(const Conv2dShape& s, int threads) {
+  return winograd_shape(s) && (winograd2_fits<T>(s) || use_winograd4<T>(s) || use_winograd2_columns<T>(s, threads));
 }
 
 template <typename T>
@@ -235,9 +249,87 @@ void winograd_backward_weights(const Conv2dShape& s, const T* dy_nhwc, const T* 
 
 namespace {
 
+// The columns-split forward hands each thread whole runs of kColumns output channels:
+// a vector of float32 outputs, and the GEMM's panel width.
+constexpr int64_t kColumns = 16;
+inline int64_t column_blocks(const Conv2dShape& s) { return (s.out_c + kColumns - 1) / kColumns; }
+
 template <typename T>
 WinogradLayout forward_layout(const Conv2dShape& s, int threads) {
-  return winograd_layout<T>(s, threads, use_winograd4<T>(s) ? 4 : 2);
+  if (!use_winograd2_columns<T>(s, threads)) return winograd_layout<T>(s, threads, use_winograd4<T>(s) ? 4 : 2);
+  WinogradLayout l = winograd_layout<T>(s, threads, 2);
+  l.split_columns = true;
+  l.block = l.tiles;
+  l.blocks = l.chunks = 1;
+  l.gemm_slots = threads;
+  l.v_bytes = align_up(l.positions * l.tiles * s.in_c * sizeof(T));
+  l.m_bytes = align_up(l.positions * l.tiles * s.out_c * sizeof(T));
+  // The GEMM's kernel (and so its workspace) depends on n: size for every chunk's width.
+  const int64_t blocks = column_blocks(s), chunks = chunk_count(blocks, 1, threads);
+  l.gemm_bytes = 0;
+  for (int64_t c = 0; c < chunks; ++c) {
+    GemmArgs<T> g = block_gemm<T>(s, l.tiles);
+    g.n = std::min(s.out_c, blocks * (c + 1) / chunks * kColumns) - blocks * c / chunks * kColumns;
+    l.gemm_bytes = std::max(l.gemm_bytes, align_up(gemm_workspace_bytes(g, 1)));
+  }
+  return l;
+}
+
+// The columns-split forward: V of all tiles (threads over tiles), then each thread's
+// output channels through the 16 GEMMs and the output transform.
+template <typename T>
+void winograd_forward_columns(const Conv2dShape& s, const WinogradLayout& l, const WinogradKernels<T>& kernels,
+                              const T* x_nhwc, const T* u, const T* bias, bool relu, T* y_nhwc,
+                              unsigned char* slot, int threads) {
+  T* v = reinterpret_cast<T*>(slot);
+  T* m = reinterpret_cast<T*>(slot + l.v_bytes);
+  unsigned char* gemm_ws = slot + l.v_bytes + l.m_bytes;
+  const int64_t v_stride = l.tiles * s.in_c, m_stride = l.tiles * s.out_c, co = s.in_c * s.out_c;
+  parallel_for(0, l.tiles, 1, threads, [&](int64_t t0, int64_t t1) {
+    kernels.input_tiles(s, x_nhwc, l.tiles_h, l.tiles_w, t0, t1, v + t0 * s.in_c, v_stride);
+  });
+  parallel_chunks(0, column_blocks(s), 1, threads, [&](int64_t chunk, int64_t c0, int64_t c1) {
+    const int64_t o0 = c0 * kColumns, o1 = std::min(s.out_c, c1 * kColumns);
+    for (int64_t p = 0; p < l.positions; ++p) {
+      GemmArgs<T> g = block_gemm<T>(s, l.tiles);
+      g.n = o1 - o0;
+      g.a = v + p * v_stride;
+      g.b = u + p * co + o0;
+      g.c = m + p * m_stride + o0;
+      gemm(g, gemm_ws + static_cast<size_t>(chunk) * l.gemm_bytes, l.gemm_bytes, 1);
+    }
+    kernels.output_tiles(s, m, m_stride, bias, relu, l.tiles_h, l.tiles_w, 0, l.tiles, o0, o1, y_nhwc);
+  });
+}
+
+// The tiles-split forward: each thread a contiguous run of blocks of tiles, its own
+// V, M and GEMM workspace in its slot.
+template <typename T>
+void winograd_forward_blocks(const Conv2dShape& s, const WinogradLayout& l, const WinogradKernels<T>& kernels,
+                             const T* x_nhwc, const T* u, const T* bias, bool relu, T* y_nhwc,
+                             unsigned char* slots) {
+  const bool four = l.size == 4;
+  const auto input_tiles = four ? kernels.input_tiles4 : kernels.input_tiles;
+  const auto output_tiles = four ? kernels.output_tiles4 : kernels.output_tiles;
+  const int64_t co = s.in_c * s.out_c;
+  run_chunks(0, l.blocks, l.chunks, [&](int64_t chunk, int64_t b0, int64_t b1) {
+    unsigned char* slot = slots + static_cast<size_t>(chunk) * l.slot();
+    T* v = reinterpret_cast<T*>(slot);
+    T* m = reinterpret_cast<T*>(slot + l.v_bytes);
+    void* gemm_ws = slot + l.v_bytes + l.m_bytes;
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t t0 = b * l.block, t1 = std::min(l.tiles, t0 + l.block), rows = t1 - t0;
+      input_tiles(s, x_nhwc, l.tiles_h, l.tiles_w, t0, t1, v, l.block * s.in_c);
+      for (int64_t p = 0; p < l.positions; ++p) {
+        GemmArgs<T> g = block_gemm<T>(s, rows);
+        g.a = v + p * l.block * s.in_c;
+        g.b = u + p * co;
+        g.c = m + p * l.block * s.out_c;
+        gemm(g, gemm_ws, l.gemm_bytes, 1);
+      }
+      output_tiles(s, m, l.block * s.out_c, bias, relu, l.tiles_h, l.tiles_w, t0, t1, 0, s.out_c, y_nhwc);
+    }
+  });
 }
 
 }  // namespace
@@ -261,33 +353,20 @@ void winograd_forward(const Conv2dShape& s, const T* x_nhwc, const T* w_hwio, co
   const auto weight_tiles = four ? kernels.weight_tiles4 : kernels.weight_tiles;
   parallel_for(0, co, int64_t(1) << 13, threads,
                [&](int64_t k0, int64_t k1) { weight_tiles(co, k0, k1, w_hwio, u); });
-  const auto input_tiles = four ? kernels.input_tiles4 : kernels.input_tiles;
-  const auto output_tiles = four ? kernels.output_tiles4 : kernels.output_tiles;
-  run_chunks(0, l.blocks, l.chunks, [&](int64_t chunk, int64_t b0, int64_t b1) {
-    unsigned char* slot = base + l.u_bytes + static_cast<size_t>(chunk) * l.slot();
-    T* v = reinterpret_cast<T*>(slot);
-    T* m = reinterpret_cast<T*>(slot + l.v_bytes);
-    void* gemm_ws = slot + l.v_bytes + l.m_bytes;
-    for (int64_t b = b0; b < b1; ++b) {
-      const int64_t t0 = b * l.block, t1 = std::min(l.tiles, t0 + l.block), rows = t1 - t0;
-      input_tiles(s, x_nhwc, l.tiles_h, l.tiles_w, t0, t1, v, l.block * s.in_c);
-      for (int64_t p = 0; p < l.positions; ++p) {
-        GemmArgs<T> g = block_gemm<T>(s, rows);
-        g.a = v + p * l.block * s.in_c;
-        g.b = u + p * co;
-        g.c = m + p * l.block * s.out_c;
-        gemm(g, gemm_ws, l.gemm_bytes, 1);
-      }
-      output_tiles(s, m, l.block * s.out_c, bias, act == Activation::relu, l.tiles_h, l.tiles_w, t0, t1, y_nhwc);
-    }
-  });
+  if (l.split_columns) {
+    winograd_forward_columns(s, l, kernels, x_nhwc, static_cast<const T*>(u), bias, act == Activation::relu, y_nhwc,
+                             base + l.u_bytes, threads);
+  } else {
+    winograd_forward_blocks(s, l, kernels, x_nhwc, static_cast<const T*>(u), bias, act == Activation::relu, y_nhwc,
+                            base + l.u_bytes);
+  }
   if (act != Activation::none && act != Activation::relu) {
     activation_forward(act, y_nhwc, y_nhwc, s.batch * s.out_h * s.out_w * s.out_c);
   }
 }
 
 #define FASTNN_INSTANTIATE(T)                                                                                 \
-  template bool use_winograd_forward<T>(const Conv2dShape&);                                                  \
+  template bool use_winograd_forward<T>(const Conv2dShape&, int);                                             \
   template size_t winograd_forward_workspace_bytes<T>(const Conv2dShape&, int);                               \
   template void winograd_forward<T>(const Conv2dShape&, const T*, const T*, const T*, Activation, T*, void*, \
                                     int);                                                                     \

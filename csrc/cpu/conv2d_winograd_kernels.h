@@ -142,15 +142,16 @@ inline __attribute__((always_inline)) void output_tile(const Conv2dShape& s, con
 
 template <typename T>
 void output_tiles(const Conv2dShape& s, const T* m, int64_t m_stride, const T* bias, bool relu, int64_t tiles_h,
-                  int64_t tiles_w, int64_t tile_begin, int64_t tile_end, T* y_nhwc) {
+                  int64_t tiles_w, int64_t tile_begin, int64_t tile_end, int64_t o_begin, int64_t o_end,
+                  T* y_nhwc) {
   constexpr int W = kVecBytes / static_cast<int>(sizeof(T));
   for (int64_t t = tile_begin; t < tile_end; ++t) {
     const auto [n, ty, tx] = tile_at(t, tiles_h, tiles_w);
     T* y_image = y_nhwc + n * s.out_h * s.out_w * s.out_c;
     const int64_t offset = (t - tile_begin) * s.out_c;
-    int64_t o = 0;
-    for (; o + W <= s.out_c; o += W) output_tile<T, W>(s, m, m_stride, offset, bias, relu, o, 2 * ty, 2 * tx, y_image);
-    for (; o < s.out_c; ++o) output_tile<T, 1>(s, m, m_stride, offset, bias, relu, o, 2 * ty, 2 * tx, y_image);
+    int64_t o = o_begin;
+    for (; o + W <= o_end; o += W) output_tile<T, W>(s, m, m_stride, offset, bias, relu, o, 2 * ty, 2 * tx, y_image);
+    for (; o < o_end; ++o) output_tile<T, 1>(s, m, m_stride, offset, bias, relu, o, 2 * ty, 2 * tx, y_image);
   }
 }
 
@@ -398,17 +399,18 @@ inline __attribute__((always_inline)) void output_tile4(const Conv2dShape& s, co
 
 template <typename T>
 void output_tiles4(const Conv2dShape& s, const T* m, int64_t m_stride, const T* bias, bool relu, int64_t tiles_h,
-                   int64_t tiles_w, int64_t tile_begin, int64_t tile_end, T* y_nhwc) {
+                   int64_t tiles_w, int64_t tile_begin, int64_t tile_end, int64_t o_begin, int64_t o_end,
+                   T* y_nhwc) {
   constexpr int W = kVecBytes / static_cast<int>(sizeof(T));
   for (int64_t t = tile_begin; t < tile_end; ++t) {
     const auto [n, ty, tx] = tile_at(t, tiles_h, tiles_w);
     T* y_image = y_nhwc + n * s.out_h * s.out_w * s.out_c;
     const int64_t offset = (t - tile_begin) * s.out_c;
-    int64_t o = 0;
-    for (; o + W <= s.out_c; o += W) {
+    int64_t o = o_begin;
+    for (; o + W <= o_end; o += W) {
       output_tile4<T, W>(s, m, m_stride, offset, bias, relu, o, 4 * ty, 4 * tx, y_image);
     }
-    for (; o < s.out_c; ++o) output_tile4<T, 1>(s, m, m_stride, offset, bias, relu, o, 4 * ty, 4 * tx, y_image);
+    for (; o < o_end; ++o) output_tile4<T, 1>(s, m, m_stride, offset, bias, relu, o, 4 * ty, 4 * tx, y_image);
   }
 }
 

@@ -16,10 +16,12 @@ struct WinogradKernels {
   // input window d (zeros outside x), p = 4 * row + column.
   void (*input_tiles)(const Conv2dShape& s, const T* x_nhwc, int64_t tiles_h, int64_t tiles_w, int64_t tile_begin,
                       int64_t tile_end, T* v, int64_t v_stride);
-  // y's pixels of tiles [tile_begin, tile_end) = A^T m A + bias (relu applied when
-  // asked; other activations are the caller's), m laid out as v with out_c columns.
+  // Channels [o_begin, o_end) of y's pixels of tiles [tile_begin, tile_end) = A^T m A +
+  // bias (relu applied when asked; other activations are the caller's), m laid out as v
+  // with out_c columns.
   void (*output_tiles)(const Conv2dShape& s, const T* m, int64_t m_stride, const T* bias, bool relu,
-                       int64_t tiles_h, int64_t tiles_w, int64_t tile_begin, int64_t tile_end, T* y_nhwc);
+                       int64_t tiles_h, int64_t tiles_w, int64_t tile_begin, int64_t tile_end, int64_t o_begin,
+                       int64_t o_end, T* y_nhwc);
   // Backward-weights (F(3x3, 2x2)): w[p * w_stride + (t - tile_begin) * out_c + o] =
   // (G' e G'^T)[p] of tile t's 2x2 block e of dy (zeros outside), G' = [1 0; 1/2 1/2;
   // 1/2 -1/2; 0 -1] (the sign of the last row folds the input transform's difference).
@@ -38,7 +40,8 @@ struct WinogradKernels {
   void (*input_tiles4)(const Conv2dShape& s, const T* x_nhwc, int64_t tiles_h, int64_t tiles_w,
                        int64_t tile_begin, int64_t tile_end, T* v, int64_t v_stride);
   void (*output_tiles4)(const Conv2dShape& s, const T* m, int64_t m_stride, const T* bias, bool relu,
-                        int64_t tiles_h, int64_t tiles_w, int64_t tile_begin, int64_t tile_end, T* y_nhwc);
+                        int64_t tiles_h, int64_t tiles_w, int64_t tile_begin, int64_t tile_end, int64_t o_begin,
+                        int64_t o_end, T* y_nhwc);
   void (*weight_tiles4)(int64_t co, int64_t k_begin, int64_t k_end, const T* w_hwio, T* u);
   // ... and backward-weights' two for F(3x3, 4x4): w = A e A^T of the 4x4 blocks of dy
   // (A = the transpose of the forward's A^T), dw = G^T S G of the 36 sums.
