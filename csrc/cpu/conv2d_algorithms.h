@@ -64,6 +64,12 @@ template <typename T> size_t winograd_forward_workspace_bytes(const Conv2dShape&
 template <typename T>
 void winograd_forward(const Conv2dShape& s, const T* x_nhwc, const T* w_hwio, const T* bias, Activation act,
                       T* y_nhwc, void* workspace, int threads);
+// Backward-data as that forward over dy: t = backward_data_as_forward(s) (conv2d.cpp),
+// w_hwio the weights of s (3 x 3 x t.out_c x t.in_c), workspace of
+// winograd_forward_workspace_bytes(t, threads).
+template <typename T>
+void winograd_backward_data(const Conv2dShape& t, const T* dy_nhwc, const T* w_hwio, T* dx_nhwc, void* workspace,
+                            int threads);
 // ... and F(3x3, 4x4) or F(3x3, 2x2) for their backward-weights.
 template <typename T> bool use_winograd_backward_weights(const Conv2dShape& s);
 template <typename T> size_t winograd_backward_weights_workspace_bytes(const Conv2dShape& s, int threads);

@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "cpu/conv2d.h"
 #include "cpu/conv2d_winograd_table.h"
@@ -207,15 +208,16 @@ void dy_tiles(const Conv2dShape& s, const T* dy_nhwc, int64_t tiles_h, int64_t t
 
 // Weights (c, o) pairs [k, k + W): U = G g G^T, G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1].
 template <typename T, int W>
-inline __attribute__((always_inline)) void weight_tile(int64_t co, const T* w_hwio, int64_t k, T* u) {
+inline __attribute__((always_inline)) void weight_tile(int64_t w_stride, int64_t u_stride, const T* w_hwio, int64_t k,
+                                                       T* u) {
   using L = Lanes<T, W>;
   using V = typename L::type;
   const T half = T(0.5);
   V t[4][3];  // G g
 #pragma GCC unroll 3
   for (int j = 0; j < 3; ++j) {
-    const V g0 = L::load(w_hwio + j * co + k), g1 = L::load(w_hwio + (3 + j) * co + k),
-            g2 = L::load(w_hwio + (6 + j) * co + k);
+    const V g0 = L::load(w_hwio + j * w_stride + k), g1 = L::load(w_hwio + (3 + j) * w_stride + k),
+            g2 = L::load(w_hwio + (6 + j) * w_stride + k);
     t[0][j] = g0;
     t[1][j] = half * (g0 + g1 + g2);
     t[2][j] = half * (g0 - g1 + g2);
@@ -223,20 +225,20 @@ inline __attribute__((always_inline)) void weight_tile(int64_t co, const T* w_hw
   }
 #pragma GCC unroll 4
   for (int i = 0; i < 4; ++i) {
-    T* row = u + (4 * i) * co + k;
+    T* row = u + (4 * i) * u_stride + k;
     L::store(row, t[i][0]);
-    L::store(row + co, half * (t[i][0] + t[i][1] + t[i][2]));
-    L::store(row + 2 * co, half * (t[i][0] - t[i][1] + t[i][2]));
-    L::store(row + 3 * co, t[i][2]);
+    L::store(row + u_stride, half * (t[i][0] + t[i][1] + t[i][2]));
+    L::store(row + 2 * u_stride, half * (t[i][0] - t[i][1] + t[i][2]));
+    L::store(row + 3 * u_stride, t[i][2]);
   }
 }
 
 template <typename T>
-void weight_tiles(int64_t co, int64_t k_begin, int64_t k_end, const T* w_hwio, T* u) {
+void weight_tiles(int64_t w_stride, int64_t u_stride, int64_t k_begin, int64_t k_end, const T* w_hwio, T* u) {
   constexpr int W = kVecBytes / static_cast<int>(sizeof(T));
   int64_t k = k_begin;
-  for (; k + W <= k_end; k += W) weight_tile<T, W>(co, w_hwio, k, u);
-  for (; k < k_end; ++k) weight_tile<T, 1>(co, w_hwio, k, u);
+  for (; k + W <= k_end; k += W) weight_tile<T, W>(w_stride, u_stride, w_hwio, k, u);
+  for (; k < k_end; ++k) weight_tile<T, 1>(w_stride, u_stride, w_hwio, k, u);
 }
 
 // Backward-weights' pairs [k, k + W): dw = A'^T S A', A'^T = [1 1 1 0; 0 1 -1 0; 0 1 1 1].
@@ -416,14 +418,15 @@ void output_tiles4(const Conv2dShape& s, const T* m, int64_t m_stride, const T* 
 
 // Weights (c, o) pairs [k, k + W): U = G g G^T, 36 positions.
 template <typename T, int W>
-inline __attribute__((always_inline)) void weight_tile4(int64_t co, const T* w_hwio, int64_t k, T* u) {
+inline __attribute__((always_inline)) void weight_tile4(int64_t w_stride, int64_t u_stride, const T* w_hwio, int64_t k,
+                                                        T* u) {
   using L = Lanes<T, W>;
   using V = typename L::type;
   V t[6][3];  // G g
 #pragma GCC unroll 3
   for (int j = 0; j < 3; ++j) {
-    const V g[3] = {L::load(w_hwio + j * co + k), L::load(w_hwio + (3 + j) * co + k),
-                    L::load(w_hwio + (6 + j) * co + k)};
+    const V g[3] = {L::load(w_hwio + j * w_stride + k), L::load(w_hwio + (3 + j) * w_stride + k),
+                    L::load(w_hwio + (6 + j) * w_stride + k)};
     V col[6];
     weight_1d4<V, T>(g, col);
 #pragma GCC unroll 6
@@ -434,16 +437,16 @@ inline __attribute__((always_inline)) void weight_tile4(int64_t co, const T* w_h
     V row[6];
     weight_1d4<V, T>(t[i], row);
 #pragma GCC unroll 6
-    for (int j = 0; j < 6; ++j) L::store(u + (6 * i + j) * co + k, row[j]);
+    for (int j = 0; j < 6; ++j) L::store(u + (6 * i + j) * u_stride + k, row[j]);
   }
 }
 
 template <typename T>
-void weight_tiles4(int64_t co, int64_t k_begin, int64_t k_end, const T* w_hwio, T* u) {
+void weight_tiles4(int64_t w_stride, int64_t u_stride, int64_t k_begin, int64_t k_end, const T* w_hwio, T* u) {
   constexpr int W = kVecBytes / static_cast<int>(sizeof(T));
   int64_t k = k_begin;
-  for (; k + W <= k_end; k += W) weight_tile4<T, W>(co, w_hwio, k, u);
-  for (; k < k_end; ++k) weight_tile4<T, 1>(co, w_hwio, k, u);
+  for (; k + W <= k_end; k += W) weight_tile4<T, W>(w_stride, u_stride, w_hwio, k, u);
+  for (; k < k_end; ++k) weight_tile4<T, 1>(w_stride, u_stride, w_hwio, k, u);
 }
 
 // F(3x3, 4x4), backward-weights over the same tiles: with y = A^T (G g ⊙ B^T d) per
@@ -552,11 +555,101 @@ void weight_gradient_tiles4(int64_t co, const T* sums, T* dw_hwio) {
 
 }  // namespace
 
+// Backward-data's weights: U's pair k = o * c_f + c of the forward's weights turned
+// half-way, g[tap] = w[(8 - tap) * c_f * o_f + c * o_f + o].  A W x W block of the
+// forward's (c, o) is read a row of o per c and transposed in registers (log2 W rounds
+// of two-vector shuffles swapping off-diagonal blocks), into a buffer of nine taps that
+// the tile transform then reads as runs of c.
+template <typename V, int W>
+inline __attribute__((always_inline)) void transpose_square(V (&r)[W]) {
+  typedef decltype(r[0] < r[0]) Mask;  // integer lanes of the same width
+#pragma GCC unroll 5
+  for (int b = W / 2; b >= 1; b /= 2) {
+    Mask lo{}, hi{};
+    for (int lane = 0; lane < W; ++lane) {
+      lo[lane] = (lane & b) ? W + lane - b : lane;
+      hi[lane] = (lane & b) ? W + lane : lane + b;
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < W; ++i) {
+      if (i & b) continue;
+      const V a = r[i], c = r[i + b];
+      r[i] = __builtin_shuffle(a, c, lo);
+      r[i + b] = __builtin_shuffle(a, c, hi);
+    }
+  }
+}
+
+template <typename T, int W, bool Four>
+inline __attribute__((always_inline)) void weight_tile_of(int64_t w_stride, int64_t u_stride, const T* w, T* u) {
+  if constexpr (Four) {
+    weight_tile4<T, W>(w_stride, u_stride, w, 0, u);
+  } else {
+    weight_tile<T, W>(w_stride, u_stride, w, 0, u);
+  }
+}
+
+template <typename T, bool Four>
+void turned_tiles(int64_t c_f, int64_t o_f, int64_t o_begin, int64_t o_end, const T* w_hwio, T* u) {
+  constexpr int W = kVecBytes / static_cast<int>(sizeof(T));
+  using L = Lanes<T, W>;
+  using V = typename L::type;
+  const int64_t co = c_f * o_f, c_whole = c_f / W * W;
+  // W rows of U at a time, their nine taps transposed into turned[(tap * W + o) * c_f + c]
+  // (9 W c_f values, in L2), then transformed row by row: U's rows are written as 16 or
+  // 36 runs of c_f, where a block at a time scattered each store over 16 rows.
+  std::vector<T> buffer(static_cast<size_t>(9 * W * c_f));
+  T* turned = buffer.data();
+  int64_t o0 = o_begin;
+  for (; o0 + W <= o_end; o0 += W) {
+    for (int64_t c0 = 0; c0 < c_whole; c0 += W) {
+      for (int tap = 0; tap < 9; ++tap) {
+        const T* src = w_hwio + (8 - tap) * co + c0 * o_f + o0;
+        V r[W];
+#pragma GCC unroll 16
+        for (int c = 0; c < W; ++c) r[c] = L::load(src + c * o_f);
+        transpose_square<V, W>(r);
+#pragma GCC unroll 16
+        for (int o = 0; o < W; ++o) L::store(turned + (tap * W + o) * c_f + c0, r[o]);
+      }
+    }
+    for (int tap = 0; tap < 9; ++tap) {
+      for (int64_t c = c_whole; c < c_f; ++c) {
+        for (int o = 0; o < W; ++o) turned[(tap * W + o) * c_f + c] = w_hwio[(8 - tap) * co + c * o_f + o0 + o];
+      }
+    }
+    for (int o = 0; o < W; ++o) {
+      const T* g = turned + o * c_f;
+      T* row = u + (o0 + o) * c_f;
+      int64_t c = 0;
+      for (; c + W <= c_f; c += W) weight_tile_of<T, W, Four>(W * c_f, co, g + c, row + c);
+      for (; c < c_f; ++c) weight_tile_of<T, 1, Four>(W * c_f, co, g + c, row + c);
+    }
+  }
+  for (int64_t o = o0; o < o_end; ++o) {
+    for (int64_t c = 0; c < c_f; ++c) {
+      T g[9];
+      for (int tap = 0; tap < 9; ++tap) g[tap] = w_hwio[(8 - tap) * co + c * o_f + o];
+      weight_tile_of<T, 1, Four>(1, co, g, u + o * c_f + c);
+    }
+  }
+}
+
+template <typename T>
+void turned_weight_tiles(int64_t c_f, int64_t o_f, int64_t o_begin, int64_t o_end, const T* w_hwio, T* u) {
+  turned_tiles<T, false>(c_f, o_f, o_begin, o_end, w_hwio, u);
+}
+
+template <typename T>
+void turned_weight_tiles4(int64_t c_f, int64_t o_f, int64_t o_begin, int64_t o_end, const T* w_hwio, T* u) {
+  turned_tiles<T, true>(c_f, o_f, o_begin, o_end, w_hwio, u);
+}
+
 template <typename T>
 WinogradKernels<T> winograd_kernel_table() {
   return {&input_tiles<T>, &output_tiles<T>, &dy_tiles<T>, &weight_tiles<T>, &weight_gradient_tiles<T>,
           &input_tiles4<T>, &output_tiles4<T>, &weight_tiles4<T>, &dy_tiles4<T>,
-          &weight_gradient_tiles4<T>};
+          &weight_gradient_tiles4<T>, &turned_weight_tiles<T>, &turned_weight_tiles4<T>};
 }
 template WinogradKernels<float> winograd_kernel_table<float>();
 template WinogradKernels<double> winograd_kernel_table<double>();

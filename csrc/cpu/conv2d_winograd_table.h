@@ -27,11 +27,12 @@ struct WinogradKernels {
   // 1/2 -1/2; 0 -1] (the sign of the last row folds the input transform's difference).
   void (*dy_tiles)(const Conv2dShape& s, const T* dy_nhwc, int64_t tiles_h, int64_t tiles_w, int64_t tile_begin,
                    int64_t tile_end, T* w, int64_t w_stride);
-  // u[p * co + k] = (G g G^T)[p] of the 3x3 kernel g of (c, o) pair k = c * out_c + o of
-  // w (HWIO), co = in_c * out_c pairs, for pairs [k_begin, k_end).  Once per call (the
+  // u[p * u_stride + k] = (G g G^T)[p] of the 3x3 kernel g[tap] = w[tap * w_stride + k],
+  // for pairs [k_begin, k_end): of a forward's HWIO weights, k = c * out_c + o and both
+  // strides in_c * out_c (backward-data passes its own).  Once per call (the
   // threads taking ranges of pairs): the baseline-compiled scalar loop it replaces took
   // 95 us for 32 x 64 channels, 70% of a batch-1 forward at 14x14.
-  void (*weight_tiles)(int64_t co, int64_t k_begin, int64_t k_end, const T* w_hwio, T* u);
+  void (*weight_tiles)(int64_t w_stride, int64_t u_stride, int64_t k_begin, int64_t k_end, const T* w_hwio, T* u);
   // Backward-weights' last step: dw (HWIO) = A'^T S A' of sums[p * co + k], the 16
   // positions' GEMM results, A'^T = [1 1 1 0; 0 1 -1 0; 0 1 1 1].
   void (*weight_gradient_tiles)(int64_t co, const T* sums, T* dw_hwio);
@@ -42,12 +43,19 @@ struct WinogradKernels {
   void (*output_tiles4)(const Conv2dShape& s, const T* m, int64_t m_stride, const T* bias, bool relu,
                         int64_t tiles_h, int64_t tiles_w, int64_t tile_begin, int64_t tile_end, int64_t o_begin,
                         int64_t o_end, T* y_nhwc);
-  void (*weight_tiles4)(int64_t co, int64_t k_begin, int64_t k_end, const T* w_hwio, T* u);
+  void (*weight_tiles4)(int64_t w_stride, int64_t u_stride, int64_t k_begin, int64_t k_end, const T* w_hwio,
+                        T* u);
   // ... and backward-weights' two for F(3x3, 4x4): w = A e A^T of the 4x4 blocks of dy
   // (A = the transpose of the forward's A^T), dw = G^T S G of the 36 sums.
   void (*dy_tiles4)(const Conv2dShape& s, const T* dy_nhwc, int64_t tiles_h, int64_t tiles_w, int64_t tile_begin,
                     int64_t tile_end, T* w, int64_t w_stride);
   void (*weight_gradient_tiles4)(int64_t co, const T* sums, T* dw_hwio);
+  // Backward-data's U, F(2x2, 3x3) and F(4x4, 3x3), from the forward's weights w_hwio
+  // (3 x 3 x c_f x o_f) turned half-way and transposed: u[p * co + o * c_f + c] = (G g
+  // G^T)[p] of g[tap] = w_hwio[(8 - tap) * co + c * o_f + o], co = c_f * o_f, for the
+  // forward's output channels o in [o_begin, o_end).
+  void (*turned_weight_tiles)(int64_t c_f, int64_t o_f, int64_t o_begin, int64_t o_end, const T* w_hwio, T* u);
+  void (*turned_weight_tiles4)(int64_t c_f, int64_t o_f, int64_t o_begin, int64_t o_end, const T* w_hwio, T* u);
 };
 
 namespace portable { template <typename T> WinogradKernels<T> winograd_kernel_table(); }
