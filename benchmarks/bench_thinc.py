@@ -197,7 +197,6 @@ def machine(threads: int) -> str:
     from threadpoolctl import threadpool_info
 
     import fastnn
-
     from fastnn.bench.machine import cpu_model
 
     model = cpu_model()

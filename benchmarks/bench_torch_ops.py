@@ -254,7 +254,6 @@ def op_cases(batch: int, dtype=None):
 
 def machine() -> str:
     import fastnn
-
     from fastnn.bench.machine import cpu_model
 
     model = cpu_model()
@@ -308,7 +307,7 @@ def main(argv=None) -> None:
                 nets = (tm.torch_twin(models.lenet5(seed=0), (28, 28, 1), "tuned"),
                         lenet5_fastnn())
                 lr = models.NETWORK_LR
-            make = (lambda net, b: _train_fn(net, b, lr)) if training else _infer_fn
+            make = (lambda net, b, lr=lr: _train_fn(net, b, lr)) if training else _infer_fn
             fns = {"torch": make(nets[0], batch), "fastnn": make(nets[1], batch),
                    "native": _native_fn(batch, training, args.network)}
             t = interleaved(fns, args.rounds, args.seconds)

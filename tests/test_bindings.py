@@ -269,8 +269,8 @@ TABLE.update({
         shape_cases={0: (5,), 1: (3,)}, wrong_dtypes={1: np.float32}),
 })
 for _name in ("get_num_threads", "openmp_enabled", "get_flush_denormals", "detected_isa",
-              "selected_isa", "gemm_kernel", "cache_sizes", "gemm_workspace_bytes", "workspace_bytes",
-              "release_memory"):
+              "selected_isa", "gemm_kernel", "cache_sizes", "gemm_workspace_bytes",
+              "workspace_bytes", "release_memory"):
     TABLE[_name] = _no_args()
 
 

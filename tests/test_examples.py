@@ -1,4 +1,5 @@
-"""The seed programs written with fastnn reproduce every expected number listed in docs/design.md ("What fastnn is built from")."""
+"""The seed programs written with fastnn reproduce every expected number listed in
+docs/design.md ("What fastnn is built from")."""
 
 from __future__ import annotations
 

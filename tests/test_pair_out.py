@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from support import ALL_BACKEND_PARAMS, to_backend, to_numpy
 
 from fastnn import backends, ops
-from support import ALL_BACKEND_PARAMS, to_backend, to_numpy
 
 rng = np.random.default_rng(7)
 X = rng.standard_normal((2, 6, 6, 3)).astype(np.float32)
@@ -18,8 +18,8 @@ B = rng.standard_normal(4).astype(np.float32)
 CASES = {
     # op: (args, kwargs, y shape, aux dtype)
     "max_pool2d": ((X,), {"kernel": 2}, (2, 3, 3, 3), np.int64),
-    "max_pool2d-nchw": ((X.transpose(0, 3, 1, 2).copy(),), {"kernel": 3, "stride": 1,
-                                                           "layout": "NCHW"}, (2, 3, 4, 4), np.int64),
+    "max_pool2d-nchw": ((X.transpose(0, 3, 1, 2).copy(),),
+                        {"kernel": 3, "stride": 1, "layout": "NCHW"}, (2, 3, 4, 4), np.int64),
     "local_response_norm": ((X,), {"depth_radius": 1}, X.shape, np.float32),
     "local_response_norm-nchw": ((X.transpose(0, 3, 1, 2).copy(),), {"layout": "NCHW"},
                                  (2, 3, 6, 6), np.float32),
@@ -69,8 +69,8 @@ def test_bad_out_pairs_are_refused_untouched(case):
     bad.append(((args[0], a) if args[0].shape == shape else (y, a[..., :0]),
                 ValueError, "shares memory with x|must have shape"))
     for out, exc, pattern in bad:
-        before = [np.array(o, copy=True) for o in (out if isinstance(out, (tuple, list)) else (out,))
-                  if isinstance(o, np.ndarray)]
+        outs = out if isinstance(out, (tuple, list)) else (out,)
+        before = [np.array(o, copy=True) for o in outs if isinstance(o, np.ndarray)]
         with pytest.raises(exc, match=pattern):
             op(*args, **kwargs, out=out)
         after = [o for o in (out if isinstance(out, (tuple, list)) else (out,))

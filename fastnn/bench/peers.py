@@ -84,9 +84,12 @@ def seed_onnx_model(seed: int = 0) -> bytes:
 
     w = seed_weights(seed)
     size = 2 * DEPTH_RADIUS + 1
-    inits = [numpy_helper.from_array(np.ascontiguousarray(w["conv1.w"].transpose(3, 2, 0, 1)), "w1"),
+    def oihw(a):
+        return np.ascontiguousarray(a.transpose(3, 2, 0, 1))
+
+    inits = [numpy_helper.from_array(oihw(w["conv1.w"]), "w1"),
              numpy_helper.from_array(w["conv1.b"], "b1"),
-             numpy_helper.from_array(np.ascontiguousarray(w["conv2.w"].transpose(3, 2, 0, 1)), "w2"),
+             numpy_helper.from_array(oihw(w["conv2.w"]), "w2"),
              numpy_helper.from_array(w["conv2.b"], "b2")]
     for i in (1, 2, 3):
         inits += [numpy_helper.from_array(w[f"fc{i}.w"], f"fw{i}"),
@@ -96,7 +99,8 @@ def seed_onnx_model(seed: int = 0) -> bytes:
     last = "x_nchw"
     for i in (1, 2):
         nodes += [
-            node("Conv", [last, f"w{i}", f"b{i}"], [f"c{i}"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+            node("Conv", [last, f"w{i}", f"b{i}"], [f"c{i}"], kernel_shape=[3, 3],
+                 pads=[1, 1, 1, 1]),
             node("Relu", [f"c{i}"], [f"r{i}"]),
             node("MaxPool", [f"r{i}"], [f"p{i}"], kernel_shape=[2, 2], strides=[2, 2]),
             # ONNX's alpha is averaged over the window; TensorFlow's (the seed's) is summed.
@@ -148,7 +152,8 @@ def _jax_forward(jnp, lax):
         return x * scale ** -LRN_BETA
 
     def conv_relu_pool(x, w, b):
-        y = lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        y = lax.conv_general_dilated(x, w, (1, 1), "SAME",
+                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
         y = jnp.maximum(y + b, 0)
         return lax.reduce_window(y, -jnp.inf, lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "SAME")
 

@@ -85,7 +85,8 @@ def run(name: str, args: argparse.Namespace) -> int:
         print(f"OpenMP:         {'yes' if info['openmp'] else 'no'}")
         caches = info["caches"]
         print(f"caches:         L1d {_kib(caches['l1d'])}, L2 {_kib(caches['l2'])} per core, "
-              f"L3 {_kib(caches['l3'])}  (from {caches['source']}; the kernels' blocks follow them)")
+              f"L3 {_kib(caches['l3'])}  "
+              f"(from {caches['source']}; the kernels' blocks follow them)")
         for shape, b in info["gemm_blocking"].items():
             print(f"  GEMM {shape:<13} tile {b['mr']}x{b['nr']}, kc {b['kc']}, mc {b['mc']}, "
                   f"nc {b['nc']}, {b['threads']} thread{'s' if b['threads'] != 1 else ''}")
