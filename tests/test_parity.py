@@ -106,6 +106,13 @@ CONV_CONFIGS = [
     (2, 6, 17, 3, 16, 3, 1, 1, "valid", (2, 1)),    # two groups of 8; one vector and a lane
     (1, 5, 40, 4, 3, 3, 3, 1, ((2, 0), (0, 3)), (1, 2)),  # dilated columns, uneven padding
     (1, 4, 3000, 8, 5, 3, 3, 1, "same", 1),         # wider than a tile: column tiles
+    # Fewer than 16 input channels, patches over 72: the indirect kernels over kernel
+    # rows (kernel_w * c_in values a run), w padding copied in, h padding the zero run.
+    (2, 14, 14, 6, 16, 5, 5, 1, "valid", 1),        # LeNet-5's second layer: no copy
+    (1, 23, 21, 3, 20, 7, 7, (2, 1), "same", 1),    # 7x7 over 3 channels, h stride 2
+    (2, 9, 12, 5, 33, 5, 4, (2, 1), ((2, 1), (3, 0)), (2, 1)),  # uneven padding, h dilation
+    (1, 8, 8, 3, 24, 7, 7, 2, "same", 1),           # stride_w 2: im2col, not row runs
+    (1, 3, 30, 4, 7, 3, 7, 1, ((0, 0), (6, 6)), 1),  # padding as wide as the window
     # Sixteen or more input channels: the indirect (pointer-table) kernels, whose
     # tiles are 4-14 rows by 16-64 columns; channel counts around those sizes.
     (2, 14, 14, 32, 64, 3, 3, 1, "same", 1),        # the seed's second layer at batch 2

@@ -22,7 +22,8 @@ void check_conv2d_shape(const Conv2dShape& s);
 
 // True when the forward of this shape runs the direct kernels (conv2d_direct.h)
 // instead of im2col + GEMM: a short patch kh*kw*in_c, or a narrow output with
-// few input channels.  Backward-weights takes them for a short patch only.
+// few input channels, where the indirect GEMM over kernel rows does not take the
+// shape (conv2d.cpp).  Backward-weights takes them for a short patch only.
 template <typename T> bool use_direct_conv(const Conv2dShape& s);
 bool use_direct_conv_backward_weights(const Conv2dShape& s);
 

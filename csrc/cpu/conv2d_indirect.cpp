@@ -30,6 +30,11 @@
 namespace fastnn::cpu {
 namespace {
 
+// Row runs (indirect_rows_forward): at least a vector's worth of values per run, and the
+// table of one image's runs within 16 MiB, as for the per-tap runs.
+constexpr int64_t kRowRunMin = 16;
+constexpr int64_t kRowRunMaxOffsetBytes = int64_t(16) << 20;
+
 // Output rows per pointer table: a table (rows x taps pointers) stays in L1.
 template <typename T>
 int64_t indirect_chunk_rows(const gemm_impl::IndirectKernel<T>& ik) { return 16 * ik.mr; }
@@ -239,6 +244,88 @@ void indirect_forward(const Conv2dShape& s, const T* x_nhwc, const T* w_hwio, co
   run_indirect(ik, l, s.batch, s.out_h * s.out_w, x_nhwc, s.in_h * s.in_w * s.in_c, task, workspace, threads);
 }
 
+// Row runs, for layers with fewer than 16 input channels (a first layer, LeNet's 6): in
+// NHWC a kernel row's kernel_w pixels are one run of kernel_w * in_c values, and w's
+// rows of taps are laid out the same way, so the GEMM takes kernel_h runs of that length
+// per output pixel instead of kernel_h * kernel_w runs of in_c.  Padding in w is copied
+// in (a padded image of in_c-wide pixels is small); padding in h is the zero run.
+namespace {
+
+struct RowRuns {
+  int64_t pad_right, padded_w;
+  bool copy;
+};
+
+RowRuns row_runs(const Conv2dShape& s) {
+  RowRuns r;
+  r.pad_right = std::max<int64_t>(0, (s.out_w - 1) * s.stride_w + s.kernel_w - s.in_w - s.pad_left);
+  r.padded_w = s.in_w + s.pad_left + r.pad_right;
+  r.copy = s.pad_left > 0 || r.pad_right > 0;
+  return r;
+}
+
+template <typename T>
+size_t padded_image_bytes(const Conv2dShape& s) {
+  const RowRuns r = row_runs(s);
+  return r.copy ? align_up(size_t(s.batch * s.in_h * r.padded_w * s.in_c) * sizeof(T)) : 0;
+}
+
+template <typename T>
+IndirectLayout indirect_rows_layout(const Conv2dShape& s, const gemm_impl::IndirectKernel<T>& ik) {
+  return indirect_layout(ik, s.kernel_h, s.kernel_w * s.in_c, s.out_c, s.out_h * s.out_w);
+}
+
+}  // namespace
+
+bool indirect_row_runs_fit(const Conv2dShape& s) {
+  return s.dilation_w == 1 && s.kernel_w * s.in_c >= kRowRunMin &&
+         s.out_h * s.out_w * s.kernel_h * int64_t(sizeof(int64_t)) <= kRowRunMaxOffsetBytes;
+}
+
+template <typename T>
+size_t indirect_rows_forward_workspace_bytes(const Conv2dShape& s, int threads) {
+  return padded_image_bytes<T>(s) +
+         indirect_rows_layout(s, gemm_impl::gemm_kernels<T>().indirect(s.out_c)).total(threads);
+}
+
+template <typename T>
+void indirect_rows_forward(const Conv2dShape& s, const T* x_nhwc, const T* w_hwio, const T* bias, Activation act,
+                           T* y_nhwc, void* workspace, int threads) {
+  const auto ik = gemm_impl::gemm_kernels<T>().indirect(s.out_c);
+  const RowRuns r = row_runs(s);
+  const int64_t kc = s.kernel_w * s.in_c, row_elems = r.padded_w * s.in_c;
+  const T* image = x_nhwc;
+  if (r.copy) {
+    T* padded = static_cast<T*>(workspace);
+    parallel_for(0, s.batch * s.in_h, 64, threads, [&](int64_t q0, int64_t q1) {
+      for (int64_t q = q0; q < q1; ++q) {
+        T* dst = padded + q * row_elems;
+        std::fill(dst, dst + s.pad_left * s.in_c, T(0));
+        std::copy_n(x_nhwc + q * s.in_w * s.in_c, s.in_w * s.in_c, dst + s.pad_left * s.in_c);
+        std::fill(dst + (s.pad_left + s.in_w) * s.in_c, dst + row_elems, T(0));
+      }
+    });
+    image = padded;
+  }
+  void* rest = static_cast<unsigned char*>(workspace) + padded_image_bytes<T>(s);
+  const IndirectLayout l = indirect_rows_layout(s, ik);
+  const IndirectBuffers<T> buf = indirect_buffers<T>(l, rest);
+  ik.pack_b(s.kernel_h * kc, s.out_c, w_hwio, s.out_c, false, buf.packed);  // panels of (kh*kc) x NR
+  std::fill(buf.zero, buf.zero + kc, T(0));
+  int64_t* offsets = buf.offsets;
+  for (int64_t oh = 0; oh < s.out_h; ++oh) {
+    for (int64_t ow = 0; ow < s.out_w; ++ow) {
+      for (int64_t i = 0; i < s.kernel_h; ++i) {
+        const int64_t ih = oh * s.stride_h - s.pad_top + i * s.dilation_h;
+        *offsets++ = ih >= 0 && ih < s.in_h ? ih * row_elems + ow * s.stride_w * s.in_c : -1;
+      }
+    }
+  }
+  const auto task = indirect_task<T>(s.kernel_h, kc, s.out_c, buf.packed, kc * ik.nr, s.kernel_h * kc * ik.nr,
+                                     y_nhwc, bias, act);
+  run_indirect(ik, l, s.batch, s.out_h * s.out_w, image, s.in_h * row_elems, task, rest, threads);
+}
+
 template <typename T>
 void indirect_backward_data(const Conv2dShape& s, const T* dy_nhwc, const T* w_hwio, T* dx_nhwc, void* workspace,
                             int threads) {
@@ -325,6 +412,9 @@ void indirect_backward_weights(const Conv2dShape& s, const T* dy_nhwc, const T* 
 
 #define FASTNN_INSTANTIATE(T)                                                                                \
   template size_t indirect_forward_workspace_bytes<T>(const Conv2dShape&, int);                              \
+  template size_t indirect_rows_forward_workspace_bytes<T>(const Conv2dShape&, int);                         \
+  template void indirect_rows_forward<T>(const Conv2dShape&, const T*, const T*, const T*, Activation, T*,    \
+                                         void*, int);                                                        \
   template size_t indirect_backward_data_workspace_bytes<T>(const Conv2dShape&, int);                        \
   template size_t indirect_backward_weights_workspace_bytes<T>(const Conv2dShape&, int);                     \
   template void indirect_forward<T>(const Conv2dShape&, const T*, const T*, const T*, Activation, T*, void*,   \
