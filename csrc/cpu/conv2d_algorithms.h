@@ -63,6 +63,10 @@ template <typename T> size_t indirect_rows_forward_workspace_bytes(const Conv2dS
 template <typename T>
 void indirect_rows_forward(const Conv2dShape& s, const T* x_nhwc, const T* w_hwio, const T* bias, Activation act,
                            T* y_nhwc, void* workspace, int threads);
+template <typename T> size_t indirect_rows_backward_weights_workspace_bytes(const Conv2dShape& s, int threads);
+template <typename T>
+void indirect_rows_backward_weights(const Conv2dShape& s, const T* dy_nhwc, const T* x_nhwc, T* dw_hwio,
+                                    void* workspace, int threads);
 // Winograd F(4x4, 3x3) and F(2x2, 3x3) (conv2d_winograd.cpp): the forward of 3x3
 // stride-1 undilated convolutions with >= 16 channels in and out, where its rules hold
 // for this many threads.

@@ -1,4 +1,5 @@
-// Convolution as indirect GEMM, for layers with >= 16 channels per tap.
+// Convolution as indirect GEMM, for layers with >= 16 channels per tap, and (row
+// runs) for layers with fewer, a kernel row of pixels per run.
 //
 // Forward and stride-1 backward-data without an im2col copy: a table of run
 // pointers (one per output row and kernel tap: a pixel's channel vector, or
@@ -200,15 +201,21 @@ struct GatherLayout {
   size_t total(int threads) const { return offsets_bytes + slot() * size_t(std::max(threads, 1)); }
 };
 
+// taps runs of `run` values per output pixel (kernel_h * kernel_w runs of in_c, or
+// kernel_h rows of kernel_w * in_c).
 template <typename T>
-GatherLayout gather_layout(const Conv2dShape& s) {
-  const int64_t taps = s.kernel_h * s.kernel_w;
+GatherLayout gather_layout(const Conv2dShape& s, int64_t taps, int64_t run) {
   GatherLayout l;
   l.offsets_bytes = align_up(size_t(s.out_h * s.out_w * taps) * sizeof(int64_t));
   l.table_bytes = align_up(size_t(2 * gather_chunk_rows<T>(s) * taps) * sizeof(const T*));
   l.count_bytes = align_up(size_t(taps) * sizeof(int64_t));
-  l.partial_bytes = align_up(size_t(taps * s.in_c * s.out_c) * sizeof(T));
+  l.partial_bytes = align_up(size_t(taps * run * s.out_c) * sizeof(T));
   return l;
+}
+
+template <typename T>
+GatherLayout gather_layout(const Conv2dShape& s) {
+  return gather_layout<T>(s, s.kernel_h * s.kernel_w, s.in_c);
 }
 
 }  // namespace
@@ -270,6 +277,37 @@ size_t padded_image_bytes(const Conv2dShape& s) {
   return r.copy ? align_up(size_t(s.batch * s.in_h * r.padded_w * s.in_c) * sizeof(T)) : 0;
 }
 
+// x with the w padding written in (workspace, padded_image_bytes), or x itself.
+template <typename T>
+const T* padded_image(const Conv2dShape& s, const RowRuns& r, const T* x_nhwc, void* workspace, int threads) {
+  if (!r.copy) return x_nhwc;
+  T* padded = static_cast<T*>(workspace);
+  const int64_t row_elems = r.padded_w * s.in_c;
+  parallel_for(0, s.batch * s.in_h, 64, threads, [&](int64_t q0, int64_t q1) {
+    for (int64_t q = q0; q < q1; ++q) {
+      T* dst = padded + q * row_elems;
+      std::fill(dst, dst + s.pad_left * s.in_c, T(0));
+      std::copy_n(x_nhwc + q * s.in_w * s.in_c, s.in_w * s.in_c, dst + s.pad_left * s.in_c);
+      std::fill(dst + (s.pad_left + s.in_w) * s.in_c, dst + row_elems, T(0));
+    }
+  });
+  return padded;
+}
+
+// Kernel row i of output pixel (oh, ow) starts at padded pixel (ih, ow * stride_w),
+// ih = oh * stride_h - pad_top + i * dilation_h; -1 where ih is in the padding.
+inline void row_offsets(const Conv2dShape& s, const RowRuns& r, int64_t* offsets) {
+  const int64_t row_elems = r.padded_w * s.in_c;
+  for (int64_t oh = 0; oh < s.out_h; ++oh) {
+    for (int64_t ow = 0; ow < s.out_w; ++ow) {
+      for (int64_t i = 0; i < s.kernel_h; ++i) {
+        const int64_t ih = oh * s.stride_h - s.pad_top + i * s.dilation_h;
+        *offsets++ = ih >= 0 && ih < s.in_h ? ih * row_elems + ow * s.stride_w * s.in_c : -1;
+      }
+    }
+  }
+}
+
 template <typename T>
 IndirectLayout indirect_rows_layout(const Conv2dShape& s, const gemm_impl::IndirectKernel<T>& ik) {
   return indirect_layout(ik, s.kernel_h, s.kernel_w * s.in_c, s.out_c, s.out_h * s.out_w);
@@ -294,33 +332,13 @@ void indirect_rows_forward(const Conv2dShape& s, const T* x_nhwc, const T* w_hwi
   const auto ik = gemm_impl::gemm_kernels<T>().indirect(s.out_c);
   const RowRuns r = row_runs(s);
   const int64_t kc = s.kernel_w * s.in_c, row_elems = r.padded_w * s.in_c;
-  const T* image = x_nhwc;
-  if (r.copy) {
-    T* padded = static_cast<T*>(workspace);
-    parallel_for(0, s.batch * s.in_h, 64, threads, [&](int64_t q0, int64_t q1) {
-      for (int64_t q = q0; q < q1; ++q) {
-        T* dst = padded + q * row_elems;
-        std::fill(dst, dst + s.pad_left * s.in_c, T(0));
-        std::copy_n(x_nhwc + q * s.in_w * s.in_c, s.in_w * s.in_c, dst + s.pad_left * s.in_c);
-        std::fill(dst + (s.pad_left + s.in_w) * s.in_c, dst + row_elems, T(0));
-      }
-    });
-    image = padded;
-  }
+  const T* image = padded_image(s, r, x_nhwc, workspace, threads);
   void* rest = static_cast<unsigned char*>(workspace) + padded_image_bytes<T>(s);
   const IndirectLayout l = indirect_rows_layout(s, ik);
   const IndirectBuffers<T> buf = indirect_buffers<T>(l, rest);
   ik.pack_b(s.kernel_h * kc, s.out_c, w_hwio, s.out_c, false, buf.packed);  // panels of (kh*kc) x NR
   std::fill(buf.zero, buf.zero + kc, T(0));
-  int64_t* offsets = buf.offsets;
-  for (int64_t oh = 0; oh < s.out_h; ++oh) {
-    for (int64_t ow = 0; ow < s.out_w; ++ow) {
-      for (int64_t i = 0; i < s.kernel_h; ++i) {
-        const int64_t ih = oh * s.stride_h - s.pad_top + i * s.dilation_h;
-        *offsets++ = ih >= 0 && ih < s.in_h ? ih * row_elems + ow * s.stride_w * s.in_c : -1;
-      }
-    }
-  }
+  row_offsets(s, r, buf.offsets);
   const auto task = indirect_task<T>(s.kernel_h, kc, s.out_c, buf.packed, kc * ik.nr, s.kernel_h * kc * ik.nr,
                                      y_nhwc, bias, act);
   run_indirect(ik, l, s.batch, s.out_h * s.out_w, image, s.in_h * row_elems, task, rest, threads);
@@ -346,21 +364,23 @@ void indirect_backward_data(const Conv2dShape& s, const T* dy_nhwc, const T* w_h
   run_indirect(ik, l, s.batch, s.in_h * s.in_w, dy_nhwc, s.out_h * s.out_w * s.out_c, task, workspace, threads);
 }
 
+namespace {
+
+// dw (taps x run x out_c) = sum over the output pixels of each tap's run of x (image,
+// image_elems apart per image, at offsets[pixel * taps + tap] or -1 for none) times the
+// pixel's dy row; workspace laid out by l, the offsets filled.
 template <typename T>
-void indirect_backward_weights(const Conv2dShape& s, const T* dy_nhwc, const T* x_nhwc, T* dw_hwio,
-                               void* workspace, int threads) {
-  const auto gk = gemm_impl::gemm_kernels<T>().gather(s.in_c, s.out_c);
-  const int64_t taps = s.kernel_h * s.kernel_w;
-  const GatherLayout l = gather_layout<T>(s);
-  auto* base = static_cast<unsigned char*>(workspace);
-  auto* offsets = reinterpret_cast<int64_t*>(base);
-  forward_offsets(s, offsets);
+void gather_backward_weights(const Conv2dShape& s, int64_t taps, int64_t run, const GatherLayout& l,
+                             unsigned char* base, const T* image_base, int64_t image_elems, const T* dy_nhwc,
+                             T* dw_hwio, int threads) {
+  const auto gk = gemm_impl::gemm_kernels<T>().gather(run, s.out_c);
+  const auto* offsets = reinterpret_cast<const int64_t*>(base);
 
   const int64_t spatial = s.out_h * s.out_w;
   const int64_t total_rows = s.batch * spatial;
   const int64_t chunk_rows = gather_chunk_rows<T>(s);
   const int64_t chunks = (total_rows + chunk_rows - 1) / chunk_rows;
-  const int64_t dw_size = taps * s.in_c * s.out_c;
+  const int64_t dw_size = taps * run * s.out_c;
   const int64_t slots = std::min<int64_t>(threads, chunks);
   auto slot_base = [&](int64_t slot) { return base + l.offsets_bytes + slot * l.slot(); };
   auto partial = [&](int64_t slot) {
@@ -375,7 +395,7 @@ void indirect_backward_weights(const Conv2dShape& s, const T* dy_nhwc, const T* 
     T* acc = partial(slot);
     std::fill(acc, acc + dw_size, T(0));
     gemm_impl::GatherTask<T> t{};
-    t.mc = s.in_c;
+    t.mc = run;
     t.nc = s.out_c;
     t.ldc = s.out_c;
     for (int64_t q = q0; q < q1; ++q) {
@@ -384,7 +404,7 @@ void indirect_backward_weights(const Conv2dShape& s, const T* dy_nhwc, const T* 
       std::fill(count, count + taps, int64_t{0});
       int64_t n = row0 / spatial, pos = row0 % spatial;
       for (int64_t r = 0; r < rows; ++r) {
-        const T* image = x_nhwc + n * s.in_h * s.in_w * s.in_c;
+        const T* image = image_base + n * image_elems;
         const int64_t* off = offsets + pos * taps;
         for (int64_t tap = 0; tap < taps; ++tap) {
           if (off[tap] < 0) continue;
@@ -402,7 +422,7 @@ void indirect_backward_weights(const Conv2dShape& s, const T* dy_nhwc, const T* 
         if (t.kc == 0) continue;
         t.runs = runs + tap * chunk_rows;
         t.b_rows = dy_rows + tap * chunk_rows;
-        t.c = acc + tap * s.in_c * s.out_c;
+        t.c = acc + tap * run * s.out_c;
         gk.run(t);
       }
     }
@@ -410,11 +430,42 @@ void indirect_backward_weights(const Conv2dShape& s, const T* dy_nhwc, const T* 
   sum_partials(dw_hwio, dw_size, used, partial);
 }
 
+}  // namespace
+
+template <typename T>
+void indirect_backward_weights(const Conv2dShape& s, const T* dy_nhwc, const T* x_nhwc, T* dw_hwio,
+                               void* workspace, int threads) {
+  const GatherLayout l = gather_layout<T>(s);
+  auto* base = static_cast<unsigned char*>(workspace);
+  forward_offsets(s, reinterpret_cast<int64_t*>(base));
+  gather_backward_weights(s, s.kernel_h * s.kernel_w, s.in_c, l, base, x_nhwc, s.in_h * s.in_w * s.in_c, dy_nhwc,
+                          dw_hwio, threads);
+}
+
+template <typename T>
+size_t indirect_rows_backward_weights_workspace_bytes(const Conv2dShape& s, int threads) {
+  return padded_image_bytes<T>(s) + gather_layout<T>(s, s.kernel_h, s.kernel_w * s.in_c).total(threads);
+}
+
+template <typename T>
+void indirect_rows_backward_weights(const Conv2dShape& s, const T* dy_nhwc, const T* x_nhwc, T* dw_hwio,
+                                    void* workspace, int threads) {
+  const RowRuns r = row_runs(s);
+  const T* image = padded_image(s, r, x_nhwc, workspace, threads);
+  auto* base = static_cast<unsigned char*>(workspace) + padded_image_bytes<T>(s);
+  row_offsets(s, r, reinterpret_cast<int64_t*>(base));
+  const GatherLayout l = gather_layout<T>(s, s.kernel_h, s.kernel_w * s.in_c);
+  gather_backward_weights(s, s.kernel_h, s.kernel_w * s.in_c, l, base, image, s.in_h * r.padded_w * s.in_c,
+                          dy_nhwc, dw_hwio, threads);
+}
+
 #define FASTNN_INSTANTIATE(T)                                                                                \
   template size_t indirect_forward_workspace_bytes<T>(const Conv2dShape&, int);                              \
   template size_t indirect_rows_forward_workspace_bytes<T>(const Conv2dShape&, int);                         \
   template void indirect_rows_forward<T>(const Conv2dShape&, const T*, const T*, const T*, Activation, T*,    \
                                          void*, int);                                                        \
+  template size_t indirect_rows_backward_weights_workspace_bytes<T>(const Conv2dShape&, int);                \
+  template void indirect_rows_backward_weights<T>(const Conv2dShape&, const T*, const T*, T*, void*, int);   \
   template size_t indirect_backward_data_workspace_bytes<T>(const Conv2dShape&, int);                        \
   template size_t indirect_backward_weights_workspace_bytes<T>(const Conv2dShape&, int);                     \
   template void indirect_forward<T>(const Conv2dShape&, const T*, const T*, const T*, Activation, T*, void*,   \
