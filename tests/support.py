@@ -8,10 +8,12 @@ where none is present, so GPU machines run the same suite.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
-from fastnn import backends
+from fastnn import _compat, backends
 from fastnn.backends.reference import ReferenceBackend
 
 # One table of tolerances per dtype: (rtol, atol relative to the largest reference value).
@@ -33,6 +35,18 @@ def backend_param(name):
 
 
 BACKEND_PARAMS = [backend_param(name) for name in ACCELERATED]
+
+
+def native_module():
+    """fastnn._C, for tests that size their shapes from what it reports (its caches).
+    Skips only where FASTNN_DISABLE_NATIVE hides it on purpose; a missing extension
+    anywhere else is a broken install and fails."""
+    C, why = _compat.native()
+    if C is None:
+        if os.environ.get("FASTNN_DISABLE_NATIVE", "") not in ("", "0"):
+            pytest.skip(f"fastnn._C hidden on purpose ({why})")
+        pytest.fail(f"fastnn._C is part of every install but did not load: {why}")
+    return C
 ALL_BACKEND_PARAMS = [pytest.param("reference")] + BACKEND_PARAMS
 
 

@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from support import BACKEND_PARAMS, assert_close, overrides, to_backend, to_numpy
+from support import BACKEND_PARAMS, assert_close, native_module, overrides, to_backend, to_numpy
 
 import fastnn
-from fastnn import _compat, backends, ops
+from fastnn import backends, ops
 
 
 class Case(NamedTuple):
@@ -754,9 +754,7 @@ def test_a_weight_gradient_larger_than_l2_on_every_thread_count(dtype, threads):
     """Backward-weights whose gradient outgrows a core's L2 (as the machine reports it) runs
     as GEMMs the threads share over blocks of rows (several here: 512 rows of 4,608-wide
     patches, the later blocks added to the first)."""
-    C, why = _compat.native()
-    if C is None:
-        pytest.skip(f"fastnn._C unavailable: {why}")
+    C = native_module()
     out_c = -(-C.cache_sizes()["l2"] * 5 // 4 // (9 * 512 * np.dtype(dtype).itemsize) // 16) * 16
     rng = np.random.default_rng(threads)
     x = randn(rng, (2, 16, 16, 512), dtype)
@@ -782,9 +780,7 @@ def test_winograd_split_over_output_channels(dtype, threads, padding):
     threads or more, F(2x2, 3x3) with its GEMMs split over output channels (forward, and
     backward-data as a forward over dy); on one, another path. c_out is not a multiple of
     16, so the last thread's columns end mid-vector."""
-    C, why = _compat.native()
-    if C is None:
-        pytest.skip(f"fastnn._C unavailable: {why}")
+    C = native_module()
     c_in = 96
     c_out = C.cache_sizes()["l2"] * 3 // 2 // (16 * c_in * np.dtype(dtype).itemsize) // 16 * 16 + 8
     rng = np.random.default_rng(threads)
@@ -817,8 +813,7 @@ def test_winograd_split_over_output_channels(dtype, threads, padding):
 ])
 def test_backward_data_with_fewer_images_than_threads(config, threads):
     """With fewer images than threads, backward-data's GEMMs run on every thread."""
-    if _compat.native()[0] is None:
-        pytest.skip("fastnn._C unavailable")
+    native_module()
     rng = np.random.default_rng(threads)
     x, w, options = _conv_inputs(rng, np.dtype(np.float64), config, "NHWC")
     with backends.use("reference"):
