@@ -325,8 +325,9 @@ constexpr int64_t kMaxDirectPatch = 72;  // e.g. 8 input channels x 3x3
 // strided layers keep im2col.
 template <typename T>
 bool use_indirect_rows_forward(const Conv2dShape& s) {
-  return s.in_c < kMinIndirectRun && s.stride_w == 1 && !is_pointwise(s) && indirect_row_runs_fit(s) &&
-         patch_size(s) > kMaxDirectPatch;
+  return s.in_c < kMinIndirectRun && s.kernel_w * s.in_c >= kMinIndirectRun && s.stride_w == 1 &&
+         s.dilation_w == 1 && !is_pointwise(s) && patch_size(s) > kMaxDirectPatch &&
+         offsets_fit(s.out_h * s.out_w, s);  // kernel_h runs a pixel: within the per-tap table's bound
 }
 
 // ... and backward-weights on the same runs, against im2col: 8->32 5x5 "same" at 32x32,

@@ -56,9 +56,8 @@ template <typename T>
 void indirect_backward_weights(const Conv2dShape& s, const T* dy_nhwc, const T* x_nhwc, T* dw_hwio,
                                void* workspace, int threads);
 
-// ... and the forward with a kernel row's pixels as one run (kernel_w * in_c values), for
-// few input channels: where the sizes allow it (dilation_w 1, the run table small).
-bool indirect_row_runs_fit(const Conv2dShape& s);
+// ... and the forward and backward-weights with a kernel row's pixels as one run
+// (kernel_w * in_c values), for few input channels; dilation_w must be 1.
 template <typename T> size_t indirect_rows_forward_workspace_bytes(const Conv2dShape& s, int threads);
 template <typename T>
 void indirect_rows_forward(const Conv2dShape& s, const T* x_nhwc, const T* w_hwio, const T* bias, Activation act,

@@ -31,11 +31,6 @@
 namespace fastnn::cpu {
 namespace {
 
-// Row runs (indirect_rows_forward): at least a vector's worth of values per run, and the
-// table of one image's runs within 16 MiB, as for the per-tap runs.
-constexpr int64_t kRowRunMin = 16;
-constexpr int64_t kRowRunMaxOffsetBytes = int64_t(16) << 20;
-
 // Output rows per pointer table: a table (rows x taps pointers) stays in L1.
 template <typename T>
 int64_t indirect_chunk_rows(const gemm_impl::IndirectKernel<T>& ik) { return 16 * ik.mr; }
@@ -314,11 +309,6 @@ IndirectLayout indirect_rows_layout(const Conv2dShape& s, const gemm_impl::Indir
 }
 
 }  // namespace
-
-bool indirect_row_runs_fit(const Conv2dShape& s) {
-  return s.dilation_w == 1 && s.kernel_w * s.in_c >= kRowRunMin &&
-         s.out_h * s.out_w * s.kernel_h * int64_t(sizeof(int64_t)) <= kRowRunMaxOffsetBytes;
-}
 
 template <typename T>
 size_t indirect_rows_forward_workspace_bytes(const Conv2dShape& s, int threads) {

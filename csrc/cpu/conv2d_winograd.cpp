@@ -42,7 +42,7 @@ struct WinogradLayout {
   int64_t tiles_h, tiles_w, tiles, block, blocks, chunks;
   size_t u_bytes, v_bytes, m_bytes, gemm_bytes;
   bool split_columns = false;  // one block of all tiles, the GEMMs split over output channels
-  int64_t gemm_slots = 1;      // GEMM workspaces per slot (one per thread when split)
+  int64_t gemm_slots = 1;      // GEMM workspaces per slot (one per column chunk when split)
   size_t slot() const { return v_bytes + m_bytes + gemm_bytes * static_cast<size_t>(gemm_slots); }
 };
 
@@ -262,11 +262,12 @@ WinogradLayout forward_layout(const Conv2dShape& s, int threads) {
   l.split_columns = true;
   l.block = l.tiles;
   l.blocks = l.chunks = 1;
-  l.gemm_slots = threads;
   l.v_bytes = align_up(l.positions * l.tiles * s.in_c * sizeof(T));
   l.m_bytes = align_up(l.positions * l.tiles * s.out_c * sizeof(T));
-  // The GEMM's kernel (and so its workspace) depends on n: size for every chunk's width.
+  // One GEMM workspace per chunk parallel_chunks cuts, sized for the widest: the GEMM's
+  // kernel (and so its workspace) follows n.  The widths as run_chunks splits the range.
   const int64_t blocks = column_blocks(s), chunks = chunk_count(blocks, 1, threads);
+  l.gemm_slots = chunks;
   l.gemm_bytes = 0;
   for (int64_t c = 0; c < chunks; ++c) {
     GemmArgs<T> g = block_gemm<T>(s, l.tiles);
