@@ -1133,15 +1133,25 @@ def sgd_update(param, grad, velocity=None, *, lr: float, momentum: float = 0.0,
 
 def adam_update(param, grad, m, v, *, step: int, lr: float = 1e-3, beta1: float = 0.9,
                 beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.0,
-                bias_correction: bool = True) -> None:
+                bias_correction: bool = True, grad_scale: float = 1.0,
+                param_decay: float = 0.0, average=None, average_rate: float = 0.0) -> None:
     """One Adam step (Kingma and Ba), in place: ``param``, ``m``, ``v`` updated, ``grad`` zeroed.
 
-    ``g = grad + weight_decay * param`` (L2, as TFLearn's regularizer adds it);
+    ``g = grad_scale * grad + weight_decay * param`` (L2, as TFLearn's regularizer adds it;
+    ``grad_scale`` is for a clip-by-norm factor the caller computed);
     ``m = beta1 * m + (1 - beta1) * g``; ``v = beta2 * v + (1 - beta2) * g**2``;
     ``param -= lr * (m / (1 - beta1**step)) / (sqrt(v / (1 - beta2**step)) + eps)``.
     ``step`` counts updates from 1. With ``bias_correction=False`` the two divisions by
     ``1 - beta**step`` are left out (``param -= lr * m / (sqrt(v) + eps)``), for callers
     that fold the correction into ``lr`` themselves, as Thinc's optimizer does.
+
+    Two more parts of an optimizer's step come in the same pass over memory:
+    ``param_decay`` is decoupled weight decay, ``param -= param_decay * param`` after the
+    step (the factor is the caller's, for example ``lr * decay`` as Thinc applies its
+    ``L2_is_weight_decay``); ``average``, an array like ``param``, is an exponential moving
+    average of the parameter, moved towards the new ``param`` by ``average_rate``:
+    ``average -= average_rate * (average - param)`` (``1 - decay`` for an average that
+    keeps ``decay`` of itself each step).
 
     Example
     -------
@@ -1150,6 +1160,10 @@ def adam_update(param, grad, m, v, *, step: int, lr: float = 1e-3, beta1: float 
     >>> adam_update(p, g, m, v, step=1, lr=0.1)
     >>> p.round(6)
     array([-0.1])
+    >>> p, g, m, v, avg = np.zeros(1), np.ones(1), np.zeros(1), np.zeros(1), np.zeros(1)
+    >>> adam_update(p, g, m, v, step=1, lr=0.1, average=avg, average_rate=0.5)
+    >>> avg.round(6)  # halfway from 0 to the new param
+    array([-0.05])
     """
     op = "adam_update"
     if not isinstance(step, (int, np.integer)) or isinstance(step, bool) or step < 1:
@@ -1159,10 +1173,18 @@ def adam_update(param, grad, m, v, *, step: int, lr: float = 1e-3, beta1: float 
     beta2 = _number(op, "beta2", beta2, low=0.0, high=1.0, high_open=True)
     eps = _number(op, "eps", eps, low=0.0)
     weight_decay = _number(op, "weight_decay", weight_decay, low=0.0)
-    _param_and_grad(op, param, grad, ("m", m), ("v", v))
-    _dispatch(op, param, grad, m, v).adam_update(
+    grad_scale = _number(op, "grad_scale", grad_scale, low=0.0)
+    param_decay = _number(op, "param_decay", param_decay, low=0.0, high=1.0)
+    average_rate = _number(op, "average_rate", average_rate, low=0.0, high=1.0)
+    if average is None and average_rate != 0.0:
+        raise ValueError(f"{op}: average_rate={average_rate!r} needs an average array "
+                         "(pass average=, an array like param)")
+    _param_and_grad(op, param, grad, ("m", m), ("v", v), ("average", average))
+    _dispatch(op, param, grad, m, v, average).adam_update(
         param, grad, m, v, step=int(step), lr=lr, beta1=beta1, beta2=beta2, eps=eps,
-        weight_decay=weight_decay, bias_correction=bool(bias_correction))
+        weight_decay=weight_decay, bias_correction=bool(bias_correction),
+        grad_scale=grad_scale, param_decay=param_decay,
+        average=average if average_rate != 0.0 else None, average_rate=average_rate)
 
 
 # --------------------------------------------------------------------------- sequences

@@ -46,6 +46,14 @@ def test_cpu_backend_is_built():
 # Bad input: (id, op, args, kwargs, exception type, message pattern)
 x4 = np.zeros((2, 5, 5, 3), f32)
 w4 = np.zeros((3, 3, 3, 4), f32)
+
+
+def _adam_arrays():
+    """param, grad, m and v for adam_update, each its own array of 3."""
+    return tuple(np.zeros(3, f32) for _ in range(4))
+
+
+_ADAM_ARRAYS = _adam_arrays()
 BAD = [
     ("relu-int", "relu", (np.arange(3),), {}, TypeError,
      "relu: x must be float32 or float64, got int64"),
@@ -208,6 +216,18 @@ BAD = [
     ("adam-m-dtype", "adam_update", (np.zeros(3, f32), np.zeros(3, f32), np.zeros(3),
                                      np.zeros(3, f32)), {"step": 1}, TypeError,
      r"adam_update: m must have the dtype of param \(float32\), got float64"),
+    ("adam-average-rate-alone", "adam_update", _adam_arrays(), {"step": 1, "average_rate": 0.1},
+     ValueError, r"adam_update: average_rate=0.1 needs an average array \(pass average="),
+    ("adam-average-shape", "adam_update", _adam_arrays(),
+     {"step": 1, "average": np.zeros(4, f32), "average_rate": 0.1}, ValueError,
+     r"adam_update: average must have shape \(3,\), got \(4,\)"),
+    ("adam-average-is-param", "adam_update", _ADAM_ARRAYS,
+     {"step": 1, "average": _ADAM_ARRAYS[0], "average_rate": 0.1}, ValueError,
+     "adam_update: param and average share memory"),
+    ("adam-param-decay", "adam_update", _adam_arrays(), {"step": 1, "param_decay": 2.0},
+     ValueError, "adam_update: param_decay must be <= 1.0, got 2.0"),
+    ("adam-grad-scale", "adam_update", _adam_arrays(), {"step": 1, "grad_scale": float("nan")},
+     ValueError, "adam_update: grad_scale must be finite, got nan"),
     # The sequence ops (Thinc's): lengths, windows, pieces and index arrays.
     ("maxout-rank", "maxout", (np.zeros((2, 3), f32),), {}, ValueError,
      r"maxout: x must be 3-D, got shape \(2, 3\)"),

@@ -462,6 +462,22 @@ for step, decay, size, correct in [(1, 0.0, 1, True), (7, 1e-3, 1000, True),
                 randn(rng, (size,), dtype) * 0.1, rng.random(size).astype(dtype) * 0.1), dict(
             step=step, lr=0.01, weight_decay=decay, bias_correction=correct)
 
+# The optional parts of the step (a clip factor, decoupled decay, a moving average), alone
+# and together, on sizes that leave each thread's chunk a ragged vector tail.
+for tag, size, options in [
+        ("scaled", 17, dict(grad_scale=0.37, weight_decay=1e-2)),
+        ("shrink", 1000, dict(param_decay=3e-3)),
+        ("average", 100_003, dict(average_rate=0.1)),
+        ("thinc", 1003, dict(grad_scale=0.5, param_decay=1e-3, average_rate=0.25,
+                             bias_correction=False))]:
+    @case(f"{tag}-{size}", "adam_update", inplace=True)
+    def _(rng, dtype, size=size, options=options):
+        kwargs = dict(step=3, lr=0.01, **options)
+        if "average_rate" in kwargs:
+            kwargs["average"] = randn(rng, (size,), dtype)
+        return (randn(rng, (size,), dtype), randn(rng, (size,), dtype),
+                randn(rng, (size,), dtype) * 0.1, rng.random(size).astype(dtype) * 0.1), kwargs
+
 
 # ------------------------------------------------------------------ sequences (Thinc's ops)
 
@@ -640,8 +656,9 @@ def _run(name, case_, args, kwargs):
     kwargs = {k: to_backend(name, v) for k, v in kwargs.items()}
     with backends.use(name):
         result = getattr(ops, case_.op)(*args, **kwargs)
-    if case_.inplace:
-        return tuple(to_numpy(a) for a in args if a is not None)
+    if case_.inplace:  # the arguments it updates, positional and keyword
+        return tuple(to_numpy(a) for a in [*args, *kwargs.values()]
+                     if a is not None and hasattr(a, "shape"))
     return to_numpy(result)
 
 

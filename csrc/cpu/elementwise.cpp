@@ -137,12 +137,15 @@ void sgd_update(T* param, T* grad, T* velocity, int64_t size, double lr, double 
 
 template <typename T>
 void adam_update(T* param, T* grad, T* m, T* v, int64_t size, double lr, double beta1, double beta2, double eps,
-                 double weight_decay, double m_scale, double v_scale) {
+                 double weight_decay, double m_scale, double v_scale, double grad_scale, double param_decay,
+                 T* average, double average_rate) {
   const auto kernel = elementwise_kernels<T>().adam;
+  const AdamArgs<T> args{static_cast<T>(lr),          static_cast<T>(beta1),       static_cast<T>(beta2),
+                         static_cast<T>(eps),         static_cast<T>(weight_decay), static_cast<T>(m_scale),
+                         static_cast<T>(v_scale),     static_cast<T>(grad_scale),  static_cast<T>(param_decay),
+                         static_cast<T>(average_rate)};
   parallel_for(0, size, kGrain, get_num_threads(), [&](int64_t lo, int64_t hi) {
-    kernel(param + lo, grad + lo, m + lo, v + lo, hi - lo, static_cast<T>(lr), static_cast<T>(beta1),
-           static_cast<T>(beta2), static_cast<T>(eps), static_cast<T>(weight_decay), static_cast<T>(m_scale),
-           static_cast<T>(v_scale));
+    kernel(param + lo, grad + lo, m + lo, v + lo, hi - lo, args, average ? average + lo : nullptr);
   });
 }
 
@@ -157,7 +160,8 @@ void adam_update(T* param, T* grad, T* m, T* v, int64_t size, double lr, double 
   template void dropout<T>(const T*, T*, uint8_t*, int64_t, uint64_t, uint32_t, double);                       \
   template void dropout_backward<T>(const T*, const uint8_t*, T*, int64_t, double);                            \
   template void sgd_update<T>(T*, T*, T*, int64_t, double, double, double, bool);                              \
-  template void adam_update<T>(T*, T*, T*, T*, int64_t, double, double, double, double, double, double, double);
+  template void adam_update<T>(T*, T*, T*, T*, int64_t, double, double, double, double, double, double, double, \
+                                double, double, T*, double);
 FASTNN_INSTANTIATE(float)
 FASTNN_INSTANTIATE(double)
 

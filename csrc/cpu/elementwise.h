@@ -49,8 +49,12 @@ void dropout_backward(const T* dy, const uint8_t* mask, T* dx, int64_t size, dou
 template <typename T>
 void sgd_update(T* param, T* grad, T* velocity, int64_t size, double lr, double momentum,
                 double weight_decay, bool nesterov);
+// Adam: g = grad_scale * grad + weight_decay * param; m, v their moving moments; param
+// -= lr * m * m_scale / (sqrt(v * v_scale) + eps), then param -= param_decay * param; with
+// average (else nullptr), average -= average_rate * (average - param) on the new param.
 template <typename T>
 void adam_update(T* param, T* grad, T* m, T* v, int64_t size, double lr, double beta1, double beta2,
-                 double eps, double weight_decay, double m_scale, double v_scale);
+                 double eps, double weight_decay, double m_scale, double v_scale, double grad_scale = 1.0,
+                 double param_decay = 0.0, T* average = nullptr, double average_rate = 0.0);
 
 }  // namespace fastnn::cpu

@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #include "cpu/elementwise_table.h"
 #include "cpu/math_approx.h"
@@ -183,30 +184,56 @@ void sgd_chunk(T* __restrict param, T* __restrict grad, T* __restrict velocity, 
   }
 }
 
-template <bool Decay, typename T>
-void adam_loop(T* __restrict param, T* __restrict grad, T* __restrict m, T* __restrict v, int64_t n, T lr,
-               T beta1, T beta2, T eps, T weight_decay, T m_scale, T v_scale) {
+// One Adam step per element.  The optional parts are template flags, so the common
+// step compiles to the plain loop: Scale multiplies the gradient first (a clip-by-norm
+// factor), Decay adds L2 weight decay to it, Shrink takes param_decay * param off the
+// stepped parameter (decoupled weight decay, as Thinc and AdamW apply it) and Average
+// moves an exponential moving average of the parameter towards its new value.
+template <bool Scale, bool Decay, bool Shrink, bool Average, typename T>
+void adam_loop(T* __restrict param, T* __restrict grad, T* __restrict m, T* __restrict v, int64_t n,
+               const AdamArgs<T>& a, T* __restrict average) {
+  const T lr = a.lr, beta1 = a.beta1, beta2 = a.beta2, eps = a.eps;
+  const T m_scale = a.m_scale, v_scale = a.v_scale;
   const T one_minus_beta1 = T(1) - beta1;
   const T one_minus_beta2 = T(1) - beta2;
   for (int64_t i = 0; i < n; ++i) {
-    const T g = decayed<Decay>(grad[i], param[i], weight_decay);
+    T g = grad[i];
+    if constexpr (Scale) g = g * a.grad_scale;
+    g = decayed<Decay>(g, param[i], a.weight_decay);
     const T mi = beta1 * m[i] + one_minus_beta1 * g;
     const T vi = beta2 * v[i] + one_minus_beta2 * (g * g);
     m[i] = mi;
     v[i] = vi;
-    param[i] -= lr * (mi * m_scale) / (std::sqrt(vi * v_scale) + eps);
+    T p = param[i] - lr * (mi * m_scale) / (std::sqrt(vi * v_scale) + eps);
+    if constexpr (Shrink) p = p - p * a.param_decay;
+    param[i] = p;
+    if constexpr (Average) average[i] = average[i] - a.average_rate * (average[i] - p);
     grad[i] = 0;
   }
 }
 
-template <typename T>
-void adam_chunk(T* __restrict param, T* __restrict grad, T* __restrict m, T* __restrict v, int64_t n, T lr,
-                T beta1, T beta2, T eps, T weight_decay, T m_scale, T v_scale) {
-  if (weight_decay != T(0)) {
-    adam_loop<true>(param, grad, m, v, n, lr, beta1, beta2, eps, weight_decay, m_scale, v_scale);
+template <typename F>
+inline void with_flag(bool on, F&& f) {
+  if (on) {
+    f(std::true_type{});
   } else {
-    adam_loop<false>(param, grad, m, v, n, lr, beta1, beta2, eps, weight_decay, m_scale, v_scale);
+    f(std::false_type{});
   }
+}
+
+template <typename T>
+void adam_chunk(T* __restrict param, T* __restrict grad, T* __restrict m, T* __restrict v, int64_t n,
+                const AdamArgs<T>& a, T* __restrict average) {
+  with_flag(a.grad_scale != T(1), [&](auto scale) {
+    with_flag(a.weight_decay != T(0), [&](auto decay) {
+      with_flag(a.param_decay != T(0), [&](auto shrink) {
+        with_flag(average != nullptr, [&](auto avg) {
+          adam_loop<decltype(scale)::value, decltype(decay)::value, decltype(shrink)::value,
+                    decltype(avg)::value>(param, grad, m, v, n, a, average);
+        });
+      });
+    });
+  });
 }
 
 template <typename T>

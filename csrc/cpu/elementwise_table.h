@@ -7,6 +7,13 @@
 
 namespace fastnn::cpu {
 
+// Adam's scalars for one update (see elementwise.h: adam_update).
+template <typename T>
+struct AdamArgs {
+  T lr, beta1, beta2, eps, weight_decay, m_scale, v_scale;
+  T grad_scale, param_decay, average_rate;
+};
+
 template <typename T>
 struct ElementwiseKernels {
   void (*column_sum)(const T* dy, int64_t rows, int64_t channels, double* acc);
@@ -20,8 +27,7 @@ struct ElementwiseKernels {
                   uint32_t threshold, T scale);
   void (*dropout_backward)(const T* dy, const uint8_t* mask, T* dx, int64_t n, T scale);
   void (*sgd)(T* param, T* grad, T* velocity, int64_t n, T lr, T momentum, T weight_decay, bool nesterov);
-  void (*adam)(T* param, T* grad, T* m, T* v, int64_t n, T lr, T beta1, T beta2, T eps, T weight_decay,
-               T m_scale, T v_scale);
+  void (*adam)(T* param, T* grad, T* m, T* v, int64_t n, const AdamArgs<T>& args, T* average);
 };
 
 namespace portable { template <typename T> ElementwiseKernels<T> elementwise_kernel_table(); }

@@ -224,7 +224,8 @@ void bind_elementwise(py::module_& m) {
 
   m.def("adam_update", [](py::array& param, py::array& grad, py::array& m_state, py::array& v_state, double lr,
                           double beta1, double beta2, double eps, double weight_decay, double m_scale,
-                          double v_scale) {
+                          double v_scale, double grad_scale, double param_decay, const py::object& average,
+                          double average_rate) {
     const char* op = "adam_update";
     dispatch_float(dtype_of(param, op, "param"), [&](auto tag) {
       using T = decltype(tag);
@@ -235,13 +236,24 @@ void bind_elementwise(py::module_& m) {
       require_same_shape(param, m_state, op, "m");
       T* vp = output<T>(v_state, op, "v");
       require_same_shape(param, v_state, op, "v");
+      T* ap = nullptr;
+      py::array avg;
+      if (!average.is_none()) {
+        if (!py::isinstance<py::array>(average)) fail_type(op, "average", "must be a NumPy array or None");
+        avg = py::reinterpret_borrow<py::array>(average);
+        ap = output<T>(avg, op, "average");
+        require_same_shape(param, avg, op, "average");
+      }
       const int64_t size = param.size();
       py::gil_scoped_release release;
-      cpu::adam_update<T>(pp, gp, mp, vp, size, lr, beta1, beta2, eps, weight_decay, m_scale, v_scale);
+      cpu::adam_update<T>(pp, gp, mp, vp, size, lr, beta1, beta2, eps, weight_decay, m_scale, v_scale, grad_scale,
+                          param_decay, ap, average_rate);
       return 0;
     });
   }, py::arg("param"), py::arg("grad"), py::arg("m"), py::arg("v"), py::arg("lr"), py::arg("beta1"),
-     py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"), py::arg("m_scale"), py::arg("v_scale"));
+     py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"), py::arg("m_scale"), py::arg("v_scale"),
+     py::arg("grad_scale") = 1.0, py::arg("param_decay") = 0.0, py::arg("average") = py::none(),
+     py::arg("average_rate") = 0.0);
 }
 
 }  // namespace fastnn::python

@@ -5,11 +5,12 @@ NumpyOps for any NumPy array, so the model's ops never see the step. This optimi
 subclass that does the same arithmetic, in the same order, with the same state (``mom1``,
 ``mom2``, ``averages``, ``nr_update``), but runs the Adam (or SGD) step as one fused
 in-place kernel, :func:`fastnn.ops.adam_update` with ``bias_correction=False`` (Thinc folds
-the correction into the learning rate), and keeps the parameter averages without
-temporaries. Strided float32 parameters take the step on contiguous copies, written back
-(Thinc's NumpyOps.adam reads them as contiguous memory). Anything else (CuPy arrays,
-float64 weights, which Thinc's Adam keeps float32 moments for and refuses, RAdam) takes
-Thinc's own code.
+the correction into the learning rate). Adam's pass also takes the gradient's clip factor,
+the decoupled weight decay and the parameter average (which Thinc runs as five more NumPy
+passes over the parameter); SGD keeps them as NumPy passes without temporaries. Strided
+float32 parameters take the step on contiguous copies, written back (Thinc's NumpyOps.adam
+reads them as contiguous memory). Anything else (CuPy arrays, float64 weights, which
+Thinc's Adam keeps float32 moments for and refuses, RAdam) takes Thinc's own code.
 """
 
 from __future__ import annotations
@@ -89,31 +90,52 @@ class FastnnOptimizer(Optimizer):
         L2, clip, b1, b2, learn_rate, eps = self._hyperparameters(key)
         if L2 != 0 and not self.L2_is_weight_decay:
             gradient += L2 * weights
+        scale = 1.0
         if clip:
             norm = np.linalg.norm(gradient)
             if norm >= clip:
-                gradient *= clip / norm
-        if b1 > 0.0 and b2 > 0.0:
+                scale = clip / norm  # float32, as Thinc's clip_gradient multiplies by it
+        decay = lr_scale * learn_rate * L2 if L2 != 0 and self.L2_is_weight_decay else 0.0
+        adam = b1 > 0.0 and b2 > 0.0
+        # Adam takes the clip factor, the decoupled decay and the average in its one pass
+        # (where they are in the kernel's range); SGD and the rest take NumPy passes.
+        fused = adam and np.isfinite(scale) and 0.0 <= decay <= 1.0
+        if scale != 1.0 and not fused:
+            gradient *= scale
+        if adam:
             if key not in self.mom1:
                 self.mom1[key] = np.zeros(weights.size, dtype=_F32)
             if key not in self.mom2:
                 self.mom2[key] = np.zeros(weights.size, dtype=_F32)
+            average = self._average(key, weights) if fused else None
             lr = learn_rate * (1.0 - b2**nr_upd) ** 0.5 / (1.0 - b1**nr_upd)
-            fops.adam_update(weights.reshape(-1), gradient.reshape(-1), self.mom1[key],
-                             self.mom2[key], step=nr_upd, lr=lr * lr_scale, beta1=b1, beta2=b2,
-                             eps=eps, bias_correction=False)
+            fops.adam_update(
+                weights.reshape(-1), gradient.reshape(-1), self.mom1[key], self.mom2[key],
+                step=nr_upd, lr=lr * lr_scale, beta1=b1, beta2=b2, eps=eps,
+                bias_correction=False, grad_scale=float(scale) if fused else 1.0,
+                param_decay=float(decay) if fused else 0.0,
+                average=None if average is None else average.reshape(-1),
+                average_rate=0.0 if average is None else 1.0 - _average_decay(nr_upd))
+            if fused:
+                return
         elif b2 > 0.0:  # pragma: no cover - Thinc raises the same
             raise NotImplementedError
         else:
             fops.sgd_update(weights, gradient, lr=lr_scale * learn_rate)
-        if L2 != 0 and self.L2_is_weight_decay:
-            decay = self._buffer(weights)
-            np.multiply(weights, lr_scale * learn_rate * L2, out=decay)
-            weights -= decay
+        if decay:
+            shrink = self._buffer(weights)
+            np.multiply(weights, decay, out=shrink)
+            weights -= shrink
         if self.averages is not None:
-            if key not in self.averages:
-                self.averages[key] = np.zeros(weights.shape, dtype=_F32)
-            self._update_average(self.averages[key], weights, nr_upd)
+            self._update_average(self._average(key, weights), weights, nr_upd)
+
+    def _average(self, key, weights):
+        """The parameter average of ``key`` (zeros before its first update), or None."""
+        if self.averages is None:
+            return None
+        if key not in self.averages:
+            self.averages[key] = np.zeros(weights.shape, dtype=_F32)
+        return self.averages[key]
 
     def _hyperparameters(self, key):
         """(L2, grad_clip, b1, b2, learn_rate, eps) for this update of ``key``."""
@@ -126,11 +148,15 @@ class FastnnOptimizer(Optimizer):
     def _update_average(self, average, weights, nr_upd):
         """Thinc's ``ema -= (1 - decay) * (ema - weights)``, the same operations in the
         same order, into one scratch buffer instead of two temporaries."""
-        decay = min((1.0 + nr_upd) / (10.0 + nr_upd), 0.9999)
         diff = self._buffer(weights)
         np.subtract(average, weights, out=diff)
-        diff *= 1 - decay
+        diff *= 1 - _average_decay(nr_upd)
         average -= diff
+
+
+def _average_decay(nr_upd: int) -> float:
+    """How much of itself Thinc's parameter average keeps at update ``nr_upd``."""
+    return min((1.0 + nr_upd) / (10.0 + nr_upd), 0.9999)
 
 
 @registry.optimizers("fastnn.Adam.v1")

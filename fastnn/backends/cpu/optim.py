@@ -13,6 +13,8 @@ class OptimizerOps:
         self._C.sgd_update(param, grad, velocity, lr, momentum, weight_decay, nesterov)
 
     def adam_update(self, param, grad, m, v, *, step, lr=1e-3, beta1=0.9, beta2=0.999,
-                    eps=1e-8, weight_decay=0.0, bias_correction=True):
+                    eps=1e-8, weight_decay=0.0, bias_correction=True, grad_scale=1.0,
+                    param_decay=0.0, average=None, average_rate=0.0):
         self._C.adam_update(param, grad, m, v, lr, beta1, beta2, eps, weight_decay,
-                            *adam_scales(step, beta1, beta2, bias_correction))
+                            *adam_scales(step, beta1, beta2, bias_correction), grad_scale,
+                            param_decay, average, average_rate)

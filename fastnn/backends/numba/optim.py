@@ -32,16 +32,24 @@ def _sgd_kernel(param, grad, velocity, lr, momentum, weight_decay, use_momentum,
 
 @njit(**PARALLEL)
 def _adam_kernel(param, grad, m, v, lr, beta1, one_minus_beta1, beta2, one_minus_beta2,
-                 m_scale, v_scale, eps, weight_decay, zero):
+                 m_scale, v_scale, eps, weight_decay, grad_scale, param_decay, average,
+                 average_rate, use_average, zero, one):
     for i in prange(param.size):
         g = grad[i]
+        if grad_scale != one:
+            g = g * grad_scale
         if weight_decay != zero:
             g = g + weight_decay * param[i]
         mi = m[i] * beta1 + one_minus_beta1 * g
         vi = v[i] * beta2 + one_minus_beta2 * (g * g)
         m[i] = mi
         v[i] = vi
-        param[i] = param[i] - lr * (mi * m_scale) / (np.sqrt(vi * v_scale) + eps)
+        p = param[i] - lr * (mi * m_scale) / (np.sqrt(vi * v_scale) + eps)
+        if param_decay != zero:
+            p = p - p * param_decay
+        param[i] = p
+        if use_average:
+            average[i] = average[i] - average_rate * (average[i] - p)
         grad[i] = zero
 
 
@@ -55,10 +63,13 @@ class OptimizerOps:
                     t(lr), t(momentum), t(weight_decay), use_momentum, bool(nesterov), t(0))
 
     def adam_update(self, param, grad, m, v, *, step, lr=1e-3, beta1=0.9, beta2=0.999,
-                    eps=1e-8, weight_decay=0.0, bias_correction=True):
+                    eps=1e-8, weight_decay=0.0, bias_correction=True, grad_scale=1.0,
+                    param_decay=0.0, average=None, average_rate=0.0):
         sync_threads()
         t = param.dtype.type
         m_scale, v_scale = adam_scales(step, beta1, beta2, bias_correction)
+        use_average = average is not None
         _adam_kernel(flat(param), flat(grad), flat(m), flat(v), t(lr), t(beta1), t(1 - beta1),
                      t(beta2), t(1 - beta2), t(m_scale), t(v_scale), t(eps), t(weight_decay),
-                     t(0))
+                     t(grad_scale), t(param_decay), flat(average if use_average else grad),
+                     t(average_rate), use_average, t(0), t(1))

@@ -33,8 +33,11 @@ class OptimizerOps:
         grad[...] = 0
 
     def adam_update(self, param, grad, m, v, *, step, lr=1e-3, beta1=0.9, beta2=0.999,
-                    eps=1e-8, weight_decay=0.0, bias_correction=True):
+                    eps=1e-8, weight_decay=0.0, bias_correction=True, grad_scale=1.0,
+                    param_decay=0.0, average=None, average_rate=0.0):
         t = param.dtype.type
+        if grad_scale != 1.0:
+            grad *= t(grad_scale)
         if weight_decay:
             grad += t(weight_decay) * param
         m *= t(beta1)
@@ -43,4 +46,8 @@ class OptimizerOps:
         v += t(1 - beta2) * np.square(grad)
         m_scale, v_scale = (t(s) for s in adam_scales(step, beta1, beta2, bias_correction))
         param -= t(lr) * (m * m_scale) / (np.sqrt(v * v_scale) + t(eps))
+        if param_decay:
+            param -= param * t(param_decay)
+        if average is not None:
+            average -= t(average_rate) * (average - param)
         grad[...] = 0
