@@ -347,6 +347,33 @@ def test_fastnn_optimizer_takes_thinc_s_path_outside_its_kernels():
         with pytest.raises(ValueError, match="dtype mismatch"):
             make(0.01)((0, "W"), np.zeros(3), np.ones(3))
 
+@pytest.mark.parametrize("kwargs", [{}, {"L2": 0.01, "grad_clip": 1e-3}])
+def test_fastnn_adam_takes_clip_decay_and_averages_in_its_kernel(monkeypatch, kwargs):
+    """Adam's clip factor, decoupled decay and average go into adam_update's one pass: the
+    NumPy passes of the other path are not run, and the result is Thinc's."""
+    def numpy_average(*args):
+        raise AssertionError("the average took the NumPy path")
+    weights, gradient = _rand(40, 7), _rand(40, 7)
+    theirs = thinc_api.Adam(0.01, **kwargs)
+    expected_w = weights.copy()
+    for _ in range(3):
+        theirs((0, "W"), expected_w, gradient.copy())
+    monkeypatch.setattr(FastnnOptimizer, "_update_average", numpy_average)
+    calls = []
+    real = fastnn.ops.adam_update
+    monkeypatch.setattr(fastnn.thinc._optimizers.fops, "adam_update",
+                        lambda *a, **k: calls.append(k) or real(*a, **k))
+    ours = Adam(0.01, **kwargs)
+    for _ in range(3):
+        ours((0, "W"), weights, gradient.copy())
+    assert len(calls) == 3 and all(c["average"] is not None for c in calls)
+    if kwargs:
+        assert all(c["grad_scale"] < 1.0 and c["param_decay"] > 0.0 for c in calls)
+    np.testing.assert_allclose(weights, expected_w, rtol=2e-5, atol=2e-7)
+    np.testing.assert_allclose(ours.averages[(0, "W")], theirs.averages[(0, "W")],
+                               rtol=2e-5, atol=2e-7)
+
+
 def test_fastnn_optimizer_updates_strided_views_in_place():
     """(Thinc's own Adam updates the wrong elements of a strided view: NumpyOps.adam reads
     its memory as contiguous.)"""
