@@ -167,6 +167,18 @@ const T* optional_input(const py::object& a, const std::vector<int64_t>& shape, 
   return input<T>(arr, op, name);
 }
 
+// An optional array a kernel writes (None, or a writeable array shaped like `like`, as T):
+// its data, or nullptr for None.
+template <typename T>
+T* optional_output(const py::object& a, const py::array& like, const char* op, const char* name) {
+  if (a.is_none()) return nullptr;
+  if (!py::isinstance<py::array>(a)) fail_type(op, name, "must be a NumPy array or None");
+  auto arr = py::reinterpret_borrow<py::array>(a);
+  T* data = output<T>(arr, op, name);
+  require_same_shape(like, arr, op, name);
+  return data;
+}
+
 // None or the name of an activation.
 inline cpu::Activation parse_activation(const py::object& activation, const char* op) {
   if (activation.is_none()) return cpu::Activation::none;

@@ -206,14 +206,7 @@ void bind_elementwise(py::module_& m) {
       T* pp = output<T>(param, op, "param");
       T* gp = output<T>(grad, op, "grad");
       require_same_shape(param, grad, op, "grad");
-      T* vp = nullptr;
-      py::array vel;
-      if (!velocity.is_none()) {
-        if (!py::isinstance<py::array>(velocity)) fail_type(op, "velocity", "must be a NumPy array or None");
-        vel = py::reinterpret_borrow<py::array>(velocity);
-        vp = output<T>(vel, op, "velocity");
-        require_same_shape(param, vel, op, "velocity");
-      }
+      T* vp = optional_output<T>(velocity, param, op, "velocity");
       const int64_t size = param.size();
       py::gil_scoped_release release;
       cpu::sgd_update<T>(pp, gp, vp, size, lr, momentum, weight_decay, nesterov);
@@ -236,14 +229,7 @@ void bind_elementwise(py::module_& m) {
       require_same_shape(param, m_state, op, "m");
       T* vp = output<T>(v_state, op, "v");
       require_same_shape(param, v_state, op, "v");
-      T* ap = nullptr;
-      py::array avg;
-      if (!average.is_none()) {
-        if (!py::isinstance<py::array>(average)) fail_type(op, "average", "must be a NumPy array or None");
-        avg = py::reinterpret_borrow<py::array>(average);
-        ap = output<T>(avg, op, "average");
-        require_same_shape(param, avg, op, "average");
-      }
+      T* ap = optional_output<T>(average, param, op, "average");
       const int64_t size = param.size();
       py::gil_scoped_release release;
       cpu::adam_update<T>(pp, gp, mp, vp, size, lr, beta1, beta2, eps, weight_decay, m_scale, v_scale, grad_scale,
