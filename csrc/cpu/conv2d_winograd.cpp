@@ -14,8 +14,10 @@
 //
 // (P = 16 or 36 positions.)  The tiles go in blocks whose V and M fit in half of L2;
 // each thread takes a contiguous run of blocks, its own V/M/GEMM workspace, and runs
-// the GEMMs on one thread.  The transforms are compiled per ISA
-// (conv2d_winograd_kernels.h).
+// the GEMMs on one thread.  Where U outgrows L2 and every block would stream it again,
+// the tiles go in super-blocks instead (all of a layer's tiles at 7x7-14x14), each
+// thread running every tile against its own output channels of U (columns_pay).  The
+// transforms are compiled per ISA (conv2d_winograd_kernels.h).
 #include <algorithm>
 
 #include "common/align.h"
@@ -41,7 +43,7 @@ struct WinogradLayout {
   int64_t size, positions;
   int64_t tiles_h, tiles_w, tiles, block, blocks, chunks;
   size_t u_bytes, v_bytes, m_bytes, gemm_bytes;
-  bool split_columns = false;  // one block of all tiles, the GEMMs split over output channels
+  bool split_columns = false;  // super-blocks of tiles, each GEMM split over output channels
   int64_t gemm_slots = 1;      // GEMM workspaces per slot (one per column chunk when split)
   size_t slot() const { return v_bytes + m_bytes + gemm_bytes * static_cast<size_t>(gemm_slots); }
 };
@@ -131,6 +133,22 @@ bool use_winograd2_columns(const Conv2dShape& s, int threads) {
   return threads > 1 && !winograd2_fits<T>(s) && !use_winograd4<T>(s) && u_bytes <= threads * cache_sizes().l2;
 }
 
+// The columns-split forward hands each thread whole runs of kColumns output channels:
+// a vector of float32 outputs, and the GEMM's panel width.
+constexpr int64_t kColumns = 16;
+inline int64_t column_blocks(const Conv2dShape& s) { return (s.out_c + kColumns - 1) / kColumns; }
+
+// The columns split for F(4x4, 3x3) whose U outgrows L2: split by tiles, every block of
+// tiles streams all of U again, so ResNet-18's 512->512 at 7x7, batch 32 (128 tiles,
+// 36 MiB of U, 11 blocks of 12) moved about 400 MiB of U per call.  Split by columns over
+// super-blocks of tiles, U is read once per super-block, at the price of V and M for a
+// super-block in memory (each thread reads all of V).  Taken where that moves fewer
+// bytes; super-blocks of at most kMaxSuperBlockBytes of V and M.  Intel Xeon (2 MiB L2),
+// 2 threads, forward / backward-data: 512->512 at 7x7 batch 32 23.1 -> 13.2 / 25.6 ->
+// 15.0 ms; 256->256 at 14x14 batch 32 17.7 -> 12.8 / 17.8 -> 13.2; 128->256 at 8x8
+// batch 32 2.45 -> 2.05 / 2.65 -> 1.86.
+constexpr int64_t kMaxSuperBlockBytes = int64_t(32) << 20;
+
 // Backward-weights, F(3x3, 2x2): per 16 positions p, S[p] (in_c x out_c) = the
 // sum over tiles of V[p]^T E[p] (a GEMM with the tiles as its inner dimension),
 // then dw = A'^T S A', A'^T = [1 1 1 0; 0 1 -1 0; 0 1 1 1].  F(3x3, 4x4) is the
@@ -138,7 +156,7 @@ bool use_winograd2_columns(const Conv2dShape& s, int threads) {
 struct WinogradWeightsLayout {
   WinogradLayout tiles;
   size_t e_bytes, s_bytes, gemm_bytes;
-  size_t slot() const { return tiles.v_bytes + e_bytes + s_bytes + gemm_bytes; }
+  size_t slot() const { return tiles.v_bytes + e_bytes + s_bytes + gemm_bytes * static_cast<size_t>(tiles.gemm_slots); }
 };
 
 template <typename T>
@@ -166,16 +184,50 @@ bool use_winograd4_weights(const Conv2dShape& s) {
   return use_winograd4<T>(s) && 36 * s.in_c * s.out_c * static_cast<int64_t>(sizeof(T)) <= 3 * cache_sizes().l2;
 }
 
+// Where the sums outgrow that, F(3x3, 4x4) split over output channels instead: V and E of
+// a super-block of tiles (threads over tiles), then each thread's columns of S through
+// the GEMMs over all the super-block's tiles, so S is written once per super-block, not
+// once per block of 12 tiles.  Against the GEMM paths (Intel Xeon, 2 threads): 512->512
+// at 7x7 batch 32 25.7 -> 17.6 ms, 256->256 at 14x14 batch 32 30.5 -> 14.6, batch 8
+// 7.8 -> 4.0.
+template <typename T>
+bool use_winograd4_weights_columns(const Conv2dShape& s) {
+  return use_winograd4<T>(s) && !use_winograd4_weights<T>(s);
+}
+
 template <typename T>
 WinogradWeightsLayout winograd_weights_layout(const Conv2dShape& s, int threads) {
   WinogradWeightsLayout l{};
-  l.tiles = winograd_layout<T>(s, threads, use_winograd4_weights<T>(s) ? 4 : 2);
-  const int64_t positions = l.tiles.positions;
-  l.e_bytes = align_up(positions * l.tiles.block * s.out_c * sizeof(T));
+  const bool columns = use_winograd4_weights_columns<T>(s);
+  l.tiles = winograd_layout<T>(s, threads, columns || use_winograd4_weights<T>(s) ? 4 : 2);
+  WinogradLayout& tl = l.tiles;
+  const int64_t positions = tl.positions;
+  if (columns) {
+    tl.split_columns = true;
+    const int64_t per_tile = positions * (s.in_c + s.out_c) * static_cast<int64_t>(sizeof(T));
+    const int64_t super_blocks = std::max<int64_t>(1, (tl.tiles * per_tile + kMaxSuperBlockBytes - 1) / kMaxSuperBlockBytes);
+    tl.block = std::max<int64_t>(1, (tl.tiles + super_blocks - 1) / super_blocks);
+    tl.blocks = (tl.tiles + tl.block - 1) / tl.block;
+    tl.chunks = 1;
+    tl.v_bytes = align_up(positions * tl.block * s.in_c * sizeof(T));
+    tl.gemm_slots = chunk_count(column_blocks(s), 1, threads);
+  }
+  l.e_bytes = align_up(positions * tl.block * s.out_c * sizeof(T));
   l.s_bytes = align_up(positions * s.in_c * s.out_c * sizeof(T));
-  const int64_t last = l.tiles.tiles - (l.tiles.blocks - 1) * l.tiles.block;
-  l.gemm_bytes = align_up(std::max(gemm_workspace_bytes(weights_gemm<T>(s, l.tiles.block), 1),
-                                   gemm_workspace_bytes(weights_gemm<T>(s, std::max<int64_t>(last, 1)), 1)));
+  const int64_t last = std::max<int64_t>(1, tl.tiles - (tl.blocks - 1) * tl.block);
+  // Sized for the widest column chunk (the GEMM's kernel follows n) and both row counts.
+  l.gemm_bytes = 0;
+  const int64_t col_blocks = column_blocks(s);
+  for (int64_t c = 0; c < tl.gemm_slots; ++c) {
+    for (const int64_t rows : {tl.block, last}) {
+      GemmArgs<T> g = weights_gemm<T>(s, rows);
+      if (columns) {
+        g.n = std::min(s.out_c, col_blocks * (c + 1) / tl.gemm_slots * kColumns) -
+              col_blocks * c / tl.gemm_slots * kColumns;
+      }
+      l.gemm_bytes = std::max(l.gemm_bytes, align_up(gemm_workspace_bytes(g, 1)));
+    }
+  }
   return l;
 }
 
@@ -186,7 +238,7 @@ WinogradWeightsLayout winograd_weights_layout(const Conv2dShape& s, int threads)
 // PyTorch, against 1.02x and 1.26x through the GEMM paths).
 template <typename T>
 bool use_winograd_backward_weights(const Conv2dShape& s) {
-  return winograd_shape(s) && (winograd2_fits<T>(s) || use_winograd4_weights<T>(s));
+  return winograd_shape(s) && (winograd2_fits<T>(s) || use_winograd4_weights<T>(s) || use_winograd4_weights_columns<T>(s));
 }
 
 template <typename T>
@@ -218,90 +270,149 @@ void winograd_backward_weights(const Conv2dShape& s, const T* dy_nhwc, const T* 
   const bool four = tl.size == 4;
   const auto input_tiles = four ? kernels.input_tiles4 : kernels.input_tiles;
   const auto dy_tiles = four ? kernels.dy_tiles4 : kernels.dy_tiles;
-  run_chunks(0, tl.blocks, tl.chunks, [&](int64_t chunk, int64_t b0, int64_t b1) {
-    unsigned char* slot = base + static_cast<size_t>(chunk) * l.slot();
-    T* v = reinterpret_cast<T*>(slot);
-    T* e = reinterpret_cast<T*>(slot + tl.v_bytes);
-    T* sum = sums(chunk);
-    void* gemm_ws = slot + tl.v_bytes + l.e_bytes + l.s_bytes;
-    for (int64_t b = b0; b < b1; ++b) {
-      const int64_t t0 = b * tl.block, t1 = std::min(tl.tiles, t0 + tl.block), rows = t1 - t0;
-      input_tiles(s, x_nhwc, tl.tiles_h, tl.tiles_w, t0, t1, v, tl.block * s.in_c);
-      dy_tiles(s, dy_nhwc, tl.tiles_h, tl.tiles_w, t0, t1, e, tl.block * s.out_c);
+  const int64_t v_stride = tl.block * s.in_c, e_stride = tl.block * s.out_c;
+  if (tl.split_columns) {
+    // Super-blocks of tiles; within each, the threads over tiles for V and E, then over
+    // runs of output channels for S's columns.  Every S element sums its tiles in one
+    // order whatever the thread count.
+    T* v = reinterpret_cast<T*>(base);
+    T* e = reinterpret_cast<T*>(base + tl.v_bytes);
+    T* sum = sums(0);
+    unsigned char* gemm_ws = base + tl.v_bytes + l.e_bytes + l.s_bytes;
+    for (int64_t b = 0; b < tl.blocks; ++b) {
+      const int64_t b0 = b * tl.block, b1 = std::min(tl.tiles, b0 + tl.block);
+      parallel_for(b0, b1, 1, threads, [&](int64_t t0, int64_t t1) {
+        input_tiles(s, x_nhwc, tl.tiles_h, tl.tiles_w, t0, t1, v + (t0 - b0) * s.in_c, v_stride);
+        dy_tiles(s, dy_nhwc, tl.tiles_h, tl.tiles_w, t0, t1, e + (t0 - b0) * s.out_c, e_stride);
+      });
+      parallel_chunks(0, column_blocks(s), 1, threads, [&](int64_t chunk, int64_t c0, int64_t c1) {
+        const int64_t o0 = c0 * kColumns, o1 = std::min(s.out_c, c1 * kColumns);
+        for (int64_t p = 0; p < tl.positions; ++p) {
+          GemmArgs<T> g = weights_gemm<T>(s, b1 - b0);
+          g.n = o1 - o0;
+          g.a = v + p * v_stride;
+          g.b = e + p * e_stride + o0;
+          g.c = sum + p * co + o0;
+          g.beta = b == 0 ? T(0) : T(1);
+          gemm(g, gemm_ws + static_cast<size_t>(chunk) * l.gemm_bytes, l.gemm_bytes, 1);
+        }
+      });
+    }
+  } else {
+    run_chunks(0, tl.blocks, tl.chunks, [&](int64_t chunk, int64_t b0, int64_t b1) {
+      unsigned char* slot = base + static_cast<size_t>(chunk) * l.slot();
+      T* v = reinterpret_cast<T*>(slot);
+      T* e = reinterpret_cast<T*>(slot + tl.v_bytes);
+      T* sum = sums(chunk);
+      void* gemm_ws = slot + tl.v_bytes + l.e_bytes + l.s_bytes;
+      for (int64_t b = b0; b < b1; ++b) {
+        const int64_t t0 = b * tl.block, t1 = std::min(tl.tiles, t0 + tl.block), rows = t1 - t0;
+        input_tiles(s, x_nhwc, tl.tiles_h, tl.tiles_w, t0, t1, v, v_stride);
+        dy_tiles(s, dy_nhwc, tl.tiles_h, tl.tiles_w, t0, t1, e, e_stride);
+        for (int64_t p = 0; p < tl.positions; ++p) {
+          GemmArgs<T> g = weights_gemm<T>(s, rows);
+          g.a = v + p * v_stride;
+          g.b = e + p * e_stride;
+          g.c = sum + p * co;
+          g.beta = b == b0 ? T(0) : T(1);
+          gemm(g, gemm_ws, l.gemm_bytes, 1);
+        }
+      }
+    });
+  }
+  // The chunks' sums in chunk order (deterministic for a thread count), then A'^T S A'
+  // (G^T S G for F(3x3, 4x4)), the threads over runs of (c, o) pairs.
+  T* total = sums(0);
+  const auto finish = four ? kernels.weight_gradient_tiles4 : kernels.weight_gradient_tiles;
+  parallel_for(0, co, int64_t(1) << 12, threads, [&](int64_t k0, int64_t k1) {
+    for (int64_t c = 1; c < tl.chunks; ++c) {
+      const T* part = sums(c);
       for (int64_t p = 0; p < tl.positions; ++p) {
-        GemmArgs<T> g = weights_gemm<T>(s, rows);
-        g.a = v + p * tl.block * s.in_c;
-        g.b = e + p * tl.block * s.out_c;
-        g.c = sum + p * co;
-        g.beta = b == b0 ? T(0) : T(1);
-        gemm(g, gemm_ws, l.gemm_bytes, 1);
+        for (int64_t k = k0; k < k1; ++k) total[p * co + k] += part[p * co + k];
       }
     }
+    finish(co, k0, k1, total, dw_hwio);
   });
-  // The chunks' sums in chunk order (deterministic for a thread count), then A'^T S A'
-  // (G^T S G for F(3x3, 4x4)).
-  T* total = sums(0);
-  for (int64_t c = 1; c < tl.chunks; ++c) {
-    const T* part = sums(c);
-    for (int64_t i = 0; i < tl.positions * co; ++i) total[i] += part[i];
-  }
-  (four ? kernels.weight_gradient_tiles4 : kernels.weight_gradient_tiles)(co, total, dw_hwio);
 }
 
 namespace {
 
-// The columns-split forward hands each thread whole runs of kColumns output channels:
-// a vector of float32 outputs, and the GEMM's panel width.
-constexpr int64_t kColumns = 16;
-inline int64_t column_blocks(const Conv2dShape& s) { return (s.out_c + kColumns - 1) / kColumns; }
-
 template <typename T>
-WinogradLayout forward_layout(const Conv2dShape& s, int threads) {
-  if (!use_winograd2_columns<T>(s, threads)) return winograd_layout<T>(s, threads, use_winograd4<T>(s) ? 4 : 2);
-  WinogradLayout l = winograd_layout<T>(s, threads, 2);
+bool columns_pay(const Conv2dShape& s, const WinogradLayout& l, int threads) {
+  if (static_cast<int64_t>(l.u_bytes) <= cache_sizes().l2) return false;
+  const int64_t elem = sizeof(T), tiles = l.tiles;
+  const int64_t v = l.positions * tiles * s.in_c * elem, m = l.positions * tiles * s.out_c * elem;
+  const int64_t super_blocks = (v + m + kMaxSuperBlockBytes - 1) / kMaxSuperBlockBytes;
+  const double blocks_traffic = double(l.blocks) * double(l.u_bytes);
+  const double columns_traffic = double(super_blocks) * double(l.u_bytes) + double(1 + threads) * double(v) + 2.0 * double(m);
+  return columns_traffic < blocks_traffic;
+}
+
+// The split layout: super-blocks of `block` tiles, one GEMM workspace per column chunk.
+template <typename T>
+WinogradLayout split_columns_layout(const Conv2dShape& s, WinogradLayout l, int threads) {
   l.split_columns = true;
-  l.block = l.tiles;
-  l.blocks = l.chunks = 1;
-  l.v_bytes = align_up(l.positions * l.tiles * s.in_c * sizeof(T));
-  l.m_bytes = align_up(l.positions * l.tiles * s.out_c * sizeof(T));
+  const int64_t per_tile = l.positions * (s.in_c + s.out_c) * static_cast<int64_t>(sizeof(T));
+  const int64_t super_blocks = std::max<int64_t>(1, (l.tiles * per_tile + kMaxSuperBlockBytes - 1) / kMaxSuperBlockBytes);
+  l.block = std::max<int64_t>(1, (l.tiles + super_blocks - 1) / super_blocks);
+  l.blocks = (l.tiles + l.block - 1) / l.block;
+  l.chunks = 1;
+  l.v_bytes = align_up(l.positions * l.block * s.in_c * sizeof(T));
+  l.m_bytes = align_up(l.positions * l.block * s.out_c * sizeof(T));
   // One GEMM workspace per chunk parallel_chunks cuts, sized for the widest: the GEMM's
-  // kernel (and so its workspace) follows n.  The widths as run_chunks splits the range.
+  // kernel (and so its workspace) follows n; the last super-block's rows as well.
   const int64_t blocks = column_blocks(s), chunks = chunk_count(blocks, 1, threads);
+  const int64_t last = l.tiles - (l.blocks - 1) * l.block;
   l.gemm_slots = chunks;
   l.gemm_bytes = 0;
   for (int64_t c = 0; c < chunks; ++c) {
-    GemmArgs<T> g = block_gemm<T>(s, l.tiles);
-    g.n = std::min(s.out_c, blocks * (c + 1) / chunks * kColumns) - blocks * c / chunks * kColumns;
-    l.gemm_bytes = std::max(l.gemm_bytes, align_up(gemm_workspace_bytes(g, 1)));
+    for (const int64_t rows : {l.block, last}) {
+      GemmArgs<T> g = block_gemm<T>(s, rows);
+      g.n = std::min(s.out_c, blocks * (c + 1) / chunks * kColumns) - blocks * c / chunks * kColumns;
+      l.gemm_bytes = std::max(l.gemm_bytes, align_up(gemm_workspace_bytes(g, 1)));
+    }
   }
   return l;
 }
 
-// The columns-split forward: V of all tiles (threads over tiles), then each thread's
-// output channels through the 16 GEMMs and the output transform.
+template <typename T>
+WinogradLayout forward_layout(const Conv2dShape& s, int threads) {
+  if (use_winograd2_columns<T>(s, threads)) return split_columns_layout<T>(s, winograd_layout<T>(s, threads, 2), threads);
+  const WinogradLayout l = winograd_layout<T>(s, threads, use_winograd4<T>(s) ? 4 : 2);
+  return columns_pay<T>(s, l, threads) ? split_columns_layout<T>(s, l, threads) : l;
+}
+
+// The columns-split forward, per super-block of tiles: V of its tiles (threads over
+// tiles), then each thread's output channels through the GEMMs and the output transform.
 template <typename T>
 void winograd_forward_columns(const Conv2dShape& s, const WinogradLayout& l, const WinogradKernels<T>& kernels,
                               const T* x_nhwc, const T* u, const T* bias, bool relu, T* y_nhwc,
                               unsigned char* slot, int threads) {
+  const bool four = l.size == 4;
+  const auto input_tiles = four ? kernels.input_tiles4 : kernels.input_tiles;
+  const auto output_tiles = four ? kernels.output_tiles4 : kernels.output_tiles;
   T* v = reinterpret_cast<T*>(slot);
   T* m = reinterpret_cast<T*>(slot + l.v_bytes);
   unsigned char* gemm_ws = slot + l.v_bytes + l.m_bytes;
-  const int64_t v_stride = l.tiles * s.in_c, m_stride = l.tiles * s.out_c, co = s.in_c * s.out_c;
-  parallel_for(0, l.tiles, 1, threads, [&](int64_t t0, int64_t t1) {
-    kernels.input_tiles(s, x_nhwc, l.tiles_h, l.tiles_w, t0, t1, v + t0 * s.in_c, v_stride);
-  });
-  parallel_chunks(0, column_blocks(s), 1, threads, [&](int64_t chunk, int64_t c0, int64_t c1) {
-    const int64_t o0 = c0 * kColumns, o1 = std::min(s.out_c, c1 * kColumns);
-    for (int64_t p = 0; p < l.positions; ++p) {
-      GemmArgs<T> g = block_gemm<T>(s, l.tiles);
-      g.n = o1 - o0;
-      g.a = v + p * v_stride;
-      g.b = u + p * co + o0;
-      g.c = m + p * m_stride + o0;
-      gemm(g, gemm_ws + static_cast<size_t>(chunk) * l.gemm_bytes, l.gemm_bytes, 1);
-    }
-    kernels.output_tiles(s, m, m_stride, bias, relu, l.tiles_h, l.tiles_w, 0, l.tiles, o0, o1, y_nhwc);
-  });
+  const int64_t v_stride = l.block * s.in_c, m_stride = l.block * s.out_c, co = s.in_c * s.out_c;
+  for (int64_t b = 0; b < l.blocks; ++b) {
+    const int64_t b0 = b * l.block, b1 = std::min(l.tiles, b0 + l.block);
+    parallel_for(b0, b1, 1, threads, [&](int64_t t0, int64_t t1) {
+      input_tiles(s, x_nhwc, l.tiles_h, l.tiles_w, t0, t1, v + (t0 - b0) * s.in_c, v_stride);
+    });
+    parallel_chunks(0, column_blocks(s), 1, threads, [&](int64_t chunk, int64_t c0, int64_t c1) {
+      const int64_t o0 = c0 * kColumns, o1 = std::min(s.out_c, c1 * kColumns);
+      for (int64_t p = 0; p < l.positions; ++p) {
+        GemmArgs<T> g = block_gemm<T>(s, b1 - b0);
+        g.n = o1 - o0;
+        g.a = v + p * v_stride;
+        g.b = u + p * co + o0;
+        g.c = m + p * m_stride + o0;
+        gemm(g, gemm_ws + static_cast<size_t>(chunk) * l.gemm_bytes, l.gemm_bytes, 1);
+      }
+      output_tiles(s, m, m_stride, bias, relu, l.tiles_h, l.tiles_w, b0, b1, o0, o1, y_nhwc);
+    });
+  }
 }
 
 // The tiles-split forward: each thread a contiguous run of blocks of tiles, its own

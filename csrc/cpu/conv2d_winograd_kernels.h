@@ -265,11 +265,11 @@ inline __attribute__((always_inline)) void weight_gradient_tile(int64_t co, cons
 }
 
 template <typename T>
-void weight_gradient_tiles(int64_t co, const T* sums, T* dw_hwio) {
+void weight_gradient_tiles(int64_t co, int64_t k_begin, int64_t k_end, const T* sums, T* dw_hwio) {
   constexpr int W = kVecBytes / static_cast<int>(sizeof(T));
-  int64_t k = 0;
-  for (; k + W <= co; k += W) weight_gradient_tile<T, W>(co, sums, k, dw_hwio);
-  for (; k < co; ++k) weight_gradient_tile<T, 1>(co, sums, k, dw_hwio);
+  int64_t k = k_begin;
+  for (; k + W <= k_end; k += W) weight_gradient_tile<T, W>(co, sums, k, dw_hwio);
+  for (; k < k_end; ++k) weight_gradient_tile<T, 1>(co, sums, k, dw_hwio);
 }
 
 // F(4x4, 3x3): 6x6 input windows, 4x4 output blocks, 36 positions p = 6 * row + column.
@@ -546,11 +546,11 @@ inline __attribute__((always_inline)) void weight_gradient_tile4(int64_t co, con
 }
 
 template <typename T>
-void weight_gradient_tiles4(int64_t co, const T* sums, T* dw_hwio) {
+void weight_gradient_tiles4(int64_t co, int64_t k_begin, int64_t k_end, const T* sums, T* dw_hwio) {
   constexpr int W = kVecBytes / static_cast<int>(sizeof(T));
-  int64_t k = 0;
-  for (; k + W <= co; k += W) weight_gradient_tile4<T, W>(co, sums, k, dw_hwio);
-  for (; k < co; ++k) weight_gradient_tile4<T, 1>(co, sums, k, dw_hwio);
+  int64_t k = k_begin;
+  for (; k + W <= k_end; k += W) weight_gradient_tile4<T, W>(co, sums, k, dw_hwio);
+  for (; k < k_end; ++k) weight_gradient_tile4<T, 1>(co, sums, k, dw_hwio);
 }
 
 }  // namespace

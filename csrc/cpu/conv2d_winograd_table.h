@@ -34,8 +34,8 @@ struct WinogradKernels {
   // 95 us for 32 x 64 channels, 70% of a batch-1 forward at 14x14.
   void (*weight_tiles)(int64_t w_stride, int64_t u_stride, int64_t k_begin, int64_t k_end, const T* w_hwio, T* u);
   // Backward-weights' last step: dw (HWIO) = A'^T S A' of sums[p * co + k], the 16
-  // positions' GEMM results, A'^T = [1 1 1 0; 0 1 -1 0; 0 1 1 1].
-  void (*weight_gradient_tiles)(int64_t co, const T* sums, T* dw_hwio);
+  // positions' GEMM results, A'^T = [1 1 1 0; 0 1 -1 0; 0 1 1 1], for pairs [k_begin, k_end).
+  void (*weight_gradient_tiles)(int64_t co, int64_t k_begin, int64_t k_end, const T* sums, T* dw_hwio);
   // The same three forward passes for F(4x4, 3x3): tiles of 4x4 output pixels, 6x6
   // input windows, 36 positions p = 6 * row + column.
   void (*input_tiles4)(const Conv2dShape& s, const T* x_nhwc, int64_t tiles_h, int64_t tiles_w,
@@ -49,7 +49,7 @@ struct WinogradKernels {
   // (A = the transpose of the forward's A^T), dw = G^T S G of the 36 sums.
   void (*dy_tiles4)(const Conv2dShape& s, const T* dy_nhwc, int64_t tiles_h, int64_t tiles_w, int64_t tile_begin,
                     int64_t tile_end, T* w, int64_t w_stride);
-  void (*weight_gradient_tiles4)(int64_t co, const T* sums, T* dw_hwio);
+  void (*weight_gradient_tiles4)(int64_t co, int64_t k_begin, int64_t k_end, const T* sums, T* dw_hwio);
   // Backward-data's U, F(2x2, 3x3) and F(4x4, 3x3), from the forward's weights w_hwio
   // (3 x 3 x c_f x o_f) turned half-way and transposed: u[p * co + o * c_f + c] = (G g
   // G^T)[p] of g[tap] = w_hwio[(8 - tap) * co + c * o_f + o], co = c_f * o_f, for the

@@ -19,6 +19,7 @@
 // under a running kernel.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdlib>
 #include <memory>
@@ -87,7 +88,11 @@ class Workspace {
     if (bytes > size_) {
       constexpr size_t kAlign = 4096;
       if (bytes > (SIZE_MAX - kAlign) / 5 * 4) throw std::bad_alloc();
-      const size_t rounded = (bytes + bytes / 4 + kAlign - 1) / kAlign * kAlign;
+      // A quarter of headroom for the next, slightly larger call, but never past
+      // kRetainBytes for a request below it: a buffer over that is freed after every
+      // call, and its pages are faulted in again by the next one.
+      const size_t grown = std::max(bytes, std::min(bytes + bytes / 4, kRetainBytes));
+      const size_t rounded = (grown + kAlign - 1) / kAlign * kAlign;
       free_locked();  // free first: the new size may not fit beside the old one
       void* p = std::aligned_alloc(kAlign, rounded);
       if (p == nullptr) throw std::bad_alloc();
