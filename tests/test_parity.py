@@ -872,6 +872,7 @@ def test_winograd4_split_over_super_blocks_of_tiles(threads):
 @pytest.mark.parametrize("threads", [1, 2, 3])
 @pytest.mark.parametrize("config", [
     (1, 13, 12, 24, 40, 3, 3, 2, "same", 1),   # stride 2: GEMMs, then col2im, per image
+    (1, 17, 10, 6, 10, 5, 5, 2, 2, 1),         # col2im in bands of output rows, 5x5 stride 2
     (2, 9, 10, 20, 36, 3, 3, 2, 1, 1),         # two images on three threads
     (1, 11, 9, 48, 20, 1, 1, 1, 0, 1),         # pointwise: the whole batch in one GEMM
     (2, 6, 7, 40, 24, 1, 1, 1, 0, 1),
