@@ -52,11 +52,17 @@ void im2col(const Conv2dShape& s, const T* x_nhwc, int64_t row0, int64_t rows, T
   const int64_t patch = patch_size(s);
   const size_t run = static_cast<size_t>(s.in_c) * sizeof(T);
   const int64_t kernel_row = s.kernel_w * s.in_c;
-  for (int64_t r = 0; r < rows; ++r) {
-    const int64_t row = row0 + r;
-    const int64_t ow = row % s.out_w;
-    const int64_t oh = (row / s.out_w) % s.out_h;
-    const int64_t n = row / (s.out_w * s.out_h);
+  // (n, oh, ow) of row0, then stepped row by row: three divisions a row cost ResNet's
+  // stem a fifth of its gather.
+  int64_t ow = row0 % s.out_w, oh = (row0 / s.out_w) % s.out_h, n = row0 / (s.out_w * s.out_h);
+  for (int64_t r = 0; r < rows; ++r, ++ow) {
+    if (ow == s.out_w) {
+      ow = 0;
+      if (++oh == s.out_h) {
+        oh = 0;
+        ++n;
+      }
+    }
     const int64_t iw0 = ow * s.stride_w - s.pad_left;
     const bool whole_rows = s.dilation_w == 1 && iw0 >= 0 && iw0 + s.kernel_w <= s.in_w;
     T* dst = cols + r * patch;
