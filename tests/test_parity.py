@@ -821,13 +821,14 @@ def test_winograd_split_over_output_channels(dtype, threads, padding):
     assert_close(dx, dx_want)
 
 
-def _winograd4_columns_case(dtype, threads, batch, size, padding):
-    """Forward, backward-data and backward-weights of a 3x3 layer with F(4x4, 3x3)'s tiles
-    whose transformed weights (36 x c_in x c_out) take over 3x a core's L2 as the machine
-    reports it, against the reference."""
+def _winograd_columns_case(dtype, threads, batch, size, padding, positions=36):
+    """Forward, backward-data and backward-weights of a 3x3 layer whose transformed weights
+    (positions x c_in x c_out: 36 for F(4x4, 3x3), 16 for F(2x2, 3x3)) take over 3x a
+    core's L2 as the machine reports it, against the reference."""
     C = native_module()
     c_in = 96
-    c_out = 3 * C.cache_sizes()["l2"] // (36 * c_in * np.dtype(dtype).itemsize) // 16 * 16 + 24
+    itemsize = np.dtype(dtype).itemsize
+    c_out = 3 * C.cache_sizes()["l2"] // (positions * c_in * itemsize) // 16 * 16 + 24
     rng = np.random.default_rng(threads)
     x = randn(rng, (batch, size, size + 1, c_in), dtype)
     w = randn(rng, (3, 3, c_in, c_out), dtype)
@@ -859,14 +860,24 @@ def test_winograd4_split_over_output_channels(dtype, threads, padding):
     """F(4x4, 3x3) whose U outgrows L2 runs its GEMMs over all tiles, split over output
     channels (U read once, not once per block of tiles), and backward-weights its sums the
     same way: 3 images of 16x17, 60 tiles; c_out not a multiple of 16."""
-    _winograd4_columns_case(dtype, threads, 3, 16, padding)
+    _winograd_columns_case(dtype, threads, 3, 16, padding)
 
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_winograd4_split_over_super_blocks_of_tiles(threads):
     """The same with more tiles than one super-block holds (32 MiB of V and M): 2 images of
     80x81, 840 tiles, in two or more super-blocks, the later ones added to the first's sums."""
-    _winograd4_columns_case(np.float32, threads, 2, 80, "same")
+    _winograd_columns_case(np.float32, threads, 2, 80, "same")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("padding", ["same", ((2, 0), (0, 1))])
+def test_winograd2_weight_gradient_split_over_output_channels(dtype, threads, padding):
+    """Backward-weights with too few tiles for F(4x4, 3x3) (one image of 14x15: 16 of them)
+    but 56 of F(2x2, 3x3)'s, whose sums outgrow L2: F(3x3, 2x2) over all tiles, split over
+    output channels."""
+    _winograd_columns_case(dtype, threads, 1, 14, padding, positions=16)
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3])

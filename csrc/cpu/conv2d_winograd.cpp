@@ -195,11 +195,29 @@ bool use_winograd4_weights_columns(const Conv2dShape& s) {
   return use_winograd4<T>(s) && !use_winograd4_weights<T>(s);
 }
 
+// F(3x3, 2x2) the same way for layers with too few tiles for F(4x4, 3x3) whose sums
+// (16 x in_c x out_c) outgrow L2: 48 of its tiles or more (it loses with fewer, where
+// writing and reading the sums costs more than the multiplies it saves), up to
+// kMaxColumnSumsBytes of sums.  Against the im2col GEMM, Intel Xeon, 2 threads:
+// ResNet-18's 256->256 at 14x14, batch 1 (49 tiles) 1.085 -> 0.840 ms, 512->512 at 14x14
+// 3.36 -> 3.12; but 512->512 at 7x7, batch 1 and 2 (16 and 32 tiles) 0.98 -> 1.63 and
+// 1.71 -> 2.22.
+constexpr int64_t kMaxColumnSumsBytes = int64_t(64) << 20;
+
+template <typename T>
+bool use_winograd2_weights_columns(const Conv2dShape& s) {
+  constexpr int64_t kMinTiles = 48;
+  const int64_t tiles = s.batch * ((s.out_h + 1) / 2) * ((s.out_w + 1) / 2);
+  return !winograd2_fits<T>(s) && !use_winograd4<T>(s) && tiles >= kMinTiles &&
+         16 * s.in_c * s.out_c * static_cast<int64_t>(sizeof(T)) <= kMaxColumnSumsBytes;
+}
+
 template <typename T>
 WinogradWeightsLayout winograd_weights_layout(const Conv2dShape& s, int threads) {
   WinogradWeightsLayout l{};
-  const bool columns = use_winograd4_weights_columns<T>(s);
-  l.tiles = winograd_layout<T>(s, threads, columns || use_winograd4_weights<T>(s) ? 4 : 2);
+  const bool four = use_winograd4_weights<T>(s) || use_winograd4_weights_columns<T>(s);
+  const bool columns = use_winograd4_weights_columns<T>(s) || use_winograd2_weights_columns<T>(s);
+  l.tiles = winograd_layout<T>(s, threads, four ? 4 : 2);
   WinogradLayout& tl = l.tiles;
   const int64_t positions = tl.positions;
   if (columns) {
@@ -238,7 +256,8 @@ WinogradWeightsLayout winograd_weights_layout(const Conv2dShape& s, int threads)
 // PyTorch, against 1.02x and 1.26x through the GEMM paths).
 template <typename T>
 bool use_winograd_backward_weights(const Conv2dShape& s) {
-  return winograd_shape(s) && (winograd2_fits<T>(s) || use_winograd4_weights<T>(s) || use_winograd4_weights_columns<T>(s));
+  return winograd_shape(s) && (winograd2_fits<T>(s) || use_winograd4_weights<T>(s) ||
+                               use_winograd4_weights_columns<T>(s) || use_winograd2_weights_columns<T>(s));
 }
 
 template <typename T>
