@@ -5,7 +5,8 @@
 // instead of 144 * in_c * out_c.  The rules below choose (use_winograd_forward,
 // use_winograd4).  The forward here; backward-data is this forward over dy
 // (backward_data_as_forward in conv2d.cpp), its U built from the forward's weights
-// turned and transposed; backward-weights is F(3x3, 2x2) or F(3x3, 4x4) over the same tiles.
+// turned and transposed (F(2x2, 3x3): the forward's U itself, positions permuted, read
+// transposed); backward-weights is F(3x3, 2x2) or F(3x3, 4x4) over the same tiles.
 //
 //   U[p] = (G g G^T)[p]  for every (c, o), once per call     P x in_c x out_c
 //   V[p] = (B^T d B)[p]  for every tile and c                 P x tiles x in_c
@@ -401,11 +402,32 @@ WinogradLayout forward_layout(const Conv2dShape& s, int threads) {
   return columns_pay<T>(s, l, threads) ? split_columns_layout<T>(s, l, threads) : l;
 }
 
+// The GEMM's B for position p and output channels from o0: U[p] of this problem, or, for
+// backward-data by F(2x2, 3x3) (u_turned), the forward's U of the layer it turns.  G J =
+// P G for F(2x2, 3x3)'s G (J reverses the 3 taps, P swaps rows 0 and 3), so the turned
+// window's U is the forward's with positions 0 and 3 swapped in each dimension, read
+// with (c, o) transposed: the forward's cheap transform and a transposing pack instead
+// of the turned transform (F(4x4, 3x3) has no such permutation: its points 2 and -2 turn
+// into 1/2 and -1/2).
+template <typename T>
+void set_gemm_b(GemmArgs<T>& g, const Conv2dShape& s, const T* u, bool u_turned, int64_t p, int64_t o0) {
+  const int64_t co = s.in_c * s.out_c;
+  if (!u_turned) {
+    g.b = u + p * co + o0;
+    return;
+  }
+  auto swap = [](int64_t i) { return i == 0 ? int64_t(3) : i == 3 ? int64_t(0) : i; };
+  const int64_t q = 4 * swap(p / 4) + swap(p % 4);
+  g.trans_b = true;
+  g.b = u + q * co + o0 * s.in_c;  // the forward's pair (c, o) = this problem's (o, c)
+  g.ldb = s.in_c;
+}
+
 // The columns-split forward, per super-block of tiles: V of its tiles (threads over
 // tiles), then each thread's output channels through the GEMMs and the output transform.
 template <typename T>
 void winograd_forward_columns(const Conv2dShape& s, const WinogradLayout& l, const WinogradKernels<T>& kernels,
-                              const T* x_nhwc, const T* u, const T* bias, bool relu, T* y_nhwc,
+                              const T* x_nhwc, const T* u, bool u_turned, const T* bias, bool relu, T* y_nhwc,
                               unsigned char* slot, int threads) {
   const bool four = l.size == 4;
   const auto input_tiles = four ? kernels.input_tiles4 : kernels.input_tiles;
@@ -425,7 +447,7 @@ void winograd_forward_columns(const Conv2dShape& s, const WinogradLayout& l, con
         GemmArgs<T> g = block_gemm<T>(s, b1 - b0);
         g.n = o1 - o0;
         g.a = v + p * v_stride;
-        g.b = u + p * co + o0;
+        set_gemm_b(g, s, u, u_turned, p, o0);
         g.c = m + p * m_stride + o0;
         gemm(g, gemm_ws + static_cast<size_t>(chunk) * l.gemm_bytes, l.gemm_bytes, 1);
       }
@@ -438,7 +460,7 @@ void winograd_forward_columns(const Conv2dShape& s, const WinogradLayout& l, con
 // V, M and GEMM workspace in its slot.
 template <typename T>
 void winograd_forward_blocks(const Conv2dShape& s, const WinogradLayout& l, const WinogradKernels<T>& kernels,
-                             const T* x_nhwc, const T* u, const T* bias, bool relu, T* y_nhwc,
+                             const T* x_nhwc, const T* u, bool u_turned, const T* bias, bool relu, T* y_nhwc,
                              unsigned char* slots) {
   const bool four = l.size == 4;
   const auto input_tiles = four ? kernels.input_tiles4 : kernels.input_tiles;
@@ -455,7 +477,7 @@ void winograd_forward_blocks(const Conv2dShape& s, const WinogradLayout& l, cons
       for (int64_t p = 0; p < l.positions; ++p) {
         GemmArgs<T> g = block_gemm<T>(s, rows);
         g.a = v + p * l.block * s.in_c;
-        g.b = u + p * co;
+        set_gemm_b(g, s, u, u_turned, p, 0);
         g.c = m + p * l.block * s.out_c;
         gemm(g, gemm_ws, l.gemm_bytes, 1);
       }
@@ -464,31 +486,30 @@ void winograd_forward_blocks(const Conv2dShape& s, const WinogradLayout& l, cons
   });
 }
 
-// U of backward-data's transposed problem t straight from the forward's weights (t's
-// pair (c, o) is the forward's (o, c), the window turned half-way), the threads over
-// runs of the forward's output channels.  Flipping the weights into a second array
-// with a scalar blocked transpose, then transforming that, cost backward-data 4.4 ms
-// of 22.5 at 512 -> 512 channels (batch 32, 7x7) and 0.22 of 0.89 ms at 256 -> 256
-// (batch 1).
+// F(4x4, 3x3)'s U of backward-data's transposed problem t straight from the forward's
+// weights (t's pair (c, o) is the forward's (o, c), the window turned half-way), the
+// threads over runs of the forward's output channels.  Flipping the weights into a second
+// array with a scalar blocked transpose, then transforming that, cost backward-data 4.4
+// ms of 22.5 at 512 -> 512 channels (batch 32, 7x7).
 template <typename T>
-void flipped_weight_tiles(const Conv2dShape& t, const WinogradLayout& l, const WinogradKernels<T>& kernels,
-                          const T* w_hwio, T* u, int threads) {
+void flipped_weight_tiles4(const Conv2dShape& t, const WinogradKernels<T>& kernels, const T* w_hwio, T* u,
+                           int threads) {
   constexpr int64_t kRun = 16;  // a whole vector of float32 lanes, two of float64
   const int64_t c_f = t.out_c, o_f = t.in_c;
-  const auto turned = l.size == 4 ? kernels.turned_weight_tiles4 : kernels.turned_weight_tiles;
   parallel_for(0, (o_f + kRun - 1) / kRun, 1, threads, [&](int64_t r0, int64_t r1) {
-    turned(c_f, o_f, r0 * kRun, std::min(o_f, r1 * kRun), w_hwio, u);
+    kernels.turned_weight_tiles4(c_f, o_f, r0 * kRun, std::min(o_f, r1 * kRun), w_hwio, u);
   });
 }
 
 template <typename T>
 void winograd_run(const Conv2dShape& s, const WinogradLayout& l, const WinogradKernels<T>& kernels,
-                  const T* x_nhwc, const T* u, const T* bias, Activation act, T* y_nhwc, unsigned char* slots,
-                  int threads) {
+                  const T* x_nhwc, const T* u, bool u_turned, const T* bias, Activation act, T* y_nhwc,
+                  unsigned char* slots, int threads) {
   if (l.split_columns) {
-    winograd_forward_columns(s, l, kernels, x_nhwc, u, bias, act == Activation::relu, y_nhwc, slots, threads);
+    winograd_forward_columns(s, l, kernels, x_nhwc, u, u_turned, bias, act == Activation::relu, y_nhwc, slots,
+                             threads);
   } else {
-    winograd_forward_blocks(s, l, kernels, x_nhwc, u, bias, act == Activation::relu, y_nhwc, slots);
+    winograd_forward_blocks(s, l, kernels, x_nhwc, u, u_turned, bias, act == Activation::relu, y_nhwc, slots);
   }
   if (act != Activation::none && act != Activation::relu) {
     activation_forward(act, y_nhwc, y_nhwc, s.batch * s.out_h * s.out_w * s.out_c);
@@ -516,7 +537,7 @@ void winograd_forward(const Conv2dShape& s, const T* x_nhwc, const T* w_hwio, co
   const auto weight_tiles = four ? kernels.weight_tiles4 : kernels.weight_tiles;
   parallel_for(0, co, int64_t(1) << 13, threads,
                [&](int64_t k0, int64_t k1) { weight_tiles(co, co, k0, k1, w_hwio, u); });
-  winograd_run(s, l, kernels, x_nhwc, static_cast<const T*>(u), bias, act, y_nhwc, base + l.u_bytes, threads);
+  winograd_run(s, l, kernels, x_nhwc, static_cast<const T*>(u), false, bias, act, y_nhwc, base + l.u_bytes, threads);
 }
 
 template <typename T>
@@ -526,9 +547,16 @@ void winograd_backward_data(const Conv2dShape& t, const T* dy_nhwc, const T* w_h
   auto* base = static_cast<unsigned char*>(workspace);
   T* u = reinterpret_cast<T*>(base);
   const WinogradKernels<T>& kernels = winograd_kernels<T>();
-  flipped_weight_tiles(t, l, kernels, w_hwio, u, threads);
-  winograd_run(t, l, kernels, dy_nhwc, static_cast<const T*>(u), static_cast<const T*>(nullptr), Activation::none,
-               dx_nhwc, base + l.u_bytes, threads);
+  const bool four = l.size == 4;
+  if (four) {
+    flipped_weight_tiles4(t, kernels, w_hwio, u, threads);
+  } else {  // the forward's U, read turned (set_gemm_b)
+    const int64_t co = t.in_c * t.out_c;
+    parallel_for(0, co, int64_t(1) << 13, threads,
+                 [&](int64_t k0, int64_t k1) { kernels.weight_tiles(co, co, k0, k1, w_hwio, u); });
+  }
+  winograd_run(t, l, kernels, dy_nhwc, static_cast<const T*>(u), !four, static_cast<const T*>(nullptr),
+               Activation::none, dx_nhwc, base + l.u_bytes, threads);
 }
 
 #define FASTNN_INSTANTIATE(T)                                                                                 \

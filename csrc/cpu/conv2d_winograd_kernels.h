@@ -580,17 +580,8 @@ inline __attribute__((always_inline)) void transpose_square(V (&r)[W]) {
   }
 }
 
-template <typename T, int W, bool Four>
-inline __attribute__((always_inline)) void weight_tile_of(int64_t w_stride, int64_t u_stride, const T* w, T* u) {
-  if constexpr (Four) {
-    weight_tile4<T, W>(w_stride, u_stride, w, 0, u);
-  } else {
-    weight_tile<T, W>(w_stride, u_stride, w, 0, u);
-  }
-}
-
-template <typename T, bool Four>
-void turned_tiles(int64_t c_f, int64_t o_f, int64_t o_begin, int64_t o_end, const T* w_hwio, T* u) {
+template <typename T>
+void turned_tiles4(int64_t c_f, int64_t o_f, int64_t o_begin, int64_t o_end, const T* w_hwio, T* u) {
   constexpr int W = kVecBytes / static_cast<int>(sizeof(T));
   using L = Lanes<T, W>;
   using V = typename L::type;
@@ -622,34 +613,24 @@ void turned_tiles(int64_t c_f, int64_t o_f, int64_t o_begin, int64_t o_end, cons
       const T* g = turned + o * c_f;
       T* row = u + (o0 + o) * c_f;
       int64_t c = 0;
-      for (; c + W <= c_f; c += W) weight_tile_of<T, W, Four>(W * c_f, co, g + c, row + c);
-      for (; c < c_f; ++c) weight_tile_of<T, 1, Four>(W * c_f, co, g + c, row + c);
+      for (; c + W <= c_f; c += W) weight_tile4<T, W>(W * c_f, co, g + c, 0, row + c);
+      for (; c < c_f; ++c) weight_tile4<T, 1>(W * c_f, co, g + c, 0, row + c);
     }
   }
   for (int64_t o = o0; o < o_end; ++o) {
     for (int64_t c = 0; c < c_f; ++c) {
       T g[9];
       for (int tap = 0; tap < 9; ++tap) g[tap] = w_hwio[(8 - tap) * co + c * o_f + o];
-      weight_tile_of<T, 1, Four>(1, co, g, u + o * c_f + c);
+      weight_tile4<T, 1>(1, co, g, 0, u + o * c_f + c);
     }
   }
-}
-
-template <typename T>
-void turned_weight_tiles(int64_t c_f, int64_t o_f, int64_t o_begin, int64_t o_end, const T* w_hwio, T* u) {
-  turned_tiles<T, false>(c_f, o_f, o_begin, o_end, w_hwio, u);
-}
-
-template <typename T>
-void turned_weight_tiles4(int64_t c_f, int64_t o_f, int64_t o_begin, int64_t o_end, const T* w_hwio, T* u) {
-  turned_tiles<T, true>(c_f, o_f, o_begin, o_end, w_hwio, u);
 }
 
 template <typename T>
 WinogradKernels<T> winograd_kernel_table() {
   return {&input_tiles<T>, &output_tiles<T>, &dy_tiles<T>, &weight_tiles<T>, &weight_gradient_tiles<T>,
           &input_tiles4<T>, &output_tiles4<T>, &weight_tiles4<T>, &dy_tiles4<T>,
-          &weight_gradient_tiles4<T>, &turned_weight_tiles<T>, &turned_weight_tiles4<T>};
+          &weight_gradient_tiles4<T>, &turned_tiles4<T>};
 }
 template WinogradKernels<float> winograd_kernel_table<float>();
 template WinogradKernels<double> winograd_kernel_table<double>();

@@ -50,11 +50,11 @@ struct WinogradKernels {
   void (*dy_tiles4)(const Conv2dShape& s, const T* dy_nhwc, int64_t tiles_h, int64_t tiles_w, int64_t tile_begin,
                     int64_t tile_end, T* w, int64_t w_stride);
   void (*weight_gradient_tiles4)(int64_t co, int64_t k_begin, int64_t k_end, const T* sums, T* dw_hwio);
-  // Backward-data's U, F(2x2, 3x3) and F(4x4, 3x3), from the forward's weights w_hwio
-  // (3 x 3 x c_f x o_f) turned half-way and transposed: u[p * co + o * c_f + c] = (G g
-  // G^T)[p] of g[tap] = w_hwio[(8 - tap) * co + c * o_f + o], co = c_f * o_f, for the
-  // forward's output channels o in [o_begin, o_end).
-  void (*turned_weight_tiles)(int64_t c_f, int64_t o_f, int64_t o_begin, int64_t o_end, const T* w_hwio, T* u);
+  // Backward-data's U for F(4x4, 3x3), from the forward's weights w_hwio (3 x 3 x c_f x
+  // o_f) turned half-way and transposed: u[p * co + o * c_f + c] = (G g G^T)[p] of g[tap]
+  // = w_hwio[(8 - tap) * co + c * o_f + o], co = c_f * o_f, for the forward's output
+  // channels o in [o_begin, o_end).  (F(2x2, 3x3)'s backward-data reads the forward's U,
+  // its positions permuted: conv2d_winograd.cpp, set_gemm_b.)
   void (*turned_weight_tiles4)(int64_t c_f, int64_t o_f, int64_t o_begin, int64_t o_end, const T* w_hwio, T* u);
 };
 
