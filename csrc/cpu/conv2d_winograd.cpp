@@ -150,6 +150,25 @@ inline int64_t column_blocks(const Conv2dShape& s) { return (s.out_c + kColumns 
 // batch 32 2.45 -> 2.05 / 2.65 -> 1.86.
 constexpr int64_t kMaxSuperBlockBytes = int64_t(32) << 20;
 
+// The columns split's tiles: super-blocks of at most kMaxSuperBlockBytes of the transformed
+// input and output (V and M, or V and E), one chunk.
+template <typename T>
+void set_super_blocks(const Conv2dShape& s, WinogradLayout& l) {
+  l.split_columns = true;
+  const int64_t per_tile = l.positions * (s.in_c + s.out_c) * static_cast<int64_t>(sizeof(T));
+  const int64_t bytes = l.tiles * per_tile;
+  const int64_t super_blocks = std::max<int64_t>(1, (bytes + kMaxSuperBlockBytes - 1) / kMaxSuperBlockBytes);
+  l.block = std::max<int64_t>(1, (l.tiles + super_blocks - 1) / super_blocks);
+  l.blocks = (l.tiles + l.block - 1) / l.block;
+  l.chunks = 1;
+}
+
+// The output channels of column chunk c of `chunks` (as parallel_chunks cuts the runs).
+inline int64_t chunk_columns(const Conv2dShape& s, int64_t c, int64_t chunks) {
+  const int64_t blocks = column_blocks(s);
+  return std::min(s.out_c, blocks * (c + 1) / chunks * kColumns) - blocks * c / chunks * kColumns;
+}
+
 // Backward-weights, F(3x3, 2x2): per 16 positions p, S[p] (in_c x out_c) = the
 // sum over tiles of V[p]^T E[p] (a GEMM with the tiles as its inner dimension),
 // then dw = A'^T S A', A'^T = [1 1 1 0; 0 1 -1 0; 0 1 1 1].  F(3x3, 4x4) is the
@@ -157,7 +176,9 @@ constexpr int64_t kMaxSuperBlockBytes = int64_t(32) << 20;
 struct WinogradWeightsLayout {
   WinogradLayout tiles;
   size_t e_bytes, s_bytes, gemm_bytes;
-  size_t slot() const { return tiles.v_bytes + e_bytes + s_bytes + gemm_bytes * static_cast<size_t>(tiles.gemm_slots); }
+  size_t slot() const {
+    return tiles.v_bytes + e_bytes + s_bytes + gemm_bytes * static_cast<size_t>(tiles.gemm_slots);
+  }
 };
 
 template <typename T>
@@ -222,12 +243,7 @@ WinogradWeightsLayout winograd_weights_layout(const Conv2dShape& s, int threads)
   WinogradLayout& tl = l.tiles;
   const int64_t positions = tl.positions;
   if (columns) {
-    tl.split_columns = true;
-    const int64_t per_tile = positions * (s.in_c + s.out_c) * static_cast<int64_t>(sizeof(T));
-    const int64_t super_blocks = std::max<int64_t>(1, (tl.tiles * per_tile + kMaxSuperBlockBytes - 1) / kMaxSuperBlockBytes);
-    tl.block = std::max<int64_t>(1, (tl.tiles + super_blocks - 1) / super_blocks);
-    tl.blocks = (tl.tiles + tl.block - 1) / tl.block;
-    tl.chunks = 1;
+    set_super_blocks<T>(s, tl);
     tl.v_bytes = align_up(positions * tl.block * s.in_c * sizeof(T));
     tl.gemm_slots = chunk_count(column_blocks(s), 1, threads);
   }
@@ -236,14 +252,10 @@ WinogradWeightsLayout winograd_weights_layout(const Conv2dShape& s, int threads)
   const int64_t last = std::max<int64_t>(1, tl.tiles - (tl.blocks - 1) * tl.block);
   // Sized for the widest column chunk (the GEMM's kernel follows n) and both row counts.
   l.gemm_bytes = 0;
-  const int64_t col_blocks = column_blocks(s);
   for (int64_t c = 0; c < tl.gemm_slots; ++c) {
     for (const int64_t rows : {tl.block, last}) {
       GemmArgs<T> g = weights_gemm<T>(s, rows);
-      if (columns) {
-        g.n = std::min(s.out_c, col_blocks * (c + 1) / tl.gemm_slots * kColumns) -
-              col_blocks * c / tl.gemm_slots * kColumns;
-      }
+      if (columns) g.n = chunk_columns(s, c, tl.gemm_slots);
       l.gemm_bytes = std::max(l.gemm_bytes, align_up(gemm_workspace_bytes(g, 1)));
     }
   }
@@ -364,31 +376,27 @@ bool columns_pay(const Conv2dShape& s, const WinogradLayout& l, int threads) {
   const int64_t v = l.positions * tiles * s.in_c * elem, m = l.positions * tiles * s.out_c * elem;
   const int64_t super_blocks = (v + m + kMaxSuperBlockBytes - 1) / kMaxSuperBlockBytes;
   const double blocks_traffic = double(l.blocks) * double(l.u_bytes);
-  const double columns_traffic = double(super_blocks) * double(l.u_bytes) + double(1 + threads) * double(v) + 2.0 * double(m);
+  const double columns_traffic =
+      double(super_blocks) * double(l.u_bytes) + double(1 + threads) * double(v) + 2.0 * double(m);
   return columns_traffic < blocks_traffic;
 }
 
 // The split layout: super-blocks of `block` tiles, one GEMM workspace per column chunk.
 template <typename T>
 WinogradLayout split_columns_layout(const Conv2dShape& s, WinogradLayout l, int threads) {
-  l.split_columns = true;
-  const int64_t per_tile = l.positions * (s.in_c + s.out_c) * static_cast<int64_t>(sizeof(T));
-  const int64_t super_blocks = std::max<int64_t>(1, (l.tiles * per_tile + kMaxSuperBlockBytes - 1) / kMaxSuperBlockBytes);
-  l.block = std::max<int64_t>(1, (l.tiles + super_blocks - 1) / super_blocks);
-  l.blocks = (l.tiles + l.block - 1) / l.block;
-  l.chunks = 1;
+  set_super_blocks<T>(s, l);
   l.v_bytes = align_up(l.positions * l.block * s.in_c * sizeof(T));
   l.m_bytes = align_up(l.positions * l.block * s.out_c * sizeof(T));
   // One GEMM workspace per chunk parallel_chunks cuts, sized for the widest: the GEMM's
   // kernel (and so its workspace) follows n; the last super-block's rows as well.
-  const int64_t blocks = column_blocks(s), chunks = chunk_count(blocks, 1, threads);
+  const int64_t chunks = chunk_count(column_blocks(s), 1, threads);
   const int64_t last = l.tiles - (l.blocks - 1) * l.block;
   l.gemm_slots = chunks;
   l.gemm_bytes = 0;
   for (int64_t c = 0; c < chunks; ++c) {
     for (const int64_t rows : {l.block, last}) {
       GemmArgs<T> g = block_gemm<T>(s, rows);
-      g.n = std::min(s.out_c, blocks * (c + 1) / chunks * kColumns) - blocks * c / chunks * kColumns;
+      g.n = chunk_columns(s, c, chunks);
       l.gemm_bytes = std::max(l.gemm_bytes, align_up(gemm_workspace_bytes(g, 1)));
     }
   }
@@ -397,7 +405,9 @@ WinogradLayout split_columns_layout(const Conv2dShape& s, WinogradLayout l, int 
 
 template <typename T>
 WinogradLayout forward_layout(const Conv2dShape& s, int threads) {
-  if (use_winograd2_columns<T>(s, threads)) return split_columns_layout<T>(s, winograd_layout<T>(s, threads, 2), threads);
+  if (use_winograd2_columns<T>(s, threads)) {
+    return split_columns_layout<T>(s, winograd_layout<T>(s, threads, 2), threads);
+  }
   const WinogradLayout l = winograd_layout<T>(s, threads, use_winograd4<T>(s) ? 4 : 2);
   return columns_pay<T>(s, l, threads) ? split_columns_layout<T>(s, l, threads) : l;
 }
