@@ -797,38 +797,19 @@ def test_winograd_split_over_output_channels(dtype, threads, padding):
     threads or more, F(2x2, 3x3) with its GEMMs split over output channels (forward, and
     backward-data as a forward over dy); on one, another path. c_out is not a multiple of
     16, so the last thread's columns end mid-vector."""
-    C = native_module()
-    c_in = 96
-    c_out = C.cache_sizes()["l2"] * 3 // 2 // (16 * c_in * np.dtype(dtype).itemsize) // 16 * 16 + 8
-    rng = np.random.default_rng(threads)
-    x = randn(rng, (1, 10, 11, c_in), dtype)
-    w = randn(rng, (3, 3, c_in, c_out), dtype)
-    b = randn(rng, (c_out,), dtype)
-    options = dict(padding=padding)
-    with backends.use("reference"):
-        y_want = ops.conv2d(x, w, b, activation="relu", **options)
-        dy = randn(rng, y_want.shape, dtype)
-        dx_want = ops.conv2d_backward_data(dy, w, x.shape, **options)
-    before = fastnn.get_num_threads()
-    try:
-        fastnn.set_num_threads(threads)
-        with backends.use("cpu"):
-            y = ops.conv2d(x, w, b, activation="relu", **options)
-            dx = ops.conv2d_backward_data(dy, w, x.shape, **options)
-    finally:
-        fastnn.set_num_threads(before)
-    assert_close(y, y_want)
-    assert_close(dx, dx_want)
+    _winograd_columns_case(dtype, threads, 1, 10, padding, positions=16, l2_times=1.5, tail=8)
 
 
-def _winograd_columns_case(dtype, threads, batch, size, padding, positions=36):
-    """Forward, backward-data and backward-weights of a 3x3 layer whose transformed weights
-    (positions x c_in x c_out: 36 for F(4x4, 3x3), 16 for F(2x2, 3x3)) take over 3x a
-    core's L2 as the machine reports it, against the reference."""
+def _winograd_columns_case(dtype, threads, batch, size, padding, positions=36, l2_times=3,
+                           tail=24):
+    """Forward, backward-data and backward-weights of a 3x3 layer on batch x size x (size +
+    1) images whose transformed weights (positions x c_in x c_out: 36 for F(4x4, 3x3), 16
+    for F(2x2, 3x3)) take over l2_times a core's L2 as the machine reports it, against the
+    reference; c_out is a multiple of 16 plus tail."""
     C = native_module()
     c_in = 96
     itemsize = np.dtype(dtype).itemsize
-    c_out = 3 * C.cache_sizes()["l2"] // (positions * c_in * itemsize) // 16 * 16 + 24
+    c_out = int(l2_times * C.cache_sizes()["l2"]) // (positions * c_in * itemsize) // 16 * 16 + tail
     rng = np.random.default_rng(threads)
     x = randn(rng, (batch, size, size + 1, c_in), dtype)
     w = randn(rng, (3, 3, c_in, c_out), dtype)
