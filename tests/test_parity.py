@@ -111,7 +111,9 @@ CONV_CONFIGS = [
     (2, 14, 14, 6, 16, 5, 5, 1, "valid", 1),        # LeNet-5's second layer: no copy
     (1, 23, 21, 3, 20, 7, 7, (2, 1), "same", 1),    # 7x7 over 3 channels, h stride 2
     (2, 9, 12, 5, 33, 5, 4, (2, 1), ((2, 1), (3, 0)), (2, 1)),  # uneven padding, h dilation
-    (1, 8, 8, 3, 24, 7, 7, 2, "same", 1),           # stride_w 2: im2col, not row runs
+    (1, 8, 8, 3, 24, 7, 7, 2, "same", 1),           # stride_w 2: row runs forward, im2col weights
+    (2, 17, 19, 3, 64, 7, 7, 2, 3, 1),              # ResNet's stem: chunks across two images
+    (1, 13, 16, 4, 20, 5, 5, (2, 3), ((1, 2), (2, 1)), 1),  # stride_w 3, uneven padding
     (1, 3, 30, 4, 7, 3, 7, 1, ((0, 0), (6, 6)), 1),  # padding as wide as the window
     # Sixteen or more input channels: the indirect (pointer-table) kernels, whose
     # tiles are 4-14 rows by 16-64 columns; channel counts around those sizes.

@@ -17,6 +17,9 @@
 //    the GEMM's register tiles directly (gemm_kernels.h), with no im2col copy
 //    and no col2im scatter.  Forward and backward-weights at any stride,
 //    backward-data at stride 1 (a forward-like pass over dy) (conv2d_indirect.cpp).
+//    Fewer channels with a longer patch (a 7x7 stem, LeNet's second layer) take
+//    kernel rows as runs instead: forward at any stride, backward-weights at
+//    stride_w 1.
 //  * Blocked im2col + GEMM for the rest, every block on one thread
 //    (conv2d_im2col.cpp); for a backward-weights whose per-thread partial
 //    gradients would outgrow L2, one threaded GEMM per block instead.
@@ -317,25 +320,26 @@ void require_workspace(size_t have, size_t need, const char* op) {
 // vectors), so that pass keeps the patch rule.
 constexpr int64_t kMaxDirectPatch = 72;  // e.g. 8 input channels x 3x3
 
-// Few input channels and a patch longer than the direct kernels take, at stride_w 1: the
-// indirect GEMM over kernel rows (conv2d_indirect.cpp).  Intel Xeon, 2 threads, float32,
-// against the narrow direct kernels or im2col: LeNet-5's 6->16 5x5 at 14x14, batch 32,
-// 0.147 -> 0.079 ms; 8->32 5x5 "same" at 32x32, batch 32, 1.90 -> 1.42.  At stride 2 the
-// 7x7 3->64 stem measured 1.00 -> 0.96 ms at batch 1 but 12.8 -> 14.0 at batch 8, so
-// strided layers keep im2col.
+// Few input channels and a patch longer than the direct kernels take: the indirect GEMM
+// over kernel rows (conv2d_indirect.cpp).  Intel Xeon, 2 threads, float32, against the
+// narrow direct kernels or im2col: LeNet-5's 6->16 5x5 at 14x14, batch 32, 0.147 -> 0.079
+// ms; 8->32 5x5 "same" at 32x32, batch 32, 1.90 -> 1.42.  At stride 2, ResNet's 7x7 3->64
+// stem: 1.03 -> 0.81 ms at batch 1 and 7.8 -> 6.6 at batch 8 (model 167, 2 MiB L2; with a
+// serial table of run offsets per output pixel it had been 1.00 -> 0.96 and 12.8 -> 14.0
+// on an earlier host).
 template <typename T>
 bool use_indirect_rows_forward(const Conv2dShape& s) {
-  return s.in_c < kMinIndirectRun && s.kernel_w * s.in_c >= kMinIndirectRun && s.stride_w == 1 &&
-         s.dilation_w == 1 && !is_pointwise(s) && patch_size(s) > kMaxDirectPatch &&
+  return s.in_c < kMinIndirectRun && s.kernel_w * s.in_c >= kMinIndirectRun && s.dilation_w == 1 &&
+         !is_pointwise(s) && patch_size(s) > kMaxDirectPatch &&
          offsets_fit(s.out_h * s.out_w, s);  // kernel_h runs a pixel: within the per-tap table's bound
 }
 
-// ... and backward-weights on the same runs, against im2col: 8->32 5x5 "same" at 32x32,
-// batch 32, 2.09 -> 1.72 ms; LeNet-5's 6->16 level (0.108 ms).  The stem at stride 2:
-// 15.6 -> 13.3 ms at batch 8, 0.91 -> 0.98 at batch 1; strided layers keep im2col here too.
+// ... and backward-weights on the same runs at stride_w 1, against im2col: 8->32 5x5
+// "same" at 32x32, batch 32, 2.09 -> 1.72 ms; LeNet-5's 6->16 level (0.108 ms).  The stem
+// at stride 2 keeps im2col: 1.16 -> 1.24 ms at batch 1, 9.5 -> 10.3 at batch 8.
 template <typename T>
 bool use_indirect_rows_backward_weights(const Conv2dShape& s) {
-  return use_indirect_rows_forward<T>(s);
+  return use_indirect_rows_forward<T>(s) && s.stride_w == 1;
 }
 
 template <typename T>

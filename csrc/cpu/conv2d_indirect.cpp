@@ -110,30 +110,42 @@ gemm_impl::IndirectTask<T> indirect_task(int64_t taps, int64_t kc, int64_t nc, c
   return task;
 }
 
-// Runs the indirect GEMM over batch x spatial output rows, cut into chunks
-// that threads take in contiguous ranges, each with its own pointer table.
-template <typename T>
-void run_indirect(const gemm_impl::IndirectKernel<T>& ik, const IndirectLayout& l, int64_t batch, int64_t spatial,
-                  const T* src, int64_t image_elems, gemm_impl::IndirectTask<T> task, void* workspace,
-                  int threads) {
-  const IndirectBuffers<T> buf = indirect_buffers<T>(l, workspace);
-  const int64_t total_rows = batch * spatial;
+// Runs the indirect GEMM over total_rows output rows, cut into chunks that threads
+// take in contiguous ranges, each with its own pointer table, which
+// fill(row0, rows, table) writes for the chunk's rows.
+template <typename T, typename Fill>
+void run_indirect(const gemm_impl::IndirectKernel<T>& ik, const IndirectLayout& l, int64_t total_rows,
+                  gemm_impl::IndirectTask<T> task, unsigned char* tables, const Fill& fill, int threads) {
   const int64_t chunk_rows = indirect_chunk_rows(ik);
   const int64_t chunks = (total_rows + chunk_rows - 1) / chunk_rows;
   T* const c0 = task.c;
-  task.zero = buf.zero;
   parallel_chunks(0, chunks, 1, threads, [&](int64_t slot, int64_t q0, int64_t q1) {
-    auto** table = reinterpret_cast<const T**>(buf.tables + slot * l.table_bytes);
+    auto** table = reinterpret_cast<const T**>(tables + slot * l.table_bytes);
     gemm_impl::IndirectTask<T> t = task;
     t.rows = table;
     for (int64_t q = q0; q < q1; ++q) {
       const int64_t row0 = q * chunk_rows;
       t.mc = std::min(chunk_rows, total_rows - row0);
-      fill_runs(buf.offsets, spatial, task.taps, src, image_elems, buf.zero, row0, t.mc, table);
+      fill(row0, t.mc, table);
       t.c = c0 + row0 * t.ldc;
       ik.run(t);
     }
   });
+}
+
+// run_indirect over batch x spatial rows whose runs come from a table of offsets
+// (fill_runs), the same for every image, image_elems apart from src.
+template <typename T>
+void run_indirect_offsets(const gemm_impl::IndirectKernel<T>& ik, const IndirectLayout& l, int64_t batch,
+                          int64_t spatial, const T* src, int64_t image_elems, gemm_impl::IndirectTask<T> task,
+                          void* workspace, int threads) {
+  const IndirectBuffers<T> buf = indirect_buffers<T>(l, workspace);
+  task.zero = buf.zero;
+  run_indirect(ik, l, batch * spatial, task, buf.tables,
+               [&](int64_t row0, int64_t rows, const T** table) {
+                 fill_runs(buf.offsets, spatial, task.taps, src, image_elems, buf.zero, row0, rows, table);
+               },
+               threads);
 }
 
 // Forward's runs: tap (i, j) of output pixel (oh, ow) reads input pixel
@@ -243,7 +255,8 @@ void indirect_forward(const Conv2dShape& s, const T* x_nhwc, const T* w_hwio, co
 
   const auto task = indirect_task<T>(taps, s.in_c, s.out_c, buf.packed, s.in_c * ik.nr, taps * s.in_c * ik.nr,
                                      y_nhwc, bias, act);
-  run_indirect(ik, l, s.batch, s.out_h * s.out_w, x_nhwc, s.in_h * s.in_w * s.in_c, task, workspace, threads);
+  run_indirect_offsets(ik, l, s.batch, s.out_h * s.out_w, x_nhwc, s.in_h * s.in_w * s.in_c, task, workspace,
+                       threads);
 }
 
 // Row runs, for layers with fewer than 16 input channels (a first layer, LeNet's 6): in
@@ -303,9 +316,42 @@ inline void row_offsets(const Conv2dShape& s, const RowRuns& r, int64_t* offsets
   }
 }
 
+// The forward's offsets are per output row oh and kernel row i (the padded image's
+// row ih times its width, or -1 in the padding): the same for every ow, so
+// fill_row_runs adds ow's column.
 template <typename T>
 IndirectLayout indirect_rows_layout(const Conv2dShape& s, const gemm_impl::IndirectKernel<T>& ik) {
-  return indirect_layout(ik, s.kernel_h, s.kernel_w * s.in_c, s.out_c, s.out_h * s.out_w);
+  return indirect_layout(ik, s.kernel_h, s.kernel_w * s.in_c, s.out_c, s.out_h);
+}
+
+inline void output_row_offsets(const Conv2dShape& s, const RowRuns& r, int64_t* offsets) {
+  for (int64_t oh = 0; oh < s.out_h; ++oh) {
+    for (int64_t i = 0; i < s.kernel_h; ++i) {
+      const int64_t ih = oh * s.stride_h - s.pad_top + i * s.dilation_h;
+      *offsets++ = ih >= 0 && ih < s.in_h ? ih * r.padded_w * s.in_c : -1;
+    }
+  }
+}
+
+// The kernel_h runs of output rows [row0, row0 + rows) of the batch (image: the
+// padded batch, image_elems apart; offsets from output_row_offsets).
+template <typename T>
+void fill_row_runs(const Conv2dShape& s, const int64_t* offsets, const T* image, int64_t image_elems,
+                   const T* zero, int64_t row0, int64_t rows, const T** table) {
+  const int64_t spatial = s.out_h * s.out_w, kh = s.kernel_h;
+  int64_t n = row0 / spatial, oh = row0 % spatial / s.out_w, ow = row0 % s.out_w;
+  for (int64_t q = 0; q < rows; ++q, table += kh) {
+    const T* pixel = image + n * image_elems + ow * s.stride_w * s.in_c;
+    const int64_t* off = offsets + oh * kh;
+    for (int64_t i = 0; i < kh; ++i) table[i] = off[i] < 0 ? zero : pixel + off[i];
+    if (++ow == s.out_w) {
+      ow = 0;
+      if (++oh == s.out_h) {
+        oh = 0;
+        ++n;
+      }
+    }
+  }
 }
 
 }  // namespace
@@ -328,10 +374,16 @@ void indirect_rows_forward(const Conv2dShape& s, const T* x_nhwc, const T* w_hwi
   const IndirectBuffers<T> buf = indirect_buffers<T>(l, rest);
   ik.pack_b(s.kernel_h * kc, s.out_c, w_hwio, s.out_c, false, buf.packed);  // panels of (kh*kc) x NR
   std::fill(buf.zero, buf.zero + kc, T(0));
-  row_offsets(s, r, buf.offsets);
-  const auto task = indirect_task<T>(s.kernel_h, kc, s.out_c, buf.packed, kc * ik.nr, s.kernel_h * kc * ik.nr,
-                                     y_nhwc, bias, act);
-  run_indirect(ik, l, s.batch, s.out_h * s.out_w, image, s.in_h * row_elems, task, rest, threads);
+  auto task = indirect_task<T>(s.kernel_h, kc, s.out_c, buf.packed, kc * ik.nr, s.kernel_h * kc * ik.nr, y_nhwc,
+                               bias, act);
+  task.zero = buf.zero;
+  output_row_offsets(s, r, buf.offsets);
+  const int64_t image_elems = s.in_h * row_elems;
+  run_indirect(ik, l, s.batch * s.out_h * s.out_w, task, buf.tables,
+               [&](int64_t row0, int64_t rows, const T** table) {
+                 fill_row_runs(s, buf.offsets, image, image_elems, buf.zero, row0, rows, table);
+               },
+               threads);
 }
 
 template <typename T>
@@ -351,7 +403,8 @@ void indirect_backward_data(const Conv2dShape& s, const T* dy_nhwc, const T* w_h
 
   const auto task = indirect_task<T>(taps, s.out_c, s.in_c, buf.packed, panels * s.out_c * ik.nr, s.out_c * ik.nr,
                                      dx_nhwc, nullptr, Activation::none);
-  run_indirect(ik, l, s.batch, s.in_h * s.in_w, dy_nhwc, s.out_h * s.out_w * s.out_c, task, workspace, threads);
+  run_indirect_offsets(ik, l, s.batch, s.in_h * s.in_w, dy_nhwc, s.out_h * s.out_w * s.out_c, task, workspace,
+                       threads);
 }
 
 namespace {
