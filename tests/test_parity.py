@@ -115,6 +115,9 @@ CONV_CONFIGS = [
     (2, 17, 19, 3, 64, 7, 7, 2, 3, 1),              # ResNet's stem: chunks across two images
     (1, 13, 16, 4, 20, 5, 5, (2, 3), ((1, 2), (2, 1)), 1),  # stride_w 3, uneven padding
     (1, 3, 30, 4, 7, 3, 7, 1, ((0, 0), (6, 6)), 1),  # padding as wide as the window
+    (2, 9, 10, 3, 20, 5, 5, 1, "same", 1),          # runs of 15: rows, the outputs not narrow
+    (1, 12, 11, 1, 24, 9, 9, 1, "same", 1),         # runs of 9 over one channel
+    (1, 10, 9, 2, 12, 7, 7, 1, "same", 1),          # runs of 14, narrow outputs: direct
     # Sixteen or more input channels: the indirect (pointer-table) kernels, whose
     # tiles are 4-14 rows by 16-64 columns; channel counts around those sizes.
     (2, 14, 14, 32, 64, 3, 3, 1, "same", 1),        # the seed's second layer at batch 2

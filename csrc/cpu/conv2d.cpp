@@ -321,22 +321,33 @@ void require_workspace(size_t have, size_t need, const char* op) {
 constexpr int64_t kMaxDirectPatch = 72;  // e.g. 8 input channels x 3x3
 
 // Few input channels and a patch longer than the direct kernels take: the indirect GEMM
-// over kernel rows (conv2d_indirect.cpp).  Intel Xeon, 2 threads, float32, against the
-// narrow direct kernels or im2col: LeNet-5's 6->16 5x5 at 14x14, batch 32, 0.147 -> 0.079
-// ms; 8->32 5x5 "same" at 32x32, batch 32, 1.90 -> 1.42.  At stride 2, ResNet's 7x7 3->64
-// stem: 1.03 -> 0.81 ms at batch 1 and 7.8 -> 6.6 at batch 8 (model 167, 2 MiB L2; with a
-// serial table of run offsets per output pixel it had been 1.00 -> 0.96 and 12.8 -> 14.0
-// on an earlier host).
+// over kernel rows (conv2d_indirect.cpp), for runs (kernel_w * in_c) of 16 or more, and
+// of 8 or more where the outputs are too wide for the narrow direct kernels.  Intel Xeon
+// model 167, 2 threads, float32, forward, against the narrow direct kernels or im2col:
+//   LeNet-5's 6->16 5x5 at 14x14, batch 32:            0.147 -> 0.079 ms
+//   8->32 5x5 "same" at 32x32, batch 32:               1.90 -> 1.42
+//   ResNet's 7x7 3->64 stem, stride 2, batch 1 / 8:    1.03 -> 0.81 / 7.8 -> 6.6
+//   3->32 5x5 "same" at 32x32, batch 32 (run 15):      1.03 -> 0.63
+//   1->32 9x9 "same" at 32x32, batch 16 (run 9):       1.20 -> 0.35
+//   2->16 7x7 "same" at 32x32, batch 16 (narrow):      0.215 direct, 0.275 rows
+// (With a serial table of run offsets per output pixel the stem had been 1.00 -> 0.96
+// and 12.8 -> 14.0 on an earlier host.)  Patches of 72 or fewer keep the direct
+// kernels: rows ran 0.74-1.28x of them there (CIFAR's 3->64 3x3 1.05x, the seed's
+// 1->32 0.76x).
 template <typename T>
 bool use_indirect_rows_forward(const Conv2dShape& s) {
-  return s.in_c < kMinIndirectRun && s.kernel_w * s.in_c >= kMinIndirectRun && s.dilation_w == 1 &&
-         !is_pointwise(s) && patch_size(s) > kMaxDirectPatch &&
-         offsets_fit(s.out_h * s.out_w, s);  // kernel_h runs a pixel: within the per-tap table's bound
+  if (s.in_c >= kMinIndirectRun || s.dilation_w != 1 || is_pointwise(s) || patch_size(s) <= kMaxDirectPatch ||
+      !offsets_fit(s.out_h * s.out_w, s)) {  // kernel_h runs a pixel: within the per-tap table's bound
+    return false;
+  }
+  const int64_t run = s.kernel_w * s.in_c;
+  return run >= kMinIndirectRun || (run >= 8 && !direct_conv_is_narrow<T>(s));
 }
 
 // ... and backward-weights on the same runs at stride_w 1, against im2col: 8->32 5x5
-// "same" at 32x32, batch 32, 2.09 -> 1.72 ms; LeNet-5's 6->16 level (0.108 ms).  The stem
-// at stride 2 keeps im2col: 1.16 -> 1.24 ms at batch 1, 9.5 -> 10.3 at batch 8.
+// "same" at 32x32, batch 32, 2.09 -> 1.72 ms; LeNet-5's 6->16 level (0.108 ms); 3->32 5x5
+// 1.20 -> 1.05; 1->32 9x9 1.23 -> 0.52.  The stem at stride 2 keeps im2col: 1.16 -> 1.24
+// ms at batch 1, 9.5 -> 10.3 at batch 8.
 template <typename T>
 bool use_indirect_rows_backward_weights(const Conv2dShape& s) {
   return use_indirect_rows_forward<T>(s) && s.stride_w == 1;
