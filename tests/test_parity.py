@@ -849,6 +849,35 @@ def test_winograd4_split_over_output_channels(dtype, threads, padding):
     _winograd_columns_case(dtype, threads, 3, 16, padding)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_indirect_split_over_column_panels(dtype, threads):
+    """Indirect GEMMs with too few rows to share out evenly (a few chunks) and a panel count
+    the threads divide give each thread its own column panels: a stride-2 forward with bias
+    and relu (128 outputs) and a 5x5 stride-1 backward-data (128-channel dx), on one, two
+    and three threads (three take rows: the panels do not divide)."""
+    rng = np.random.default_rng(threads)
+    x = randn(rng, (1, 13, 12, 24), dtype)
+    w = randn(rng, (3, 3, 24, 128), dtype)
+    b = randn(rng, (128,), dtype)
+    x5 = randn(rng, (1, 9, 10, 128), dtype)
+    w5 = randn(rng, (5, 5, 128, 20), dtype)
+    with backends.use("reference"):
+        y_want = ops.conv2d(x, w, b, stride=2, padding="same", activation="relu")
+        dy = randn(rng, (1, 9, 10, 20), dtype)
+        dx_want = ops.conv2d_backward_data(dy, w5, x5.shape, padding="same")
+    before = fastnn.get_num_threads()
+    try:
+        fastnn.set_num_threads(threads)
+        with backends.use("cpu"):
+            y = ops.conv2d(x, w, b, stride=2, padding="same", activation="relu")
+            dx = ops.conv2d_backward_data(dy, w5, x5.shape, padding="same")
+    finally:
+        fastnn.set_num_threads(before)
+    assert_close(y, y_want)
+    assert_close(dx, dx_want)
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 def test_winograd4_split_over_super_blocks_of_tiles(threads):
     """The same with more tiles than one super-block holds (32 MiB of V and M): 2 images of
