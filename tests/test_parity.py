@@ -99,6 +99,8 @@ CONV_CONFIGS = [
     (1, 1, 1, 3, 33, 3, 3, 1, "same", 1),           # 1x1 image: every tap but one is padding
     (3, 20, 30, 1, 32, 5, 5, 1, "same", 1),         # 30 wide: tiles of 8, 4 and 1; 25 taps
     (2, 6, 6, 8, 16, 3, 3, 1, "same", 1),           # 72 taps: the largest direct patch
+    (2, 7, 15, 3, 70, 3, 3, 1, "same", 1),          # AVX-512: pairs of blocks, 6-pixel tiles, tails
+    (1, 9, 20, 2, 64, 3, 3, 2, 1, 1),               # pairs at stride 2, 10 columns
     # Narrow outputs (out_c <= 16 float32 / 8 float64 at stride_w 1): pixels in the lanes,
     # channel-planar copies; groups of up to 8 channels, rows in vector pairs and singles.
     (2, 28, 28, 1, 6, 5, 5, 1, "same", 1),          # LeNet-5's first layer
@@ -192,12 +194,14 @@ for index, config in enumerate(CONV_CONFIGS):
                 y = ops.conv2d(x, w, **options)
             return (randn(rng, y.shape, dtype), x, w.shape), options
 
+PAIRED_DIRECT = (2, 7, 15, 3, 70, 3, 3, 1, "same", 1)  # direct kernels over pairs of blocks
+
 for activation in ("relu", "sigmoid", "tanh"):
-    @case(f"fused-{activation}", "conv2d")
-    def _(rng, dtype, activation=activation):
-        x, w, options = _conv_inputs(rng, dtype, CONV_CONFIGS[0], "NHWC")
-        return (x, w, randn(rng, (CONV_CONFIGS[0][4],), dtype)), dict(options,
-                                                                      activation=activation)
+    for name, config in (("", CONV_CONFIGS[0]), ("-paired", PAIRED_DIRECT)):
+        @case(f"fused-{activation}{name}", "conv2d")
+        def _(rng, dtype, activation=activation, config=config):
+            x, w, options = _conv_inputs(rng, dtype, config, "NHWC")
+            return (x, w, randn(rng, (config[4],), dtype)), dict(options, activation=activation)
 
 
 # conv2d_relu_max_pool2d: the cpu backend's fused kernel needs a direct-path patch (first

@@ -43,14 +43,18 @@ namespace {
 // Register file: 32 zmm with AVX-512, 16 ymm/xmm otherwise.  P*NV (forward)
 // and KB*NV (backward) accumulators leave room for the operands.
 constexpr int kVecBytes = static_cast<int>(kVectorBytes);  // cpu/vector_width.h
+// kPairPixels: pixels of a forward tile over two channel blocks at once (0: none).
 #if defined(__AVX512F__)
 constexpr int kForwardPixels = 8;   // 16 accumulators
+constexpr int kPairPixels = 6;      // 24 accumulators
 constexpr int kMaxTapBlock = 12;    // 24 accumulators
 #elif defined(__AVX2__)
 constexpr int kForwardPixels = 3;   // 12 accumulators
+constexpr int kPairPixels = 0;
 constexpr int kMaxTapBlock = 3;
 #else
 constexpr int kForwardPixels = 1;   // 8 accumulators
+constexpr int kPairPixels = 0;
 constexpr int kMaxTapBlock = 1;
 #endif
 
@@ -194,6 +198,46 @@ FASTNN_DIRECT_INLINE void forward_tile(const T* __restrict x_pixel, int64_t pixe
 #pragma GCC unroll 16
     for (int v = 0; v < NV; ++v) store(tile + v * L, acc[p][v]);
     std::memcpy(y + p * y_step, tile, sizeof(T) * static_cast<size_t>(valid));
+  }
+}
+
+// P output pixels x two whole channel blocks (w_block and the block after it, taps x
+// kBlock apart): per tap 2*NV weight loads and P broadcasts for 2*P*NV FMAs, against
+// NV and P for P*NV in forward_tile, where the load ports, not the FMAs, set the pace.
+template <typename T, int P, bool Relu>
+FASTNN_DIRECT_INLINE void forward_pair_tile(const T* __restrict x_pixel, int64_t pixel_step,
+                                            const int64_t* __restrict tap_offsets, int64_t taps,
+                                            const T* __restrict w_block, const T* __restrict bias_block,
+                                            T* __restrict y, int64_t y_step) {
+  constexpr int L = kLanes<T>, NV = 2 * kVectors;
+  Vec<T> acc[P][NV];
+#pragma GCC unroll 16
+  for (int v = 0; v < NV; ++v) {
+    const Vec<T> b = load(bias_block + v * L);
+#pragma GCC unroll 16
+    for (int p = 0; p < P; ++p) acc[p][v] = b;
+  }
+  const int64_t second = taps * kBlock<T> - kBlock<T>;  // from block 0's tap row to block 1's
+  for (int64_t t = 0; t < taps; ++t) {
+    const T* xt = x_pixel + tap_offsets[t];
+    const T* wt = w_block + t * kBlock<T>;
+    Vec<T> wv[NV];
+#pragma GCC unroll 16
+    for (int v = 0; v < NV; ++v) wv[v] = load(wt + v * L + (v < kVectors ? 0 : second));
+#pragma GCC unroll 16
+    for (int p = 0; p < P; ++p) {
+      const T xv = xt[p * pixel_step];
+#pragma GCC unroll 16
+      for (int v = 0; v < NV; ++v) acc[p][v] += xv * wv[v];
+    }
+  }
+#pragma GCC unroll 16
+  for (int p = 0; p < P; ++p) {
+#pragma GCC unroll 16
+    for (int v = 0; v < NV; ++v) {
+      if (Relu) acc[p][v] = acc[p][v] < Vec<T>{} ? Vec<T>{} : acc[p][v];
+      store(y + p * y_step + v * L, acc[p][v]);
+    }
   }
 }
 
@@ -530,7 +574,38 @@ void conv2d_direct_forward_rows(const DirectConvPlan& plan, const T* x_nhwc, con
         continue;
       }
       const T* x_row = pad_buffer + (oh - oh0) * s.stride_h * plan.padded_w * s.in_c;
-      for (int64_t block = 0; block < plan.oc_blocks; ++block) {
+      int64_t block = 0;
+      if constexpr (kPairPixels > 0) {  // pairs of whole blocks, the row's last pixels one block at a time
+        constexpr int P = kPairPixels;
+        const int64_t pixel_step = s.stride_w * s.in_c, paired = cols / P * P;
+        for (; (block + 2) * kBlock<T> <= s.out_c && paired > 0; block += 2) {
+          const int64_t oc0 = block * kBlock<T>;
+          const T* w_block = w_packed + block * plan.taps * kBlock<T>;
+          for (int64_t ow = 0; ow < paired; ow += P) {
+            const T* xp = x_row + ow * pixel_step;
+            T* yp = y_row + ow * s.out_c + oc0;
+            if (act == Activation::relu) {
+              forward_pair_tile<T, P, true>(xp, pixel_step, plan.tap_offsets, plan.taps, w_block, bias_packed + oc0,
+                                            yp, s.out_c);
+            } else {
+              forward_pair_tile<T, P, false>(xp, pixel_step, plan.tap_offsets, plan.taps, w_block, bias_packed + oc0,
+                                             yp, s.out_c);
+            }
+          }
+          for (int64_t b = block; b < block + 2 && paired < cols; ++b) {
+            const int64_t c0 = b * kBlock<T>;
+            const T* wb = w_packed + b * plan.taps * kBlock<T>;
+            const T* xr = x_row + paired * pixel_step;
+            T* yr = y_row + paired * s.out_c + c0;
+            if (act == Activation::relu) {
+              forward_row_block<T, true>(plan, xr, wb, bias_packed + c0, yr, cols - paired, kBlock<T>);
+            } else {
+              forward_row_block<T, false>(plan, xr, wb, bias_packed + c0, yr, cols - paired, kBlock<T>);
+            }
+          }
+        }
+      }
+      for (; block < plan.oc_blocks; ++block) {
         const int64_t oc0 = block * kBlock<T>;
         const int64_t valid = std::min<int64_t>(kBlock<T>, s.out_c - oc0);
         const T* w_block = w_packed + block * plan.taps * kBlock<T>;
