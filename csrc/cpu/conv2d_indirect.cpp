@@ -117,10 +117,7 @@ gemm_impl::IndirectTask<T> indirect_task(int64_t taps, int64_t kc, int64_t nc, c
 // 3x3 stride-2 forwards at batch 1: 128->256 at 28x28 (3 chunks) 0.51 -> 0.39 ms,
 // 256->512 at 14x14 (1 chunk) 1.14 -> 0.61; 64->128 at 56x56 (9 chunks) level; at batch 8
 // (73 chunks) rows ran 5% faster.
-template <typename T>
-bool indirect_by_panels(const gemm_impl::IndirectKernel<T>& ik, int64_t total_rows, int64_t nc, int threads) {
-  const int64_t panels = (nc + ik.nr - 1) / ik.nr;
-  const int64_t chunks = (total_rows + indirect_chunk_rows(ik) - 1) / indirect_chunk_rows(ik);
+inline bool indirect_by_panels(int64_t panels, int64_t chunks, int threads) {
   return threads > 1 && panels % threads == 0 && chunks < 4 * threads;
 }
 
@@ -135,9 +132,9 @@ void run_indirect(const gemm_impl::IndirectKernel<T>& ik, const IndirectLayout& 
                   int threads) {
   const int64_t chunk_rows = indirect_chunk_rows(ik);
   const int64_t chunks = (total_rows + chunk_rows - 1) / chunk_rows;
+  const int64_t panels = (task.nc + ik.nr - 1) / ik.nr;
   T* const c0 = task.c;
-  if (indirect_by_panels(ik, total_rows, task.nc, threads)) {
-    const int64_t panels = (task.nc + ik.nr - 1) / ik.nr;
+  if (indirect_by_panels(panels, chunks, threads)) {
     parallel_chunks(0, panels, 1, threads, [&](int64_t slot, int64_t p0, int64_t p1) {
       const int64_t col0 = p0 * ik.nr, col1 = std::min(p1 * ik.nr, task.nc);
       pack(col0, col1);
