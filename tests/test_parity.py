@@ -120,6 +120,9 @@ CONV_CONFIGS = [
     (2, 9, 10, 3, 20, 5, 5, 1, "same", 1),          # runs of 15: rows, the outputs not narrow
     (1, 12, 11, 1, 24, 9, 9, 1, "same", 1),         # runs of 9 over one channel
     (1, 10, 9, 2, 12, 7, 7, 1, "same", 1),          # runs of 14, narrow outputs: direct
+    # Backward-weights' gather tiles take the row count that pads a run the fewest.
+    (2, 9, 9, 8, 16, 5, 5, 1, "same", 1),           # runs of 40: 10-row tiles
+    (1, 10, 11, 9, 10, 5, 5, 1, "same", 1),         # runs of 45: 15-row tiles, 10 columns
     # Sixteen or more input channels: the indirect (pointer-table) kernels, whose
     # tiles are 4-14 rows by 16-64 columns; channel counts around those sizes.
     (2, 14, 14, 32, 64, 3, 3, 1, "same", 1),        # the seed's second layer at batch 2
@@ -129,6 +132,10 @@ CONV_CONFIGS = [
     (3, 5, 6, 16, 40, 5, 3, 1, "valid", 1),         # 15 taps, 40 columns
     (1, 1, 1, 16, 20, 3, 3, 1, "same", 1),          # 1x1 image: all but one tap is padding
     (2, 7, 7, 16, 24, 1, 1, 2, 0, 1),               # 1x1 kernel with stride: not a plain GEMM
+    (1, 8, 9, 24, 13, 3, 3, 2, 1, 1),               # 24 channels: 12-row gather tiles, 13 columns
+    (2, 7, 8, 28, 30, 3, 3, 2, "same", 1),          # 28 channels: 14 x 32 gather tiles, 30 columns
+    (2, 7, 9, 32, 12, 3, 3, 2, "same", 1),          # 32 channels: 16 x 16 gather tiles
+    (1, 9, 8, 16, 32, 3, 3, 2, 1, 1),               # 16 channels: 8 x 32 gather tiles
     # 3x3 stride 1, >= 16 channels each way: Winograd F(2x2, 3x3) forward and backward-data;
     # odd outputs (half-empty tiles), "valid", padding up to the window on one side.
     (2, 9, 11, 16, 16, 3, 3, 1, "valid", 1),
