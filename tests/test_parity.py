@@ -143,6 +143,7 @@ CONV_CONFIGS = [
     (3, 5, 5, 40, 20, 3, 3, 1, ((0, 1), (1, 0)), 1),
     (1, 1, 3, 16, 16, 3, 3, 1, "same", 1),          # one row: every tile mostly padding
     (1, 4, 6, 128, 256, 3, 3, 1, "same", 1),        # U of 2 MiB: Winograd where L2 holds it
+    (1, 4, 5, 800, 16, 3, 3, 1, "same", 1),         # 800 channels: U packed once, two K blocks
     # F(4x4, 3x3): 48 tiles of 4x4 outputs or more; partial tiles, uneven padding, "valid".
     (4, 16, 16, 16, 24, 3, 3, 1, "same", 1),
     (3, 13, 18, 17, 20, 3, 3, 1, ((2, 0), (0, 2)), 1),

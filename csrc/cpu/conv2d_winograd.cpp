@@ -408,9 +408,10 @@ WinogradLayout forward_layout(const Conv2dShape& s, int threads) {
   if (use_winograd2_columns<T>(s, threads)) {
     return split_columns_layout<T>(s, winograd_layout<T>(s, threads, 2), threads);
   }
-  const WinogradLayout l = winograd_layout<T>(s, threads, use_winograd4<T>(s) ? 4 : 2);
+  WinogradLayout l = winograd_layout<T>(s, threads, use_winograd4<T>(s) ? 4 : 2);
   return columns_pay<T>(s, l, threads) ? split_columns_layout<T>(s, l, threads) : l;
 }
+
 
 // The GEMM's B for position p and output channels from o0: U[p] of this problem, or, for
 // backward-data by F(2x2, 3x3) (u_turned), the forward's U of the layer it turns.  G J =
@@ -433,12 +434,102 @@ void set_gemm_b(GemmArgs<T>& g, const Conv2dShape& s, const T* u, bool u_turned,
   g.ldb = s.in_c;
 }
 
+// U packed for the GEMMs (gemm_pack_b's layout, so no GEMM packs it again): one region
+// per column chunk the GEMMs take (one for the tiles split), each chunk's positions
+// packed_u_elems apart.
+inline int64_t packed_u_chunks(const WinogradLayout& l) { return l.split_columns ? l.gemm_slots : 1; }
+
+inline void packed_u_columns(const Conv2dShape& s, const WinogradLayout& l, int64_t chunk, int64_t& o0,
+                             int64_t& o1) {
+  if (!l.split_columns) {
+    o0 = 0;
+    o1 = s.out_c;
+    return;
+  }
+  const int64_t blocks = column_blocks(s), chunks = packed_u_chunks(l);
+  o0 = blocks * chunk / chunks * kColumns;
+  o1 = std::min(s.out_c, blocks * (chunk + 1) / chunks * kColumns);
+}
+
+template <typename T>
+int64_t packed_u_elems(const Conv2dShape& s, const WinogradLayout& l, int64_t chunk) {
+  int64_t o0, o1;
+  packed_u_columns(s, l, chunk, o0, o1);
+  return gemm_packed_b_elems<T>(o1 - o0, s.in_c);
+}
+
+// Where chunk's region starts, in elements from the first.
+template <typename T>
+int64_t packed_u_offset(const Conv2dShape& s, const WinogradLayout& l, int64_t chunk) {
+  int64_t offset = 0;
+  for (int64_t c = 0; c < chunk; ++c) offset += l.positions * packed_u_elems<T>(s, l, c);
+  return offset;
+}
+
+template <typename T>
+size_t packed_u_bytes(const Conv2dShape& s, const WinogradLayout& l) {
+  return align_up(static_cast<size_t>(packed_u_offset<T>(s, l, packed_u_chunks(l))) * sizeof(T));
+}
+
+// The forward's U straight into that layout: for every input channel c and panel of
+// output channels, weight_tiles over the panel's pairs (c, o), its positions a region
+// apart; the threads over (chunk, c), so in the columns split each thread packs the
+// columns its GEMMs take.  Against transforming U and packing it in each GEMM,
+// ResNet-18's 256->256 at 14x14, batch 1, had spent 30% of its forward there.
+template <typename T>
+void pack_forward_u(const Conv2dShape& s, const WinogradLayout& l, const WinogradKernels<T>& kernels,
+                    const T* w_hwio, T* packed, int threads) {
+  const auto weight_tiles = l.size == 4 ? kernels.weight_tiles4 : kernels.weight_tiles;
+  const int64_t chunks = packed_u_chunks(l), co = s.in_c * s.out_c;
+  parallel_for(0, chunks * s.in_c, 1, threads, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t chunk = i / s.in_c, c = i % s.in_c;
+      int64_t o0, o1;
+      packed_u_columns(s, l, chunk, o0, o1);
+      const int64_t nr = gemm_packed_b_width<T>(o1 - o0), pe = packed_u_elems<T>(s, l, chunk);
+      T* region = packed + packed_u_offset<T>(s, l, chunk);
+      for (int64_t j = o0; j < o1; j += nr) {
+        const int64_t nb = std::min(nr, o1 - j);
+        T* row = region + (j - o0) / nr * s.in_c * nr + c * nr;
+        weight_tiles(co, pe, 0, nb, w_hwio + c * s.out_c + j, row);
+        if (nb < nr) {
+          for (int64_t p = 0; p < l.positions; ++p) std::fill(row + p * pe + nb, row + p * pe + nr, T(0));
+        }
+      }
+    }
+  });
+}
+
+// Whether the forward packs U once.  In the columns split, only where a thread's packed
+// columns fit its L2 until its GEMMs read them: ResNet-18's 512->512 at 7x7, batch 32
+// (18 MiB of them a thread) ran 0.92-0.94x packed so, its GEMMs then reading B from
+// memory in the middle of their FMAs instead of through their own packing.
+template <typename T>
+bool forward_packs_u(const Conv2dShape& s, const WinogradLayout& l) {
+  if (!l.split_columns) return true;
+  const int64_t bytes = l.positions * packed_u_elems<T>(s, l, 0) * static_cast<int64_t>(sizeof(T));
+  return bytes <= cache_sizes().l2;
+}
+
+// Backward-data's U (unpacked, possibly turned: set_gemm_b) packed for the tiles split.
+template <typename T>
+void pack_u(const Conv2dShape& s, const WinogradLayout& l, const T* u, bool u_turned, T* packed, int threads) {
+  const int64_t pe = packed_u_elems<T>(s, l, 0);
+  parallel_for(0, l.positions, 1, threads, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      GemmArgs<T> g = block_gemm<T>(s, 1);
+      set_gemm_b(g, s, u, u_turned, p, 0);
+      gemm_pack_b(s.out_c, s.in_c, g.b, g.ldb, g.trans_b, packed + p * pe);
+    }
+  });
+}
+
 // The columns-split forward, per super-block of tiles: V of its tiles (threads over
 // tiles), then each thread's output channels through the GEMMs and the output transform.
 template <typename T>
 void winograd_forward_columns(const Conv2dShape& s, const WinogradLayout& l, const WinogradKernels<T>& kernels,
-                              const T* x_nhwc, const T* u, bool u_turned, const T* bias, bool relu, T* y_nhwc,
-                              unsigned char* slot, int threads) {
+                              const T* x_nhwc, const T* u, bool u_turned, const T* packed, const T* bias,
+                              bool relu, T* y_nhwc, unsigned char* slot, int threads) {
   const bool four = l.size == 4;
   const auto input_tiles = four ? kernels.input_tiles4 : kernels.input_tiles;
   const auto output_tiles = four ? kernels.output_tiles4 : kernels.output_tiles;
@@ -457,7 +548,12 @@ void winograd_forward_columns(const Conv2dShape& s, const WinogradLayout& l, con
         GemmArgs<T> g = block_gemm<T>(s, b1 - b0);
         g.n = o1 - o0;
         g.a = v + p * v_stride;
-        set_gemm_b(g, s, u, u_turned, p, o0);
+        if (packed != nullptr) {
+          g.b = packed + packed_u_offset<T>(s, l, chunk) + p * packed_u_elems<T>(s, l, chunk);
+          g.b_packed = true;
+        } else {
+          set_gemm_b(g, s, u, u_turned, p, o0);
+        }
         g.c = m + p * m_stride + o0;
         gemm(g, gemm_ws + static_cast<size_t>(chunk) * l.gemm_bytes, l.gemm_bytes, 1);
       }
@@ -468,14 +564,16 @@ void winograd_forward_columns(const Conv2dShape& s, const WinogradLayout& l, con
 
 // The tiles-split forward: each thread a contiguous run of blocks of tiles, its own
 // V, M and GEMM workspace in its slot.
+// Every block's GEMMs meet the same U[p], packed once (packed_u): the seed's 32->64 at
+// 14x14, batch 64, had packed all of U again for each of its blocks of tiles.
 template <typename T>
 void winograd_forward_blocks(const Conv2dShape& s, const WinogradLayout& l, const WinogradKernels<T>& kernels,
-                             const T* x_nhwc, const T* u, bool u_turned, const T* bias, bool relu, T* y_nhwc,
+                             const T* x_nhwc, const T* packed_u, const T* bias, bool relu, T* y_nhwc,
                              unsigned char* slots) {
   const bool four = l.size == 4;
   const auto input_tiles = four ? kernels.input_tiles4 : kernels.input_tiles;
   const auto output_tiles = four ? kernels.output_tiles4 : kernels.output_tiles;
-  const int64_t co = s.in_c * s.out_c;
+  const int64_t packed_elems = packed_u_elems<T>(s, l, 0);
   run_chunks(0, l.blocks, l.chunks, [&](int64_t chunk, int64_t b0, int64_t b1) {
     unsigned char* slot = slots + static_cast<size_t>(chunk) * l.slot();
     T* v = reinterpret_cast<T*>(slot);
@@ -487,7 +585,8 @@ void winograd_forward_blocks(const Conv2dShape& s, const WinogradLayout& l, cons
       for (int64_t p = 0; p < l.positions; ++p) {
         GemmArgs<T> g = block_gemm<T>(s, rows);
         g.a = v + p * l.block * s.in_c;
-        set_gemm_b(g, s, u, u_turned, p, 0);
+        g.b = packed_u + p * packed_elems;
+        g.b_packed = true;
         g.c = m + p * l.block * s.out_c;
         gemm(g, gemm_ws, l.gemm_bytes, 1);
       }
@@ -511,15 +610,25 @@ void flipped_weight_tiles4(const Conv2dShape& t, const WinogradKernels<T>& kerne
   });
 }
 
+// The workspace: U unpacked (backward-data) and packed; the columns split packs a
+// forward's U and reads a backward-data's unpacked, so one region serves either.
+template <typename T>
+size_t u_region_bytes(const Conv2dShape& s, const WinogradLayout& l) {
+  const size_t packed = packed_u_bytes<T>(s, l);
+  return l.split_columns ? std::max(l.u_bytes, packed) : l.u_bytes + packed;
+}
+
+// packed: U in gemm_pack_b's layout, or null (the columns split of backward-data) for u
+// as set_gemm_b reads it.
 template <typename T>
 void winograd_run(const Conv2dShape& s, const WinogradLayout& l, const WinogradKernels<T>& kernels,
-                  const T* x_nhwc, const T* u, bool u_turned, const T* bias, Activation act, T* y_nhwc,
-                  unsigned char* slots, int threads) {
+                  const T* x_nhwc, const T* u, bool u_turned, const T* packed, const T* bias, Activation act,
+                  T* y_nhwc, unsigned char* slots, int threads) {
   if (l.split_columns) {
-    winograd_forward_columns(s, l, kernels, x_nhwc, u, u_turned, bias, act == Activation::relu, y_nhwc, slots,
-                             threads);
+    winograd_forward_columns(s, l, kernels, x_nhwc, u, u_turned, packed, bias, act == Activation::relu, y_nhwc,
+                             slots, threads);
   } else {
-    winograd_forward_blocks(s, l, kernels, x_nhwc, u, u_turned, bias, act == Activation::relu, y_nhwc, slots);
+    winograd_forward_blocks(s, l, kernels, x_nhwc, packed, bias, act == Activation::relu, y_nhwc, slots);
   }
   if (act != Activation::none && act != Activation::relu) {
     activation_forward(act, y_nhwc, y_nhwc, s.batch * s.out_h * s.out_w * s.out_c);
@@ -531,7 +640,7 @@ void winograd_run(const Conv2dShape& s, const WinogradLayout& l, const WinogradK
 template <typename T>
 size_t winograd_forward_workspace_bytes(const Conv2dShape& s, int threads) {
   const WinogradLayout l = forward_layout<T>(s, threads);
-  return l.u_bytes + l.slot() * static_cast<size_t>(std::max<int64_t>(l.chunks, 1));
+  return u_region_bytes<T>(s, l) + l.slot() * static_cast<size_t>(std::max<int64_t>(l.chunks, 1));
 }
 
 template <typename T>
@@ -541,13 +650,17 @@ void winograd_forward(const Conv2dShape& s, const T* x_nhwc, const T* w_hwio, co
   auto* base = static_cast<unsigned char*>(workspace);
   T* u = reinterpret_cast<T*>(base);
   const WinogradKernels<T>& kernels = winograd_kernels<T>();
-  const bool four = l.size == 4;
-  const int64_t co = s.in_c * s.out_c;
-  // U on every thread: F(4x4, 3x3) at 512 x 512 channels writes 36 MiB of it.
-  const auto weight_tiles = four ? kernels.weight_tiles4 : kernels.weight_tiles;
-  parallel_for(0, co, int64_t(1) << 13, threads,
-               [&](int64_t k0, int64_t k1) { weight_tiles(co, co, k0, k1, w_hwio, u); });
-  winograd_run(s, l, kernels, x_nhwc, static_cast<const T*>(u), false, bias, act, y_nhwc, base + l.u_bytes, threads);
+  const bool packs = forward_packs_u<T>(s, l);
+  if (packs) {
+    pack_forward_u(s, l, kernels, w_hwio, u, threads);
+  } else {  // U on every thread: F(4x4, 3x3) at 512 x 512 channels writes 36 MiB of it
+    const int64_t co = s.in_c * s.out_c;
+    const auto weight_tiles = l.size == 4 ? kernels.weight_tiles4 : kernels.weight_tiles;
+    parallel_for(0, co, int64_t(1) << 13, threads,
+                 [&](int64_t k0, int64_t k1) { weight_tiles(co, co, k0, k1, w_hwio, u); });
+  }
+  winograd_run(s, l, kernels, x_nhwc, static_cast<const T*>(u), false, packs ? static_cast<const T*>(u) : nullptr,
+               bias, act, y_nhwc, base + u_region_bytes<T>(s, l), threads);
 }
 
 template <typename T>
@@ -565,8 +678,13 @@ void winograd_backward_data(const Conv2dShape& t, const T* dy_nhwc, const T* w_h
     parallel_for(0, co, int64_t(1) << 13, threads,
                  [&](int64_t k0, int64_t k1) { kernels.weight_tiles(co, co, k0, k1, w_hwio, u); });
   }
-  winograd_run(t, l, kernels, dy_nhwc, static_cast<const T*>(u), !four, static_cast<const T*>(nullptr),
-               Activation::none, dx_nhwc, base + l.u_bytes, threads);
+  T* packed = nullptr;
+  if (!l.split_columns) {
+    packed = reinterpret_cast<T*>(base + l.u_bytes);
+    pack_u(t, l, static_cast<const T*>(u), !four, packed, threads);
+  }
+  winograd_run(t, l, kernels, dy_nhwc, static_cast<const T*>(u), !four, static_cast<const T*>(packed),
+               static_cast<const T*>(nullptr), Activation::none, dx_nhwc, base + u_region_bytes<T>(t, l), threads);
 }
 
 #define FASTNN_INSTANTIATE(T)                                                                                 \

@@ -107,11 +107,11 @@ Grid choose_grid(const GemmArgs<T>& g, const Plan<T>& p, int threads) {
     const int tn = threads / tm;
     const int64_t my_tiles_m = ceil_div(tiles_m, tm), my_tiles_n = ceil_div(tiles_n, tn);
     const bool pack_a = std::min(my_tiles_n * nr, p.nc) > kInPlaceMaxCols;
-    const bool pack_b = g.trans_b || my_tiles_m * mr > kInPlaceMaxRows;
+    const bool pack_b = !g.b_packed && (g.trans_b || my_tiles_m * mr > kInPlaceMaxRows);
     const double rows = double(std::min(g.m, my_tiles_m * mr)), cols = double(std::min(g.n, my_tiles_n * nr));
     double cost = double(my_tiles_m * my_tiles_n) * double(mr * nr) * double(g.k) / fma_per_cycle;
     if (pack_b) cost += cols * double(g.k) * (g.trans_b ? kTransposeCost : kCopyCost);
-    else cost += cols * double(g.k) * kInPlaceReadCost;
+    else if (!g.b_packed) cost += cols * double(g.k) * kInPlaceReadCost;
     if (pack_a) cost += rows * double(g.k) * (g.trans_a ? kCopyCost : kTransposeCost);
     else cost += rows * double(g.k) * kInPlaceReadCost;
     if (best_cost < 0 || cost < best_cost) {
@@ -296,6 +296,7 @@ void run_thread(const GemmArgs<T>& g, const Plan<T>& p, T* workspace, int tid, i
   // B block (k block pc, this thread's columns from col0): packed into
   // b_pack, or read in place; returns where the macro-kernel reads it.
   auto b_block = [&](int64_t pc, int64_t kcb, int64_t col0, int64_t cols) {
+    if (g.b_packed) return g.b + (col0 / nr) * g.k * nr + pc * nr;  // panels g.k * nr apart
     const T* b_src = g.trans_b ? g.b + col0 * g.ldb + pc : g.b + pc * g.ldb + col0;
     if (grid.pack_b) p.ks.pack_b(kcb, cols, b_src, g.ldb, g.trans_b, b_pack);
     return b_src;
@@ -316,8 +317,8 @@ void run_thread(const GemmArgs<T>& g, const Plan<T>& p, T* workspace, int tid, i
       task.trans_a = g.trans_a;
     }
     task.b = grid.pack_b ? b_pack : b_src;
-    task.b_stride = kcb * nr;
-    task.ldb = grid.pack_b ? 0 : g.ldb;
+    task.b_stride = g.b_packed ? g.k * nr : kcb * nr;
+    task.ldb = grid.pack_b || g.b_packed ? 0 : g.ldb;
     task.b_scratch = b_pack;
     task.c = g.c + ic * g.ldc + col0;
     task.ldc = g.ldc;
@@ -362,7 +363,7 @@ void check_args(const GemmArgs<T>& g) {
   const int64_t a_cols = g.trans_a ? g.m : g.k;
   const int64_t b_cols = g.trans_b ? g.k : g.n;
   if (g.lda < std::max<int64_t>(1, a_cols)) fail("lda is smaller than the row length of A");
-  if (g.ldb < std::max<int64_t>(1, b_cols)) fail("ldb is smaller than the row length of B");
+  if (!g.b_packed && g.ldb < std::max<int64_t>(1, b_cols)) fail("ldb is smaller than the row length of B");
   if (g.ldc < std::max<int64_t>(1, g.n)) fail("ldc is smaller than n");
   if (g.m > 0 && g.n > 0) {
     if (g.c == nullptr) fail("C is null");
@@ -386,12 +387,12 @@ void gemm(const GemmArgs<T>& g, void* workspace, size_t workspace_bytes, int num
     scale_only(g);
     return;
   }
-  if (g.m == 1 && g.n == 1) {
+  if (g.m == 1 && g.n == 1 && !g.b_packed) {
     FloatModeGuard mode;
     dot_only(g);
     return;
   }
-  if (row_fits(g)) {
+  if (row_fits(g) && !g.b_packed) {
     row_only(g, std::max(num_threads, 1));
     return;
   }
@@ -443,6 +444,29 @@ GemmBlocking gemm_blocking(int64_t m, int64_t n, int64_t k, int num_threads) {
   return GemmBlocking{p.ks.mr, p.ks.nr, p.kc, p.mc, p.mc_inplace, p.nc, p.threads, p.ks.name};
 }
 
+template <typename T>
+int64_t gemm_packed_b_width(int64_t n) {
+  return gemm_impl::gemm_kernels<T>().dense(n).nr;
+}
+
+template <typename T>
+int64_t gemm_packed_b_elems(int64_t n, int64_t k) {
+  const int64_t nr = gemm_packed_b_width<T>(n);
+  return ceil_div(n, nr) * nr * k;
+}
+
+template <typename T>
+void gemm_pack_b(int64_t n, int64_t k, const T* b, int64_t ldb, bool trans_b, T* packed) {
+  if (n <= 0 || k <= 0) return;
+  gemm_impl::gemm_kernels<T>().dense(n).pack_b(k, n, b, ldb, trans_b, packed);
+}
+
+template int64_t gemm_packed_b_width<float>(int64_t);
+template int64_t gemm_packed_b_width<double>(int64_t);
+template int64_t gemm_packed_b_elems<float>(int64_t, int64_t);
+template int64_t gemm_packed_b_elems<double>(int64_t, int64_t);
+template void gemm_pack_b<float>(int64_t, int64_t, const float*, int64_t, bool, float*);
+template void gemm_pack_b<double>(int64_t, int64_t, const double*, int64_t, bool, double*);
 template GemmBlocking gemm_blocking<float>(int64_t, int64_t, int64_t, int);
 template GemmBlocking gemm_blocking<double>(int64_t, int64_t, int64_t, int);
 template size_t gemm_workspace_bytes<float>(const GemmArgs<float>&, int);

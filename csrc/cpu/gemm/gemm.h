@@ -35,7 +35,24 @@ struct GemmArgs {
   T beta = T(0);
   const T* bias = nullptr;
   Activation act = Activation::none;
+  // b holds op(B) as gemm_pack_b() lays it out for this n and k (ldb and trans_b are
+  // then ignored): a B that meets many A blocks is packed once, not once a call.
+  bool b_packed = false;
 };
+
+// The columns of one panel of that layout for an n-wide product.
+template <typename T>
+int64_t gemm_packed_b_width(int64_t n);
+
+// Elements gemm_pack_b() writes for a k x n op(B): panels of the micro-tile's columns
+// for this n (as gemm() chooses it), each k rows long, the last one zero-padded.
+template <typename T>
+int64_t gemm_packed_b_elems(int64_t n, int64_t k);
+
+// op(B) (k x n; B stored n x k when trans_b) into that layout, for gemm() with b_packed
+// and the same n and k.
+template <typename T>
+void gemm_pack_b(int64_t n, int64_t k, const T* b, int64_t ldb, bool trans_b, T* packed);
 
 // Bytes of workspace gemm() needs.  Depends only on m, n, k, T and
 // num_threads, and does not decrease as m or n grow, so a caller can size
