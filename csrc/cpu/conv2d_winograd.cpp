@@ -408,10 +408,9 @@ WinogradLayout forward_layout(const Conv2dShape& s, int threads) {
   if (use_winograd2_columns<T>(s, threads)) {
     return split_columns_layout<T>(s, winograd_layout<T>(s, threads, 2), threads);
   }
-  WinogradLayout l = winograd_layout<T>(s, threads, use_winograd4<T>(s) ? 4 : 2);
+  const WinogradLayout l = winograd_layout<T>(s, threads, use_winograd4<T>(s) ? 4 : 2);
   return columns_pay<T>(s, l, threads) ? split_columns_layout<T>(s, l, threads) : l;
 }
-
 
 // The GEMM's B for position p and output channels from o0: U[p] of this problem, or, for
 // backward-data by F(2x2, 3x3) (u_turned), the forward's U of the layer it turns.  G J =
@@ -563,9 +562,9 @@ void winograd_forward_columns(const Conv2dShape& s, const WinogradLayout& l, con
 }
 
 // The tiles-split forward: each thread a contiguous run of blocks of tiles, its own
-// V, M and GEMM workspace in its slot.
-// Every block's GEMMs meet the same U[p], packed once (packed_u): the seed's 32->64 at
-// 14x14, batch 64, had packed all of U again for each of its blocks of tiles.
+// V, M and GEMM workspace in its slot.  Every block's GEMMs meet the same U[p], packed
+// once (packed_u): the seed's 32->64 at 14x14, batch 64, had packed all of U again for
+// each of its blocks of tiles.
 template <typename T>
 void winograd_forward_blocks(const Conv2dShape& s, const WinogradLayout& l, const WinogradKernels<T>& kernels,
                              const T* x_nhwc, const T* packed_u, const T* bias, bool relu, T* y_nhwc,
