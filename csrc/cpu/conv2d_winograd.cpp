@@ -543,12 +543,14 @@ void winograd_forward_columns(const Conv2dShape& s, const WinogradLayout& l, con
     });
     parallel_chunks(0, column_blocks(s), 1, threads, [&](int64_t chunk, int64_t c0, int64_t c1) {
       const int64_t o0 = c0 * kColumns, o1 = std::min(s.out_c, c1 * kColumns);
+      const T* region = packed != nullptr ? packed + packed_u_offset<T>(s, l, chunk) : nullptr;
+      const int64_t region_stride = packed != nullptr ? packed_u_elems<T>(s, l, chunk) : 0;
       for (int64_t p = 0; p < l.positions; ++p) {
         GemmArgs<T> g = block_gemm<T>(s, b1 - b0);
         g.n = o1 - o0;
         g.a = v + p * v_stride;
         if (packed != nullptr) {
-          g.b = packed + packed_u_offset<T>(s, l, chunk) + p * packed_u_elems<T>(s, l, chunk);
+          g.b = region + p * region_stride;
           g.b_packed = true;
         } else {
           set_gemm_b(g, s, u, u_turned, p, o0);
