@@ -136,6 +136,7 @@ CONV_CONFIGS = [
     (2, 7, 8, 28, 30, 3, 3, 2, "same", 1),          # 28 channels: 14 x 32 gather tiles, 30 columns
     (2, 7, 9, 32, 12, 3, 3, 2, "same", 1),          # 32 channels: 16 x 16 gather tiles
     (1, 9, 8, 16, 32, 3, 3, 2, 1, 1),               # 16 channels: 8 x 32 gather tiles
+    (1, 60, 59, 16, 136, 3, 3, 2, "same", 1),       # 900 rows, 3 panels: threads share the setup
     # 3x3 stride 1, >= 16 channels each way: Winograd F(2x2, 3x3) forward and backward-data;
     # odd outputs (half-empty tiles), "valid", padding up to the window on one side.
     (2, 9, 11, 16, 16, 3, 3, 1, "valid", 1),
@@ -803,6 +804,41 @@ def test_a_weight_gradient_larger_than_l2_on_every_thread_count(dtype, threads):
     finally:
         fastnn.set_num_threads(before)
     assert_close(got, want)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("layer", ["dilated", "pointwise"])
+def test_im2col_blocks_shared_out_evenly(dtype, threads, layer):
+    """im2col's per-thread passes over 2.6 blocks' worth of output rows (a block being 3/8
+    of a core's L2 as the machine reports it): the rows are cut into more, smaller blocks of
+    one size but the last, their count a multiple of the team (here 3 -> 3, 4 or 6), so a
+    wrong block offset or a lost last block shows.  A 3-channel 5x5 dilated layer (forward
+    and backward-weights on im2col) and a 1x1 layer (backward-weights on x itself)."""
+    C = native_module()
+    itemsize = np.dtype(dtype).itemsize
+    cin, k, dilation = (3, 5, 2) if layer == "dilated" else (80, 1, 1)
+    block_rows = C.cache_sizes()["l2"] * 3 // 8 // (k * k * cin * itemsize)
+    side = int(np.ceil(np.sqrt(2.6 * block_rows)))
+    rng = np.random.default_rng(threads)
+    x = randn(rng, (1, side + dilation * (k - 1), side, cin), dtype)
+    w = randn(rng, (k, k, cin, 24), dtype)
+    options = {"padding": ((0, 0), (0, dilation * (k - 1))), "dilation": dilation}
+    with backends.use("reference"):
+        want_y = ops.conv2d(x, w, **options)
+        dy = randn(rng, want_y.shape, dtype)
+        want_dw = ops.conv2d_backward_weights(dy, x, w.shape, **options)
+    before = fastnn.get_num_threads()
+    try:
+        fastnn.set_num_threads(threads)
+        with backends.use("cpu"):
+            got_y = ops.conv2d(x, w, **options)
+            got_dw = ops.conv2d_backward_weights(dy, x, w.shape, **options)
+    finally:
+        fastnn.set_num_threads(before)
+    assert want_y.shape[1] * want_y.shape[2] > 2 * block_rows
+    assert_close(got_y, want_y)
+    assert_close(got_dw, want_dw)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -44,6 +44,29 @@ int64_t block_rows(const Conv2dShape& s) {
   return std::clamp<int64_t>(block_bytes / std::max<int64_t>(per_row, 1), 8, 2048);
 }
 
+// How a pass cuts its output rows for a team of up to `threads`: blocks of at most
+// block_rows, as many as makes their count a multiple of the team that takes them, all
+// of one size but the last, so no thread takes a block more than another.  ResNet's
+// 7x7 stem at batch 1 (12,544 rows, 1,337 to a block) had gone as ten blocks, the last
+// of 511 rows: 6,685 rows on one thread and 5,859 on the other.
+struct RowBlocks {
+  int64_t rows, count, last, team;
+};
+
+template <typename T>
+RowBlocks row_blocks(const Conv2dShape& s, int threads) {
+  const int64_t total = s.batch * s.out_h * s.out_w;
+  RowBlocks b{block_rows<T>(s), 0, 0, 1};
+  if (total <= 0) return b;
+  b.count = (total + b.rows - 1) / b.rows;
+  b.team = std::max<int64_t>(1, std::min<int64_t>(threads, b.count));
+  const int64_t even = (b.count + b.team - 1) / b.team * b.team;
+  b.rows = (total + even - 1) / even;
+  b.count = (total + b.rows - 1) / b.rows;
+  b.last = total - (b.count - 1) * b.rows;
+  return b;
+}
+
 // Gathers the patches of output rows [row0, row0 + rows) into cols (rows x patch).
 // Without dilation a kernel row inside the image is one run of kernel_w * in_c values
 // in NHWC, copied at once (ResNet's 7x7 stem: 7 copies of 21 values instead of 49 of 3).
@@ -112,26 +135,24 @@ struct Slots {
 // last, shorter one (the GEMM's blocking, and so its workspace, depends on the
 // sizes, not monotonically).  Sizing for both keeps gemm() from ever finding
 // its workspace short inside a parallel region.
-template <typename T, typename MakeArgs>
-size_t block_gemm_bytes(const Conv2dShape& s, const MakeArgs& make_args) {
-  const int64_t rows = block_rows<T>(s);
-  const int64_t last = (s.batch * s.out_h * s.out_w) % rows;
-  size_t bytes = gemm_workspace_bytes(make_args(rows), 1);
-  if (last > 0) bytes = std::max(bytes, gemm_workspace_bytes(make_args(last), 1));
-  return bytes;
+template <typename MakeArgs>
+size_t block_gemm_bytes(const RowBlocks& b, const MakeArgs& make_args) {
+  if (b.count == 0) return 0;
+  return std::max(gemm_workspace_bytes(make_args(b.rows), 1), gemm_workspace_bytes(make_args(b.last), 1));
 }
 
 template <typename T>
-Slots forward_slots(const Conv2dShape& s) {
+Slots forward_slots(const Conv2dShape& s, int threads) {
   const int64_t k = patch_size(s);
-  const size_t gemm_bytes = block_gemm_bytes<T>(s, [&](int64_t rows) {
+  const RowBlocks b = row_blocks<T>(s, threads);
+  const size_t gemm_bytes = block_gemm_bytes(b, [&](int64_t rows) {
     GemmArgs<T> g = block_gemm<T>(rows, s.out_c, k);
     g.lda = k;
     g.ldb = s.out_c;
     g.ldc = s.out_c;
     return g;
   });
-  return {align_up(block_rows<T>(s) * k * sizeof(T)), align_up(gemm_bytes), 0};
+  return {align_up(b.rows * k * sizeof(T)), align_up(gemm_bytes), 0};
 }
 
 // Backward-data's GEMM for `rows` output pixels: dcols = dy[rows] @ w^T.
@@ -180,9 +201,10 @@ Slots shared_backward_data_slots(const Conv2dShape& s, int threads) {
 }
 
 template <typename T>
-Slots backward_weights_slots(const Conv2dShape& s) {
+Slots backward_weights_slots(const Conv2dShape& s, int threads) {
   const int64_t k = patch_size(s);
-  const size_t gemm_bytes = block_gemm_bytes<T>(s, [&](int64_t rows) {
+  const RowBlocks b = row_blocks<T>(s, threads);
+  const size_t gemm_bytes = block_gemm_bytes(b, [&](int64_t rows) {
     GemmArgs<T> g = block_gemm<T>(k, s.out_c, rows);
     g.trans_a = true;
     g.lda = k;
@@ -190,22 +212,22 @@ Slots backward_weights_slots(const Conv2dShape& s) {
     g.ldc = s.out_c;
     return g;
   });
-  return {align_up(block_rows<T>(s) * k * sizeof(T)), align_up(gemm_bytes), align_up(k * s.out_c * sizeof(T))};
+  return {align_up(b.rows * k * sizeof(T)), align_up(gemm_bytes), align_up(k * s.out_c * sizeof(T))};
 }
 
 // Runs fn(chunk, row0, rows, patches, gemm_workspace) for every block of
-// output rows, each thread on a contiguous range of blocks in its own slot of
-// the workspace; `patches` is the block's im2col matrix (rows x patch), or x
-// itself for a pointwise convolution.  Shared by forward and backward-weights.
-// Returns the number of chunks that ran (at most max_chunks).
+// output rows (row_blocks for `threads`), each thread on a contiguous range of blocks
+// in its own slot of the workspace; `patches` is the block's im2col matrix (rows x
+// patch), or x itself for a pointwise convolution.  Shared by forward and
+// backward-weights.  Returns the number of chunks that ran (at most the blocks' team).
 template <typename T, typename F>
 int64_t for_each_patch_block(const Conv2dShape& s, const T* x_nhwc, const Slots& slots, void* workspace,
-                             int64_t max_chunks, const F& fn) {
+                             int threads, const F& fn) {
   const int64_t total_rows = s.batch * s.out_h * s.out_w;
-  const int64_t rows_per_block = block_rows<T>(s);
-  const int64_t blocks = (total_rows + rows_per_block - 1) / rows_per_block;
+  const RowBlocks rb = row_blocks<T>(s, threads);
+  const int64_t rows_per_block = rb.rows, blocks = rb.count;
   const bool pointwise = is_pointwise(s);
-  return parallel_chunks(0, blocks, 1, max_chunks, [&](int64_t chunk, int64_t b0, int64_t b1) {
+  return parallel_chunks(0, blocks, 1, rb.team, [&](int64_t chunk, int64_t b0, int64_t b1) {
     auto* base = static_cast<unsigned char*>(workspace) + chunk * slots.slot();
     T* cols = reinterpret_cast<T*>(base);
     void* gemm_ws = base + slots.cols_bytes;
@@ -261,7 +283,7 @@ void col2im_image(const Conv2dShape& s, const Col2imKernels<T>& col2im, const T*
 template <typename T>
 size_t im2col_forward_workspace_bytes(const Conv2dShape& s, int threads) {
   if (is_pointwise(s)) return gemm_workspace_bytes(pointwise_forward_gemm<T>(s), threads);
-  return forward_slots<T>(s).slot() * static_cast<size_t>(std::max(threads, 1));
+  return forward_slots<T>(s, threads).slot() * static_cast<size_t>(std::max(threads, 1));
 }
 
 template <typename T>
@@ -272,7 +294,7 @@ size_t im2col_backward_data_workspace_bytes(const Conv2dShape& s, int threads) {
 
 template <typename T>
 size_t im2col_backward_weights_workspace_bytes(const Conv2dShape& s, int threads) {
-  return backward_weights_slots<T>(s).slot() * static_cast<size_t>(std::max(threads, 1));
+  return backward_weights_slots<T>(s, threads).slot() * static_cast<size_t>(std::max(threads, 1));
 }
 
 template <typename T>
@@ -288,7 +310,7 @@ void im2col_forward(const Conv2dShape& s, const T* x_nhwc, const T* w_hwio, cons
     gemm(g, workspace, gemm_workspace_bytes(g, threads), threads);
     return;
   }
-  const Slots slots = forward_slots<T>(s);
+  const Slots slots = forward_slots<T>(s, threads);
   const int64_t k = patch_size(s);
   for_each_patch_block(s, x_nhwc, slots, workspace, threads,
                        [&](int64_t, int64_t row0, int64_t rows, const T* patches, void* gemm_ws) {
@@ -359,18 +381,16 @@ void im2col_backward_data(const Conv2dShape& s, const T* dy_nhwc, const T* w_hwi
 template <typename T>
 void im2col_backward_weights(const Conv2dShape& s, const T* dy_nhwc, const T* x_nhwc, T* dw_hwio,
                              void* workspace, int threads) {
-  const Slots slots = backward_weights_slots<T>(s);
-  const int64_t total_rows = s.batch * s.out_h * s.out_w;
-  const int64_t blocks = (total_rows + block_rows<T>(s) - 1) / block_rows<T>(s);
+  const Slots slots = backward_weights_slots<T>(s, threads);
   const int64_t k = patch_size(s);
   const int64_t dw_size = k * s.out_c;
   auto partial = [&](int64_t chunk) {
     return reinterpret_cast<T*>(static_cast<unsigned char*>(workspace) + chunk * slots.slot() + slots.cols_bytes +
                                 slots.gemm_bytes);
   };
-  const int64_t max_chunks = std::min<int64_t>(threads, std::max<int64_t>(blocks, 1));
-  for (int64_t c = 0; c < max_chunks; ++c) std::fill(partial(c), partial(c) + dw_size, T(0));
-  const int64_t used = for_each_patch_block(s, x_nhwc, slots, workspace, max_chunks,
+  const int64_t team = row_blocks<T>(s, threads).team;
+  for (int64_t c = 0; c < team; ++c) std::fill(partial(c), partial(c) + dw_size, T(0));
+  const int64_t used = for_each_patch_block(s, x_nhwc, slots, workspace, threads,
                        [&](int64_t chunk, int64_t row0, int64_t rows, const T* patches, void* gemm_ws) {
                          GemmArgs<T> g = block_gemm<T>(k, s.out_c, rows);
                          g.a = patches;

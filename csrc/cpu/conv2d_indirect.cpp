@@ -122,19 +122,36 @@ inline bool indirect_by_panels(int64_t panels, int64_t chunks, int threads) {
 }
 
 // Runs the indirect GEMM over total_rows output rows, task.nc columns, with B packed by
-// pack(col0, col1) (columns [col0, col1), col0 a multiple of NR, into their panels).
+// pack(col0, col1) (columns [col0, col1), col0 a multiple of NR, into their panels)
+// after setup(row0, row1) has filled rows [row0, row1) of setup_rows (the run offsets
+// the fill reads).
 // By rows: chunks that threads take in contiguous ranges, each with its own pointer
-// table, which fill(row0, rows, table) writes for the chunk's rows.  By panels: each
-// thread packs its panels and runs every chunk over them.
-template <typename T, typename Pack, typename Fill>
+// table, which fill(row0, rows, table) writes for the chunk's rows; first the setup and
+// B's packing, shared out over the threads where B has a panel for each (one panel
+// packed by one thread while the other waited measured 1% slower on ResNet's 7x7
+// stem: the fork and join cost more than half of its short offsets table saves).
+// By panels: the setup first, then each thread packs its panels and runs every chunk
+// over them.
+template <typename T, typename Pack, typename Setup, typename Fill>
 void run_indirect(const gemm_impl::IndirectKernel<T>& ik, const IndirectLayout& l, int64_t total_rows,
-                  gemm_impl::IndirectTask<T> task, unsigned char* tables, const Pack& pack, const Fill& fill,
-                  int threads) {
+                  gemm_impl::IndirectTask<T> task, unsigned char* tables, const Pack& pack, int64_t setup_rows,
+                  const Setup& setup, const Fill& fill, int threads) {
   const int64_t chunk_rows = indirect_chunk_rows(ik);
   const int64_t chunks = (total_rows + chunk_rows - 1) / chunk_rows;
   const int64_t panels = (task.nc + ik.nr - 1) / ik.nr;
   T* const c0 = task.c;
-  if (indirect_by_panels(panels, chunks, threads)) {
+  const bool by_panels = indirect_by_panels(panels, chunks, threads);
+  if (!by_panels && threads > 1 && panels >= threads) {
+    run_chunks(0, threads, threads, [&](int64_t part, int64_t, int64_t) {
+      setup(setup_rows * part / threads, setup_rows * (part + 1) / threads);
+      const int64_t p0 = panels * part / threads, p1 = panels * (part + 1) / threads;
+      pack(p0 * ik.nr, std::min(p1 * ik.nr, task.nc));
+    });
+  } else {
+    setup(int64_t{0}, setup_rows);
+    if (!by_panels) pack(int64_t{0}, task.nc);
+  }
+  if (by_panels) {
     parallel_chunks(0, panels, 1, threads, [&](int64_t slot, int64_t p0, int64_t p1) {
       const int64_t col0 = p0 * ik.nr, col1 = std::min(p1 * ik.nr, task.nc);
       pack(col0, col1);
@@ -154,7 +171,6 @@ void run_indirect(const gemm_impl::IndirectKernel<T>& ik, const IndirectLayout& 
     });
     return;
   }
-  pack(int64_t{0}, task.nc);
   parallel_chunks(0, chunks, 1, threads, [&](int64_t slot, int64_t q0, int64_t q1) {
     auto** table = reinterpret_cast<const T**>(tables + slot * l.table_bytes);
     gemm_impl::IndirectTask<T> t = task;
@@ -170,14 +186,16 @@ void run_indirect(const gemm_impl::IndirectKernel<T>& ik, const IndirectLayout& 
 }
 
 // run_indirect over batch x spatial rows whose runs come from a table of offsets
-// (fill_runs), the same for every image, image_elems apart from src.
-template <typename T, typename Pack>
+// (fill_runs), the same for every image, image_elems apart from src; offsets(row0, row1)
+// fills the table's rows [row0, row1) of offset_rows.
+template <typename T, typename Pack, typename Offsets>
 void run_indirect_offsets(const gemm_impl::IndirectKernel<T>& ik, const IndirectLayout& l, int64_t batch,
                           int64_t spatial, const T* src, int64_t image_elems, gemm_impl::IndirectTask<T> task,
-                          void* workspace, const Pack& pack, int threads) {
+                          void* workspace, const Pack& pack, int64_t offset_rows, const Offsets& offsets,
+                          int threads) {
   const IndirectBuffers<T> buf = indirect_buffers<T>(l, workspace);
   task.zero = buf.zero;
-  run_indirect(ik, l, batch * spatial, task, buf.tables, pack,
+  run_indirect(ik, l, batch * spatial, task, buf.tables, pack, offset_rows, offsets,
                [&](int64_t row0, int64_t rows, const T** table) {
                  fill_runs(buf.offsets, spatial, task.taps, src, image_elems, buf.zero, row0, rows, table);
                },
@@ -185,9 +203,10 @@ void run_indirect_offsets(const gemm_impl::IndirectKernel<T>& ik, const Indirect
 }
 
 // Forward's runs: tap (i, j) of output pixel (oh, ow) reads input pixel
-// (oh*stride - pad + i*dil, ow*stride - pad + j*dil).
-void forward_offsets(const Conv2dShape& s, int64_t* offsets) {
-  for (int64_t oh = 0; oh < s.out_h; ++oh) {
+// (oh*stride - pad + i*dil, ow*stride - pad + j*dil); output rows [oh0, oh1).
+void forward_offsets(const Conv2dShape& s, int64_t* offsets, int64_t oh0, int64_t oh1) {
+  offsets += oh0 * s.out_w * s.kernel_h * s.kernel_w;
+  for (int64_t oh = oh0; oh < oh1; ++oh) {
     for (int64_t ow = 0; ow < s.out_w; ++ow) {
       for (int64_t i = 0; i < s.kernel_h; ++i) {
         const int64_t ih = oh * s.stride_h - s.pad_top + i * s.dilation_h;
@@ -202,9 +221,10 @@ void forward_offsets(const Conv2dShape& s, int64_t* offsets) {
 }
 
 // Backward-data's runs: tap (i, j) of dx pixel (ih, iw) reads dy pixel
-// (ih + pad - i*dil, iw + pad - j*dil) (stride 1).
-void backward_data_offsets(const Conv2dShape& s, int64_t* offsets) {
-  for (int64_t ih = 0; ih < s.in_h; ++ih) {
+// (ih + pad - i*dil, iw + pad - j*dil) (stride 1); dx rows [ih0, ih1).
+void backward_data_offsets(const Conv2dShape& s, int64_t* offsets, int64_t ih0, int64_t ih1) {
+  offsets += ih0 * s.in_w * s.kernel_h * s.kernel_w;
+  for (int64_t ih = ih0; ih < ih1; ++ih) {
     for (int64_t iw = 0; iw < s.in_w; ++iw) {
       for (int64_t i = 0; i < s.kernel_h; ++i) {
         const int64_t oh = ih + s.pad_top - i * s.dilation_h;
@@ -286,7 +306,6 @@ void indirect_forward(const Conv2dShape& s, const T* x_nhwc, const T* w_hwio, co
   const IndirectLayout l = indirect_forward_layout(s, ik);
   const IndirectBuffers<T> buf = indirect_buffers<T>(l, workspace);
   std::fill(buf.zero, buf.zero + s.in_c, T(0));
-  forward_offsets(s, buf.offsets);
 
   const int64_t k = taps * s.in_c;
   const auto task = indirect_task<T>(taps, s.in_c, s.out_c, buf.packed, s.in_c * ik.nr, k * ik.nr, y_nhwc, bias, act);
@@ -294,6 +313,7 @@ void indirect_forward(const Conv2dShape& s, const T* x_nhwc, const T* w_hwio, co
     ik.pack_b(k, col1 - col0, w_hwio + col0, s.out_c, false, buf.packed + col0 / ik.nr * task.b_panel_stride);
   };
   run_indirect_offsets(ik, l, s.batch, s.out_h * s.out_w, x_nhwc, s.in_h * s.in_w * s.in_c, task, workspace, pack,
+                       s.out_h, [&](int64_t oh0, int64_t oh1) { forward_offsets(s, buf.offsets, oh0, oh1); },
                        threads);
 }
 
@@ -362,8 +382,10 @@ IndirectLayout indirect_rows_layout(const Conv2dShape& s, const gemm_impl::Indir
   return indirect_layout(ik, s.kernel_h, s.kernel_w * s.in_c, s.out_c, s.out_h);
 }
 
-inline void output_row_offsets(const Conv2dShape& s, const RowRuns& r, int64_t* offsets) {
-  for (int64_t oh = 0; oh < s.out_h; ++oh) {
+inline void output_row_offsets(const Conv2dShape& s, const RowRuns& r, int64_t* offsets, int64_t oh0,
+                               int64_t oh1) {
+  offsets += oh0 * s.kernel_h;
+  for (int64_t oh = oh0; oh < oh1; ++oh) {
     for (int64_t i = 0; i < s.kernel_h; ++i) {
       const int64_t ih = oh * s.stride_h - s.pad_top + i * s.dilation_h;
       *offsets++ = ih >= 0 && ih < s.in_h ? ih * r.padded_w * s.in_c : -1;
@@ -414,13 +436,13 @@ void indirect_rows_forward(const Conv2dShape& s, const T* x_nhwc, const T* w_hwi
   auto task = indirect_task<T>(s.kernel_h, kc, s.out_c, buf.packed, kc * ik.nr, s.kernel_h * kc * ik.nr, y_nhwc,
                                bias, act);
   task.zero = buf.zero;
-  output_row_offsets(s, r, buf.offsets);
   const int64_t image_elems = s.in_h * row_elems;
   auto pack = [&](int64_t col0, int64_t col1) {  // panels of (kh*kc) x NR
     ik.pack_b(s.kernel_h * kc, col1 - col0, w_hwio + col0, s.out_c, false,
               buf.packed + col0 / ik.nr * task.b_panel_stride);
   };
-  run_indirect(ik, l, s.batch * s.out_h * s.out_w, task, buf.tables, pack,
+  run_indirect(ik, l, s.batch * s.out_h * s.out_w, task, buf.tables, pack, s.out_h,
+               [&](int64_t oh0, int64_t oh1) { output_row_offsets(s, r, buf.offsets, oh0, oh1); },
                [&](int64_t row0, int64_t rows, const T** table) {
                  fill_row_runs(s, buf.offsets, image, image_elems, buf.zero, row0, rows, table);
                },
@@ -436,7 +458,6 @@ void indirect_backward_data(const Conv2dShape& s, const T* dy_nhwc, const T* w_h
   const IndirectBuffers<T> buf = indirect_buffers<T>(l, workspace);
   const int64_t panels = (s.in_c + ik.nr - 1) / ik.nr;
   std::fill(buf.zero, buf.zero + s.out_c, T(0));
-  backward_data_offsets(s, buf.offsets);
 
   const auto task = indirect_task<T>(taps, s.out_c, s.in_c, buf.packed, panels * s.out_c * ik.nr, s.out_c * ik.nr,
                                      dx_nhwc, nullptr, Activation::none);
@@ -447,6 +468,7 @@ void indirect_backward_data(const Conv2dShape& s, const T* dy_nhwc, const T* w_h
     }
   };
   run_indirect_offsets(ik, l, s.batch, s.in_h * s.in_w, dy_nhwc, s.out_h * s.out_w * s.out_c, task, workspace, pack,
+                       s.in_h, [&](int64_t ih0, int64_t ih1) { backward_data_offsets(s, buf.offsets, ih0, ih1); },
                        threads);
 }
 
@@ -523,7 +545,7 @@ void indirect_backward_weights(const Conv2dShape& s, const T* dy_nhwc, const T* 
                                void* workspace, int threads) {
   const GatherLayout l = gather_layout<T>(s);
   auto* base = static_cast<unsigned char*>(workspace);
-  forward_offsets(s, reinterpret_cast<int64_t*>(base));
+  forward_offsets(s, reinterpret_cast<int64_t*>(base), 0, s.out_h);
   gather_backward_weights(s, s.kernel_h * s.kernel_w, s.in_c, l, base, x_nhwc, s.in_h * s.in_w * s.in_c, dy_nhwc,
                           dw_hwio, threads);
 }
