@@ -96,6 +96,9 @@ def test_square_sizes(size, trans_a, trans_b, dtype):
     # Outputs wider than 256 columns pack A: row counts around the 6-row panels and the
     # 16-row groups they are transposed in.
     (1, 300, 20), (5, 257, 33), (16, 300, 17), (17, 270, 100), (23, 513, 31), (50, 260, 16),
+    # A transposed A whose rows are a page or more apart, multiplied by two or more
+    # panels over several K blocks, is packed however narrow the output.
+    (1030, 130, 900),
 ])
 def test_rectangular_sizes(m, n, k, trans_a, trans_b, dtype):
     _check_gemm(m, n, k, trans_a, trans_b, dtype)
