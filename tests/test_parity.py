@@ -137,6 +137,8 @@ CONV_CONFIGS = [
     (2, 7, 9, 32, 12, 3, 3, 2, "same", 1),          # 32 channels: 16 x 16 gather tiles
     (1, 9, 8, 16, 32, 3, 3, 2, 1, 1),               # 16 channels: 8 x 32 gather tiles
     (1, 60, 59, 16, 136, 3, 3, 2, "same", 1),       # 900 rows, 3 panels: threads share the setup
+    (1, 9, 9, 64, 70, 3, 3, 2, 1, 1),               # 64 channels: 6 x 64 gather tiles, 4-row tail
+    (1, 9, 9, 32, 64, 3, 3, 2, 1, 1),               # 32 channels: 4 x 64 gather tiles
     # 3x3 stride 1, >= 16 channels each way: Winograd F(2x2, 3x3) forward and backward-data;
     # odd outputs (half-empty tiles), "valid", padding up to the window on one side.
     (2, 9, 11, 16, 16, 3, 3, 1, "valid", 1),
