@@ -250,8 +250,8 @@ def test_few_channel_backward_data_kernel_matches_the_reference(dtype, x_shape, 
 
 @pytest.mark.parametrize("size", [1, 100, 2048, 5000])
 def test_float32_tanh_kernel_matches_the_reference(size, monkeypatch):
-    """Below three numba threads float32 tanh is NumPy's; the kernel for more threads stays
-    correct (NaN, infinities, signed zero and the Taylor branch included)."""
+    """On one numba thread float32 tanh is NumPy's; the kernel for more threads stays
+    correct through the op (NaN, infinities and signed zero included)."""
     from fastnn.backends.numba import activations
 
     x = (np.random.default_rng(size).standard_normal(size) * 4).astype(np.float32)
@@ -261,3 +261,36 @@ def test_float32_tanh_kernel_matches_the_reference(size, monkeypatch):
         got = ops.tanh(x)
     assert_close(got, np.tanh(x))
     assert np.array_equal(np.signbit(got), np.signbit(np.tanh(x)))
+
+
+def _ordered(bits):
+    """float32 bit patterns as integers that count ulps across zero."""
+    bits = bits.astype(np.int64)
+    return np.where(bits < 0, -(bits & 0x7FFFFFFF), bits)
+
+
+def test_float32_tanh_kernel_within_5_ulp_odd_and_saturating():
+    """The kernel's rational function (the cpu backend's coefficients) against the correctly
+    rounded tanh: every 97th float from 0 to the largest finite one and every 5th in
+    [1, 9.02], where the quotient sits just below 1; odd; exactly +-1 from 9.010914."""
+    from fastnn.backends.numba import activations
+
+    inf_bits = np.float32(np.inf).view(np.int32)
+    sweep = np.arange(0, inf_bits, 97, dtype=np.int32).view(np.float32)
+    near_one = np.arange(np.float32(1).view(np.int32), np.float32(9.02).view(np.int32), 5,
+                         dtype=np.int32).view(np.float32)
+    for x in (sweep, near_one, -sweep):
+        got = np.empty_like(x)
+        activations._tanh32_serial(x, got)
+        want = np.tanh(x.astype(np.float64)).astype(np.float32)
+        err = np.abs(_ordered(got.view(np.int32)) - _ordered(want.view(np.int32)))
+        worst = int(err.argmax())
+        assert err[worst] <= 5, f"tanh({x[worst]!r}) is {err[worst]} ulp off"
+    x = np.array([0.0, 1e-30, 1e-40, 8.9, 9.0109, 9.010914, 9.1, 44, 1e30,
+                  np.finfo(np.float32).max], np.float32)
+    y, y_neg = np.empty_like(x), np.empty_like(x)
+    activations._tanh32_serial(x, y)
+    activations._tanh32_serial(-x, y_neg)
+    np.testing.assert_array_equal(y_neg, -y)
+    assert np.all(np.abs(y) <= 1)
+    np.testing.assert_array_equal(y[x >= np.float32(9.010914)], 1)
