@@ -146,19 +146,38 @@ def test_products_run_the_blas_single_threaded_and_restore_its_count():
         fastnn.set_num_threads(before)
 
 
+def _openblas_in_numpy():
+    from threadpoolctl import threadpool_info
+
+    return any(pool["internal_api"] == "openblas" for pool in threadpool_info()
+               if pool["user_api"] == "blas")
+
+
+@pytest.mark.parametrize("path", ["cblas", "python"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("m, k, n, trans_a, trans_b", [
-    (97, 33, 20, False, False),   # split by rows, uneven blocks
-    (20, 33, 97, False, True),    # wider than tall: by columns
-    (64, 17, 64, True, True),     # square, both operands transposed views
-    (31, 5, 31, False, False)])   # too small to split (fewer than 16 rows per block)
+    (197, 33, 50, False, False),  # split by rows, uneven blocks
+    (50, 33, 197, False, True),   # wider than tall: by columns
+    (84, 57, 84, True, True),     # square, both operands transposed views
+    (31, 5, 31, False, False),    # below OpenBLAS's threading size: NumPy's call, one block
+    (7, 3, 5, True, False)])      # fewer rows than a block
 @pytest.mark.parametrize("threads", [2, 3])
-def test_split_products_match_numpy(m, k, n, trans_a, trans_b, threads, dtype, monkeypatch):
-    """A product split into row or column blocks over Python threads equals NumPy's, with
-    and without ``out``, and leaves the BLAS thread count as it was."""
+def test_split_products_match_numpy(path, m, k, n, trans_a, trans_b, threads, dtype, monkeypatch):
+    """A product split into row or column blocks equals NumPy's, with and without ``out``,
+    with ``alpha`` and ``beta``, and leaves the BLAS thread count as it was: on OpenBLAS's
+    CBLAS from numba's pool, and on NumPy's matmul over Python threads (the path where
+    NumPy's BLAS is another library). The first three are above OpenBLAS's threading size
+    (m * n * k of 262,144), so plain products take the split too."""
     from fastnn.backends.numba import common
 
-    monkeypatch.setattr(common, "SPLIT_MIN_FLOPS", 0.0)
+    if path == "cblas":
+        if not _openblas_in_numpy():
+            pytest.skip("NumPy's BLAS is not OpenBLAS: the CBLAS path does not apply")
+        assert common._cblas(np.dtype(dtype)) is not None
+    else:
+        monkeypatch.setitem(common._cblas_state, "found", True)
+        monkeypatch.setitem(common._cblas_state, "fns", None)
+        monkeypatch.setattr(common, "SPLIT_MIN_FLOPS", 0.0)
     rng = np.random.default_rng(m * n + k)
     a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(dtype)
     b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(dtype)
@@ -173,7 +192,35 @@ def test_split_products_match_numpy(m, k, n, trans_a, trans_b, threads, dtype, m
     assert set(_blas_threads()) == blas
     with backends.use("numba"):
         got = ops.gemm(a, b, trans_a=trans_a, trans_b=trans_b, alpha=0.5)
-    np.testing.assert_allclose(got, 0.5 * expected, **tol)
+        np.testing.assert_allclose(got, 0.5 * expected, **tol)
+        c = rng.standard_normal((m, n)).astype(dtype)
+        want = 0.5 * expected - 2.0 * c
+        assert ops.gemm(a, b, trans_a=trans_a, trans_b=trans_b, alpha=0.5, beta=-2.0, out=c) is c
+        np.testing.assert_allclose(c, want, **tol)
+    assert set(_blas_threads()) == blas
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_products_outside_the_cblas_path_match_numpy(dtype):
+    """Operands the CBLAS path does not take go to NumPy's matmul and still come out right:
+    a strided view, an ``out`` overlapping an operand, integers, mixed dtypes, an empty
+    inner dimension."""
+    from fastnn.backends.numba import common
+
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((40, 60)).astype(dtype)
+    b = rng.standard_normal((60, 30)).astype(dtype)
+    strided = a[:, ::2]
+    np.testing.assert_allclose(common.matmul(strided, b[:30]), strided @ b[:30], rtol=1e-5)
+    square = rng.standard_normal((30, 30)).astype(dtype)
+    expected = square @ square
+    np.testing.assert_allclose(common.matmul(square, square, out=square), expected, rtol=1e-5)
+    ints = np.arange(12).reshape(3, 4)
+    np.testing.assert_array_equal(common.matmul(ints, ints.T), ints @ ints.T)
+    other = b.astype(np.float32 if dtype == np.float64 else np.float64)
+    np.testing.assert_allclose(common.matmul(a, other), a @ other, rtol=1e-12)
+    empty = common.matmul(np.ones((3, 0), dtype), np.ones((0, 4), dtype))
+    np.testing.assert_array_equal(empty, np.zeros((3, 4)))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -1,12 +1,12 @@
 """GEMM, the fused linear layer and the bias gradient.
 
 The matrix product itself goes to the BLAS NumPy links (numba's own ``np.dot`` reaches the
-same BLAS but needs SciPy, which fastnn does not require), single-threaded, large products
-split into row or column blocks over Python threads (``common.matmul``: a multi-threaded
-BLAS and numba's pool slow each other); what follows
-the product runs in one numba pass over the result: ``alpha``/``beta`` scaling for GEMM,
-bias plus activation for ``linear``. The bias gradient is a column sum split into per-thread
-partial sums, reduced at the end.
+same BLAS but needs SciPy, which fastnn does not require), single-threaded, split into row
+or column blocks (``common.matmul``: a multi-threaded BLAS and numba's pool slow each
+other): OpenBLAS's CBLAS called from numba's pool, with ``alpha`` and ``beta``, or else
+NumPy's matmul over Python threads. Bias plus activation for ``linear`` runs in one numba
+pass over the result. The bias gradient is a column sum split into per-thread partial sums,
+reduced at the end.
 """
 
 from __future__ import annotations
@@ -17,17 +17,6 @@ from numba import njit, prange
 
 from fastnn.backends.numba.activations import ACTIVATION_CODES, activate
 from fastnn.backends.numba.common import PARALLEL, alloc, flat, matmul, sync_threads
-
-
-@njit(**PARALLEL)
-def _scale_accumulate_kernel(product, out, alpha, beta):
-    """``out = beta * out + alpha * product`` (``out`` ignored when ``beta == 0``)."""
-    if beta == 0:
-        for i in prange(out.size):
-            out[i] = product[i] * alpha
-    else:
-        for i in prange(out.size):
-            out[i] = out[i] * beta + product[i] * alpha
 
 
 @njit(**PARALLEL)
@@ -75,14 +64,9 @@ class DenseOps:
         a = a.T if trans_a else a
         b = b.T if trans_b else b
         if out is None or beta == 0.0:
-            result = matmul(a, b, out=out)
-            if alpha != 1.0:
-                t = result.dtype.type
-                _scale_accumulate_kernel(flat(result), flat(result), t(alpha), t(0))
-            return result
-        t = out.dtype.type
+            return matmul(a, b, out=out, alpha=alpha)
         if out.size:
-            _scale_accumulate_kernel(flat(matmul(a, b)), flat(out), t(alpha), t(beta))
+            matmul(a, b, out=out, alpha=alpha, beta=beta)
         return out
 
     def linear(self, x, w, b=None, *, activation=None, out=None):
