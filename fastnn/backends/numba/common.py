@@ -69,6 +69,9 @@ _blas_pools = None  # threadpoolctl's BLAS controllers, found on first use
 
 
 def _blas_controllers():
+    """threadpoolctl's controllers of the BLAS libraries loaded at the first call: NumPy's
+    (loaded with NumPy, before fastnn). One that another library loads later (PyTorch's,
+    SciPy's) is not a BLAS NumPy calls, so the backend leaves its threads alone."""
     global _blas_pools
     if _blas_pools is None:
         from threadpoolctl import ThreadpoolController
