@@ -143,7 +143,7 @@ def single_threaded_blas():
 
 
 # A product below this many FLOPs runs as one call. Handing a block to another thread costs
-# 20-40 us, and a block is a BLAS call of its own that repacks the shared operand: on a
+# 20-70 us, and a block is a BLAS call of its own that repacks the shared operand: on a
 # 2-vCPU Intel host the split took 512^3 from 1.88 to 1.15 ms (OpenBLAS on 2 threads: 1.06)
 # but did not pay on the seed's dense products (64x3136x128: 0.59 ms single, 0.63 split,
 # right after NumPy's own 2-thread BLAS calls), nor in the seed's training step (0.98x).
@@ -183,9 +183,10 @@ os.register_at_fork(after_in_child=_forget_pool_after_fork)
 # products. numba's own workers are warm between the backend's kernels, so where NumPy's
 # BLAS is OpenBLAS (as in NumPy's wheels) the backend calls its cblas_sgemm / cblas_dgemm
 # straight from a parallel numba loop over the blocks, each call single-threaded. Intel
-# Xeon, 2 threads, float32, against NumPy on OpenBLAS's own 2 threads: 256^3 1.21x (the
-# Python-thread path: 0.59x), 512^3 1.04x (0.82x), the seed's dense products 0.98-1.00x
-# (0.45-0.54x), 64 x 256 x 10 1.26x.
+# Xeon, 2 threads, float32, `fastnn bench` against NumPy on OpenBLAS's own 2 threads: 256^3
+# 0.93x (the Python-thread path: 0.55x), 512^3 1.02x (0.69x), the seed's dense products
+# 0.84-0.88x (0.45-0.55x). The blocks alone run level with OpenBLAS's own 2-thread call or
+# ahead (0.98-1.21x); the rest is the op's Python around them.
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 _cblas_state = {"found": False, "fns": None}
