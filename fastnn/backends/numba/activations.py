@@ -112,12 +112,11 @@ def _sigmoid32_serial(x, y):
 # |x| = 9.010914. One thread: level with NumPy's SIMD tanh at 100k elements (24 us);
 # two: 1.8-2.0x it at 100k-1M elements (13.7 against 24.7 us, 147 against 297), where the
 # exp form it replaced ran at 0.87-0.91x.
-_TP = tuple(np.float32(c) for c in (-8.532517276e-14, 5.298193481e-11, -2.027419121e-08,
-                                    1.116792464e-05, 3.105358453e-03, 1.308529824e-01))
-_TQ = tuple(np.float32(c) for c in (2.548125340e-04, 2.450086549e-02, 4.641862512e-01))
+_P0, _P1, _P2, _P3, _P4, _P5 = (np.float32(c) for c in (
+    -8.532517276e-14, 5.298193481e-11, -2.027419121e-08, 1.116792464e-05, 3.105358453e-03,
+    1.308529824e-01))
+_Q0, _Q1, _Q2 = (np.float32(c) for c in (2.548125340e-04, 2.450086549e-02, 4.641862512e-01))
 _TANH_SATURATE = np.float32(9.010914)  # the smallest float whose tanh rounds to 1
-_P0, _P1, _P2, _P3, _P4, _P5 = _TP
-_Q0, _Q1, _Q2 = _TQ
 
 
 @njit(fastmath={"contract"}, **JIT)
